@@ -24,6 +24,8 @@ DEFAULT_MAX_SIZE = 4 * 1024**3
 
 def compress(data: bytes) -> bytes:
     """Snappy-frame `data` (stream identifier, chunks with masked CRC-32C)."""
+    if not data:  # the engine emits nothing for empty input; a stream still has its identifier
+        return STREAM_IDENTIFIER
     return bytes(cramjam.snappy.compress(data))
 
 
@@ -102,6 +104,8 @@ def decompress(data, max_size: int = DEFAULT_MAX_SIZE, where: str = "payload",
     if total > max_size:
         raise FormatError(
             f"{where}: offset {base}: decompressed size {total} exceeds the limit {max_size}")
+    if total == 0:
+        return b""
     out = bytearray(total)
     try:
         written = cramjam.snappy.decompress_into(bytes(data) if not isinstance(data, (bytes, bytearray)) else data, out)

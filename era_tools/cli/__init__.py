@@ -1,0 +1,62 @@
+"""The `era` command: click group, shared options, and the one place errors become exit codes.
+
+Only this package prints or exits.  Library code reports progress through callbacks; commands
+turn them into tqdm bars.  Exit codes: 0 success, 1 verification failure, 2 usage/IO/format
+error, 3 internal error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..errors import EraToolsError
+
+
+class EraGroup(click.Group):
+    """Turns EraToolsError (and OS errors) into one clear line and a meaningful exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EraToolsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug: still one line, unless asked for the traceback
+            if os.environ.get("ERA_TOOLS_DEBUG"):
+                raise
+            click.echo(f"error: internal error: {type(exc).__name__}: {exc} "
+                       "(set ERA_TOOLS_DEBUG=1 for a traceback)", err=True)
+            sys.exit(3)
+
+
+@click.group(cls=EraGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="era_tools")
+def main():
+    """Read, write, verify, serve and sync Ethereum consensus-layer .era archives."""
+
+
+def _register():
+    # Each command lives in its own module; importing registers it on `main`.
+    import importlib
+
+    for mod in ("inspect", "verify", "store", "sync", "serve"):
+        try:
+            importlib.import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as exc:  # a command module not written yet
+            if exc.name != f"{__name__}.{mod}":
+                raise
+
+
+_register()

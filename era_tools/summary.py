@@ -1,0 +1,63 @@
+"""What is in an era file: the facts `era info` prints, as a plain dict.
+
+Reads through EraReader; hashes the state once for its root.  Knows nothing of the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+from . import e2store
+from .config import Network
+from .era import EraReader, parse_era_file_name
+from .errors import hex0x
+
+
+def state_root(state_ssz: bytes, fork: str, preset_base: str) -> bytes:
+    """hash_tree_root of a serialized BeaconState (the one place that chooses how)."""
+    from . import ssz
+
+    return ssz.hash_tree_root(ssz.decode_state(state_ssz, fork, preset_base))
+
+
+def describe(path: str, network: Network) -> dict:
+    with EraReader(path) as r:
+        head = r.state_head(network.slots_per_historical_root)
+        expected = r.expected_name(network.config_name, head)
+        parsed = parse_era_file_name(r.name)
+        records: "OrderedDict[str, dict]" = OrderedDict()
+        unknown = []
+        for rec in r.records():
+            name = e2store.type_name(rec.type)
+            agg = records.setdefault(name, {"count": 0, "bytes": 0})
+            agg["count"] += 1
+            agg["bytes"] += rec.length + e2store.HEADER_SIZE
+            if rec.type not in e2store.TYPE_NAMES:
+                unknown.append({"type": hex0x(rec.type), "offset": rec.offset,
+                                "length": rec.length})
+        block_slots = r.block_slots()
+        state_fork = network.fork_name_at_slot(r.state_slot)
+        forks = sorted({network.fork_name_at_slot(s) for s in block_slots} | {state_fork},
+                       key=lambda f: [x.name for x in network.forks].index(f))
+        out = {
+            "file": path,
+            "name": r.name,
+            "era": r.era,
+            "expected_name": expected,
+            "name_ok": r.name == expected,
+            "name_era_ok": parsed is not None and parsed[1] == r.era,
+            "start_slot": r.start_slot,
+            "end_slot": r.end_slot,
+            "blocks": len(block_slots),
+            "empty_slots": len(r.empty_slots()),
+            "forks": forks,
+            "state_slot": r.state_slot,
+            "state_fork": state_fork,
+            "state_root": hex0x(state_root(r.state_ssz(), state_fork, network.preset_base)),
+            "genesis_validators_root": hex0x(head.genesis_validators_root),
+            "file_size": os.path.getsize(path),
+            "records": records,
+            "unknown_records": unknown,
+        }
+        return out
