@@ -1,0 +1,195 @@
+"""`era pull`, `era export`, `era frontfill`, `era status`: the chain store commands."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import main
+from .common import echo_json, json_option, network_options, pick_network, progress_bar
+from ..errors import StoreError, hex0x
+
+db_option = click.option("--db", "db", required=True, type=click.Path(file_okay=False),
+                         help="Chain store directory (LevelDB).")
+
+
+def _open_store(db, network=None, readonly=False, create=True):
+    from ..store import ChainStore
+
+    return ChainStore.open(db, network, readonly=readonly, create=create)
+
+
+@main.command()
+@click.option("--beacon-api", "url", required=True, metavar="URL",
+              help="Beacon node REST API, e.g. http://127.0.0.1:5052")
+@db_option
+@click.option("--from-slot", type=click.IntRange(min=0), default=None,
+              help="First slot (default 0; covered slots are skipped, so reruns resume).")
+@click.option("--to-slot", type=click.IntRange(min=0), default=None,
+              help="Last slot (default: the node's finalized slot).")
+@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Concurrent block requests.")
+@click.option("--batch-slots", type=click.IntRange(1, 100000), default=256, show_default=True,
+              help="Slots per atomic store write.")
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds per block request (states get 12x).")
+@click.option("--retries", type=click.IntRange(1, 20), default=3, show_default=True)
+@network_options
+@json_option
+def pull(url, db, from_slot, to_slot, workers, batch_slots, timeout, retries, network_name,
+         config_path, as_json):
+    """Copy finalized blocks and era-boundary states from a beacon node into the store.
+
+    Refuses a syncing node or one on another network than --network/--config or the store.
+    Every block must link to the one before it; every state's block_roots must agree with the
+    blocks.  Resumable: rerun the same command after an interruption."""
+    from ..pull import node_network, pull as do_pull
+    from ..sync.peers import BeaconApiClient
+
+    expected = None
+    if network_name or config_path:
+        expected = pick_network(network_name, config_path, quiet=True)
+    api = BeaconApiClient(url, timeout=timeout, state_timeout=timeout * 12, retries=retries)
+    net = node_network(api, expected)
+    with _open_store(db, net) as store:
+        fin = api.finalized_epoch() * net.slots_per_epoch
+        a = from_slot or 0
+        b = fin if to_slot is None else to_slot
+        with progress_bar(max(b - a + 1, 0), "pull", unit="slot",
+                          disable=None if not as_json else True) as bar:
+            res = do_pull(store, api, from_slot, to_slot, workers=workers,
+                          batch_slots=batch_slots, progress=bar.update)
+        summary = {"network": net.config_name, "from_slot": res.from_slot,
+                   "to_slot": res.to_slot, "slots_pulled": res.slots, "blocks": res.blocks,
+                   "states": res.states, "slots_already_stored": res.skipped_slots,
+                   "bytes": res.bytes}
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo(f"pulled slots {res.from_slot}..{res.to_slot} from {url}: {res.blocks} "
+                   f"blocks, {res.states} states, {res.skipped_slots} slots already stored")
+
+
+@main.command()
+@db_option
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the .era files.")
+@click.option("--from-era", type=click.IntRange(min=0), default=None)
+@click.option("--to-era", type=click.IntRange(min=0), default=None)
+@click.option("--no-fsync", is_flag=True, help="Skip fsync (faster, not crash-safe).")
+@json_option
+def export(db, out_dir, from_era, to_era, no_fsync, as_json):
+    """Write the complete eras the store holds as .era files.
+
+    Files that already exist with the right name are skipped.  With --from-era/--to-era,
+    eras whose blocks or boundary state are missing are named and the exit code is 2.
+    Safe to run beside a live `era pull` (reads a snapshot)."""
+    from ..export import export as do_export, exportable_range
+
+    with _open_store(db, readonly=True) as store:
+        rng = exportable_range(store)
+        lo = from_era if from_era is not None else (rng[0] if rng else 0)
+        hi = to_era if to_era is not None else (rng[1] if rng else lo - 1)
+        with progress_bar(max(hi - lo + 1, 0), "export", unit="era",
+                          disable=None if not as_json else True) as bar:
+            res = do_export(store, out_dir, from_era, to_era, progress=bar.update,
+                            fsync=not no_fsync)
+    if as_json:
+        echo_json({"written": res.written, "skipped": res.skipped,
+                   "missing": {str(k): v for k, v in res.missing.items()},
+                   "bytes": res.bytes_written})
+    else:
+        click.echo(f"exported {len(res.written)} era files to {out_dir} "
+                   f"({len(res.skipped)} already there)")
+    if res.missing:
+        for era, why in sorted(res.missing.items()):
+            click.echo(f"error: era {era}: {why}", err=True)
+        eras = ", ".join(str(e) for e in sorted(res.missing))
+        click.echo(f"error: cannot export era(s) {eras}: history missing from the store",
+                   err=True)
+        sys.exit(2)
+
+
+@main.command()
+@db_option
+@click.argument("era_paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--mode", type=click.Choice(["reference", "copy"]), default="reference",
+              show_default=True,
+              help="reference: index blocks in place in the era files (fast, the files must "
+                   "stay); copy: copy blocks and states into LevelDB.")
+@click.option("--check", type=click.Choice(["roots", "index"]), default="roots",
+              show_default=True,
+              help="roots: hash every block against the state's block_roots; index: trust "
+                   "the blocks, check names, state heads and parent links only.")
+@network_options
+@json_option
+def frontfill(db, era_paths, mode, check, network_name, config_path, as_json):
+    """Fill the store from era files (files or directories), oldest first.
+
+    Each file is checked at the roots level before it touches the store; consecutive eras
+    must link; where the store already holds newer blocks the eras must link to them exactly,
+    or nothing is written.  Resumable."""
+    from ..era import era_files_in
+    from ..frontfill import frontfill as do_frontfill
+
+    net = pick_network(network_name, config_path, era_paths, quiet=as_json)
+    files = era_files_in(era_paths)
+    if not files:
+        raise StoreError(f"no .era files in {', '.join(era_paths)}")
+    with _open_store(db, net) as store:
+        with progress_bar(len(files) * store.sphr, "frontfill", unit="slot",
+                          disable=None if not as_json else True) as bar:
+            res = do_frontfill(store, files, mode=mode, check=check, progress=bar.update)
+        anchor = store.anchor
+    if as_json:
+        echo_json({"eras_written": res.eras_written, "eras_skipped": res.eras_skipped,
+                   "slots_indexed": res.slots_indexed, "blocks": res.blocks,
+                   "anchor": anchor.to_json()})
+    else:
+        click.echo(f"front-filled {len(res.eras_written)} eras ({res.blocks} blocks, "
+                   f"{res.slots_indexed} slots, mode {mode}); {len(res.eras_skipped)} already "
+                   "stored")
+
+
+@main.command()
+@db_option
+@json_option
+def status(db, as_json):
+    """Show the store's network, covered slot ranges, gaps, anchor and sizes."""
+    with _open_store(db, readonly=True) as store:
+        a = store.anchor
+        net = store.network
+        stats = store.table_stats()
+        info = {
+            "path": store.path,
+            "network": net.config_name,
+            "preset": net.preset_base,
+            "genesis_validators_root": hex0x(net.genesis_validators_root),
+            "covered": [[x, y] for x, y in a.covered],
+            "gaps": [[x, y] for x, y in store.gaps()],
+            "anchor": a.to_json(),
+            "era_states": [s // store.sphr for s in store.state_slots()],
+            "referenced_files": len(store.referenced_files()),
+            "tables": stats,
+            "disk_bytes": store.disk_bytes(),
+        }
+    if as_json:
+        echo_json(info)
+        return
+    click.echo(f"store:    {info['path']}")
+    click.echo(f"network:  {info['network']} ({info['preset']} preset), genesis_validators_root "
+               f"{info['genesis_validators_root']}")
+    cov = ", ".join(f"{x}..{y}" for x, y in a.covered) or "nothing"
+    click.echo(f"covered:  {cov}")
+    click.echo(f"gaps:     {', '.join(f'{x}..{y}' for x, y in info['gaps']) or 'none'}")
+    if a.oldest_block_slot is not None:
+        click.echo(f"anchor:   oldest block {a.oldest_block_slot} {hex0x(a.oldest_block_root)} "
+                   f"(parent {hex0x(a.oldest_block_parent) if a.oldest_block_parent else '?'}), "
+                   f"newest slot {a.newest_slot} {hex0x(a.newest_root) if a.newest_root else ''}")
+    eras = info["era_states"]
+    click.echo(f"states:   {len(eras)} era-boundary states" +
+               (f" (eras {eras[0]}..{eras[-1]})" if eras else ""))
+    click.echo(f"blocks:   {stats['blocks']['entries']} stored, {stats['block_refs']['entries']} "
+               f"referenced in {info['referenced_files']} era files")
+    click.echo(f"size:     {info['disk_bytes']} bytes on disk")

@@ -1,0 +1,294 @@
+"""Front-fill: load history from era files into the chain store, oldest first.
+
+For each era file, before it touches the store:
+  * roots: every block's hash_tree_root(message) equals state.block_roots[slot % SPHR]; an
+    empty slot repeats the previous root; the file name's short root equals the one computed
+    from the state; genesis_validators_root is the store's;
+  * links: the era's first block's parent is the previous era's last root, and the state's
+    state_roots[0] equals hash_tree_root(previous era state) when that state is at hand;
+  * the store: every slot the store already indexes agrees with the era, and where the store
+    holds newer blocks (a checkpoint sync), the era root at the oldest stored block's parent
+    slot equals that block's parent_root.  A mismatch there is fatal and nothing is written.
+
+Each era is one atomic write batch (blocks or references, summaries, index, state, anchor), so
+a killed run resumes at the first era not yet covered.
+
+Blocks are either copied into LevelDB (mode "copy") or referenced by era file + record offset
+(mode "reference", the default: see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import framing
+from .era import EraReader, StateHead, era_files_in, parse_era_file_name
+from .errors import FormatError, VerificationError, hex0x
+from .store import ChainStore, schema
+
+ZERO_ROOT = b"\x00" * 32
+MODES = ("reference", "copy")
+CHECKS = ("roots", "index")
+
+# SignedBeaconBlock SSZ: offset(message) u32 | signature 96 | message: slot u64 |
+# proposer_index u64 | parent_root 32 | state_root 32 | offset(body) u32 | ...
+_MSG = 4 + 96
+_PARENT = slice(_MSG + 16, _MSG + 48)
+_SLOT = slice(_MSG, _MSG + 8)
+
+
+@dataclass
+class FrontfillResult:
+    eras_written: list = field(default_factory=list)
+    eras_skipped: list = field(default_factory=list)
+    slots_indexed: int = 0
+    blocks: int = 0
+    bytes_read: int = 0
+
+
+@dataclass
+class _Era:
+    path: str
+    reader: EraReader
+    era: int
+    head: StateHead
+
+
+def block_roots_check(reader: EraReader, head: StateHead, network, prev_root: bytes | None,
+                      hash_blocks: bool = True) -> dict:
+    """The `roots` level for one era file.  Returns {slot: (root, parent_root)} for its blocks.
+
+    Kept as one function so era_tools.verify's roots level can replace it."""
+    sphr = head.sphr
+    out = {}
+    where = reader.path
+    if hash_blocks:
+        from . import ssz
+    last = prev_root
+    for slot in reader.slots():
+        want = head.block_root_at(slot)
+        rec = reader.block_record(slot)
+        if rec is None:
+            if last is not None and want != last:
+                raise VerificationError(
+                    f"{where}: slot {slot}: empty slot but block_roots[{slot % sphr}] is "
+                    f"{hex0x(want)}, not the previous root {hex0x(last)}")
+            last = want
+            continue
+        framed = reader.block_framed(slot)
+        if hash_blocks:
+            data = framing.decompress(framed, where=where, base=rec.data_offset)
+            blk = ssz.decode_block(data, network.fork_name_at_slot(slot), network.preset_base,
+                                   where=f"{where}: offset {rec.offset}")
+            root = ssz.block_root(blk)
+            bslot, parent = int(blk.message.slot), bytes(blk.message.parent_root)
+        else:
+            data = framing.decompress_prefix(framed, _PARENT.stop, where=where,
+                                             base=rec.data_offset)
+            if len(data) < _PARENT.stop:
+                raise FormatError(f"{where}: offset {rec.offset}: block too short")
+            root = want
+            bslot = int.from_bytes(data[_SLOT], "little")
+            parent = bytes(data[_PARENT])
+        if bslot != slot:
+            raise VerificationError(f"{where}: offset {rec.offset}: block slot {bslot} at "
+                                    f"index slot {slot}")
+        if root != want:
+            raise VerificationError(
+                f"{where}: slot {slot}: block root {hex0x(root)} does not match "
+                f"state.block_roots[{slot % sphr}] {hex0x(want)}")
+        if last is not None and parent != last:
+            raise VerificationError(
+                f"{where}: slot {slot}: block parent_root {hex0x(parent)} does not link to "
+                f"the previous block root {hex0x(last)}")
+        if slot == 0 and parent != ZERO_ROOT:
+            raise VerificationError(f"{where}: slot 0: genesis block parent_root "
+                                    f"{hex0x(parent)} is not zero")
+        out[slot] = (root, parent)
+        last = root
+    return out
+
+
+def _state_root(state_ssz: bytes, network, slot: int) -> bytes:
+    from . import ssz
+
+    st = ssz.decode_state(state_ssz, network.fork_name_at_slot(slot), network.preset_base)
+    return ssz.hash_tree_root(st)
+
+
+def frontfill(store: ChainStore, paths, mode: str = "reference", check: str = "roots",
+              link_states: bool = True,
+              progress: Callable[[int], None] | None = None) -> FrontfillResult:
+    """Fill `store` from the era files in `paths` (files or directories)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    net = store.network
+    sphr = net.slots_per_historical_root
+    files = era_files_in(paths)
+    eras: list[_Era] = []
+    res = FrontfillResult()
+    try:
+        # -- pass 1: open every file, read its state head, check names and network ---------
+        seen = {}
+        for p in files:
+            r = EraReader(p)
+            parsed = parse_era_file_name(p)
+            era = r.era
+            if r.slots_per_historical_root not in (None, sphr):
+                r.close()
+                raise VerificationError(f"{p}: SLOTS_PER_HISTORICAL_ROOT "
+                                        f"{r.slots_per_historical_root}, the store's network "
+                                        f"{net.config_name} has {sphr}")
+            head = r.state_head(sphr)
+            eras.append(_Era(p, r, era, head))
+            if head.genesis_validators_root != store.genesis_validators_root:
+                raise VerificationError(
+                    f"{p}: genesis_validators_root {hex0x(head.genesis_validators_root)} is not "
+                    f"the store's {hex0x(store.genesis_validators_root)} (another network)")
+            if parsed is None:
+                raise FormatError(f"{p}: not an era file name (<config>-<era>-<root>.era)")
+            cfg, name_era, short = parsed
+            if cfg != net.config_name:
+                raise VerificationError(f"{p}: file names network {cfg!r}, the store holds "
+                                        f"{net.config_name!r}")
+            if name_era != era:
+                raise VerificationError(f"{p}: file name says era {name_era}, its state is "
+                                        f"at slot {r.state_slot} (era {era})")
+            if short != head.short_root(era).hex():
+                raise VerificationError(
+                    f"{p}: file name root {short} does not match the root computed from its "
+                    f"state, {head.short_root(era).hex()}")
+            if era in seen:
+                raise VerificationError(f"{p}: era {era} is also given as {seen[era]}")
+            seen[era] = p
+        eras.sort(key=lambda e: e.era)
+
+        # -- pass 2: where the store already has newer history, the eras must link to it ---
+        _check_store_links(store, eras, sphr)
+
+        # -- pass 3: one era per batch ----------------------------------------------------
+        prev: _Era | None = None
+        for e in eras:
+            start, end = (e.era - 1) * sphr, e.era * sphr - 1
+            state_slot = e.era * sphr
+            if e.era == 0:
+                done = store.has_state(0)
+            else:
+                done = store.is_covered(start, end) and store.has_state(state_slot)
+            if done:
+                res.eras_skipped.append(e.era)
+                prev = e
+                if progress and e.era > 0:
+                    progress(sphr)
+                continue
+            _import_era(store, e, prev, mode, check, link_states, res)
+            res.eras_written.append(e.era)
+            if progress and e.era > 0:
+                progress(sphr)
+            prev = e
+        return res
+    finally:
+        for e in eras:
+            e.reader.close()
+
+
+def _check_store_links(store: ChainStore, eras: list, sphr: int) -> None:
+    """The era root at the parent slot of the oldest block of each stored range must equal
+    that block's parent_root, when the era files cover that slot."""
+    by_era = {e.era: e for e in eras}
+    for a, _b in store.covered_ranges():
+        if a == 0:
+            continue
+        parent_slot = a - 1
+        e = by_era.get(parent_slot // sphr + 1)
+        if e is None:
+            continue
+        # oldest block of this stored range
+        first_block = None
+        for k, v in store.iter_index(a, _b):
+            if v:
+                first_block = bytes(v)
+                break
+        if first_block is None:
+            continue
+        _slot, parent = store.get_summary(first_block)
+        era_root = e.head.block_root_at(parent_slot)
+        # blocks between a and the first block are empty: the era root just below `a`
+        # must be that block's parent.
+        if era_root != parent:
+            raise VerificationError(
+                f"{e.path}: slot {parent_slot}: era root {hex0x(era_root)} does not match the "
+                f"parent_root {hex0x(parent)} of the store's oldest block at slot {_slot} "
+                "(wrong network or corrupt archive); nothing written")
+
+
+def _import_era(store: ChainStore, e: _Era, prev: _Era | None, mode: str, check: str,
+                link_states: bool, res: FrontfillResult) -> None:
+    net = store.network
+    sphr = net.slots_per_historical_root
+    r, head = e.reader, e.head
+    b = store.batch()
+    state_slot = e.era * sphr
+    if e.era > 0:
+        start, end = (e.era - 1) * sphr, state_slot - 1
+        # the root just before this era: previous era in this run, else the store
+        if prev is not None and prev.era == e.era - 1 and prev.era > 0:
+            prev_root = prev.head.block_root_at(start - 1)
+        elif start == 0:
+            prev_root = None
+        else:
+            prev_root = store.block_root_at(start - 1)
+        blocks = block_roots_check(r, head, net, prev_root, hash_blocks=(check == "roots"))
+        # agree with whatever the store already indexes in this range
+        existing = {}
+        for k, v in store.iter_index(start, end):
+                existing[schema.slot_of_key(k)] = bytes(v)
+        positions = r.block_index.positions
+        fid = b.file_id(r.path) if mode == "reference" else None
+        for i, slot in enumerate(range(start, end + 1)):
+            got = blocks.get(slot)
+            have = existing.get(slot)
+            if have is not None:
+                if have != (got[0] if got else b""):
+                    raise VerificationError(
+                        f"{r.path}: slot {slot}: the store indexes "
+                        f"{hex0x(have) if have else 'an empty slot'}, the era file has "
+                        f"{hex0x(got[0]) if got else 'an empty slot'}")
+                continue
+            if got is None:
+                b.put_empty(slot)
+                continue
+            root, parent = got
+            pos = int(positions[i])
+            if mode == "reference":
+                b.put_block_ref(slot, root, parent, fid, pos)
+            else:
+                framed = r.block_framed(slot)
+                res.bytes_read += len(framed)
+                b.put_block(slot, root, parent, framed)
+            res.blocks += 1
+        b.cover(start, end)
+        res.slots_indexed += sphr
+        # the state of the previous era must be this state's state_roots[0]
+        if link_states:
+            prev_state = None
+            if prev is not None and prev.era == e.era - 1:
+                prev_state = prev.reader.state_ssz()
+            elif store.has_state(start):
+                prev_state = store.get_state(start)
+            if prev_state is not None:
+                got_root = _state_root(prev_state, net, start)
+                if head.state_roots[:32] != got_root:
+                    raise VerificationError(
+                        f"{r.path}: state_roots[0] {hex0x(head.state_roots[:32])} is not the "
+                        f"root of the era {e.era - 1} state at slot {start}, "
+                        f"{hex0x(got_root)}: the eras do not link")
+    if mode == "reference":
+        b.put_state_ref(state_slot, b.file_id(r.path), r.state_record().offset)
+    else:
+        framed = r.state_framed()
+        res.bytes_read += len(framed)
+        b.put_state(state_slot, framed)
+    store.commit(b)

@@ -1,0 +1,232 @@
+"""`era pull`: copy finalized blocks and era-boundary states from a beacon node into the store.
+
+    net = node_network(api, expected=None)     # spec + genesis + syncing; refuses bad nodes
+    store = ChainStore.open(db, net)           # StoreError if the store holds another network
+    pull(store, api, from_slot, to_slot)
+
+Blocks come from /eth/v2/beacon/blocks/{slot} (a 404 is an empty slot), states from
+/eth/v2/debug/beacon/states/{slot} at multiples of SLOTS_PER_HISTORICAL_ROOT.  Every block's
+parent_root must be the root of the block before it (also across the store's existing
+history, below and above the pulled range), and every state's block_roots must agree with the
+indexed blocks.  Slots are fetched concurrently (a thread pool) and committed in slot order,
+`batch_slots` at a time, each batch one atomic write: a killed pull resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import framing, ssz
+from .config import Network, network_from_spec
+from .era import StateHead, state_prefix_size
+from .errors import PeerError, VerificationError, hex0x
+from .store import ChainStore, schema
+from .sync.peers import BeaconApiClient
+
+ZERO_ROOT = b"\x00" * 32
+
+
+@dataclass
+class PullResult:
+    slots: int = 0
+    blocks: int = 0
+    states: int = 0
+    bytes: int = 0
+    skipped_slots: int = 0
+    from_slot: int = 0
+    to_slot: int = 0
+    batches: int = field(default=0)
+
+
+def json_to_ssz_for(preset_base: str):
+    """A converter for nodes that answer JSON only: Beacon API JSON -> SSZ bytes."""
+    from .ssz import json as ssz_json
+
+    def convert(data: dict, type_name: str, fork: str) -> bytes:
+        cls = getattr(ssz.types_for(fork, preset_base), type_name)
+        return ssz.encode(ssz_json.from_json(data, cls, where=f"{type_name} ({fork}) JSON"))
+
+    return convert
+
+
+def node_network(api: BeaconApiClient, expected: Network | None = None) -> Network:
+    """The node's network from /config/spec and /beacon/genesis, after checking it is synced
+    and (when `expected` is given) that it is the expected network."""
+    spec = api.spec()
+    genesis = api.genesis()
+    syncing = api.syncing()
+    if _truthy(syncing.get("is_syncing")):
+        raise PeerError(f"{api.base_url}: the node is syncing (head_slot "
+                        f"{syncing.get('head_slot')}, sync_distance "
+                        f"{syncing.get('sync_distance')}); pull from a synced node")
+    net = network_from_spec(spec, genesis=genesis)
+    if net.genesis_validators_root is None:
+        raise PeerError(f"{api.base_url}: /eth/v1/beacon/genesis gave no "
+                        "genesis_validators_root")
+    if expected is not None:
+        if expected.genesis_validators_root and \
+                expected.genesis_validators_root != net.genesis_validators_root:
+            raise PeerError(
+                f"{api.base_url}: node's genesis_validators_root "
+                f"{hex0x(net.genesis_validators_root)} is not {expected.name}'s "
+                f"{hex0x(expected.genesis_validators_root)} (another network)")
+        if (expected.config_name, expected.preset_base) != (net.config_name, net.preset_base):
+            raise PeerError(f"{api.base_url}: node runs {net.config_name} "
+                            f"({net.preset_base} preset), expected {expected.config_name}")
+    if api.preset_base is None:
+        api.preset_base = net.preset_base
+        api._json_to_ssz = json_to_ssz_for(net.preset_base)
+    return net
+
+
+def _truthy(v) -> bool:
+    return v is True or str(v).lower() == "true"
+
+
+def finalized_slot(api: BeaconApiClient, net: Network) -> int:
+    return api.finalized_epoch() * net.slots_per_epoch
+
+
+def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
+         to_slot: int | None = None, workers: int = 8, batch_slots: int = 256,
+         progress: Callable[[int], None] | None = None) -> PullResult:
+    net = store.network
+    sphr = net.slots_per_historical_root
+    fin = finalized_slot(api, net)
+    a = 0 if from_slot is None else from_slot
+    b = fin if to_slot is None else to_slot
+    if b > fin:
+        raise PeerError(f"{api.base_url}: --to-slot {b} is past the node's finalized slot "
+                        f"{fin}; only finalized history is pulled")
+    if a > b:
+        raise PeerError(f"--from-slot {a} is after --to-slot {b}")
+    res = PullResult(from_slot=a, to_slot=b)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        # era 0: the genesis state
+        if a == 0 and not store.has_state(0):
+            _pull_state(store, api, net, 0, res)
+        era = a // sphr + 1
+        while (era - 1) * sphr <= b:
+            lo, hi = max(a, (era - 1) * sphr), min(b, era * sphr - 1)
+            s = lo
+            while s <= hi:
+                e = min(hi, s + batch_slots - 1)
+                if store.is_covered(s, e):
+                    res.skipped_slots += e - s + 1
+                else:
+                    _pull_blocks(store, api, net, pool, s, e, res)
+                if progress:
+                    progress(e - s + 1)
+                s = e + 1
+            state_slot = era * sphr
+            if state_slot <= b and not store.has_state(state_slot):
+                _pull_state(store, api, net, state_slot, res)
+            era += 1
+    return res
+
+
+def _fetch(api: BeaconApiClient, slot: int):
+    return slot, api.block(slot)
+
+
+def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, first: int,
+                 last: int, res: PullResult) -> None:
+    """Fetch [first, last], check the links and commit them as one batch."""
+    # the root just before `first`: from the store (None if unknown)
+    if first == 0:
+        prev = None
+    else:
+        prev = store.block_root_at(first - 1)
+    batch = store.batch()
+    for slot, resp in pool.map(lambda s: _fetch(api, s), range(first, last + 1)):
+        if resp is None:
+            batch.put_empty(slot)
+            continue
+        fork = net.fork_name_at_slot(slot)
+        if resp.fork and resp.fork != fork:
+            raise PeerError(f"{resp.url}: node says fork {resp.fork}, the schedule says "
+                            f"{fork} at slot {slot}")
+        blk = ssz.decode_block(resp.ssz, fork, net.preset_base, where=resp.url)
+        if int(blk.message.slot) != slot:
+            raise PeerError(f"{resp.url}: block has slot {int(blk.message.slot)}, asked for "
+                            f"{slot}")
+        root = ssz.block_root(blk)
+        parent = bytes(blk.message.parent_root)
+        if slot == 0 and parent != ZERO_ROOT:
+            raise VerificationError(f"{resp.url}: slot 0: genesis block parent_root "
+                                    f"{hex0x(parent)} is not zero")
+        if prev is not None and parent != prev:
+            raise VerificationError(
+                f"{resp.url}: slot {slot}: block parent_root {hex0x(parent)} does not link to "
+                f"the previous block {hex0x(prev)}; nothing from slots {first}..{last} "
+                "was written")
+        prev = root
+        framed = framing.compress(resp.ssz)
+        batch.put_block(slot, root, parent, framed)
+        res.blocks += 1
+        res.bytes += len(resp.ssz)
+    # link to the store's history right above the batch, if any
+    if prev is not None:
+        for k, v in store.iter_index(last + 1, last + 1 + 2 * net.slots_per_historical_root):
+            if v:
+                sm = store.get_summary(bytes(v))
+                if sm and sm[1] != prev:
+                    raise VerificationError(
+                        f"{api.base_url}: slot {last}: the pulled chain ends at {hex0x(prev)} "
+                        f"but the stored block at slot {sm[0]} has parent {hex0x(sm[1])}")
+                break
+    batch.cover(first, last)
+    store.commit(batch)
+    res.slots += last - first + 1
+    res.batches += 1
+
+
+def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int,
+                res: PullResult) -> None:
+    resp = api.state(slot)
+    if resp is None:
+        raise PeerError(f"{api.base_url}/eth/v2/debug/beacon/states/{slot}: the node does not "
+                        "serve this historical state (404)")
+    fork = net.fork_name_at_slot(slot)
+    if resp.fork and resp.fork != fork:
+        raise PeerError(f"{resp.url}: node says fork {resp.fork}, the schedule says {fork} at "
+                        f"slot {slot}")
+    sphr = net.slots_per_historical_root
+    head = StateHead.parse(resp.ssz[:state_prefix_size(sphr)], sphr, resp.url)
+    if head.slot != slot:
+        raise PeerError(f"{resp.url}: state has slot {head.slot}, asked for {slot}")
+    if head.genesis_validators_root != store.genesis_validators_root:
+        raise VerificationError(
+            f"{resp.url}: state genesis_validators_root {hex0x(head.genesis_validators_root)}"
+            f" is not the store's {hex0x(store.genesis_validators_root)}")
+    if slot > 0:
+        _check_block_roots(store, head, slot, resp.url)
+    b = store.batch()
+    b.put_state(slot, framing.compress(resp.ssz))
+    store.commit(b)
+    res.states += 1
+    res.bytes += len(resp.ssz)
+
+
+def _check_block_roots(store: ChainStore, head: StateHead, state_slot: int, url: str) -> None:
+    """state.block_roots must agree with every indexed slot of [state_slot - SPHR, state_slot)."""
+    sphr = head.sphr
+    start = state_slot - sphr
+    last = store.block_root_at(start - 1) if start > 0 else None
+    expect = start
+    for k, v in store.iter_index(start, state_slot - 1):
+        s = schema.slot_of_key(k)
+        if s != expect:  # a hole: the root before is unknown
+            last = None
+        expect = s + 1
+        if v:
+            last = bytes(v)
+        if last is None:
+            continue
+        want = head.block_root_at(s)
+        if want != last:
+            raise VerificationError(
+                f"{url}: state block_roots[{s % sphr}] (slot {s}) is {hex0x(want)}, the "
+                f"indexed chain has {hex0x(last)}")

@@ -1,0 +1,425 @@
+"""The chain store: finalized blocks, the slot -> root index, era-boundary states, an anchor.
+
+    store = ChainStore.open(path, network)               # creates, or checks the network
+    b = store.batch()
+    b.put_block(slot, root, parent_root, framed)         # block + summary + index entry
+    b.put_empty(slot)                                    # explicit empty slot
+    b.put_state(slot, framed)                            # era-boundary state (snappy-framed)
+    b.cover(first_slot, last_slot)                       # these slots are now fully indexed
+    store.commit(b)                                      # ONE atomic LevelDB write batch:
+                                                         # data, index and the new anchor
+
+    store.anchor, store.covered_ranges(), store.gaps()
+    store.index_entry(slot)      # None (unknown) | b"" (empty slot) | root
+    store.block_root_at(slot)    # the block_roots[] meaning: root of the latest block <= slot
+    store.get_block_framed(root), store.get_summary(root), store.get_state_framed(slot)
+
+Blocks may be stored inline (framed bytes in LevelDB) or as references into era files
+(`put_block_ref`), which front-fill uses by default.  Readers do not care which.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+from .. import e2store, framing
+from ..config import Network, network_from_spec
+from ..errors import StoreError, hex0x
+from . import schema
+from .db import KV
+from .schema import Anchor
+
+
+def _network_identity(net: Network) -> dict:
+    return {"config_name": net.config_name, "preset_base": net.preset_base,
+            "forks": [[f.name, f.epoch, f.version.hex()] for f in net.forks]}
+
+
+class Batch:
+    """Pending writes of one import step.  Nothing is visible until `ChainStore.commit`."""
+
+    def __init__(self, store: "ChainStore"):
+        self.store = store
+        self.puts: dict[bytes, bytes] = {}
+        self.index: dict[int, bytes] = {}        # slot -> root or b""
+        self.summaries: dict[bytes, tuple] = {}  # root -> (slot, parent)
+        self.ranges: list[tuple[int, int]] = []
+        self.anchor: Anchor | None = None        # explicit override (set_anchor)
+        self.new_files: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.puts)
+
+    def put_block(self, slot: int, root: bytes, parent_root: bytes, framed: bytes) -> None:
+        self.puts[schema.block_key(root)] = bytes(framed)
+        self._summary_and_index(slot, root, parent_root)
+
+    def put_block_ref(self, slot: int, root: bytes, parent_root: bytes, file_id: int,
+                      record_offset: int) -> None:
+        self.puts[schema.block_ref_key(root)] = schema.encode_ref(file_id, record_offset)
+        self._summary_and_index(slot, root, parent_root)
+
+    def _summary_and_index(self, slot, root, parent_root):
+        self.puts[schema.summary_key(root)] = schema.encode_summary(slot, parent_root)
+        self.puts[schema.index_key(slot)] = bytes(root)
+        self.index[slot] = bytes(root)
+        self.summaries[bytes(root)] = (slot, bytes(parent_root))
+
+    def put_empty(self, slot: int) -> None:
+        self.puts[schema.index_key(slot)] = b""
+        self.index[slot] = b""
+
+    def put_state(self, slot: int, framed: bytes) -> None:
+        self.puts[schema.state_key(slot)] = bytes(framed)
+
+    def put_state_ref(self, slot: int, file_id: int, record_offset: int) -> None:
+        self.puts[schema.state_ref_key(slot)] = schema.encode_ref(file_id, record_offset)
+
+    def file_id(self, path: str) -> int:
+        """The id of a referenced era file, registering it in this batch if new."""
+        path = os.path.abspath(path)
+        fid = self.store._file_ids.get(path) or self.new_files.get(path)
+        if fid is not None:
+            return fid
+        fid = self.store._next_file_id + len(self.new_files)
+        self.new_files[path] = fid
+        st = os.stat(path)
+        self.puts[schema.file_key(fid)] = json.dumps(
+            {"path": path, "name": os.path.basename(path), "size": st.st_size}).encode()
+        return fid
+
+    def cover(self, first: int, last: int) -> None:
+        """Declare [first, last] fully indexed once this batch commits."""
+        if last >= first:
+            self.ranges.append((first, last))
+
+    def set_anchor(self, anchor: Anchor) -> None:
+        self.anchor = anchor
+
+
+class ChainStore:
+    def __init__(self, kv: KV, network: Network):
+        self.kv = kv
+        self.network = network
+        self.path = kv.path
+        self.readonly = kv.readonly
+        self._file_ids: dict[str, int] = {}
+        self._files: dict[int, dict] = {}
+        self._handles: dict[int, object] = {}
+        self._lock = threading.Lock()
+        self._pending_meta: dict = {}
+        for k, v in kv.iterate(schema.P_FILE):
+            fid = schema.file_id_of_key(k)
+            info = json.loads(v)
+            self._files[fid] = info
+            self._file_ids[info["path"]] = fid
+        self._next_file_id = max(self._files, default=-1) + 1
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path, network: Network | None = None, readonly: bool = False,
+             create: bool = True) -> "ChainStore":
+        """Open (or create) the store at `path`.
+
+        A new store needs `network` with its genesis_validators_root.  An existing store must
+        hold the same network (config name, preset, fork schedule, genesis_validators_root),
+        else StoreError.  With network=None the stored one is used."""
+        path = os.fspath(path)
+        if not readonly and not create and not os.path.exists(os.path.join(path, "CURRENT")):
+            raise StoreError(f"{path}: no chain store here")
+        kv = KV.open(path, create=create, readonly=readonly)
+        try:
+            raw_version = kv.get(schema.meta_key(schema.META_SCHEMA_VERSION))
+            if raw_version is None:
+                if readonly:
+                    raise StoreError(f"{path}: not a chain store (no schema version)")
+                if network is None:
+                    raise StoreError(f"{path}: a new chain store needs a network")
+                if network.genesis_validators_root is None:
+                    raise StoreError(f"{path}: network {network.name} has no "
+                                     "genesis_validators_root; pass a genesis.json")
+                # The metadata is written with the first import step, so a run that fails
+                # before importing anything leaves an empty database.
+                store = cls(kv, network)
+                store._pending_meta = {
+                    schema.meta_key(schema.META_SCHEMA_VERSION): schema.encode_u64(
+                        schema.SCHEMA_VERSION),
+                    schema.meta_key(schema.META_NETWORK): json.dumps(
+                        network.to_spec_json(), sort_keys=True).encode(),
+                    schema.meta_key(schema.META_GVR): network.genesis_validators_root,
+                }
+                return store
+            version = schema.decode_u64(raw_version)
+            if version != schema.SCHEMA_VERSION:
+                raise StoreError(f"{path}: store schema version {version}, this era_tools "
+                                 f"reads version {schema.SCHEMA_VERSION}")
+            stored = network_from_spec(json.loads(kv.get(schema.meta_key(schema.META_NETWORK))))
+            gvr = kv.get(schema.meta_key(schema.META_GVR))
+            stored = stored.with_genesis(genesis_validators_root=gvr)
+            if network is not None:
+                if _network_identity(network) != _network_identity(stored):
+                    raise StoreError(
+                        f"{path}: the store holds network {stored.config_name} "
+                        f"(forks {_fork_text(stored)}), not {network.config_name} "
+                        f"(forks {_fork_text(network)})")
+                if network.genesis_validators_root is not None and \
+                        network.genesis_validators_root != gvr:
+                    raise StoreError(
+                        f"{path}: the store holds genesis_validators_root {hex0x(gvr)}, "
+                        f"expected {hex0x(network.genesis_validators_root)} (another network)")
+                return cls(kv, network.with_genesis(genesis_validators_root=gvr))
+            return cls(kv, stored)
+        except BaseException:
+            kv.close()
+            raise
+
+    def close(self) -> None:
+        for h in self._handles.values():
+            h.close()
+        self._handles.clear()
+        self.kv.close()
+
+    def __enter__(self) -> "ChainStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- metadata --------------------------------------------------------------------------
+    @property
+    def genesis_validators_root(self) -> bytes:
+        return self.network.genesis_validators_root
+
+    @property
+    def sphr(self) -> int:
+        return self.network.slots_per_historical_root
+
+    @property
+    def anchor(self) -> Anchor:
+        raw = self.kv.get(schema.meta_key(schema.META_ANCHOR))
+        return Anchor.decode(raw) if raw else Anchor()
+
+    def covered_ranges(self) -> list[tuple[int, int]]:
+        return list(self.anchor.covered)
+
+    def gaps(self) -> list[tuple[int, int]]:
+        return schema.gaps(self.covered_ranges())
+
+    def is_covered(self, first: int, last: int) -> bool:
+        return any(a <= first and last <= b for a, b in self.covered_ranges())
+
+    # -- reads -----------------------------------------------------------------------------
+    def index_entry(self, slot: int) -> bytes | None:
+        """None: slot not indexed; b"": an empty slot; else the block root at that slot."""
+        return self.kv.get(schema.index_key(slot))
+
+    def iter_index(self, first: int, last: int):
+        """(slot, root or b"") for indexed slots in [first, last], in slot order."""
+        return self.kv.iterate(schema.P_INDEX, start=schema.index_key(first),
+                               stop=schema.index_key(last + 1))
+
+    def block_root_at(self, slot: int) -> bytes | None:
+        """The root of the latest block at or before `slot` (the state.block_roots meaning),
+        or None when that is not known from the index."""
+        it = self.kv.iterate(schema.P_INDEX, start=schema.P_INDEX,
+                             stop=schema.index_key(slot + 1), reverse=True)
+        expect = slot
+        for k, v in it:
+            s = schema.slot_of_key(k)
+            if s != expect:
+                return None  # a hole in the index
+            if v:
+                return bytes(v)
+            expect -= 1
+        return None
+
+    def get_summary(self, root: bytes) -> tuple[int, bytes] | None:
+        v = self.kv.get(schema.summary_key(root))
+        return None if v is None else schema.decode_summary(v)
+
+    def has_block(self, root: bytes) -> bool:
+        return self.kv.get(schema.summary_key(root)) is not None
+
+    def get_block_framed(self, root: bytes) -> bytes | None:
+        v = self.kv.get(schema.block_key(root))
+        if v is not None:
+            return v
+        ref = self.kv.get(schema.block_ref_key(root))
+        if ref is None:
+            return None
+        fid, off = schema.decode_ref(ref)
+        return self._read_ref(fid, off, e2store.COMPRESSED_SIGNED_BEACON_BLOCK,
+                              f"block {hex0x(root)}")
+
+    def get_block_ssz(self, root: bytes) -> bytes | None:
+        framed = self.get_block_framed(root)
+        return None if framed is None else framing.decompress(
+            framed, where=f"{self.path}: block {hex0x(root)}")
+
+    def has_state(self, slot: int) -> bool:
+        return (self.kv.get(schema.state_key(slot)) is not None
+                or self.kv.get(schema.state_ref_key(slot)) is not None)
+
+    def get_state_framed(self, slot: int) -> bytes | None:
+        v = self.kv.get(schema.state_key(slot))
+        if v is not None:
+            return v
+        ref = self.kv.get(schema.state_ref_key(slot))
+        if ref is None:
+            return None
+        fid, off = schema.decode_ref(ref)
+        return self._read_ref(fid, off, e2store.COMPRESSED_BEACON_STATE, f"state slot {slot}")
+
+    def get_state(self, slot: int) -> bytes | None:
+        """The uncompressed SSZ of the era-boundary state at `slot`, if stored."""
+        framed = self.get_state_framed(slot)
+        return None if framed is None else framing.decompress(
+            framed, where=f"{self.path}: state slot {slot}")
+
+    def state_slots(self) -> list[int]:
+        out = [schema.slot_of_key(k) for k in self.kv.iterate(schema.P_STATE,
+                                                               include_value=False)]
+        out += [schema.slot_of_key(k) for k in self.kv.iterate(schema.P_STATE_REF,
+                                                                include_value=False)]
+        return sorted(set(out))
+
+    def referenced_files(self) -> dict[int, dict]:
+        return dict(self._files)
+
+    def _read_ref(self, fid: int, offset: int, rtype: bytes, what: str) -> bytes:
+        info = self._files.get(fid)
+        if info is None:
+            raise StoreError(f"{self.path}: {what} references unknown era file id {fid}")
+        with self._lock:
+            f = self._handles.get(fid)
+            if f is None:
+                try:
+                    f = open(info["path"], "rb")
+                except OSError as exc:
+                    raise StoreError(f"{info['path']}: referenced era file for {what} cannot "
+                                     f"be opened: {exc.strerror}") from exc
+                size = e2store.file_size_of(f)
+                if size != info["size"]:
+                    f.close()
+                    raise StoreError(f"{info['path']}: referenced era file changed size "
+                                     f"({size} bytes, {info['size']} when front-filled)")
+                self._handles[fid] = f
+        try:
+            rec = e2store.read_header(f, offset, info["size"], info["path"])
+        except Exception as exc:
+            raise StoreError(f"{info['path']}: offset {offset}: bad reference for {what}: "
+                             f"{exc}") from exc
+        if rec.type != rtype:
+            raise StoreError(f"{info['path']}: offset {offset}: {what} reference points at a "
+                             f"{e2store.type_name(rec.type)} record")
+        return e2store.read_data(f, rec)
+
+    # -- writes ----------------------------------------------------------------------------
+    def batch(self) -> Batch:
+        return Batch(self)
+
+    def put_blocks_batch(self, blocks=(), empty_slots=(), states=(), cover=None) -> None:
+        """Convenience: blocks = [(slot, root, parent_root, framed)], states = [(slot, framed)],
+        cover = (first, last) or None; one atomic commit."""
+        b = self.batch()
+        for slot, root, parent, framed in blocks:
+            b.put_block(slot, root, parent, framed)
+        for s in empty_slots:
+            b.put_empty(s)
+        for slot, framed in states:
+            b.put_state(slot, framed)
+        if cover:
+            b.cover(*cover)
+        self.commit(b)
+
+    def set_anchor(self, anchor: Anchor) -> None:
+        b = self.batch()
+        b.set_anchor(anchor)
+        self.commit(b)
+
+    def commit(self, b: Batch) -> None:
+        """Write the batch's data, index and the updated anchor in one write batch."""
+        anchor = b.anchor if b.anchor is not None else self._next_anchor(b)
+        puts = dict(self._pending_meta)
+        puts.update(b.puts)
+        puts[schema.meta_key(schema.META_ANCHOR)] = anchor.encode()
+        self.kv.write(puts)
+        self._pending_meta = {}
+        self._file_ids.update(b.new_files)
+        for path, fid in b.new_files.items():
+            self._files[fid] = json.loads(puts[schema.file_key(fid)])
+        self._next_file_id += len(b.new_files)
+
+    def _next_anchor(self, b: Batch) -> Anchor:
+        old = self.anchor
+        covered = list(old.covered)
+        for a, z in b.ranges:
+            covered = schema.add_range(covered, a, z)
+        if not covered:
+            return Anchor(covered=[])
+        top = covered[-1]
+
+        def entry(slot):
+            if slot in b.index:
+                return b.index[slot]
+            return self.index_entry(slot)
+
+        def summary(root):
+            return b.summaries.get(root) or self.get_summary(root)
+
+        # newest: the top of the newest range, with the latest block root at or before it
+        newest_slot = top[1]
+        newest_root = None
+        s = newest_slot
+        while s >= top[0]:
+            e = entry(s)
+            if e:
+                newest_root = e
+                break
+            s -= 1
+        # oldest block of the newest range
+        oldest = None
+        pending = sorted(s for s, r in b.index.items() if r and top[0] <= s <= top[1])
+        for k, v in self.iter_index(top[0], top[1]):
+            if v:
+                oldest = schema.slot_of_key(k)
+                break
+        if pending and (oldest is None or pending[0] < oldest):
+            oldest = pending[0]
+        anchor = Anchor(newest_slot=newest_slot, newest_root=newest_root,
+                        covered=covered)
+        if oldest is not None:
+            root = entry(oldest)
+            anchor.oldest_block_slot = oldest
+            anchor.oldest_block_root = root
+            sm = summary(root)
+            anchor.oldest_block_parent = sm[1] if sm else None
+        return anchor
+
+    def dump(self) -> list:
+        """Every (key, value) of the store in key order (tests compare stores with this)."""
+        return [(bytes(k), bytes(v)) for k, v in self.kv.items()]
+
+    # -- status ----------------------------------------------------------------------------
+    def table_stats(self) -> dict:
+        out = {}
+        for prefix, name in schema.TABLES.items():
+            n = sum(1 for _ in self.kv.iterate(prefix, include_value=False))
+            size = self.kv.approximate_size(prefix, schema.prefix_end(prefix))
+            out[name] = {"entries": n, "approx_bytes": size}
+        return out
+
+    def disk_bytes(self) -> int:
+        total = 0
+        for n in os.listdir(self.path):
+            try:
+                total += os.path.getsize(os.path.join(self.path, n))
+            except OSError:
+                pass
+        return total
+
+
+def _fork_text(net: Network) -> str:
+    return ", ".join(f"{f.name}@{f.epoch}:0x{f.version.hex()}" for f in net.forks)

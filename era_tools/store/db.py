@@ -1,0 +1,182 @@
+"""LevelDB through plyvel: the only module that imports plyvel.
+
+`KV` is a thin key-value handle: get, prefix iteration, atomic batches.  LevelDB allows one
+process per database (a LOCK file).  A read-only open of a database that another process holds
+opens a *snapshot copy* instead: immutable table files (*.ldb/*.sst) are hard-linked into a
+temporary sibling directory, the small mutable files (CURRENT, MANIFEST-*, *.log) are copied,
+and the copy is opened.  A write batch is one log record, and LevelDB drops a torn last record
+on recovery, so a copy taken while the writer appends sees a prefix of its batches: a
+consistent store.  If the writer deletes a file while we copy (a compaction), we retry.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from typing import Iterator
+
+import plyvel
+
+from ..errors import StoreError
+
+# Hook for crash tests: ERA_TOOLS_KILL_AFTER_BATCHES=N makes the process SIGKILL itself right
+# after its Nth committed write batch (counted per process).
+_KILL_AFTER = int(os.environ.get("ERA_TOOLS_KILL_AFTER_BATCHES", "0") or 0)
+_batches_committed = 0
+
+
+def _after_commit() -> None:
+    global _batches_committed
+    _batches_committed += 1
+    if _KILL_AFTER and _batches_committed >= _KILL_AFTER:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    msg = str(exc).lower()
+    return "lock" in msg
+
+
+class KV:
+    """A LevelDB database (or a read-only snapshot copy of one)."""
+
+    def __init__(self, db, path: str, readonly: bool, snapshot_dir: str | None = None):
+        self._db = db
+        self.path = path
+        self.readonly = readonly
+        self.snapshot_dir = snapshot_dir
+
+    # -- opening ---------------------------------------------------------------------------
+    @staticmethod
+    def open(path: str, create: bool = True, readonly: bool = False,
+             snapshot_retries: int = 20) -> "KV":
+        path = os.fspath(path)
+        if readonly and not os.path.exists(os.path.join(path, "CURRENT")):
+            raise StoreError(f"{path}: no chain store here")
+        try:
+            db = plyvel.DB(path, create_if_missing=create and not readonly,
+                           write_buffer_size=32 * 1024 * 1024, max_open_files=500,
+                           block_size=64 * 1024, lru_cache_size=64 * 1024 * 1024)
+            return KV(db, path, readonly)
+        except plyvel.IOError as exc:
+            if _is_lock_error(exc):
+                if readonly:
+                    return KV._open_snapshot(path, snapshot_retries)
+                raise StoreError(f"{path}: the chain store is in use by another process "
+                                 "(LevelDB lock held); read-only commands can run beside it"
+                                 ) from exc
+            raise StoreError(f"{path}: cannot open the chain store: {exc}") from exc
+        except plyvel.Error as exc:
+            raise StoreError(f"{path}: cannot open the chain store: {exc}") from exc
+
+    @staticmethod
+    def _open_snapshot(path: str, retries: int) -> "KV":
+        parent = os.path.dirname(os.path.abspath(path))
+        last_exc: Exception | None = None
+        for attempt in range(retries):
+            snap = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.snapshot-", dir=parent)
+            try:
+                if _copy_leveldb(path, snap):
+                    db = plyvel.DB(snap, create_if_missing=False, paranoid_checks=False)
+                    return KV(db, path, True, snapshot_dir=snap)
+            except (OSError, plyvel.Error) as exc:
+                last_exc = exc
+            shutil.rmtree(snap, ignore_errors=True)
+            time.sleep(min(0.01 * 2 ** attempt, 0.5))
+        raise StoreError(f"{path}: could not take a consistent read-only snapshot of the store "
+                         f"while another process writes it ({retries} tries): {last_exc}")
+
+    # -- access ----------------------------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        return self._db.get(key)
+
+    def iterate(self, prefix: bytes, start: bytes | None = None, stop: bytes | None = None,
+                reverse: bool = False, include_value: bool = True) -> Iterator:
+        """Keys (and values) with `prefix`, optionally within [start, stop) (full keys)."""
+        if start is None and stop is None:
+            return self._db.iterator(prefix=prefix, reverse=reverse,
+                                     include_value=include_value)
+        return self._db.iterator(start=start or prefix, stop=stop or _prefix_end(prefix),
+                                 reverse=reverse, include_value=include_value)
+
+    def items(self) -> Iterator:
+        """Every (key, value) in key order (for comparisons and dumps)."""
+        return self._db.iterator()
+
+    def write(self, puts: dict | list, deletes=()) -> None:
+        """One atomic, synced write batch."""
+        if self.readonly:
+            raise StoreError(f"{self.path}: the store is open read-only")
+        items = puts.items() if isinstance(puts, dict) else puts
+        try:
+            with self._db.write_batch(sync=True) as wb:
+                for k in deletes:
+                    wb.delete(k)
+                for k, v in items:
+                    wb.put(k, v)
+        except plyvel.Error as exc:
+            raise StoreError(f"{self.path}: write failed: {exc}") from exc
+        _after_commit()
+
+    def approximate_size(self, start: bytes, stop: bytes) -> int:
+        return self._db.approximate_size(start, stop)
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
+        if self.snapshot_dir:
+            shutil.rmtree(self.snapshot_dir, ignore_errors=True)
+            self.snapshot_dir = None
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+def _listing(path: str) -> dict:
+    out = {}
+    for n in os.listdir(path):
+        try:
+            out[n] = os.stat(os.path.join(path, n)).st_size
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def _copy_leveldb(src: str, dst: str) -> bool:
+    """Copy a live LevelDB directory.  True when no file we needed vanished meanwhile."""
+    with open(os.path.join(src, "CURRENT"), "rb") as f:
+        current = f.read()
+    before = _listing(src)
+    names = sorted(before, key=lambda n: (not n.startswith("MANIFEST"), n))
+    for n in names:
+        if n in ("LOCK", "LOG", "LOG.old") or n.startswith("."):
+            continue
+        s, d = os.path.join(src, n), os.path.join(dst, n)
+        if n.endswith((".ldb", ".sst")):
+            try:
+                os.link(s, d)
+            except FileNotFoundError:
+                return False
+            except OSError:
+                try:
+                    shutil.copyfile(s, d)
+                except FileNotFoundError:
+                    return False
+        else:
+            try:
+                shutil.copyfile(s, d)
+            except FileNotFoundError:
+                return False
+    with open(os.path.join(dst, "CURRENT"), "wb") as f:
+        f.write(current)
+    with open(os.path.join(src, "CURRENT"), "rb") as f:
+        if f.read() != current:
+            return False
+    after = _listing(src)
+    needed = [n for n in before if n not in ("LOCK", "LOG", "LOG.old")]
+    return all(n in after for n in needed)

@@ -1,0 +1,183 @@
+"""Every key of the chain store, and the byte layout of every value.
+
+One prefix byte per table; slots are 8-byte big-endian so LevelDB iterates in slot order.
+See docs/store.md for the table of tables.  Nothing else in era_tools builds a key.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import asdict, dataclass, field
+
+from ..errors import StoreError, hex0x
+
+SCHEMA_VERSION = 1
+
+# --- table prefixes -------------------------------------------------------------------------
+P_META = b"m"          # m<name>                  -> metadata value
+P_BLOCK = b"b"         # b<root 32>               -> snappy-framed SSZ SignedBeaconBlock
+P_BLOCK_REF = b"r"     # r<root 32>               -> BlockRef (era file id, record offset)
+P_SUMMARY = b"h"       # h<root 32>               -> slot u64 BE | parent_root 32
+P_INDEX = b"i"         # i<slot u64 BE>           -> root 32, or b"" for an empty slot
+P_STATE = b"s"         # s<slot u64 BE>           -> snappy-framed SSZ BeaconState (era boundary)
+P_STATE_REF = b"S"     # S<slot u64 BE>           -> BlockRef-shaped reference to a state record
+P_FILE = b"f"          # f<file id u32 BE>        -> JSON {path, name, size}
+
+TABLES = {
+    P_META: "meta", P_BLOCK: "blocks", P_BLOCK_REF: "block_refs", P_SUMMARY: "summaries",
+    P_INDEX: "index", P_STATE: "states", P_STATE_REF: "state_refs", P_FILE: "files",
+}
+
+# metadata names
+META_SCHEMA_VERSION = b"schema_version"
+META_NETWORK = b"network"
+META_GVR = b"genesis_validators_root"
+META_ANCHOR = b"anchor"
+META_NEXT_FILE_ID = b"next_file_id"
+
+_U64 = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
+_REF = struct.Struct(">IQ")  # file id, record (header) offset in that file
+
+
+def meta_key(name: bytes) -> bytes:
+    return P_META + name
+
+
+def block_key(root: bytes) -> bytes:
+    return P_BLOCK + _root(root)
+
+
+def block_ref_key(root: bytes) -> bytes:
+    return P_BLOCK_REF + _root(root)
+
+
+def summary_key(root: bytes) -> bytes:
+    return P_SUMMARY + _root(root)
+
+
+def index_key(slot: int) -> bytes:
+    return P_INDEX + _U64.pack(slot)
+
+
+def state_key(slot: int) -> bytes:
+    return P_STATE + _U64.pack(slot)
+
+
+def state_ref_key(slot: int) -> bytes:
+    return P_STATE_REF + _U64.pack(slot)
+
+
+def file_key(file_id: int) -> bytes:
+    return P_FILE + _U32.pack(file_id)
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The first key after every key that starts with `prefix`."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+def slot_of_key(key: bytes) -> int:
+    """The slot of an index/state/state_ref key."""
+    return _U64.unpack_from(key, 1)[0]
+
+
+def file_id_of_key(key: bytes) -> int:
+    return _U32.unpack_from(key, 1)[0]
+
+
+def _root(root: bytes) -> bytes:
+    if len(root) != 32:
+        raise ValueError(f"a root is 32 bytes, got {len(root)}")
+    return bytes(root)
+
+
+# --- values ---------------------------------------------------------------------------------
+def encode_summary(slot: int, parent_root: bytes) -> bytes:
+    return _U64.pack(slot) + _root(parent_root)
+
+
+def decode_summary(value: bytes) -> tuple[int, bytes]:
+    if len(value) != 40:
+        raise StoreError(f"block summary of {len(value)} bytes, expected 40")
+    return _U64.unpack_from(value, 0)[0], bytes(value[8:40])
+
+
+def encode_ref(file_id: int, offset: int) -> bytes:
+    return _REF.pack(file_id, offset)
+
+
+def decode_ref(value: bytes) -> tuple[int, int]:
+    if len(value) != _REF.size:
+        raise StoreError(f"era file reference of {len(value)} bytes, expected {_REF.size}")
+    return _REF.unpack(value)
+
+
+def encode_u64(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+def decode_u64(value: bytes) -> int:
+    return _U64.unpack(value)[0]
+
+
+@dataclass
+class Anchor:
+    """The shape Lighthouse's AnchorInfo / Prysm's BackfillStatus use, plus covered ranges.
+
+    oldest_block_*: the lowest block whose whole ancestry back to `covered[0][0]` is indexed
+    (for a store filled from genesis, the genesis block).  newest_*: the highest finalized
+    slot indexed and the block root at that slot.  covered: disjoint, sorted, inclusive slot
+    ranges [a, b] whose index entries are all present (empty slots explicit).
+    """
+
+    oldest_block_slot: int | None = None
+    oldest_block_root: bytes | None = None
+    oldest_block_parent: bytes | None = None
+    newest_slot: int | None = None
+    newest_root: bytes | None = None
+    covered: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        for k in ("oldest_block_root", "oldest_block_parent", "newest_root"):
+            if d[k] is not None:
+                d[k] = hex0x(d[k])
+        d["covered"] = [[a, b] for a, b in self.covered]
+        return d
+
+    @staticmethod
+    def from_json(d: dict) -> "Anchor":
+        def b(v):
+            return None if v is None else bytes.fromhex(v[2:])
+
+        return Anchor(d.get("oldest_block_slot"), b(d.get("oldest_block_root")),
+                      b(d.get("oldest_block_parent")), d.get("newest_slot"),
+                      b(d.get("newest_root")), [tuple(r) for r in d.get("covered", [])])
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_json(), sort_keys=True).encode()
+
+    @staticmethod
+    def decode(value: bytes) -> "Anchor":
+        try:
+            return Anchor.from_json(json.loads(value))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise StoreError(f"anchor record is corrupt: {exc}") from exc
+
+
+def add_range(ranges, a: int, b: int) -> list:
+    """Union of sorted disjoint inclusive ranges with [a, b]; adjacent ranges merge."""
+    out = []
+    for (x, y) in sorted(list(ranges) + [(a, b)]):
+        if out and x <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], y))
+        else:
+            out.append((x, y))
+    return out
+
+
+def gaps(ranges) -> list:
+    """The holes between sorted covered ranges."""
+    return [(ranges[i][1] + 1, ranges[i + 1][0] - 1) for i in range(len(ranges) - 1)]

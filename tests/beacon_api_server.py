@@ -1,0 +1,212 @@
+"""A small real HTTP server speaking the Beacon API over the fixture chain (stdlib only).
+
+    with BeaconApiServer(FIXTURE) as srv:
+        srv.url                      # http://127.0.0.1:<port>
+        srv.faults.bad_link_slot = 100
+
+Endpoints: /eth/v1/config/spec, /eth/v1/beacon/genesis, /eth/v1/node/syncing,
+/eth/v1/beacon/states/{id}/finality_checkpoints, /eth/v2/beacon/blocks/{slot} (SSZ with
+Eth-Consensus-Version; 404 for an empty slot), /eth/v2/debug/beacon/states/{slot}.
+
+Fault switches (attributes of `srv.faults`):
+  bad_link_slot     serve the block at that slot with a parent_root that does not link
+  other_network     serve another genesis_validators_root (a different network)
+  syncing           report is_syncing true
+  json_only         ignore Accept and answer blocks in JSON (older nodes)
+  fail_every        answer HTTP 500 to every Nth block request (retries must cope)
+  bad_state_slot    serve that state with one block_roots entry changed
+Usable as a script too: `python tests/beacon_api_server.py [--port N]` serves until killed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lodestar-minimal-1"
+
+# SignedBeaconBlock: offset(4) | signature(96) | slot(8) | proposer(8) | parent_root(32)
+PARENT_ROOT = slice(116, 148)
+BLOCK_ROOTS_OFFSET = 176
+
+
+@dataclass
+class Faults:
+    bad_link_slot: int | None = None
+    other_network: bool = False
+    syncing: bool = False
+    json_only: bool = False
+    fail_every: int = 0
+    bad_state_slot: int | None = None
+
+
+class FixtureChain:
+    def __init__(self, fixture: Path):
+        self.dir = Path(fixture)
+        self.manifest = json.loads((self.dir / "manifest.json").read_text())
+        self.spec = json.loads((self.dir / "config" / "spec.json").read_text())
+        self.genesis = json.loads((self.dir / "config" / "genesis.json").read_text())
+        self.blocks = {b["slot"]: b for b in self.manifest["blocks"]}
+        self.states = {s["slot"]: s for s in self.manifest["states"]}
+        self.finalized_epoch = int(self.manifest["finalized"]["epoch"])
+
+    def block_ssz(self, slot: int) -> tuple[str, bytes] | None:
+        b = self.blocks.get(slot)
+        if not b or not b.get("file"):
+            return None
+        return b["fork"], (self.dir / b["file"]).read_bytes()
+
+    def state_ssz(self, slot: int) -> tuple[str, bytes] | None:
+        s = self.states.get(slot)
+        if not s:
+            return None
+        return s["fork"], (self.dir / s["file"]).read_bytes()
+
+
+class BeaconApiServer:
+    def __init__(self, fixture: Path = FIXTURE, port: int = 0):
+        self.chain = FixtureChain(fixture)
+        self.faults = Faults()
+        self.requests = 0
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):  # quiet
+                pass
+
+            def do_GET(self):
+                with server._lock:
+                    server.requests += 1
+                    n = server.requests
+                try:
+                    server._route(self, n)
+                except BrokenPipeError:
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> "BeaconApiServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- routing ---------------------------------------------------------------------------
+    def _send(self, h, status: int, body: bytes, ctype: str, headers: dict | None = None):
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(body)
+
+    def _json(self, h, obj, status=200, headers=None):
+        self._send(h, status, json.dumps(obj).encode(), "application/json", headers)
+
+    def _not_found(self, h, what):
+        self._json(h, {"code": 404, "message": f"{what} not found"}, status=404)
+
+    def _route(self, h, n: int) -> None:
+        path = h.path.split("?")[0]
+        parts = path.strip("/").split("/")
+        f = self.faults
+        c = self.chain
+        if path == "/eth/v1/config/spec":
+            return self._json(h, {"data": c.spec})
+        if path == "/eth/v1/beacon/genesis":
+            g = dict(c.genesis)
+            if f.other_network:
+                g["genesis_validators_root"] = "0x" + "ab" * 32
+            return self._json(h, {"data": g})
+        if path == "/eth/v1/node/syncing":
+            fin_slot = c.finalized_epoch * int(c.spec["SLOTS_PER_EPOCH"])
+            return self._json(h, {"data": {
+                "head_slot": str(fin_slot + 23), "sync_distance": "900" if f.syncing else "0",
+                "is_syncing": f.syncing, "is_optimistic": False, "el_offline": False}})
+        if len(parts) == 6 and parts[:4] == ["eth", "v1", "beacon", "states"] and \
+                parts[5] == "finality_checkpoints":
+            e = str(c.finalized_epoch)
+            cp = {"epoch": e, "root": c.manifest["finalized"]["root"]}
+            return self._json(h, {"data": {"previous_justified": cp, "current_justified": cp,
+                                           "finalized": cp}})
+        if len(parts) == 5 and parts[:4] == ["eth", "v2", "beacon", "blocks"]:
+            try:
+                slot = int(parts[4])
+            except ValueError:
+                return self._json(h, {"code": 400, "message": "bad block id"}, status=400)
+            if f.fail_every and n % f.fail_every == 0:
+                return self._json(h, {"code": 500, "message": "injected failure"}, status=500)
+            got = c.block_ssz(slot)
+            if got is None:
+                return self._not_found(h, f"block at slot {slot}")
+            fork, data = got
+            if f.bad_link_slot == slot:
+                data = bytearray(data)
+                data[PARENT_ROOT] = b"\x66" * 32
+                data = bytes(data)
+            if f.json_only:
+                return self._json(h, {"version": fork, "execution_optimistic": False,
+                                      "finalized": True, "data": _block_json(data, fork)})
+            return self._send(h, 200, data, "application/octet-stream",
+                              {"Eth-Consensus-Version": fork})
+        if len(parts) == 6 and parts[:5] == ["eth", "v2", "debug", "beacon", "states"]:
+            try:
+                slot = int(parts[5])
+            except ValueError:
+                return self._json(h, {"code": 400, "message": "bad state id"}, status=400)
+            got = c.state_ssz(slot)
+            if got is None:
+                return self._not_found(h, f"state at slot {slot}")
+            fork, data = got
+            if f.bad_state_slot == slot:
+                data = bytearray(data)
+                i = BLOCK_ROOTS_OFFSET + 32 * 5
+                data[i:i + 32] = b"\x77" * 32
+                data = bytes(data)
+            return self._send(h, 200, data, "application/octet-stream",
+                              {"Eth-Consensus-Version": fork})
+        return self._not_found(h, path)
+
+
+def _block_json(data: bytes, fork: str):
+    """The Beacon API JSON of an SSZ block (via era_tools.ssz's JSON mapping)."""
+    from era_tools import ssz
+    from era_tools.ssz import json as ssz_json
+
+    blk = ssz.decode_block(data, fork, "minimal")
+    return ssz_json.to_json(blk)
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--fixture", type=Path, default=FIXTURE)
+    a = ap.parse_args()
+    srv = BeaconApiServer(a.fixture, a.port)
+    print(srv.url, flush=True)
+    try:
+        srv.httpd.serve_forever()
+    except KeyboardInterrupt:
+        sys.exit(0)

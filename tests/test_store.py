@@ -1,0 +1,159 @@
+"""The chain store: schema, network check, atomic commits, anchor, read-only beside a writer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+
+import pytest
+from click.testing import CliRunner
+
+from era_tools.cli import main
+from era_tools.config import get_network
+from era_tools.errors import StoreError
+from era_tools.store import ChainStore, schema
+from era_tools.store.db import KV
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def r(n: int) -> bytes:
+    return n.to_bytes(32, "big")
+
+
+def test_keys_sort_by_slot_and_table():
+    keys = [schema.index_key(s) for s in (0, 1, 255, 256, 2**40)]
+    assert keys == sorted(keys)
+    assert schema.index_key(256) == b"i" + (256).to_bytes(8, "big")
+    assert schema.slot_of_key(schema.state_key(8192)) == 8192
+    prefixes = list(schema.TABLES)
+    assert len(set(prefixes)) == len(prefixes) and all(len(p) == 1 for p in prefixes)
+    assert schema.add_range([(0, 9)], 10, 20) == [(0, 20)]
+    assert schema.add_range([(0, 9)], 30, 40) == [(0, 9), (30, 40)]
+    assert schema.gaps([(0, 9), (30, 40)]) == [(10, 29)]
+
+
+def test_fresh_store_writes_nothing_until_first_commit(tmp_path, network):
+    s = ChainStore.open(tmp_path / "db", network)
+    assert s.dump() == []
+    s.close()
+    s = ChainStore.open(tmp_path / "db", network)
+    s.put_blocks_batch(blocks=[(0, r(1), b"\0" * 32, b"framed0")], cover=(0, 0))
+    keys = {k for k, _ in s.dump()}
+    assert schema.meta_key(schema.META_SCHEMA_VERSION) in keys
+    assert schema.index_key(0) in keys and schema.block_key(r(1)) in keys
+    s.close()
+
+
+def test_other_network_is_a_store_error(tmp_path, network):
+    with ChainStore.open(tmp_path / "db", network) as s:
+        s.put_blocks_batch(empty_slots=[5], cover=(5, 5))
+    with pytest.raises(StoreError, match="genesis_validators_root"):
+        ChainStore.open(tmp_path / "db", replace(network, genesis_validators_root=b"\x11" * 32))
+    with pytest.raises(StoreError, match="holds network minimal"):
+        ChainStore.open(tmp_path / "db", get_network("mainnet"))
+    # no network given: the stored one
+    with ChainStore.open(tmp_path / "db") as s:
+        assert s.network.genesis_validators_root == network.genesis_validators_root
+        assert s.network.forks == network.forks
+
+
+def test_anchor_ranges_and_block_roots(tmp_path, network):
+    with ChainStore.open(tmp_path / "db", network) as s:
+        # a "checkpoint" range on top first
+        b = s.batch()
+        b.put_block(100, r(100), r(99), b"f100")
+        b.put_empty(101)
+        b.cover(100, 101)
+        s.commit(b)
+        a = s.anchor
+        assert (a.oldest_block_slot, a.oldest_block_root, a.oldest_block_parent) == (
+            100, r(100), r(99))
+        assert (a.newest_slot, a.newest_root) == (101, r(100))
+        # then history from genesis, with a gap
+        b = s.batch()
+        b.put_block(0, r(1), b"\0" * 32, b"f0")
+        b.put_empty(1)
+        b.put_block(2, r(2), r(1), b"f2")
+        b.cover(0, 2)
+        s.commit(b)
+        assert s.covered_ranges() == [(0, 2), (100, 101)]
+        assert s.gaps() == [(3, 99)]
+        assert s.anchor.oldest_block_slot == 100  # oldest block of the newest range
+        assert s.block_root_at(1) == r(1) and s.block_root_at(2) == r(2)
+        assert s.block_root_at(101) == r(100)
+        assert s.block_root_at(50) is None
+        assert s.index_entry(1) == b"" and s.index_entry(3) is None
+        assert s.get_summary(r(2)) == (2, r(1))
+        assert s.get_block_framed(r(2)) == b"f2"
+        assert s.get_block_framed(r(77)) is None
+
+
+def test_status_cli(tmp_path, network):
+    with ChainStore.open(tmp_path / "db", network) as s:
+        s.put_blocks_batch(blocks=[(0, r(1), b"\0" * 32, b"x")], empty_slots=[1], cover=(0, 1))
+    res = CliRunner().invoke(main, ["status", "--db", str(tmp_path / "db"), "--json"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    info = json.loads(res.output)
+    assert info["network"] == "minimal" and info["covered"] == [[0, 1]]
+    assert info["tables"]["index"]["entries"] == 2
+    res = CliRunner().invoke(main, ["status", "--db", str(tmp_path / "nope")])
+    assert res.exit_code == 2
+    assert "no chain store here" in res.output
+
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from era_tools.store.db import KV
+    kv = KV.open(sys.argv[1])
+    print("ready", flush=True)
+    i = 0
+    deadline = time.time() + float(sys.argv[2])
+    while time.time() < deadline:
+        # one batch: 50 keys of 2 KB and a counter that says how many batches exist
+        puts = {b"x%08d-%02d" % (i, j): bytes([i % 251]) * 2048 for j in range(50)}
+        puts[b"count"] = str(i + 1).encode()
+        kv.write(puts)
+        i += 1
+    kv.close()
+    print("done", i, flush=True)
+""")
+
+
+def test_readonly_snapshot_beside_a_live_writer(tmp_path):
+    """A second process holds the LevelDB lock and writes batches (flushing memtables and
+    compacting as it goes); read-only opens in this process see a consistent prefix."""
+    db = str(tmp_path / "db")
+    p = subprocess.Popen([sys.executable, "-c", WRITER, db, "4"], stdout=subprocess.PIPE,
+                         text=True, cwd=ROOT)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreError, match="in use by another process"):
+            KV.open(db)
+        seen = []
+        while p.poll() is None and len(seen) < 15:
+            kv = KV.open(db, readonly=True)
+            try:
+                assert kv.snapshot_dir is not None
+                count = kv.get(b"count")
+                n = int(count) if count else 0
+                keys = sum(1 for _ in kv.iterate(b"x", include_value=False))
+                assert keys == 50 * n, (keys, n)
+                seen.append(n)
+            finally:
+                kv.close()
+            time.sleep(0.1)
+    finally:
+        out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0, out
+    assert len(seen) >= 3 and seen == sorted(seen) and seen[-1] > 0
+    assert not [n for n in os.listdir(tmp_path) if ".snapshot-" in n]  # cleaned up
+    kv = KV.open(db, readonly=True)  # no writer now: direct open
+    assert kv.snapshot_dir is None
+    kv.close()
