@@ -1,0 +1,85 @@
+"""`era verify`: check era files by level (structure < roots < signatures < chain)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from . import main
+from .common import echo_json, json_option, network_options, pick_network, progress_bar
+from ..errors import ConfigError, hex0x
+from ..verify import LEVELS, count_blocks, era_files_in, load_trusted_state, verify_archive
+
+
+def _parse_root(value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    h = value[2:] if value.lower().startswith("0x") else value
+    try:
+        b = bytes.fromhex(h)
+    except ValueError:
+        b = b""
+    if len(b) != 32:
+        raise click.BadParameter(f"{value!r} is not a 32-byte hex root", param_hint="--trusted-root")
+    return b
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--level", type=click.Choice(LEVELS), default="signatures", show_default=True,
+              help="How far to check; each level includes the ones before it.")
+@click.option("--trusted-root", metavar="0xROOT",
+              help="Trusted state root of the newest era's state (anchors --level chain).")
+@click.option("--trusted-state", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Trusted SSZ BeaconState (e.g. a recent finalized one): each era's root is "
+                   "checked against its historical_roots / historical_summaries.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Processes to verify files in parallel [default: all cores].")
+@json_option
+@network_options
+def verify(paths, level, trusted_root, trusted_state, jobs, as_json, network_name, config_path):
+    """Verify era files (files or directories).
+
+    Exit status: 0 all good, 1 a verification failure, 2 a usage or I/O error.
+    """
+    root = _parse_root(trusted_root)
+    files = era_files_in(paths)
+    if not files:
+        raise click.UsageError("no .era files found in the given paths")
+    net = pick_network(network_name, config_path, paths)
+    trusted = None
+    if trusted_state:
+        with open(trusted_state, "rb") as f:
+            data = f.read()
+        trusted = load_trusted_state(data, net, where=trusted_state)
+    if (root or trusted) and level != "chain":
+        raise ConfigError("--trusted-root/--trusted-state anchor the chain level: add "
+                          "--level chain")
+    total = count_blocks(files)
+    with progress_bar(total, "verifying", unit="blk",
+                      disable=True if as_json and not os.isatty(2) else None) as bar:
+        report = verify_archive(files, net, level, trusted_root=root, trusted_state=trusted,
+                                jobs=jobs, progress=bar.update)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        for f in report.files:
+            click.echo(f.line())
+        for fail in report.failures:
+            click.echo(f"archive: FAIL {fail.level}: {fail.message}")
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        for f in report.files:
+            for note in f.notes:
+                click.echo(f"note: {f.path}: {note}")
+        d = report.to_dict()["summary"]
+        status = "OK" if report.ok else "FAILED"
+        click.echo(f"{status}: {d['files']} files, {d['blocks']} blocks checked at level "
+                   f"{level} on {net.name}: {d['ok']} ok, {d['failed']} failed"
+                   + (f", {len(report.failures)} archive failures" if report.failures else ""))
+        if trusted is not None and trusted.root is not None:
+            click.echo(f"trusted state: slot {trusted.slot}, root {hex0x(trusted.root)}, "
+                       f"covers eras 1..{trusted.covered_eras}")
+    if not report.ok:
+        click.get_current_context().exit(1)

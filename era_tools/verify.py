@@ -1,0 +1,866 @@
+"""Verification of era files, by level (era-format.md §5), each level including the ones before:
+
+- ``structure``: record headers walk cleanly, the indices point at records of the right type,
+  every payload decompresses and decodes as the fork of its slot, block slots match the index,
+  the state slot is N*SPHR.  Unknown record types are reported, not errors.
+- ``roots``: each block's hash_tree_root(message) equals state.block_roots[slot % SPHR], an empty
+  slot repeats the previous root, parent roots link up, the file name (config name, era, short
+  root) matches the contents, and the state belongs to the network (genesis_validators_root,
+  fork version).
+- ``signatures``: every proposer signature verifies (pubkey from the era state's validators,
+  DOMAIN_BEACON_PROPOSER at the fork of the block's epoch), batch-verified with random linear
+  combinations; the slot-0 block carries the zero signature.
+- ``chain``: hash_tree_root(state_N) == state_{N+1}.state_roots[0] across consecutive files, the
+  newest state anchored by a trusted state root or a trusted state's historical roots, no gaps,
+  no two files for one era.
+
+`verify_file` checks one file; `verify_archive` checks many (in parallel processes) and adds the
+checks that need several files.  Library code: progress goes through callbacks, failures are
+returned as data (a `Failure` names level, check, slot, expected and actual).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import queue
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from . import bls, e2store, ssz
+from .config import Network
+from .era import EraReader, era_files_in, parse_era_file_name
+from .errors import ConfigError, EraToolsError, FormatError, hex0x
+from .signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root
+
+LEVELS = ("structure", "roots", "signatures", "chain")
+VALIDATOR_SIZE = 121  # pubkey 48 | withdrawal_credentials 32 | effective_balance 8 | slashed 1 | 4 epochs
+# States up to this size are decoded into py-ssz objects at the structure level; bigger ones
+# (mainnet: hundreds of MB) get their offset table and list shapes checked on the bytes.
+FULL_STATE_DECODE_LIMIT = 8 * 1024 * 1024
+BLS_CHUNK = 256
+MAX_FAILURES_PER_FILE = 100
+
+try:  # bytes-based hash_tree_root (no objects); optional, py-ssz objects otherwise
+    from .ssz.fast import hash_tree_root_bytes as _htr_bytes
+except ImportError:  # pragma: no cover - depends on what has landed
+    _htr_bytes = None
+
+
+def level_index(level: str) -> int:
+    try:
+        return LEVELS.index(level)
+    except ValueError:
+        raise ConfigError(f"unknown verification level {level!r}; one of {', '.join(LEVELS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+
+
+@dataclass
+class Failure:
+    level: str
+    check: str
+    message: str
+    slot: int | None = None
+    expected: str | None = None
+    actual: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class FileReport:
+    path: str
+    level: str
+    era: int | None = None
+    state_slot: int | None = None
+    blocks: int = 0
+    checks: dict = field(default_factory=dict)  # name -> {"level", "status", "detail"?}
+    failures: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    link: dict = field(default_factory=dict)  # facts the cross-file checks need
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def first_failure(self) -> Failure | None:
+        if not self.failures:
+            return None
+        return min(self.failures, key=lambda f: (LEVELS.index(f.level),
+                                                 f.slot if f.slot is not None else -1))
+
+    def check(self, name: str, level: str, status: str = "ok", detail: str | None = None):
+        cur = self.checks.get(name)
+        if cur is not None and cur["status"] == "failed":
+            return
+        entry = {"level": level, "status": status}
+        if detail:
+            entry["detail"] = detail
+        self.checks[name] = entry
+
+    def fail(self, level: str, check: str, message: str, slot: int | None = None,
+             expected=None, actual=None) -> None:
+        self.check(check, level, "failed")
+        if len(self.failures) < MAX_FAILURES_PER_FILE:
+            self.failures.append(Failure(level, check, message, slot, _fmt(expected),
+                                         _fmt(actual)))
+
+    def line(self) -> str:
+        f = self.first_failure()
+        if f is None:
+            return f"{self.path}: OK"
+        return f"{self.path}: FAIL {f.level}: {f.message}"
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "era": self.era, "state_slot": self.state_slot,
+                "ok": self.ok, "blocks": self.blocks, "checks": self.checks,
+                "failures": [f.to_dict() for f in self.failures], "notes": self.notes}
+
+
+def _fmt(v):
+    if v is None:
+        return None
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return hex0x(bytes(v))
+    return str(v)
+
+
+@dataclass
+class ArchiveReport:
+    level: str
+    network: str
+    files: list = field(default_factory=list)
+    failures: list = field(default_factory=list)  # checks over the whole set (gaps, ...)
+    notes: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and all(f.ok for f in self.files)
+
+    @property
+    def blocks(self) -> int:
+        return sum(f.blocks for f in self.files)
+
+    def to_dict(self) -> dict:
+        return {"level": self.level, "network": self.network, "ok": self.ok,
+                "files": [f.to_dict() for f in self.files],
+                "archive_failures": [f.to_dict() for f in self.failures],
+                "notes": self.notes,
+                "summary": {"files": len(self.files),
+                            "ok": sum(1 for f in self.files if f.ok),
+                            "failed": sum(1 for f in self.files if not f.ok),
+                            "blocks": self.blocks}}
+
+
+# --------------------------------------------------------------------------------------------
+# SSZ helpers on bytes
+
+
+def field_range(cls, data, name: str) -> tuple[int, int]:
+    """Byte range [start, end) of top-level field `name` in the serialized container `data`
+    of py-ssz class `cls`, from the container's offset table; offsets are checked."""
+    fields = cls._meta.fields
+    n = len(data)
+    pos = 0
+    fixed_hit = None
+    var: list[tuple[str, int, int]] = []  # (name, offset, position of the offset)
+    for fname, sedes in fields:
+        if sedes.is_fixed_sized:
+            size = sedes.get_fixed_size()
+            if fname == name:
+                fixed_hit = (pos, pos + size)
+            pos += size
+        else:
+            if pos + 4 > n:
+                raise FormatError(f"{cls.__name__}: {n} bytes end inside the fixed part "
+                                  f"(field {fname} at byte {pos})")
+            var.append((fname, int.from_bytes(data[pos:pos + 4], "little"), pos))
+            pos += 4
+    fixed_end = pos
+    if fixed_end > n:
+        raise FormatError(f"{cls.__name__}: {n} bytes, shorter than its fixed part "
+                          f"({fixed_end} bytes)")
+    prev = fixed_end
+    for i, (fname, off, at) in enumerate(var):
+        if (i == 0 and off != fixed_end) or off < prev or off > n:
+            raise FormatError(f"{cls.__name__}: byte {at}: offset {off} of field {fname} is "
+                              f"out of order or outside [{prev}, {n}]")
+        prev = off
+    if not var and fixed_end != n:
+        raise FormatError(f"{cls.__name__}: {n} bytes, expected exactly {fixed_end}")
+    if fixed_hit is not None:
+        return fixed_hit
+    for i, (fname, off, _) in enumerate(var):
+        if fname == name:
+            return off, (var[i + 1][1] if i + 1 < len(var) else n)
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+def _check_state_shape(cls, data) -> None:
+    """Cheap structural check of a big serialized state: the offset table is sane and every
+    list of fixed-size elements has a whole number of elements within its limit."""
+    for fname, sedes in cls._meta.fields:
+        if sedes.is_fixed_sized:
+            continue
+        start, end = field_range(cls, data, fname)
+        elem = getattr(sedes, "element_sedes", None)
+        limit = getattr(sedes, "max_length", None)
+        if elem is not None and elem.is_fixed_sized:
+            size = elem.get_fixed_size()
+            if (end - start) % size:
+                raise FormatError(f"BeaconState.{fname}: {end - start} bytes is not a whole "
+                                  f"number of {size}-byte elements")
+            if limit is not None and (end - start) // size > limit:
+                raise FormatError(f"BeaconState.{fname}: {(end - start) // size} elements "
+                                  f"exceed the limit {limit}")
+
+
+def state_root(data: bytes, fork: str, preset_base: str, decoded=None) -> bytes:
+    """hash_tree_root of a serialized BeaconState: the one call the chain level makes."""
+    if decoded is not None:
+        return ssz.hash_tree_root(decoded)
+    if _htr_bytes is not None:
+        return _htr_bytes(ssz.types_for(fork, preset_base).BeaconState, data)
+    return ssz.hash_tree_root(ssz.decode_state(data, fork, preset_base))
+
+
+def validator_pubkeys(data: bytes, fork: str, preset_base: str) -> np.ndarray:
+    """(n, 48) uint8 view of every validator's pubkey, straight from the state bytes."""
+    cls = ssz.types_for(fork, preset_base).BeaconState
+    start, end = field_range(cls, data, "validators")
+    if (end - start) % VALIDATOR_SIZE:
+        raise FormatError(f"BeaconState.validators: {end - start} bytes is not a whole number "
+                          f"of {VALIDATOR_SIZE}-byte validators")
+    arr = np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start)
+    return arr.reshape(-1, VALIDATOR_SIZE)[:, :48]
+
+
+# --------------------------------------------------------------------------------------------
+# Trusted anchors
+
+
+@dataclass(frozen=True)
+class TrustedState:
+    """What the chain level needs from a trusted (e.g. recent finalized) state."""
+
+    slot: int
+    genesis_validators_root: bytes
+    historical_roots: bytes  # 32 * n
+    historical_summaries: bytes  # 64 * m (block_summary_root | state_summary_root)
+    state_roots: bytes  # the state's own state_roots vector
+    root: bytes | None = None
+
+    def era_root(self, era: int) -> bytes | None:
+        """The trusted root of era `era` (>= 1), or None if the state does not cover it."""
+        n_hr = len(self.historical_roots) // 32
+        i = era - 1
+        if i < 0:
+            return None
+        if i < n_hr:
+            return self.historical_roots[32 * i:32 * i + 32]
+        j = i - n_hr
+        if 64 * j + 64 <= len(self.historical_summaries):
+            from .hashing import sha256
+
+            return sha256(self.historical_summaries[64 * j:64 * j + 64])
+        return None
+
+    @property
+    def covered_eras(self) -> int:
+        return len(self.historical_roots) // 32 + len(self.historical_summaries) // 64
+
+
+def load_trusted_state(data: bytes, network: Network, where: str = "trusted state",
+                       with_root: bool = True) -> TrustedState:
+    """Parse an SSZ BeaconState (the fork follows from its slot) without decoding it."""
+    if len(data) < 48:
+        raise FormatError(f"{where}: {len(data)} bytes is too short for a BeaconState")
+    slot = int.from_bytes(data[40:48], "little")
+    fork = network.fork_name_at_slot(slot)
+    cls = ssz.types_for(fork, network.preset_base).BeaconState
+    sphr = network.slots_per_historical_root
+    try:
+        hr = field_range(cls, data, "historical_roots")
+        hs = field_range(cls, data, "historical_summaries") if any(
+            n == "historical_summaries" for n, _ in cls._meta.fields) else (0, 0)
+        sr = field_range(cls, data, "state_roots")
+    except FormatError as exc:
+        raise FormatError(f"{where}: not a {fork} BeaconState: {exc}") from exc
+    if (hr[1] - hr[0]) % 32 or (hs[1] - hs[0]) % 64 or sr[1] - sr[0] != 32 * sphr:
+        raise FormatError(f"{where}: not a {fork} BeaconState of preset {network.preset_base}")
+    root = state_root(bytes(data), fork, network.preset_base) if with_root else None
+    return TrustedState(slot, bytes(data[8:40]), bytes(data[hr[0]:hr[1]]),
+                        bytes(data[hs[0]:hs[1]]), bytes(data[sr[0]:sr[1]]), root)
+
+
+# --------------------------------------------------------------------------------------------
+# One file
+
+
+def _bls_chunk(sets: list) -> list[int]:
+    return bls.find_invalid([bls.SignatureSet(*s) for s in sets])
+
+
+class _Signatures:
+    """Collects signature sets and verifies them in chunks, in-process or in a pool."""
+
+    def __init__(self, report: FileReport, progress, pool=None):
+        self.report = report
+        self.progress = progress
+        self.pool = pool
+        self.pending: list = []
+        self.meta: list = []
+        self.futures: list = []
+        self.pk_cache: dict = {}
+
+    def add(self, slot: int, proposer: int, pubkey: bytes, msg: bytes, sig: bytes) -> None:
+        self.pending.append((pubkey, msg, sig))
+        self.meta.append((slot, proposer))
+        if len(self.pending) >= BLS_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        sets, meta = self.pending, self.meta
+        self.pending, self.meta = [], []
+        if self.pool is not None:
+            fut = self.pool.submit(_bls_chunk, sets)
+            if self.progress:
+                fut.add_done_callback(lambda _f, n=len(sets): self.progress(n))
+            self.futures.append((fut, sets, meta))
+        else:
+            bad = bls.find_invalid([bls.SignatureSet(*s) for s in sets],
+                                   _pk_cache=self.pk_cache)
+            self._record(bad, sets, meta)
+            if self.progress:
+                self.progress(len(sets))
+
+    def finish(self) -> None:
+        self.flush()
+        for fut, sets, meta in self.futures:
+            self._record(fut.result(), sets, meta)
+
+    def _record(self, bad, sets, meta) -> None:
+        for i in bad:
+            slot, proposer = meta[i]
+            pubkey, msg, sig = sets[i]
+            self.report.fail("signatures", "proposer_signatures",
+                             f"slot {slot}: proposer signature does not verify (proposer "
+                             f"{proposer}, pubkey {hex0x(pubkey)}, signing root {hex0x(msg)})",
+                             slot, expected=f"a signature by {hex0x(pubkey)}", actual=sig)
+
+
+def verify_file(path: str, network: Network, level: str = "signatures", *,
+                progress: Callable[[int], None] | None = None, bls_pool=None) -> FileReport:
+    """Check one era file up to `level`; failures are returned in the report, not raised."""
+    lvl = level_index(level)
+    report = FileReport(path=os.fspath(path), level=level)
+    try:
+        reader = EraReader(path)
+    except FormatError as exc:
+        report.fail("structure", "index", str(exc))
+        return report
+    with reader:
+        try:
+            _verify_open_file(reader, report, network, lvl, progress, bls_pool)
+        except EraToolsError as exc:  # an error that stops this file (unexpected bytes)
+            report.fail("structure", "read", str(exc))
+    return report
+
+
+def _verify_open_file(reader: EraReader, report: FileReport, network: Network, lvl: int,
+                      progress, bls_pool) -> None:
+    path = reader.path
+    preset = network.preset_base
+    sphr = network.slots_per_historical_root
+    report.era = reader.era
+    report.state_slot = reader.state_slot
+    block_slots = reader.block_slots()
+    report.blocks = len(block_slots)
+
+    # -- structure: records, indices, preset --------------------------------------------------
+    if reader.slots_per_historical_root not in (None, sphr):
+        report.fail("structure", "index",
+                    f"block index covers {reader.slots_per_historical_root} slots per era, "
+                    f"network {network.name} has {sphr}",
+                    expected=sphr, actual=reader.slots_per_historical_root)
+        return
+    if reader.state_slot % sphr:
+        report.fail("structure", "state_slot",
+                    f"state slot {reader.state_slot} is not a multiple of {sphr}",
+                    expected=(reader.state_slot // sphr) * sphr, actual=reader.state_slot)
+        return
+    report.era = reader.state_slot // sphr
+    _check_records(reader, report)
+
+    # -- structure: the state ------------------------------------------------------------------
+    state_fork = network.fork_name_at_slot(reader.state_slot)
+    state_cls = ssz.types_for(state_fork, preset).BeaconState
+    state_data = reader.state_ssz()
+    head = reader.state_head(sphr)
+    decoded_state = None
+    try:
+        if len(state_data) <= FULL_STATE_DECODE_LIMIT:
+            decoded_state = ssz.decode_state(state_data, state_fork, preset,
+                                             where=f"{path}: state slot {reader.state_slot}")
+            detail = f"decoded as {state_fork}"
+        else:
+            _check_state_shape(state_cls, state_data)
+            detail = f"{state_fork} offset table and list shapes checked"
+        report.check("state_decode", "structure", detail=detail)
+    except FormatError as exc:
+        report.fail("structure", "state_decode",
+                    f"state slot {reader.state_slot}: does not decode as {state_fork} "
+                    f"BeaconState: {exc}", reader.state_slot)
+    if head.slot != reader.state_slot:  # EraReader checks this too
+        report.fail("structure", "state_slot", f"state slot {head.slot} != index slot "
+                    f"{reader.state_slot}", head.slot, reader.state_slot, head.slot)
+    else:
+        report.check("state_slot", "structure")
+
+    # -- roots: network identity -------------------------------------------------------------
+    if lvl >= 1:
+        _check_network(reader, report, network, head)
+
+    # -- signatures: proposer pubkeys ------------------------------------------------------
+    pubkeys = None
+    sigs = None
+    if lvl >= 2 and block_slots:
+        try:
+            pubkeys = validator_pubkeys(state_data, state_fork, preset)
+        except FormatError as exc:
+            report.fail("signatures", "proposer_signatures",
+                        f"state slot {reader.state_slot}: cannot read validators: {exc}")
+        sigs = _Signatures(report, progress, bls_pool)
+    gvr = head.genesis_validators_root
+    domains: dict[bytes, bytes] = {}
+
+    # -- blocks: one pass --------------------------------------------------------------------
+    start = reader.start_slot
+    pending_progress = 0
+    for slot in block_slots:
+        pending_progress += 1
+        if progress and sigs is None and pending_progress >= 64:
+            progress(pending_progress)
+            pending_progress = 0
+        fork = network.fork_name_at_slot(slot)
+        try:
+            data = reader.block_ssz(slot)
+            blk = ssz.decode_block(data, fork, preset, where=f"{path}: slot {slot}")
+        except FormatError as exc:
+            report.fail("structure", "blocks_decode",
+                        f"slot {slot}: block does not decode as {fork} SignedBeaconBlock: {exc}",
+                        slot)
+            continue
+        msg = blk.message
+        msg_slot = int(msg.slot)
+        if msg_slot != slot:
+            report.fail("structure", "block_slots",
+                        f"slot {slot}: the block at this index slot says slot {msg_slot}",
+                        slot, expected=slot, actual=msg_slot)
+        else:
+            report.check("block_slots", "structure")
+        report.check("blocks_decode", "structure")
+        if lvl < 1:
+            continue
+        root = _block_root(data, blk, fork, preset)
+        want = head.block_root_at(slot)
+        if root != want:
+            report.fail("roots", "block_roots",
+                        f"slot {slot}: block root {hex0x(root)} != state block_roots"
+                        f"[{slot % sphr}] {hex0x(want)}", slot, expected=want, actual=root)
+        else:
+            report.check("block_roots", "roots")
+        parent = bytes(msg.parent_root)
+        if slot == 0:
+            if parent != b"\x00" * 32:
+                report.fail("roots", "parent_roots", f"slot 0: genesis block parent_root "
+                            f"{hex0x(parent)} is not zero", 0, b"\x00" * 32, parent)
+        elif slot > start:
+            want_parent = head.block_root_at(slot - 1)
+            if parent != want_parent:
+                report.fail("roots", "parent_roots",
+                            f"slot {slot}: parent_root {hex0x(parent)} != state block_roots"
+                            f"[{(slot - 1) % sphr}] {hex0x(want_parent)}", slot,
+                            expected=want_parent, actual=parent)
+            else:
+                report.check("parent_roots", "roots")
+        else:
+            report.link["first_block_parent"] = parent
+        if sigs is None:
+            continue
+        sig = bytes(blk.signature)
+        proposer = int(msg.proposer_index)
+        if slot == 0:
+            if sig != bls.ZERO_SIGNATURE:
+                report.fail("signatures", "proposer_signatures",
+                            "slot 0: the genesis block must carry the zero signature", 0,
+                            expected=bls.ZERO_SIGNATURE, actual=sig)
+            if progress:
+                progress(1)
+            continue
+        if pubkeys is None:
+            continue
+        if proposer >= len(pubkeys):
+            report.fail("signatures", "proposer_signatures",
+                        f"slot {slot}: proposer_index {proposer} is not a validator (the era "
+                        f"state has {len(pubkeys)})", slot, expected=f"< {len(pubkeys)}",
+                        actual=proposer)
+            continue
+        version = network.fork_at_epoch(msg_slot // network.slots_per_epoch).version
+        domain = domains.get(version)
+        if domain is None:
+            domain = domains[version] = compute_domain(DOMAIN_BEACON_PROPOSER, version, gvr)
+        sigs.add(slot, proposer, pubkeys[proposer].tobytes(),
+                 compute_signing_root(root, domain), sig)
+    if progress and sigs is None and pending_progress:
+        progress(pending_progress)
+    if sigs is not None:
+        sigs.finish()
+        report.check("proposer_signatures", "signatures")
+
+    # -- roots: empty slots, file name ---------------------------------------------------------
+    if lvl >= 1:
+        _check_empty_slots(reader, report, head)
+        _check_file_name(reader, report, network, head)
+        report.link.update(
+            first_slot_empty=bool(start is not None and reader.block_index.position(start) == 0),
+            first_block_root=head.block_roots[:32],
+            last_block_root=head.block_roots[-32:],
+            state_roots0=head.state_roots[:32],
+            era_root=head.era_root() if report.era else None,
+            gvr=head.genesis_validators_root)
+
+    # -- chain: this file's state root -----------------------------------------------------
+    if lvl >= 3:
+        report.link["state_root"] = state_root(state_data, state_fork, preset, decoded_state)
+        report.check("state_root", "chain", detail=hex0x(report.link["state_root"]))
+
+
+def _block_root(data: bytes, blk, fork: str, preset: str) -> bytes:
+    if _htr_bytes is not None:
+        off = int.from_bytes(data[:4], "little")
+        return _htr_bytes(ssz.types_for(fork, preset).BeaconBlock, data[off:])
+    return ssz.block_root(blk)
+
+
+def _check_records(reader: EraReader, report: FileReport) -> None:
+    """Every header walks cleanly; block records and index entries match one to one."""
+    block_offsets = set()
+    try:
+        for rec in reader.records():
+            if rec.type == e2store.COMPRESSED_SIGNED_BEACON_BLOCK:
+                block_offsets.add(rec.offset)
+            elif rec.type not in (e2store.VERSION, e2store.EMPTY, e2store.COMPRESSED_BEACON_STATE,
+                                  e2store.SLOT_INDEX):
+                report.notes.append(f"offset {rec.offset}: unknown record type "
+                                    f"{e2store.type_name(rec.type)} ({rec.length} bytes) "
+                                    "skipped")
+    except FormatError as exc:
+        report.fail("structure", "records", str(exc))
+        return
+    indexed = {}
+    if reader.block_index is not None:
+        for i, pos in enumerate(reader.block_index.positions.tolist()):
+            if pos:
+                slot = reader.block_index.start_slot + i
+                if pos in indexed:
+                    report.fail("structure", "index",
+                                f"slot {slot}: index points at the same record (offset {pos}) "
+                                f"as slot {indexed[pos]}", slot)
+                indexed[pos] = slot
+                if pos not in block_offsets:
+                    report.fail("structure", "index",
+                                f"slot {slot}: index offset {pos} is not the start of a "
+                                "block record", slot)
+    for off in sorted(block_offsets - set(indexed)):
+        report.fail("structure", "index", f"offset {off}: block record not referenced by the "
+                    "block index")
+    report.check("records", "structure")
+    report.check("index", "structure")
+
+
+def _check_network(reader: EraReader, report: FileReport, network: Network, head) -> None:
+    gvr = head.genesis_validators_root
+    if network.genesis_validators_root is not None and gvr != network.genesis_validators_root:
+        report.fail("roots", "network",
+                    f"state genesis_validators_root {hex0x(gvr)} is not network "
+                    f"{network.name}'s {hex0x(network.genesis_validators_root)}",
+                    reader.state_slot, expected=network.genesis_validators_root, actual=gvr)
+    want = network.fork_at_slot(reader.state_slot).version
+    if head.fork_current_version != want:
+        report.fail("roots", "network",
+                    f"state slot {reader.state_slot}: fork version "
+                    f"{hex0x(head.fork_current_version)} is not network {network.name}'s "
+                    f"{hex0x(want)}", reader.state_slot, expected=want,
+                    actual=head.fork_current_version)
+    report.check("network", "roots")
+
+
+def _check_empty_slots(reader: EraReader, report: FileReport, head) -> None:
+    if reader.block_index is None:
+        return
+    start = reader.start_slot
+    sphr = head.sphr
+    roots = head.block_roots_array()
+    for slot in reader.empty_slots():
+        if slot == start:
+            continue  # needs the previous era (cross-file check)
+        i = slot % sphr
+        if not np.array_equal(roots[i], roots[i - 1]):
+            report.fail("roots", "empty_slots",
+                        f"slot {slot}: no block, but state block_roots[{i}] "
+                        f"{hex0x(roots[i].tobytes())} != block_roots[{i - 1}] "
+                        f"{hex0x(roots[i - 1].tobytes())} (a block is missing)", slot,
+                        expected=roots[i - 1].tobytes(), actual=roots[i].tobytes())
+    report.check("empty_slots", "roots")
+
+
+def _check_file_name(reader: EraReader, report: FileReport, network: Network, head) -> None:
+    name = os.path.basename(reader.path)
+    expected = reader.expected_name(network.config_name, head)
+    parsed = parse_era_file_name(name)
+    if parsed is None:
+        report.fail("roots", "file_name", f"file name {name} does not follow "
+                    f"<config>-<era>-<root>.era (expected {expected})", expected=expected,
+                    actual=name)
+        return
+    config_name, era, short = parsed
+    if config_name != network.config_name:
+        report.fail("roots", "file_name", f"file name config {config_name!r} is not network "
+                    f"{network.name}'s {network.config_name!r}", expected=network.config_name,
+                    actual=config_name)
+    if era != reader.era:
+        report.fail("roots", "file_name", f"file name says era {era}, the file holds era "
+                    f"{reader.era}", expected=reader.era, actual=era)
+    computed = head.short_root(reader.era).hex()
+    if short != computed:
+        report.fail("roots", "file_name", f"file name short root 0x{short} != 0x{computed} "
+                    f"computed from the state", expected="0x" + computed, actual="0x" + short)
+    report.check("file_name", "roots")
+
+
+# --------------------------------------------------------------------------------------------
+# Many files
+
+
+def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: int,
+                 trusted_root: bytes | None, trusted: TrustedState | None,
+                 network: Network) -> None:
+    by_era: dict[int, list[FileReport]] = {}
+    for r in reports:
+        if r.era is not None:
+            by_era.setdefault(r.era, []).append(r)
+    sphr = network.slots_per_historical_root
+    # roots: the first slot of each era against the previous era's state
+    if lvl >= 1:
+        for era, rs in by_era.items():
+            prev = by_era.get(era - 1)
+            if len(rs) != 1 or not prev or len(prev) != 1 or era < 2:
+                continue
+            r, p = rs[0], prev[0]
+            if "first_slot_empty" not in r.link or "last_block_root" not in p.link:
+                continue
+            start = (era - 1) * sphr
+            prev_root = p.link["last_block_root"]
+            if r.link["first_slot_empty"]:
+                if r.link["first_block_root"] != prev_root:
+                    r.fail("roots", "empty_slots",
+                           f"slot {start}: no block, but state block_roots[0] "
+                           f"{hex0x(r.link['first_block_root'])} != block_roots of slot "
+                           f"{start - 1} {hex0x(prev_root)} in {p.path} (a block is missing)",
+                           start, expected=prev_root, actual=r.link["first_block_root"])
+            elif "first_block_parent" in r.link and r.link["first_block_parent"] != prev_root:
+                r.fail("roots", "parent_roots",
+                       f"slot {start}: parent_root {hex0x(r.link['first_block_parent'])} != "
+                       f"block root of slot {start - 1} {hex0x(prev_root)} in {p.path}",
+                       start, expected=prev_root, actual=r.link["first_block_parent"])
+    if lvl < 3:
+        return
+    # chain: one file per era, no gaps
+    for era, rs in sorted(by_era.items()):
+        if len(rs) > 1:
+            names = ", ".join(x.path for x in rs)
+            for r in rs:
+                r.fail("chain", "era_sequence", f"era {era}: {len(rs)} files ({names})")
+    eras = sorted(by_era)
+    if eras:
+        missing = sorted(set(range(eras[0], eras[-1] + 1)) - set(eras))
+        for era in missing:
+            archive.failures.append(Failure("chain", "era_sequence",
+                                            f"era {era} is missing (gap between era "
+                                            f"{max(e for e in eras if e < era)} and "
+                                            f"{min(e for e in eras if e > era)})"))
+    # chain: links between consecutive states
+    for era in eras:
+        rs, prev = by_era[era], by_era.get(era - 1)
+        if len(rs) != 1 or not prev or len(prev) != 1:
+            continue
+        r, p = rs[0], prev[0]
+        if "state_root" not in p.link or "state_roots0" not in r.link:
+            continue
+        if r.link["state_roots0"] != p.link["state_root"]:
+            slot = (era - 1) * sphr
+            r.fail("chain", "links",
+                   f"state slot {era * sphr}: state_roots[0] {hex0x(r.link['state_roots0'])} "
+                   f"!= hash_tree_root of the era {era - 1} state (slot {slot}) "
+                   f"{hex0x(p.link['state_root'])} in {p.path}", slot,
+                   expected=p.link["state_root"], actual=r.link["state_roots0"])
+        else:
+            r.check("links", "chain")
+    # chain: anchors
+    newest = by_era[eras[-1]] if eras else []
+    if trusted_root is not None and len(newest) == 1 and "state_root" in newest[0].link:
+        n = newest[0]
+        if n.link["state_root"] != trusted_root:
+            n.fail("chain", "anchor",
+                   f"state slot {n.state_slot}: state root {hex0x(n.link['state_root'])} != "
+                   f"trusted root {hex0x(trusted_root)}", n.state_slot,
+                   expected=trusted_root, actual=n.link["state_root"])
+        else:
+            n.check("anchor", "chain", detail="trusted root")
+    if trusted is not None:
+        for era in eras:
+            for r in by_era[era]:
+                _check_trusted_state(r, trusted, network)
+    if trusted_root is None and trusted is None:
+        archive.notes.append("chain not anchored: links between files checked only (give "
+                             "--trusted-root or --trusted-state)")
+
+
+def _check_trusted_state(r: FileReport, t: TrustedState, network: Network) -> None:
+    sphr = network.slots_per_historical_root
+    gvr = r.link.get("gvr")
+    if gvr is not None and gvr != t.genesis_validators_root:
+        r.fail("chain", "historical_roots", f"genesis_validators_root {hex0x(gvr)} != trusted "
+               f"state's {hex0x(t.genesis_validators_root)}", expected=t.genesis_validators_root,
+               actual=gvr)
+        return
+    if r.era and r.link.get("era_root") is not None:
+        want = t.era_root(r.era)
+        if want is not None:
+            if want != r.link["era_root"]:
+                r.fail("chain", "historical_roots",
+                       f"era {r.era}: era root {hex0x(r.link['era_root'])} != trusted state "
+                       f"(slot {t.slot}) historical entry {hex0x(want)}", r.state_slot,
+                       expected=want, actual=r.link["era_root"])
+            else:
+                r.check("historical_roots", "chain")
+    sr = r.link.get("state_root")
+    if sr is not None and r.state_slot is not None:
+        if r.state_slot == t.slot and t.root is not None:
+            want = t.root
+        elif r.state_slot < t.slot <= r.state_slot + sphr:
+            i = (r.state_slot % sphr) * 32
+            want = t.state_roots[i:i + 32]
+        else:
+            return
+        if want != sr:
+            r.fail("chain", "anchor", f"state slot {r.state_slot}: state root {hex0x(sr)} != "
+                   f"trusted state's {hex0x(want)}", r.state_slot, expected=want, actual=sr)
+        else:
+            r.check("anchor", "chain", detail="trusted state")
+
+
+def count_blocks(paths: Iterable[str]) -> int:
+    n = 0
+    for p in paths:
+        try:
+            with EraReader(p) as r:
+                n += len(r.block_slots())
+        except FormatError:
+            pass
+    return n
+
+
+_progress_queue = None
+
+
+def _init_worker(q) -> None:
+    global _progress_queue
+    _progress_queue = q
+
+
+def _file_task(path: str, network: Network, level: str) -> FileReport:
+    q = _progress_queue
+    return verify_file(path, network, level, progress=(q.put if q is not None else None))
+
+
+def verify_archive(paths: Sequence[str], network: Network, level: str = "signatures", *,
+                   trusted_root: bytes | None = None, trusted_state: TrustedState | None = None,
+                   jobs: int | None = None,
+                   progress: Callable[[int], None] | None = None) -> ArchiveReport:
+    """Verify era files (paths: files or directories) and the links between them.
+
+    Files are verified in parallel in `jobs` processes (default: all cores); with one file, or
+    jobs=1, the file is verified in this process (a single file still spreads its signature
+    batches over `jobs` processes)."""
+    lvl = level_index(level)
+    files = era_files_in(paths)
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    archive = ArchiveReport(level=level, network=network.name)
+    if jobs == 1 or len(files) <= 1:
+        pool = None
+        if jobs > 1 and lvl >= 2:
+            pool = cf.ProcessPoolExecutor(jobs, mp_context=_mp_context())
+        try:
+            reports = [verify_file(p, network, level, progress=progress, bls_pool=pool)
+                       for p in files]
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+    else:
+        reports = _verify_parallel(files, network, level, jobs, progress)
+    _link_checks(reports, archive, lvl, trusted_root, trusted_state, network)
+    archive.files = sorted(reports, key=lambda r: (r.era if r.era is not None else -1, r.path))
+    return archive
+
+
+def _mp_context():
+    methods = mp.get_all_start_methods()
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _verify_parallel(files, network, level, jobs, progress) -> list[FileReport]:
+    ctx = _mp_context()
+    q = ctx.Queue() if progress else None
+    stop = threading.Event()
+
+    def drain():
+        while not stop.is_set() or (q is not None and not q.empty()):
+            try:
+                progress(q.get(timeout=0.1))
+            except queue.Empty:
+                continue
+            except (EOFError, OSError):
+                return
+
+    drainer = threading.Thread(target=drain, daemon=True) if q is not None else None
+    if drainer:
+        drainer.start()
+    try:
+        with cf.ProcessPoolExecutor(min(jobs, len(files)), mp_context=ctx,
+                                    initializer=_init_worker, initargs=(q,)) as pool:
+            futs = [pool.submit(_file_task, p, network, level) for p in files]
+            reports = []
+            for p, f in zip(files, futs):
+                try:
+                    reports.append(f.result())
+                except EraToolsError as exc:
+                    r = FileReport(path=p, level=level)
+                    r.fail("structure", "read", str(exc))
+                    reports.append(r)
+    finally:
+        stop.set()
+        if drainer:
+            drainer.join(timeout=5)
+    return reports
