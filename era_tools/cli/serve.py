@@ -1,0 +1,173 @@
+"""`era serve` (publish an era directory over HTTP) and `era download` (mirror one)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import main
+from .common import echo_json, json_option, network_options, pick_network
+from ..errors import ConfigError
+
+
+@main.command()
+@click.argument("era_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--db", "db_path", type=click.Path(file_okay=False),
+              help="Also answer blocks and states from this chain store (read-only).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port, printed at start).")
+@click.option("--max-ranges", default=16, show_default=True, type=click.IntRange(1, 1024),
+              help="Concurrent range-endpoint streams; more get 429.")
+@network_options
+def serve(era_dir, db_path, host, port, max_ranges, network_name, config_path):
+    """Serve ERA_DIR over HTTP: an nginx-style listing, /index.json, /checksums.txt, the era
+    files (Range, ETag), a Beacon API subset, the blocks_by_range endpoint and /metrics.
+
+    The network comes from --network/--config, a spec.json or config.yaml in ERA_DIR, or the
+    file names.  See docs/protocol.md.
+    """
+    from .. import serve as serve_pkg
+
+    net = pick_network(network_name, config_path, [era_dir])
+    store = None
+    if db_path:
+        from ..store.chain import ChainStore
+
+        store = ChainStore.open(db_path, readonly=True, create=False)
+        if net.genesis_validators_root is None:
+            net = net.with_genesis(store.genesis_validators_root)
+
+    def ready(h, p):
+        click.echo(f"serving {era_dir} on http://{h}:{p}/ (network {net.name})", err=True)
+
+    try:
+        serve_pkg.run(era_dir, net, store, host=host, port=port, on_ready=ready,
+                      max_ranges=max_ranges)
+    finally:
+        if store is not None:
+            store.close()
+
+
+@main.command()
+@click.argument("url")
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.option("--from-era", type=click.IntRange(0), help="First era to fetch.")
+@click.option("--to-era", type=click.IntRange(0), help="Last era to fetch.")
+@click.option("--jobs", "-j", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Parallel downloads.")
+@click.option("--verify", "level", default="roots", show_default=True,
+              type=click.Choice(["none", "structure", "roots", "signatures"]),
+              help="Verify each file before it gets its .era name.")
+@click.option("--allow-gaps", is_flag=True,
+              help="Exit 0 even when the host's era numbering has gaps (still reported).")
+@network_options
+@json_option
+def download(url, dest, from_era, to_era, jobs, level, allow_gaps, network_name, config_path,
+             as_json):
+    """Mirror the era files listed at URL into DEST.
+
+    URL may be an `era serve` host (index.json, checksums), an S3 bucket (?list-type=2) or any
+    HTML directory listing (nginx autoindex, python -m http.server).  Files download to
+    <name>.tmp with a streaming sha256 and resume with Range after an interruption; each is
+    checked against the host's checksum and verified before it is renamed.  A file that fails
+    is kept as <name>.bad.
+
+    Exit codes: 0 all good; 1 a file failed its checksum or verification, or the host's
+    numbering has gaps (unless --allow-gaps); 2 network or usage errors.
+    """
+    from ..download import download as run_download
+
+    network = None
+    if network_name or config_path:
+        network = pick_network(network_name, config_path, quiet=as_json)
+
+    def loader(dest_dir, names):
+        try:
+            return pick_network(None, None, [dest_dir], quiet=as_json)
+        except ConfigError:
+            return None
+
+    ui = _Progress(quiet=as_json, jobs=jobs)
+    try:
+        rep = run_download(url, dest, from_era, to_era, jobs=jobs, verify=level,
+                           network=network, network_loader=loader, on_event=ui.event)
+    finally:
+        ui.close()
+    if as_json:
+        echo_json(rep.to_json())
+    else:
+        click.echo(f"{len(rep.downloaded)} downloaded, {len(rep.skipped)} already present, "
+                   f"{len(rep.bad)} bad, {len(rep.failed)} failed"
+                   f" (listing: {rep.listing.source}, checksums: "
+                   f"{rep.listing.checksums or 'none'}, verify: {rep.verified_level})")
+    for name, why in sorted(rep.bad.items()):
+        click.echo(f"bad: {name}: {why} (kept as {name}.bad)", err=True)
+    for name, why in sorted(rep.failed.items()):
+        click.echo(f"failed: {name}: {why}", err=True)
+    for a, b in rep.gaps:
+        span = f"era {a}" if a == b else f"eras {a}-{b}"
+        click.echo(f"gap: the host has no file for {span}", err=True)
+    if rep.bad:
+        sys.exit(1)
+    if rep.failed:
+        sys.exit(2)
+    if rep.gaps and not allow_gaps:
+        sys.exit(1)
+
+
+class _Progress:
+    """tqdm bars: one overall (bytes) and one per file in flight."""
+
+    def __init__(self, quiet: bool, jobs: int):
+        self.quiet = quiet
+        self.total = None
+        self.bars = {}
+        self.free = list(range(1, jobs + 1))
+
+    def _bar(self, **kw):
+        from tqdm import tqdm
+
+        return tqdm(unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+                    dynamic_ncols=True, file=click.get_text_stream("stderr"), **kw)
+
+    def event(self, kind, **info):
+        if kind in ("warning",):
+            if self.quiet:
+                return
+            click.echo(f"warning: {info['message']}", err=True)
+            return
+        if self.quiet:
+            return
+        if kind == "listing":
+            click.echo(f"listing: {info['files']} era files ({info['source']}), checksums: "
+                       f"{info['checksums'] or 'none'}", err=True)
+        elif kind == "plan":
+            self.total = self._bar(total=info["bytes"] or None, desc="total", position=0)
+        elif kind == "start":
+            pos = self.free.pop(0) if self.free else None
+            bar = self._bar(total=info.get("total"), desc=info["name"][-28:], position=pos,
+                            initial=info.get("offset", 0))
+            self.bars[info["name"]] = (bar, pos)
+            if self.total is not None and info.get("offset"):
+                self.total.update(info["offset"])
+        elif kind == "progress":
+            b = self.bars.get(info["name"])
+            if b:
+                b[0].update(info["n"])
+            if self.total is not None:
+                self.total.update(info["n"])
+        elif kind == "done":
+            b = self.bars.pop(info["name"], None)
+            if b:
+                b[0].close()
+                if b[1] is not None:
+                    self.free.append(b[1])
+                    self.free.sort()
+
+    def close(self):
+        for bar, _ in self.bars.values():
+            bar.close()
+        if self.total is not None:
+            self.total.close()

@@ -1,0 +1,615 @@
+"""`era download`: mirror the era files of a host into a directory.
+
+    report = download(url, dest, from_era=None, to_era=None, jobs=4, verify="roots",
+                      network=None, on_event=callback)
+
+1. Discover the host's files from our `/index.json`, an S3 `?list-type=2` XML listing, or an
+   HTML directory listing (nginx autoindex, `python -m http.server`, ...).
+2. Take checksums from index.json, or from `checksums.txt` (`sha256sum` lines, or one bare hash
+   per line in listing order as era1 hosts publish).
+3. Download each wanted file to `<name>.tmp` with a streaming sha256; after an interruption a
+   rerun (or a retry) resumes with `Range: bytes=N-`, re-hashing the N bytes already there.
+4. Check the checksum, verify the file at the chosen level, then rename `.tmp` -> `.era`.  A
+   file that fails is renamed `<name>.bad` and reported; nothing half-written is ever named
+   `.era`.
+5. Report gaps in the host's era numbering.
+
+Progress goes through `on_event(kind, **info)`; this module never prints.  Its HTTP goes
+through `serve.client` (aiohttp lives in serve/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+from .era import parse_era_file_name
+from .errors import EraToolsError, FormatError, PeerError, VerificationError
+from .serve import client
+
+EXTRA_FILES = ("spec.json", "genesis.json", "config.yaml")
+VERIFY_LEVELS = ("none", "structure", "roots", "signatures")
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_HREF = re.compile(r"""<a\s[^>]*?href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
+MAX_ATTEMPTS = 4
+STAGING = ".era-download"   # complete files wait here, under their own name, for verification
+
+
+@dataclass
+class RemoteFile:
+    name: str
+    url: str
+    era: int | None = None
+    size: int | None = None
+    sha256: str | None = None
+
+
+@dataclass
+class Listing:
+    source: str                      # "index.json" | "s3" | "html"
+    files: list[RemoteFile]          # era files, sorted by name
+    extras: list[RemoteFile] = field(default_factory=list)
+    checksums: str | None = None     # where checksums came from, if anywhere
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    listing: Listing | None = None
+    downloaded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)      # already present and matching
+    bad: dict[str, str] = field(default_factory=dict)     # name -> why (kept as .bad)
+    failed: dict[str, str] = field(default_factory=dict)  # name -> network/IO error
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    verified_level: str = "none"
+    warnings: list[str] = field(default_factory=list)
+    bytes_downloaded: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad and not self.failed
+
+    def to_json(self) -> dict:
+        return {"source": self.listing.source if self.listing else None,
+                "checksums": self.listing.checksums if self.listing else None,
+                "downloaded": self.downloaded, "skipped": self.skipped, "bad": self.bad,
+                "failed": self.failed, "gaps": [list(g) for g in self.gaps],
+                "verify": self.verified_level, "bytes_downloaded": self.bytes_downloaded,
+                "warnings": self.warnings}
+
+
+# --------------------------------------------------------------------------------------------
+# discovery
+
+
+def _base(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise EraToolsError(f"{url}: not an http(s) URL")
+    base = f"{parts.scheme}://{parts.netloc}{parts.path or '/'}"
+    return base if base.endswith("/") else base + "/"
+
+
+def _era_of(name: str) -> int | None:
+    p = parse_era_file_name(name)
+    return p[1] if p else None
+
+
+def parse_index_json(body: bytes, base: str) -> Listing | None:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
+        return None
+    files, extras = [], []
+    for f in doc["files"]:
+        if not isinstance(f, dict) or not isinstance(f.get("name"), str):
+            continue
+        name = f["name"]
+        if not _safe_name(name) or not name.endswith(".era"):
+            continue
+        sha = f.get("sha256") if isinstance(f.get("sha256"), str) and _HEX64.match(
+            f.get("sha256") or "") else None
+        size = f.get("size") if isinstance(f.get("size"), int) else None
+        files.append(RemoteFile(name, urljoin(base, quote(name)), _era_of(name), size,
+                                sha.lower() if sha else None))
+    for x in doc.get("extras") or []:
+        if isinstance(x, dict) and x.get("name") in EXTRA_FILES:
+            extras.append(RemoteFile(x["name"], urljoin(base, x["name"]), None, x.get("size")))
+    lst = Listing("index.json", sorted(files, key=lambda r: r.name), extras)
+    if any(f.sha256 for f in files):
+        lst.checksums = "index.json"
+    return lst
+
+
+def parse_s3(body: bytes, base: str) -> tuple[list[RemoteFile], list[RemoteFile], str | None]:
+    """Files of one ListObjectsV2 page and its NextContinuationToken."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as exc:
+        raise PeerError(f"{base}: bad S3 listing XML: {exc}") from exc
+    ns = ""
+    if root.tag.startswith("{"):
+        ns = root.tag[:root.tag.index("}") + 1]
+    files, extras = [], []
+    for c in root.iter(f"{ns}Contents"):
+        key = c.findtext(f"{ns}Key") or ""
+        size = c.findtext(f"{ns}Size")
+        name = key.rsplit("/", 1)[-1]
+        if not _safe_name(name):
+            continue
+        url = urljoin(base, quote(key))
+        sz = int(size) if size and size.isdigit() else None
+        if name.endswith(".era"):
+            files.append(RemoteFile(name, url, _era_of(name), sz))
+        elif name in EXTRA_FILES:
+            extras.append(RemoteFile(name, url, None, sz))
+    token = None
+    if (root.findtext(f"{ns}IsTruncated") or "").strip().lower() == "true":
+        token = root.findtext(f"{ns}NextContinuationToken")
+    return files, extras, token
+
+
+def parse_html(body: bytes, base: str) -> tuple[list[RemoteFile], list[RemoteFile]]:
+    """Links of an HTML directory listing (nginx autoindex, Apache, python http.server)."""
+    text = body.decode("utf-8", "replace")
+    files, extras, seen = [], [], set()
+    for m in _HREF.finditer(text):
+        href = m.group(1) or m.group(2) or m.group(3) or ""
+        href = href.split("#", 1)[0].split("?", 1)[0]
+        if not href or href.endswith("/"):
+            continue
+        url = urljoin(base, href)
+        if not url.startswith(base):  # only files under the listing
+            continue
+        name = unquote(url[len(base):])
+        if "/" in name or not _safe_name(name) or name in seen:
+            continue
+        seen.add(name)
+        if name.endswith(".era"):
+            files.append(RemoteFile(name, url, _era_of(name)))
+        elif name in EXTRA_FILES:
+            extras.append(RemoteFile(name, url))
+    return files, extras
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..") \
+        and not name.startswith(".") and "\x00" not in name
+
+
+def parse_checksums(text: str, files: list[RemoteFile]) -> tuple[dict[str, str], str | None]:
+    """name -> sha256 hex from `sha256sum` lines, or bare hashes (line N = file N).
+    Returns (mapping, warning or None)."""
+    named, bare = {}, []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 1)
+        h = parts[0].lower()
+        if not _HEX64.match(h):
+            continue
+        if len(parts) == 2:
+            name = parts[1].strip().lstrip("*").rsplit("/", 1)[-1]
+            named[name] = h
+        else:
+            bare.append(h)
+    if named:
+        return named, None
+    if bare:
+        names = sorted(f.name for f in files)
+        if len(bare) != len(names):
+            return {}, (f"checksums.txt has {len(bare)} bare hashes for {len(names)} files; "
+                        "ignored")
+        return dict(zip(names, bare)), None
+    return {}, None
+
+
+async def discover(sess, url: str) -> Listing:
+    base = _base(url)
+    # 1. our own index.json
+    r = await client.fetch(sess, urljoin(base, "index.json"))
+    if r.status == 200:
+        lst = parse_index_json(r.body, base)
+        if lst is not None:
+            return lst
+    # 2. S3 ListObjectsV2 (an HTML host ignores the query and sends its listing)
+    r = await client.fetch(sess, base + "?list-type=2")
+    files: list[RemoteFile] = []
+    extras: list[RemoteFile] = []
+    ctype = r.headers.get("Content-Type", "")
+    if r.status == 200 and ("xml" in ctype or r.body.lstrip()[:5] in (b"<?xml", b"<List")):
+        source = "s3"
+        body, pages = r.body, 0
+        while True:
+            f, x, token = parse_s3(body, base)
+            files += f
+            extras += x
+            pages += 1
+            if not token or pages > 10000:
+                break
+            r = await client.fetch(sess, base + "?list-type=2&continuation-token=" +
+                                   quote(token, safe=""))
+            if r.status != 200:
+                raise PeerError(f"{base}: S3 listing page {pages + 1}: HTTP {r.status}")
+            body = r.body
+    else:
+        if r.status != 200:
+            r = await client.fetch(sess, base)
+        if r.status != 200:
+            raise PeerError(f"{base}: listing: HTTP {r.status}")
+        source = "html"
+        files, extras = parse_html(r.body, base)
+    lst = Listing(source, sorted(files, key=lambda f: f.name), extras)
+    # checksums
+    r = await client.fetch(sess, urljoin(base, "checksums.txt"))
+    if r.status == 200:
+        sums, warn = parse_checksums(r.body.decode("utf-8", "replace"), lst.files)
+        if warn:
+            lst.warnings.append(warn)
+        hit = 0
+        for f in lst.files:
+            if f.name in sums:
+                f.sha256 = sums[f.name]
+                hit += 1
+        if hit:
+            lst.checksums = "checksums.txt"
+    return lst
+
+
+def era_gaps(eras, lo: int | None = None, hi: int | None = None) -> list[tuple[int, int]]:
+    """Missing era numbers in [lo, hi] (defaults: the smallest and largest present)."""
+    have = sorted(set(e for e in eras if e is not None))
+    if not have and (lo is None or hi is None):
+        return []
+    lo = have[0] if lo is None else lo
+    hi = have[-1] if hi is None else hi
+    out, start = [], None
+    hs = set(have)
+    for n in range(lo, hi + 1):
+        if n not in hs:
+            start = n if start is None else start
+        elif start is not None:
+            out.append((start, n - 1))
+            start = None
+    if start is not None:
+        out.append((start, hi))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# downloading one file
+
+
+def _hash_file(path: str, limit: int | None = None):
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while limit is None or n < limit:
+            chunk = f.read(min(4 << 20, (limit - n) if limit is not None else 4 << 20))
+            if not chunk:
+                break
+            h.update(chunk)
+            n += len(chunk)
+    return h, n
+
+
+async def _download_one(sess, rf: RemoteFile, dest: str, emit) -> tuple[str, str]:
+    """Fetch rf into dest/<name>.tmp; returns (tmp path, sha256 hex).  Raises PeerError."""
+    tmp = os.path.join(dest, rf.name + ".tmp")
+    meta = tmp + ".meta"
+    offset = os.path.getsize(tmp) if os.path.exists(tmp) else 0
+    if_range = None
+    if offset and os.path.exists(meta):
+        try:
+            with open(meta) as mf:
+                if_range = json.load(mf).get("last_modified")
+        except (OSError, ValueError):
+            if_range = None
+    loop = asyncio.get_running_loop()
+    h, offset = await loop.run_in_executor(None, _hash_file, tmp, offset) if offset else (
+        hashlib.sha256(), 0)
+    state = {"h": h}
+    emit("start", name=rf.name, total=rf.size, offset=offset)
+
+    def on_data(chunk):
+        state["h"].update(chunk)
+        emit("progress", name=rf.name, n=len(chunk))
+
+    def on_restart():
+        state["h"] = hashlib.sha256()
+        emit("restart", name=rf.name)
+
+    def on_headers(headers):
+        lm = headers.get("Last-Modified")
+        if lm and not os.path.exists(meta):
+            try:
+                with open(meta, "w") as mf:
+                    json.dump({"last_modified": lm, "url": rf.url}, mf)
+            except OSError:
+                pass
+
+    attempt = 0
+    while True:
+        attempt += 1
+        with open(tmp, "ab") as f:
+            try:
+                res = await client.stream_to_file(sess, rf.url, f, offset, if_range=if_range,
+                                                  on_data=on_data, on_restart=on_restart,
+                                                  on_headers=on_headers)
+            except PeerError as exc:
+                f.flush()
+                offset = f.tell()
+                if attempt >= MAX_ATTEMPTS:
+                    raise
+                emit("retry", name=rf.name, offset=offset, error=str(exc))
+                await asyncio.sleep(min(0.2 * 2 ** attempt, 5))
+                continue
+        if res.status == 416:
+            if rf.size is not None and offset == rf.size:
+                break  # the partial file was in fact complete
+            # the server's copy is shorter than ours: start over
+            os.truncate(tmp, 0)
+            offset = 0
+            on_restart()
+            if attempt >= MAX_ATTEMPTS:
+                raise PeerError(f"{rf.url}: HTTP 416 for bytes={offset}-")
+            continue
+        if res.status not in (200, 206):
+            raise PeerError(f"{rf.url}: HTTP {res.status}")
+        offset = res.offset
+        total = res.headers.get("Content-Range", "").rsplit("/", 1)[-1] if res.status == 206 \
+            else res.headers.get("Content-Length")
+        if total and total.isdigit() and int(total) != offset:
+            if attempt >= MAX_ATTEMPTS:
+                raise PeerError(f"{rf.url}: got {offset} of {total} bytes")
+            emit("retry", name=rf.name, offset=offset, error=f"short body ({offset}/{total})")
+            continue
+        break
+    try:
+        os.unlink(meta)
+    except FileNotFoundError:
+        pass
+    return tmp, state["h"].hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# verification
+
+
+def verify_file(path: str, name: str, level: str, network) -> None:
+    """Check a downloaded file at `level` (see VERIFY_LEVELS); raise VerificationError.
+
+    `path` must already carry its final base name `name` (the name is checked against the
+    state).  With a network, era_tools.verify does the work; without one, only the structure
+    and the name are checked here."""
+    if level == "none":
+        return
+    if network is not None:
+        from . import verify as _verify
+
+        rep = _verify.verify_file(path, network, level)
+        if not rep.ok:
+            f = rep.first_failure()
+            raise VerificationError(f"{name}: {f.level} check {f.check} failed: {f.message}")
+        return
+    _fallback_verify(path, name, "structure", None)
+
+
+def _fallback_verify(path: str, name: str, level: str, network) -> None:
+    from . import framing
+    from .era import EraReader
+
+    parsed = parse_era_file_name(name)
+    if parsed is None:
+        raise VerificationError(f"{name}: not an era file name")
+    with EraReader(path) as r:
+        if r.era != parsed[1]:
+            raise VerificationError(f"{name}: file holds era {r.era}, its name says "
+                                    f"{parsed[1]}")
+        for rec in r.records():
+            pass  # every header is in bounds with zero reserved bytes
+        sphr = r.slots_per_historical_root or (network.slots_per_historical_root
+                                              if network else None)
+        head = r.state_head(sphr)
+        expected = r.expected_name(parsed[0], head)
+        if expected != name:
+            raise VerificationError(f"{name}: name does not match the state inside "
+                                    f"(expected {expected})")
+        if network is not None and network.genesis_validators_root and \
+                head.genesis_validators_root != network.genesis_validators_root:
+            raise VerificationError(
+                f"{name}: genesis_validators_root 0x{head.genesis_validators_root.hex()}, "
+                f"network {network.name} has 0x{network.genesis_validators_root.hex()}")
+        roots = level in ("roots", "signatures") and network is not None
+        if roots:
+            from . import ssz
+        for slot, rec in r.iter_block_records():
+            data = framing.decompress(r.block_framed(slot), where=f"{name}: slot {slot}",
+                                      base=rec.data_offset)
+            if len(data) < 108 or int.from_bytes(data[100:108], "little") != slot:
+                raise VerificationError(f"{name}: offset {rec.offset}: block at index slot "
+                                        f"{slot} does not carry that slot")
+            if roots:
+                blk = ssz.decode_block(data, network.fork_name_at_slot(slot),
+                                       network.preset_base, where=f"{name}: slot {slot}")
+                got = ssz.block_root(blk)
+                want = head.block_root_at(slot)
+                if got != want:
+                    raise VerificationError(f"{name}: slot {slot}: block root 0x{got.hex()}, "
+                                            f"state.block_roots has 0x{want.hex()}")
+        framing.uncompressed_length(r.state_framed(), where=f"{name}: state")
+        framing.decompress(r.state_framed(), where=f"{name}: state")
+
+
+# --------------------------------------------------------------------------------------------
+# the whole flow
+
+
+def _unstage(dest: str) -> None:
+    """A run killed during verification left complete files in the staging directory: make
+    them `.tmp` files again, so this run re-checks them (a Range request past the end gets
+    416, which counts as complete)."""
+    stage = os.path.join(dest, STAGING)
+    if not os.path.isdir(stage):
+        return
+    for name in os.listdir(stage):
+        tmp = os.path.join(dest, name + ".tmp")
+        if not os.path.exists(tmp):
+            os.replace(os.path.join(stage, name), tmp)
+        else:
+            os.unlink(os.path.join(stage, name))
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+async def _download_async(url, dest, from_era, to_era, jobs, level, network, network_loader,
+                          emit) -> Report:
+    rep = Report(verified_level=level)
+    async with client.session(jobs) as sess:
+        lst = await discover(sess, url)
+        rep.listing = lst
+        rep.warnings += lst.warnings
+        emit("listing", source=lst.source, files=len(lst.files), checksums=lst.checksums)
+        for w in lst.warnings:
+            emit("warning", message=w)
+        eras = [f.era for f in lst.files]
+        seen = {}
+        for f in lst.files:
+            if f.era is not None and f.era in seen:
+                w = f"host lists two files for era {f.era}: {seen[f.era]} and {f.name}"
+                rep.warnings.append(w)
+                emit("warning", message=w)
+            seen.setdefault(f.era, f.name)
+        rep.gaps = era_gaps(eras, from_era, to_era)
+        for a, b in rep.gaps:
+            emit("gap", first=a, last=b)
+        wanted = [f for f in lst.files if f.era is not None
+                  and (from_era is None or f.era >= from_era)
+                  and (to_era is None or f.era <= to_era)]
+        unnamed = [f.name for f in lst.files if f.era is None]
+        if unnamed:
+            w = f"{len(unnamed)} listed .era file(s) do not follow the naming rule, skipped"
+            rep.warnings.append(w)
+            emit("warning", message=w)
+        os.makedirs(dest, exist_ok=True)
+        _unstage(dest)
+        # small config files first: they name the network for verification
+        for x in lst.extras:
+            target = os.path.join(dest, x.name)
+            if os.path.exists(target):
+                continue
+            r = await client.fetch(sess, x.url, max_bytes=1 << 20)
+            if r.status == 200:
+                with open(target + ".tmp", "wb") as fh:
+                    fh.write(r.body)
+                os.replace(target + ".tmp", target)
+        if level != "none" and network is None and network_loader is not None:
+            network = network_loader(dest, [f.name for f in wanted])
+        emit("plan", files=len(wanted), bytes=sum(f.size or 0 for f in wanted),
+             sizes_known=all(f.size is not None for f in wanted))
+        sem = asyncio.Semaphore(max(1, jobs))
+        loop = asyncio.get_running_loop()
+
+        def counting_emit(kind, **info):
+            if kind == "progress":
+                rep.bytes_downloaded += info["n"]
+            emit(kind, **info)
+
+        async def one(rf: RemoteFile):
+            final = os.path.join(dest, rf.name)
+            async with sem:
+                if os.path.exists(final):
+                    size = os.path.getsize(final)
+                    same = rf.size is None or size == rf.size
+                    if same and rf.sha256:
+                        h, _ = await loop.run_in_executor(None, _hash_file, final, None)
+                        same = h.hexdigest() == rf.sha256
+                    if same:
+                        rep.skipped.append(rf.name)
+                        emit("done", name=rf.name, status="present")
+                        return
+                    rep.bad[rf.name] = (f"{final} exists and differs from the host's copy; "
+                                        "not overwritten")
+                    emit("done", name=rf.name, status="conflict")
+                    return
+                try:
+                    tmp, digest = await _download_one(sess, rf, dest, counting_emit)
+                except PeerError as exc:
+                    rep.failed[rf.name] = str(exc)
+                    emit("done", name=rf.name, status="failed", error=str(exc))
+                    return
+                why = None
+                if rf.size is not None and os.path.getsize(tmp) != rf.size:
+                    why = (f"size {os.path.getsize(tmp)}, the listing says {rf.size}")
+                elif rf.sha256 and digest != rf.sha256:
+                    why = f"sha256 {digest}, the host's checksum is {rf.sha256}"
+                staged = tmp
+                if why is None:
+                    # the name is part of what is verified: move the file under its own name
+                    # into a staging directory first (same file system, atomic renames)
+                    os.makedirs(os.path.join(dest, STAGING), exist_ok=True)
+                    staged = os.path.join(dest, STAGING, rf.name)
+                    os.replace(tmp, staged)
+                    emit("verifying", name=rf.name)
+                    try:
+                        await loop.run_in_executor(None, verify_file, staged, rf.name, level,
+                                                   network)
+                    except EraToolsError as exc:
+                        why = str(exc)
+                    except Exception as exc:  # a decoder bug must not lose the file
+                        why = f"{type(exc).__name__}: {exc}"
+                if why is not None:
+                    bad = os.path.join(dest, rf.name + ".bad")
+                    os.replace(staged, bad)
+                    rep.bad[rf.name] = why
+                    emit("done", name=rf.name, status="bad", error=why)
+                    return
+                os.replace(staged, final)
+                _fsync_dir(dest)
+                rep.downloaded.append(rf.name)
+                emit("done", name=rf.name, status="ok")
+
+        await asyncio.gather(*(one(f) for f in wanted))
+    rep.downloaded.sort()
+    rep.skipped.sort()
+    return rep
+
+
+def download(url: str, dest: str, from_era: int | None = None, to_era: int | None = None,
+             jobs: int = 4, verify: str = "roots", network=None, network_loader=None,
+             on_event=None) -> Report:
+    """Mirror the era files at `url` into `dest`; see the module docstring.
+
+    `network_loader(dest, names)` is called (after config files are fetched) when verification
+    needs a network and none was given; it may return None."""
+    if verify not in VERIFY_LEVELS:
+        raise EraToolsError(f"unknown verify level {verify!r}; one of {', '.join(VERIFY_LEVELS)}")
+    if from_era is not None and to_era is not None and from_era > to_era:
+        raise EraToolsError(f"--from-era {from_era} is after --to-era {to_era}")
+
+    def emit(kind, **info):
+        if on_event is not None:
+            on_event(kind, **info)
+
+    return client.run(_download_async(url, os.fspath(dest), from_era, to_era, jobs, verify,
+                                      network, network_loader, emit))
