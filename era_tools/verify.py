@@ -94,8 +94,9 @@ class FileReport:
     def first_failure(self) -> Failure | None:
         if not self.failures:
             return None
-        return min(self.failures, key=lambda f: (LEVELS.index(f.level),
-                                                 f.slot if f.slot is not None else -1))
+        # Lowest level first; within a level, failures that name a slot before file-wide ones.
+        return min(self.failures, key=lambda f: (LEVELS.index(f.level), f.slot is None,
+                                                 f.slot or 0))
 
     def check(self, name: str, level: str, status: str = "ok", detail: str | None = None):
         cur = self.checks.get(name)
