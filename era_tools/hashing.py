@@ -15,6 +15,10 @@ try:  # optional native batch hasher (OpenSSL SHA-256 over many 64-byte inputs)
     from ._sha256 import hash_pairs as _native_hash_pairs  # type: ignore
 except ImportError:  # pragma: no cover - depends on the build
     _native_hash_pairs = None
+try:  # whole merkleization with zero-hash padding in one native call (same build)
+    from ._sha256 import merkleize as _native_merkleize  # type: ignore
+except ImportError:  # pragma: no cover - depends on the build
+    _native_merkleize = None
 
 ZERO_HASHES = [b"\x00" * 32]
 for _ in range(64):
@@ -46,6 +50,9 @@ def merkleize(chunks: bytes, limit: int | None = None) -> bytes:
     depth = max(limit - 1, 0).bit_length()
     if count == 0:
         return ZERO_HASHES[depth]
+    # `_native_hash_pairs` is the one switch: setting it to None selects hashlib everywhere.
+    if _native_merkleize is not None and _native_hash_pairs is not None:
+        return _native_merkleize(chunks, depth)
     layer = bytes(chunks)
     for d in range(depth):
         if (len(layer) // 32) % 2:

@@ -1,0 +1,544 @@
+"""The SSZ fast path: native batch SHA-256, hash_tree_root from bytes, the numpy StateView.
+
+Oracles: py-ssz (`ssz.get_hash_tree_root` of decoded objects) on the real-client fixture chain,
+and the executable spec (`eth_consensus_specs.<fork>.<preset>`) on seeded random objects of
+every fork in both presets.  The corruption matrix is differential where it can be (py-ssz
+rejects => FormatError here; py-ssz accepts => same root) and targeted where it must be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import random
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ssz as pyssz
+
+from era_tools import hashing
+from era_tools import ssz
+from era_tools.config import FORKS
+from era_tools.errors import FormatError
+from era_tools.ssz import fast
+from era_tools.ssz.fast import (
+    compile_sedes,
+    container_field_ranges,
+    hash_tree_root_bytes,
+    serialize_container,
+    zero_bytes,
+)
+from era_tools.ssz.view import StateView, numpy_dtype
+
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lodestar-minimal-1"
+PRESETS = ("minimal", "mainnet")
+
+native = pytest.mark.skipif(hashing._native_hash_pairs is None,
+                            reason="era_tools._sha256 not built (no compiler/OpenSSL headers)")
+
+
+def _hashlib_pairs(buf: bytes) -> bytes:
+    return b"".join(hashlib.sha256(buf[i:i + 64]).digest() for i in range(0, len(buf), 64))
+
+
+def _py_merkleize(chunks: bytes, limit: int) -> bytes:
+    """Reference merkleize straight from the spec text (pad to next pow2 of limit)."""
+    count = len(chunks) // 32
+    size = 1
+    while size < max(limit, 1):
+        size *= 2
+    nodes = [chunks[i * 32:(i + 1) * 32] for i in range(count)] + [b"\x00" * 32] * (size - count)
+    while len(nodes) > 1:
+        nodes = [hashlib.sha256(nodes[i] + nodes[i + 1]).digest() for i in range(0, len(nodes), 2)]
+    return nodes[0]
+
+
+# --- native hasher ---------------------------------------------------------------------------
+
+@native
+@pytest.mark.parametrize("pairs", [0, 1, 2, 3, 255, 256, 257, 5000])
+def test_native_hash_pairs_matches_hashlib(pairs):
+    rng = random.Random(pairs)
+    buf = rng.randbytes(64 * pairs)
+    assert hashing._native_hash_pairs(buf) == _hashlib_pairs(buf)
+    # any bytes-like input: bytearray, memoryview, numpy
+    assert hashing._native_hash_pairs(bytearray(buf)) == _hashlib_pairs(buf)
+    assert hashing._native_hash_pairs(np.frombuffer(buf, np.uint8)) == _hashlib_pairs(buf)
+
+
+@native
+@pytest.mark.parametrize("bad", [1, 32, 63, 65, 127])
+def test_native_hash_pairs_rejects_partial_input(bad):
+    with pytest.raises(ValueError, match="multiple of 64"):
+        hashing._native_hash_pairs(b"\x00" * bad)
+
+
+@native
+@pytest.mark.parametrize("count,limit", [(0, 0), (0, 1), (1, 1), (1, 5), (3, 4), (5, 8), (7, 1024),
+                                         (33, 33), (100, 2**20)])
+def test_native_merkleize_matches_reference(count, limit):
+    chunks = random.Random(count * 7 + limit).randbytes(32 * count)
+    expected = _py_merkleize(chunks, limit) if limit <= 1024 else None
+    got = hashing.merkleize(chunks, limit)
+    if expected is not None:
+        assert got == expected
+    from era_tools import _sha256
+    depth = max(limit - 1, 0).bit_length()
+    assert _sha256.merkleize(chunks, depth) == got
+
+
+@native
+def test_native_merkleize_rejects_too_many_chunks():
+    from era_tools import _sha256
+    with pytest.raises(ValueError):
+        _sha256.merkleize(b"\x00" * 96, 1)
+    with pytest.raises(ValueError):
+        _sha256.merkleize(b"\x00" * 33, 3)
+    each = _sha256.merkleize_each(bytes(range(256)) * 3, 3, 2)  # 8 items of 3 chunks
+    assert len(each) == 8 * 32
+    assert each[:32] == _py_merkleize((bytes(range(256)) * 3)[:96], 4)
+
+
+def test_hashlib_fallback_gives_the_same_roots(monkeypatch):
+    data = (FIXTURE / "states" / "1024.ssz").read_bytes()
+    t = ssz.types_for("capella", "minimal")
+    rng = random.Random(5)
+    buf = rng.randbytes(64 * 300)
+    native_layer = hashing.hash_layer(buf)
+    native_root = hash_tree_root_bytes(t.BeaconState, data)
+    native_merkle = hashing.merkleize(buf, 1000)
+    monkeypatch.setattr(hashing, "_native_hash_pairs", None)
+    assert hashing.hash_layer(buf) == native_layer == _hashlib_pairs(buf)
+    assert hashing.merkleize(buf, 1000) == native_merkle == _py_merkleize(buf, 1000)
+    assert hash_tree_root_bytes(t.BeaconState, data) == native_root
+    assert native_root == pyssz.get_hash_tree_root(t.BeaconState.deserialize(data))
+
+
+# --- fixture chain: py-ssz oracle ------------------------------------------------------------
+
+def _slot_files(kind: str):
+    return sorted((FIXTURE / kind).glob("*.ssz"), key=lambda p: int(p.stem))
+
+
+@pytest.fixture(scope="module")
+def fixture_blocks(network):
+    if not FIXTURE.exists():
+        pytest.skip("fixture chain missing")
+    return [(int(p.stem), network.fork_name_at_slot(int(p.stem)), p.read_bytes())
+            for p in _slot_files("blocks")]
+
+
+@pytest.fixture(scope="module")
+def fixture_states(network):
+    if not FIXTURE.exists():
+        pytest.skip("fixture chain missing")
+    return [(int(p.stem), network.fork_name_at_slot(int(p.stem)), p.read_bytes())
+            for p in _slot_files("states")]
+
+
+def test_fixture_blocks_root_equals_py_ssz(fixture_blocks, network):
+    assert len(fixture_blocks) == 890
+    forks = set()
+    for slot, fork, data in fixture_blocks:
+        t = ssz.types_for(fork, network.preset_base)
+        blk = t.SignedBeaconBlock.deserialize(data)
+        assert hash_tree_root_bytes(t.SignedBeaconBlock, data) == \
+            pyssz.get_hash_tree_root(blk), slot
+        msg = t.BeaconBlock.serialize(blk.message)
+        assert hash_tree_root_bytes(t.BeaconBlock, msg) == \
+            pyssz.get_hash_tree_root(blk.message), slot
+        forks.add(fork)
+    assert forks == {"phase0", "altair", "bellatrix", "capella"}
+
+
+def test_fixture_states_root_and_view(fixture_states, network):
+    assert len(fixture_states) == 17
+    for slot, fork, data in fixture_states:
+        t = ssz.types_for(fork, network.preset_base)
+        st = t.BeaconState.deserialize(data)
+        root = pyssz.get_hash_tree_root(st)
+        assert hash_tree_root_bytes(t.BeaconState, data) == root, slot
+        v = StateView(data, fork, network.preset_base)
+        assert v.hash_tree_root() == root
+        _assert_view_matches(v, st, fork)
+
+
+def _assert_view_matches(v: StateView, st, fork: str) -> None:
+    """Every StateView accessor equals the decoded object's field."""
+    assert v.slot == st.slot
+    assert v.genesis_time == st.genesis_time
+    assert v.genesis_validators_root == bytes(st.genesis_validators_root)
+    assert v.fork == st.fork
+    assert v.latest_block_header == st.latest_block_header
+    assert [bytes(r) for r in v.block_roots] == [bytes(r) for r in st.block_roots]
+    assert [bytes(r) for r in v.state_roots] == [bytes(r) for r in st.state_roots]
+    assert [bytes(r) for r in v.historical_roots] == [bytes(r) for r in st.historical_roots]
+    assert v.block_roots.shape == (len(st.block_roots), 32)
+    vals = v.validators
+    assert len(vals) == len(st.validators) == v.validator_count
+    assert vals.dtype.itemsize == 121
+    for name, _ in st.validators[0]._meta.fields if len(st.validators) else ():
+        col = vals[name]
+        want = [getattr(x, name) for x in st.validators]
+        if col.dtype == np.uint8 and col.ndim == 2:
+            assert [bytes(r) for r in col] == [bytes(w) for w in want], name
+        else:
+            assert col.tolist() == list(want), name
+    keys = v.pubkeys()
+    assert keys.shape == (len(st.validators), 48)
+    assert np.array_equal(keys, v.pubkeys(contiguous=True))
+    assert v.pubkeys(contiguous=True).flags.c_contiguous
+    assert v.balances.tolist() == list(st.balances)
+    assert v.balances.dtype == np.dtype("<u8")
+    if ssz.fork_at_least(fork, "capella"):
+        hs = v.historical_summaries
+        assert hs.shape == (len(st.historical_summaries), 64)
+        assert [bytes(r) for r in hs] == [bytes(h.block_summary_root) + bytes(h.state_summary_root)
+                                          for h in st.historical_summaries]
+    else:
+        with pytest.raises(KeyError):
+            v.historical_summaries
+    sedes = type(st)._meta.container_sedes.field_sedes
+    for i, name in enumerate(v.field_names):
+        assert bytes(v.field_bytes(name)) == sedes[i].serialize(getattr(st, name)), name
+    # zero-copy: the arrays are views of the state bytes, not copies
+    assert not vals.flags.owndata and not v.balances.flags.owndata
+
+
+# --- executable-spec oracle: random objects, every fork, both presets ----------------------
+
+def _spec(fork: str, preset: str):
+    try:
+        return importlib.import_module(f"eth_consensus_specs.{fork}.{preset}")
+    except ImportError as exc:  # pragma: no cover - the oracle is a test dependency
+        pytest.skip(f"executable spec unavailable: {exc}")
+
+
+def _random(spec_type, seed: int, mode_name: str):
+    from eth_consensus_specs.debug.random_value import RandomizationMode, get_random_ssz_object
+
+    mode = getattr(RandomizationMode, mode_name)
+    return get_random_ssz_object(random.Random(seed), spec_type, 600, 5, mode, False)
+
+
+SMALL_TYPES = ("BeaconBlockBody", "SignedBeaconBlock", "Validator", "Attestation",
+               "ExecutionPayload", "ExecutionPayloadHeader")
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("fork", FORKS)
+def test_spec_oracle_random_blocks(fork, preset):
+    spec = _spec(fork, preset)
+    t = ssz.types_for(fork, preset)
+    checked = 0
+    for name in SMALL_TYPES:
+        if not hasattr(spec, name):
+            continue
+        for seed, mode in enumerate(["mode_random", "mode_random", "mode_max_count", "mode_zero",
+                                     "mode_nil_count", "mode_one_count"]):
+            obj = _random(getattr(spec, name), seed, mode)
+            data = obj.encode_bytes()
+            assert hash_tree_root_bytes(getattr(t, name), data) == bytes(obj.hash_tree_root()), \
+                (name, mode)
+            checked += 1
+    assert checked >= 12
+
+
+def _sparse_random_state(spec, seed: int):
+    """A random BeaconState whose big vectors (block_roots, randao_mixes, ... : thousands of
+    elements in mainnet) hold random values at a few random indices, zero elsewhere; every
+    other field fully random.  The spec's own random helper fills all 65536 randao mixes
+    element by element (~4-8 s per mainnet state); this takes ~1 s."""
+    from eth_consensus_specs.debug.random_value import RandomizationMode, get_random_ssz_object
+
+    rng = random.Random(seed)
+    st = spec.BeaconState()
+    for name, typ in spec.BeaconState.fields().items():
+        length = getattr(typ, "vector_length", None)
+        if length is not None and length() > 256:
+            vec = getattr(st, name)
+            for _ in range(8):
+                vec[rng.randrange(length())] = get_random_ssz_object(
+                    rng, typ.element_cls(), 600, 5, RandomizationMode.mode_random, False)
+        else:
+            setattr(st, name, get_random_ssz_object(rng, typ, 600, 5,
+                                                    RandomizationMode.mode_random, False))
+    return st
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("fork", FORKS)
+def test_spec_oracle_random_states(fork, preset):
+    """Random BeaconStates with a few validators: minimal from the spec's random helper in
+    three modes, mainnet with sparse big vectors (see _sparse_random_state)."""
+    spec = _spec(fork, preset)
+    t = ssz.types_for(fork, preset)
+    modes = ["sparse"] if preset == "mainnet" else ["mode_random", "mode_max_count", "mode_zero",
+                                                    "sparse"]
+    for seed, mode in enumerate(modes):
+        if mode == "sparse":
+            obj = _sparse_random_state(spec, 200 + seed)
+        else:
+            obj = _random(spec.BeaconState, 100 + seed, mode)
+        data = obj.encode_bytes()
+        root = bytes(obj.hash_tree_root())
+        assert hash_tree_root_bytes(t.BeaconState, data) == root, mode
+        v = StateView(data, fork, preset)
+        assert v.hash_tree_root() == root
+        assert v.slot == int(obj.slot)
+        assert len(v.validators) == len(obj.validators)
+        assert [bytes(k) for k in v.pubkeys()] == [bytes(x.pubkey) for x in obj.validators]
+        assert v.balances.tolist() == [int(b) for b in obj.balances]
+        assert v.validators["slashed"].tolist() == [bool(x.slashed) for x in obj.validators]
+        if preset == "minimal" and mode == "mode_random":
+            _assert_view_matches(v, t.BeaconState.deserialize(data), fork)
+
+
+# --- synthetic states built with numpy, batching --------------------------------------------
+
+def _synthetic_state(fork: str, preset: str, n: int, seed: int = 3) -> bytes:
+    t = ssz.types_for(fork, preset)
+    node = compile_sedes(t.BeaconState)
+    fields = dict(zip(node.names, node.fields))
+    rng = np.random.default_rng(seed)
+    v = np.zeros(n, dtype=numpy_dtype(fields["validators"].elem))
+    raw = v.view(np.uint8).reshape(n, 121)
+    raw[:] = rng.integers(0, 256, size=(n, 121), dtype=np.uint8)
+    v["slashed"] = rng.random(n) < 0.5
+    values = {
+        "slot": (12345).to_bytes(8, "little"),
+        "block_roots": rng.integers(0, 256, fields["block_roots"].size, dtype=np.uint8),
+        "validators": v,
+        "balances": rng.integers(0, 2**63, n, dtype=np.uint64).astype("<u8"),
+    }
+    for name in ("previous_epoch_participation", "current_epoch_participation"):
+        if name in fields:
+            values[name] = rng.integers(0, 8, n, dtype=np.uint8)
+    if "inactivity_scores" in fields:
+        values["inactivity_scores"] = np.arange(n, dtype="<u8")
+    return serialize_container(t.BeaconState, values)
+
+
+@pytest.mark.parametrize("fork", ["phase0", "capella", "deneb"])
+def test_synthetic_state_batched_equals_py_ssz(fork, monkeypatch):
+    monkeypatch.setattr(fast, "BATCH", 97)  # many uneven batches
+    data = _synthetic_state(fork, "minimal", 1000)
+    t = ssz.types_for(fork, "minimal")
+    st = t.BeaconState.deserialize(data)
+    assert t.BeaconState.serialize(st) == data
+    root = pyssz.get_hash_tree_root(st)
+    assert hash_tree_root_bytes(t.BeaconState, data) == root
+    v = StateView(data, fork, "minimal")
+    assert v.validator_count == 1000
+    assert v.validators["effective_balance"].tolist() == [x.effective_balance
+                                                           for x in st.validators]
+    assert bytes(v.pubkeys()[777]) == st.validators[777].pubkey
+
+
+def test_zero_bytes_is_the_default_value():
+    for fork in FORKS:
+        t = ssz.types_for(fork, "minimal")
+        for name in ("BeaconState", "BeaconBlockBody", "SignedBeaconBlock"):
+            sedes = getattr(t, name)
+            data = zero_bytes(sedes)
+            obj = sedes.deserialize(data)
+            assert sedes.serialize(obj) == data
+            assert hash_tree_root_bytes(sedes, data) == pyssz.get_hash_tree_root(obj)
+
+
+def test_basic_sedes_directly():
+    from ssz.sedes import Bitlist, Bitvector, ByteList, List, Vector, boolean, uint16, uint64
+
+    cases = [
+        (uint64, 5), (boolean, True), (List(uint64, 100), list(range(37))),
+        (List(boolean, 300), [True, False] * 70), (Vector(uint16, 33), list(range(33))),
+        (Bitlist(256), [True] * 256), (Bitlist(256), [False] * 255 + [True]), (Bitlist(10), []),
+        (Bitvector(12), [True] * 12), (ByteList(1000), b"x" * 999),
+        (List(ByteList(50), 20), [b"a" * i for i in range(20)]),
+        (Vector(List(uint64, 3), 3), [[1], [], [1, 2, 3]]),
+    ]
+    for sedes, value in cases:
+        data = sedes.serialize(value)
+        decoded = sedes.deserialize(data)
+        assert hash_tree_root_bytes(sedes, data) == pyssz.get_hash_tree_root(decoded, sedes), \
+            sedes
+
+
+# --- corruption matrix ----------------------------------------------------------------------
+
+def _py_ssz_root_or_none(sedes, data: bytes):
+    try:
+        obj = sedes.deserialize(data)
+    except Exception:  # py-ssz raises several kinds
+        return None
+    return pyssz.get_hash_tree_root(obj)
+
+
+def _check_differential(sedes, data: bytes) -> None:
+    """py-ssz rejects => FormatError; py-ssz accepts => the same root (or a FormatError for
+    the few things we check that py-ssz does not: see test below)."""
+    want = _py_ssz_root_or_none(sedes, data)
+    try:
+        got = hash_tree_root_bytes(sedes, data)
+    except FormatError as exc:
+        assert str(exc).startswith("SSZ ")
+        return
+    assert want is not None, "accepted bytes that py-ssz rejects"
+    assert got == want
+
+
+def test_corruption_matrix_truncation_and_bitflips(fixture_states, fixture_blocks, network):
+    rng = random.Random(11)
+    slot, fork, state = fixture_states[-1]
+    t = ssz.types_for(fork, network.preset_base)
+    cuts = sorted({0, 1, 3, 4, 100, len(state) // 2, len(state) - 1, len(state) - 8,
+                   *rng.sample(range(len(state)), 10)})
+    for cut in cuts:
+        _check_differential(t.BeaconState, state[:cut])
+    blocks = [b for b in fixture_blocks if b[1] == "capella"][-3:] + fixture_blocks[:2]
+    for slot, fork, blk in blocks:
+        tb = ssz.types_for(fork, network.preset_base)
+        for cut in sorted({0, 1, 99, 100, 104, len(blk) // 2, len(blk) - 1}):
+            _check_differential(tb.SignedBeaconBlock, blk[:cut])
+        for _ in range(40):  # flips in the offset-heavy first 400 bytes and anywhere
+            pos = rng.randrange(min(400, len(blk))) if rng.random() < 0.7 else rng.randrange(len(blk))
+            bad = bytearray(blk)
+            bad[pos] ^= 1 << rng.randrange(8)
+            _check_differential(tb.SignedBeaconBlock, bytes(bad))
+
+
+def _set_u32(data: bytes, pos: int, value: int) -> bytes:
+    b = bytearray(data)
+    b[pos:pos + 4] = value.to_bytes(4, "little")
+    return bytes(b)
+
+
+def _offset_pos(sedes, name: str) -> int:
+    node = compile_sedes(sedes)
+    i = node.names.index(name)
+    assert not node.fields[i].fixed
+    return node.field_offsets[i]
+
+
+def test_corruption_matrix_offsets(fixture_states, network):
+    slot, fork, state = fixture_states[-1]
+    t = ssz.types_for(fork, network.preset_base)
+    S = t.BeaconState
+    node = compile_sedes(S)
+    p_hr, p_val, p_bal = (_offset_pos(S, n) for n in ("historical_roots", "validators",
+                                                       "balances"))
+    off_val = int.from_bytes(state[p_val:p_val + 4], "little")
+    cases = {
+        "first offset wrong": _set_u32(state, p_hr, node.fixed_part + 32),
+        "first offset zero": _set_u32(state, p_hr, 0),
+        "decreasing offset": _set_u32(state, p_bal, off_val - 1),
+        "offset past the end": _set_u32(state, p_bal, len(state) + 1),
+        "offset 0xffffffff": _set_u32(state, p_val, 0xFFFFFFFF),
+        "validators not whole records": _set_u32(state, p_bal,
+                                                 int.from_bytes(state[p_bal:p_bal + 4], "little")
+                                                 + 1),
+        "shorter than fixed part": state[:node.fixed_part - 1],
+        "empty": b"",
+    }
+    for what, bad in cases.items():
+        with pytest.raises(FormatError, match=r"^SSZ BeaconState"):
+            hash_tree_root_bytes(S, bad)
+        assert _py_ssz_root_or_none(S, bad) is None, what
+    # the view checks the offset table when opened ...
+    for what in ("first offset wrong", "decreasing offset", "offset past the end", "empty"):
+        with pytest.raises(FormatError):
+            StateView(cases[what], fork, network.preset_base)
+    # ... and each array's size when asked for it
+    v = StateView(cases["validators not whole records"], fork, network.preset_base)
+    with pytest.raises(FormatError, match="121 bytes each"):
+        v.validators
+    assert container_field_ranges(S, state)["slot"] == (node.field_offsets[2],
+                                                        node.field_offsets[2] + 8)
+
+
+def test_corruption_matrix_lists_and_bits():
+    from ssz.sedes import Bitlist, Bitvector, ByteList, List, Vector, boolean, uint64
+
+    cases = [
+        (List(uint64, 4), (5).to_bytes(8, "little") * 5, "more than its limit"),
+        (List(uint64, 4), b"\x00" * 9, "whole number"),
+        (ByteList(3), b"abcd", "exceeds its limit"),
+        (Bitlist(8), b"", "no delimiter"),
+        (Bitlist(8), b"\xff\x00", "no delimiter"),
+        (Bitlist(8), b"\xff\x03", "more than its limit"),
+        (Bitvector(4), b"\x1f", "bits set past its length"),
+        (Vector(boolean, 3), b"\x01\x02\x00", "expected 0x00 or 0x01"),
+        (boolean, b"\x02", "expected 0x00 or 0x01"),
+        (uint64, b"\x00" * 7, "expected 8"),
+        # variable-size elements: offset tables
+        (List(ByteList(10), 3), (16).to_bytes(4, "little") * 4, "more than its limit"),
+        (List(ByteList(10), 3), (6).to_bytes(4, "little") + b"\x00\x00", "offset table"),
+        (List(ByteList(10), 3), (0xFFFFFFFC).to_bytes(4, "little"), "offset table"),
+        (List(ByteList(10), 3), (8).to_bytes(4, "little") + (4).to_bytes(4, "little"),
+         "below the previous"),
+        (List(ByteList(10), 3), (8).to_bytes(4, "little") + (9).to_bytes(4, "little"),
+         "past the end"),
+        (List(ByteList(10), 3), b"\x08\x00", "cannot hold"),
+        (Vector(ByteList(10), 2), (4).to_bytes(4, "little"), "expected 2"),
+        (Vector(ByteList(10), 2), b"", "expected 2 elements"),
+    ]
+    for sedes, data, msg in cases:
+        with pytest.raises(FormatError, match=msg):
+            hash_tree_root_bytes(sedes, data)
+
+
+def test_huge_lengths_do_not_allocate(fixture_states, network):
+    """A forged list length (huge offset table, offsets near 4 GiB) fails fast without
+    allocating anything near the announced size."""
+    from ssz.sedes import ByteList, List
+
+    t = ssz.types_for("capella", "minimal")
+    body_txs = List(ByteList(2**30), 2**20)  # transactions-like
+    forged = [
+        (body_txs, (0xFFFFFFF0).to_bytes(4, "little") + b"\x00" * 60),
+        (body_txs, (4 * 10).to_bytes(4, "little") + b"\xff" * 36),
+        (t.BeaconState, _set_u32(fixture_states[-1][2],
+                                 _offset_pos(t.BeaconState, "validators"), 0xFFFFFFFF)),
+    ]
+    tracemalloc.start()
+    try:
+        for sedes, data in forged:
+            tracemalloc.reset_peak()
+            with pytest.raises(FormatError):
+                hash_tree_root_bytes(sedes, data)
+            _, peak = tracemalloc.get_traced_memory()
+            assert peak < 4 * len(data) + (1 << 20), peak
+    finally:
+        tracemalloc.stop()
+
+
+def test_accepts_any_bytes_like(fixture_states, network):
+    slot, fork, state = fixture_states[-1]
+    t = ssz.types_for(fork, network.preset_base)
+    root = hash_tree_root_bytes(t.BeaconState, state)
+    assert hash_tree_root_bytes(t.BeaconState, bytearray(state)) == root
+    assert hash_tree_root_bytes(t.BeaconState, memoryview(state)) == root
+    padded = b"\xee" * 5 + state + b"\xee" * 3
+    v = StateView(memoryview(padded)[5:-3], fork, network.preset_base)
+    assert v.hash_tree_root() == root
+    assert v.slot == slot
+
+
+def test_scripts_bench_state_synthetic_builder():
+    """The benchmark's numpy-built mainnet state is a valid BeaconState (small N)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_state.py"
+    spec = importlib.util.spec_from_file_location("bench_state", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    data = mod.synthetic_state(300)
+    spec_mod = _spec(mod.FORK, mod.PRESET)
+    obj = spec_mod.BeaconState.decode_bytes(data)
+    v = StateView(data, mod.FORK, mod.PRESET)
+    assert v.hash_tree_root() == bytes(obj.hash_tree_root())
+    assert v.validator_count == 300
+    assert os.path.basename(path) == "bench_state.py"
