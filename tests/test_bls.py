@@ -1,0 +1,103 @@
+"""bls.py: the fast backend against the py_ecc oracle, batch verification with random linear
+combinations, bisection, and the crafted pair that fools plain aggregation."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from era_tools import bls
+from era_tools.signing import (DOMAIN_BEACON_PROPOSER, compute_domain, compute_fork_data_root,
+                               compute_signing_root)
+
+
+def key(i: int) -> int:
+    return int.from_bytes(hashlib.sha256(i.to_bytes(4, "little")).digest(), "big") % bls.CURVE_ORDER
+
+
+def make_sets(n: int) -> list[bls.SignatureSet]:
+    out = []
+    for i in range(1, n + 1):
+        msg = hashlib.sha256(b"msg %d" % i).digest()
+        out.append(bls.SignatureSet(bls.secret_to_pubkey(key(i)), msg, bls.sign(key(i), msg)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sets():
+    return make_sets(12)
+
+
+def test_fast_backend_matches_py_ecc_oracle():
+    from py_ecc.bls import G2ProofOfPossession as oracle
+
+    sk, msg = key(7), b"\x33" * 32
+    assert bls.secret_to_pubkey(sk) == oracle.SkToPk(sk)
+    assert bls.sign(sk, msg) == oracle.Sign(sk, msg)
+    ecc = bls.get_backend("py_ecc")
+    assert bls.verify(oracle.SkToPk(sk), msg, oracle.Sign(sk, msg), ecc)
+    assert not bls.verify(oracle.SkToPk(sk), b"\x34" * 32, oracle.Sign(sk, msg), ecc)
+
+
+def test_signing_helpers_match_the_spec():
+    from eth_consensus_specs.capella import minimal as spec
+
+    gvr, version, root = b"\x83" * 32, b"\x03\x00\x00\x01", b"\x5a" * 32
+    assert compute_fork_data_root(version, gvr) == bytes(spec.compute_fork_data_root(
+        spec.Version(version), spec.Root(gvr)))
+    domain = compute_domain(DOMAIN_BEACON_PROPOSER, version, gvr)
+    assert domain == bytes(spec.compute_domain(spec.DOMAIN_BEACON_PROPOSER, spec.Version(version),
+                                               spec.Root(gvr)))
+    assert compute_signing_root(root, domain) == bytes(spec.compute_signing_root(
+        spec.Root(root), spec.Domain(domain)))
+
+
+def test_batch_verify_accepts_valid_sets(sets):
+    assert bls.batch_verify(sets)
+    assert bls.batch_verify(sets[:1])
+    assert bls.batch_verify([])
+    assert bls.find_invalid(sets) == []
+
+
+def test_bisection_names_every_bad_set(sets):
+    bad = list(sets)
+    bad[2] = bad[2]._replace(signature=sets[3].signature)
+    bad[9] = bad[9]._replace(message=b"\x00" * 32)
+    bad[11] = bad[11]._replace(pubkey=sets[0].pubkey)
+    assert not bls.batch_verify(bad)
+    assert bls.find_invalid(bad) == [2, 9, 11]
+
+
+def test_invalid_points_are_rejected(sets):
+    s = sets[0]
+    infinity_pk = b"\xc0" + b"\x00" * 47
+    assert not bls.verify(infinity_pk, s.message, s.signature)
+    assert not bls.batch_verify([s, s._replace(pubkey=b"\xa0" + b"\x00" * 47)])
+    assert bls.find_invalid([s, s._replace(signature=b"\x00" * 96)]) == [1]
+    assert not bls.verify(s.pubkey[:47], s.message, s.signature)
+
+
+def test_crafted_pair_passes_plain_aggregation_but_not_batch_verification(sets):
+    a, b = sets[0], sets[1]
+    delta = bls.sign(key(99), b"delta")
+    a_bad = a._replace(signature=bls.signature_add(a.signature, delta))
+    b_bad = b._replace(signature=bls.signature_add(b.signature, bls.signature_neg(delta)))
+    assert not bls.verify(*a_bad) and not bls.verify(*b_bad)
+    # Plain aggregation cannot tell: the deltas cancel in the sum.
+    agg = bls.aggregate([a_bad.signature, b_bad.signature])
+    assert bls.aggregate_verify([a.pubkey, b.pubkey], [a.message, b.message], agg)
+    # The random linear combination can.
+    assert not bls.batch_verify([a_bad, b_bad])
+    assert not bls.batch_verify([a_bad, b_bad] + sets[2:])
+    assert bls.find_invalid([a_bad, b_bad] + sets[2:]) == [0, 1]
+
+
+def test_py_ecc_backend_batch_agrees(sets):
+    ecc = bls.get_backend("py_ecc")
+    delta = bls.sign(key(98), b"delta")
+    a, b = sets[0], sets[1]
+    pair = [a._replace(signature=bls.signature_add(a.signature, delta)),
+            b._replace(signature=bls.signature_add(b.signature, bls.signature_neg(delta)))]
+    assert bls.batch_verify(sets[:2], ecc)
+    assert not bls.batch_verify(pair, ecc)
