@@ -169,7 +169,11 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
         res.bytes += len(resp.ssz)
     # link to the store's history right above the batch, if any
     if prev is not None:
+        expect = last + 1
         for k, v in store.iter_index(last + 1, last + 1 + 2 * net.slots_per_historical_root):
+            if schema.slot_of_key(k) != expect:
+                break  # a hole: nothing stored right above this batch
+            expect += 1
             if v:
                 sm = store.get_summary(bytes(v))
                 if sm and sm[1] != prev:

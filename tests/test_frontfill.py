@@ -1,0 +1,136 @@
+"""`era frontfill`: sample_eras/ into a fresh store reproduces sample_eras/ on export; checks;
+linking to newer history already in the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from beacon_api_server import BeaconApiServer
+from era_tools.cli import main
+from era_tools.era import contents_equal
+from era_tools.store import ChainStore
+from era_tools.store.db import KV
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("mode", ["reference", "copy"])
+def test_frontfill_then_export_reproduces_sample_eras(tmp_path, era_copy, sample_files, mode):
+    db, out = tmp_path / "db", tmp_path / "out"
+    res = run("frontfill", "--db", db, "--mode", mode, "--json", era_copy)
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["eras_written"] == list(range(17)) and info["blocks"] == 889
+    assert info["anchor"]["covered"] == [[0, 1023]]
+    res = run("export", "--db", db, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert sorted(os.listdir(out)) == [f.name for f in sample_files]
+    for f in sample_files:
+        assert contents_equal(str(out / f.name), str(f))
+    with ChainStore.open(db, readonly=True) as s:
+        stats = s.table_stats()
+        if mode == "reference":
+            assert stats["block_refs"]["entries"] == 889 and stats["blocks"]["entries"] == 0
+        else:
+            assert stats["blocks"]["entries"] == 889 and stats["block_refs"]["entries"] == 0
+        before = s.dump()
+    # rerun: everything already there
+    res = run("frontfill", "--db", db, "--mode", mode, "--json", era_copy)
+    assert json.loads(res.output)["eras_skipped"] == list(range(17))
+    with ChainStore.open(db, readonly=True) as s:
+        assert s.dump() == before
+
+
+def test_wrong_file_name_root_is_refused_before_writing(tmp_path, era_copy):
+    src = era_copy / "minimal-00003-00fea774.era"
+    bad = era_copy / "minimal-00003-00fea775.era"
+    src.rename(bad)
+    res = run("frontfill", "--db", tmp_path / "db", era_copy)
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines()[-1] == (
+        f"error: {bad}: file name root 00fea775 does not match the root computed from its "
+        "state, 00fea774")
+    kv = KV.open(tmp_path / "db", readonly=True)
+    assert list(kv.items()) == []  # not even the metadata
+    kv.close()
+
+
+def test_eras_in_pieces_join(tmp_path, era_copy, sample_dir):
+    """Eras 0-1, then 3 (a gap), then 2: the store records the gap, then closes it (era 2
+    links to era 1 below and to era 3 above)."""
+    db = tmp_path / "db"
+    assert run("frontfill", "--db", db, *[era_copy / n for n in sorted(os.listdir(era_copy))
+                                          if n.startswith(("minimal-00000", "minimal-00001"))]
+               ).exit_code == 0
+    res = run("frontfill", "--db", db, era_copy / "minimal-00003-00fea774.era")
+    assert res.exit_code == 0, res.output
+    with ChainStore.open(db, readonly=True) as s:
+        assert s.covered_ranges() == [(0, 63), (128, 191)]
+        assert s.gaps() == [(64, 127)]
+    res = run("frontfill", "--db", db, era_copy / "minimal-00002-c3ec0173.era")
+    assert res.exit_code == 0, res.output
+    with ChainStore.open(db, readonly=True) as s:
+        assert s.covered_ranges() == [(0, 191)]
+
+
+def test_link_to_checkpoint_history(tmp_path, era_copy, fixture_dir, sample_files):
+    """Pull the top of the chain first (like a checkpoint sync), then front-fill below it:
+    the ranges must join, and export must give every era."""
+    db = tmp_path / "db"
+    with BeaconApiServer(fixture_dir) as srv:
+        assert run("pull", "--beacon-api", srv.url, "--db", db, "--from-slot", 900).exit_code == 0
+    with ChainStore.open(db, readonly=True) as s:
+        assert s.covered_ranges() == [(900, 1024)]
+    res = run("frontfill", "--db", db, era_copy)
+    assert res.exit_code == 0, res.output
+    with ChainStore.open(db, readonly=True) as s:
+        assert s.covered_ranges() == [(0, 1024)]
+        assert s.anchor.oldest_block_slot == 0
+    res = run("export", "--db", db, "--out", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    for f in sample_files:
+        assert contents_equal(str(tmp_path / "out" / f.name), str(f))
+
+
+def test_checkpoint_mismatch_is_fatal_and_writes_nothing(tmp_path, era_copy, network):
+    db = tmp_path / "db"
+    with ChainStore.open(db, network) as s:
+        b = s.batch()
+        # a "checkpoint" block at slot 700 whose parent is not the era root at slot 699
+        b.put_block(700, b"\x42" * 32, b"\x99" * 32, b"framed")
+        b.cover(700, 700)
+        s.commit(b)
+        before = s.dump()
+    res = run("frontfill", "--db", db, era_copy)
+    assert res.exit_code == 1
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith(f"error: {era_copy / 'minimal-00011-2173730b.era'}: slot 699: era "
+                           "root 0x")
+    assert line.endswith(f"does not match the parent_root 0x{'99' * 32} of the store's oldest "
+                         "block at slot 700 (wrong network or corrupt archive); nothing written")
+    with ChainStore.open(db, readonly=True) as s:
+        assert s.dump() == before
+
+
+def test_era_files_of_another_network(tmp_path, era_copy, network):
+    from dataclasses import replace
+
+    db = tmp_path / "db"
+    other = replace(network, genesis_validators_root=b"\x11" * 32)
+    with ChainStore.open(db, other) as s:
+        s.put_blocks_batch(empty_slots=[5000], cover=(5000, 5000))
+    res = run("frontfill", "--db", db, "--config", era_copy / "spec.json", era_copy)
+    assert res.exit_code == 2
+    assert "(another network)" in res.output
+    shutil.rmtree(db)
+    with ChainStore.open(db, other) as s:
+        s.put_blocks_batch(empty_slots=[5000], cover=(5000, 5000))
+    res = run("frontfill", "--db", db, era_copy)  # network from the config beside the files
+    assert res.exit_code == 2

@@ -1,0 +1,150 @@
+"""`era pull` against a real HTTP server speaking the Beacon API over the fixture chain."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from beacon_api_server import BeaconApiServer
+from era_tools.cli import main
+from era_tools.era import contents_equal
+from era_tools.errors import PeerError
+from era_tools.pull import node_network
+from era_tools.store import ChainStore
+from era_tools.store.db import KV
+from era_tools.sync.peers import BeaconApiClient
+
+
+@pytest.fixture
+def server(fixture_dir):
+    with BeaconApiServer(fixture_dir) as srv:
+        yield srv
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def dump(db):
+    if not os.path.exists(os.path.join(db, "CURRENT")):
+        return []
+    kv = KV.open(db, readonly=True)  # raw: every key, metadata included
+    try:
+        return [(bytes(k), bytes(v)) for k, v in kv.items()]
+    finally:
+        kv.close()
+
+
+def test_round_trip_pull_then_export_gives_sample_eras(server, tmp_path, sample_dir,
+                                                       sample_files):
+    db, out = tmp_path / "db", tmp_path / "out"
+    res = run("pull", "--beacon-api", server.url, "--db", db, "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert (summary["from_slot"], summary["to_slot"]) == (0, 1024)
+    assert summary["blocks"] == 890 and summary["states"] == 17
+    res = run("export", "--db", db, "--out", out)
+    assert res.exit_code == 0, res.output
+    names = sorted(os.listdir(out))
+    assert names == [f.name for f in sample_files]
+    for f in sample_files:
+        assert contents_equal(str(out / f.name), str(f)), f.name
+    # rerun: nothing to do, same store
+    before = dump(str(db))
+    res = run("pull", "--beacon-api", server.url, "--db", db, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["slots_already_stored"] == 1025
+    assert dump(str(db)) == before
+    res = run("status", "--db", db, "--json")
+    info = json.loads(res.output)
+    assert info["covered"] == [[0, 1024]] and info["gaps"] == []
+    assert info["anchor"]["newest_root"] == \
+        "0x3b3a905a95c4ff2f04bcbb91831d2b46a31505bd30b8bc9034071a250cee99d9"
+
+
+def test_partial_ranges_resume_and_link(server, tmp_path):
+    db = tmp_path / "db"
+    assert run("pull", "--beacon-api", server.url, "--db", db, "--from-slot", 130,
+               "--to-slot", 200).exit_code == 0
+    assert run("pull", "--beacon-api", server.url, "--db", db, "--from-slot", 100,
+               "--to-slot", 129, "--batch-slots", 7).exit_code == 0
+    with ChainStore.open(db, readonly=True) as s:
+        assert s.covered_ranges() == [(100, 200)]
+        assert s.has_state(192) and s.has_state(128) and not s.has_state(64)
+    res = run("pull", "--beacon-api", server.url, "--db", db, "--to-slot", 2000)
+    assert res.exit_code == 2
+    assert "past the node's finalized slot 1024" in res.output
+
+
+def test_block_that_does_not_link_commits_nothing(server, tmp_path):
+    server.faults.bad_link_slot = 40
+    db = tmp_path / "db"
+    res = run("pull", "--beacon-api", server.url, "--db", db, "--from-slot", 32,
+               "--to-slot", 63, "--batch-slots", 64)
+    assert res.exit_code == 1
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith(f"error: {server.url}/eth/v2/beacon/blocks/40: slot 40: block "
+                           "parent_root 0x6666")
+    assert "does not link to the previous block 0x" in line
+    assert dump(str(db)) == []
+
+
+def test_state_whose_block_roots_disagree_is_refused(server, tmp_path):
+    server.faults.bad_state_slot = 64
+    db = tmp_path / "db"
+    res = run("pull", "--beacon-api", server.url, "--db", db, "--from-slot", 0,
+               "--to-slot", 64)
+    assert res.exit_code == 1
+    assert "state block_roots[5] (slot 5) is 0x7777" in res.output
+    with ChainStore.open(db, readonly=True) as s:
+        assert not s.has_state(64)
+
+
+def test_node_on_another_network(server, tmp_path, sample_dir):
+    db = tmp_path / "db"
+    assert run("pull", "--beacon-api", server.url, "--db", db, "--to-slot", 10).exit_code == 0
+    before = dump(str(db))
+    server.faults.other_network = True
+    res = run("pull", "--beacon-api", server.url, "--db", db, "--to-slot", 20)
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == (
+        f"error: {db}: the store holds genesis_validators_root 0x83431ec7fcf92cfc44947fc0418e8"
+        f"31c25e1d0806590231c439830db7ad54fda, expected 0x{'ab' * 32} (another network)")
+    assert dump(str(db)) == before
+    # an expected network given on the command line, fresh store: nothing created
+    res = run("pull", "--beacon-api", server.url, "--db", tmp_path / "db2", "--config",
+              sample_dir / "spec.json")
+    assert res.exit_code == 2
+    assert "(another network)" in res.output
+    assert dump(str(tmp_path / "db2")) == []
+
+
+def test_syncing_node_is_refused(server, tmp_path):
+    server.faults.syncing = True
+    res = run("pull", "--beacon-api", server.url, "--db", tmp_path / "db")
+    assert res.exit_code == 2
+    assert "the node is syncing" in res.output
+    assert dump(str(tmp_path / "db")) == []
+
+
+def test_json_only_node_and_flaky_node(server, tmp_path, fixture_dir):
+    server.faults.json_only = True
+    server.faults.fail_every = 5  # every 5th block request is an HTTP 500
+    res = run("pull", "--beacon-api", server.url, "--db", tmp_path / "a", "--to-slot", 40,
+              "--retries", 4)
+    assert res.exit_code == 0, res.output
+    server.faults.json_only = False
+    server.faults.fail_every = 0
+    assert run("pull", "--beacon-api", server.url, "--db", tmp_path / "b",
+               "--to-slot", 40).exit_code == 0
+    assert dump(str(tmp_path / "a"))[1:] and dump(str(tmp_path / "a")) == \
+        dump(str(tmp_path / "b"))
+
+
+def test_client_errors_are_peer_errors(tmp_path):
+    api = BeaconApiClient("http://127.0.0.1:9", timeout=0.5, retries=2, backoff=0.01)
+    with pytest.raises(PeerError, match=r"127.0.0.1:9/eth/v1/config/spec: failed after 2 tries"):
+        node_network(api)
