@@ -53,3 +53,7 @@ def era_copy(tmp_path, sample_dir):
     dst = tmp_path / "eras"
     shutil.copytree(sample_dir, dst)
     return dst
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes minutes; runs only with ERA_TOOLS_SLOW=1")
