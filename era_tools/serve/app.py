@@ -205,9 +205,12 @@ class Sources:
                 slot = min(end, e.state_slot)
                 continue
             stop = min(end, (slot // sphr + 1) * sphr)
-            if self.store is not None and self.store.is_covered(slot, stop - 1):
-                slot = stop
-                continue
+            if self.store is not None:
+                held = next((b for a, b in self.store.covered_ranges() if a <= slot <= b), None)
+                if held is not None:
+                    slot = min(stop, held + 1)
+                    if slot == stop:
+                        continue
             break
         return slot - 1
 
@@ -562,6 +565,33 @@ async def handle_fork_schedule(request: web.Request) -> web.Response:
     return _json({"data": out})
 
 
+async def handle_finality(request: web.Request) -> web.Response:
+    """Everything served is final: the newest epoch whose start slot is held, with the block
+    root at that slot (the block_roots meaning: the latest block at or before it)."""
+    sid = request.match_info["state_id"]
+    if sid not in ("head", "finalized", "justified", "genesis"):
+        _parse_u64(sid, "state id") if not sid.startswith("0x") else None
+    src: Sources = request.app[STATE]["sources"]
+    net: Network = request.app[STATE]["network"]
+    head = src.head_slot()
+    if head is None:
+        raise ApiError(404, "no blocks served")
+    spe = net.slots_per_epoch
+    epoch = head // spe
+
+    def root_at(slot):
+        for s in range(slot, max(-1, slot - 4 * net.slots_per_historical_root), -1):
+            r = src.block_root(s)
+            if r is not None:
+                return r
+        return b"\x00" * 32
+
+    root = await _run(root_at, epoch * spe)
+    cp = {"epoch": str(epoch), "root": hex0x(root)}
+    return _json({"execution_optimistic": False, "finalized": True, "data": {
+        "previous_justified": cp, "current_justified": cp, "finalized": cp}})
+
+
 async def handle_syncing(request: web.Request) -> web.Response:
     head = request.app[STATE]["sources"].head_slot() or 0
     return _json({"data": {"head_slot": str(head), "sync_distance": "0", "is_syncing": False,
@@ -759,6 +789,7 @@ def make_app(era_dir, network: Network, store=None, *, max_ranges: int = 16,
     r.add_get("/eth/v1/config/spec", handle_spec)
     r.add_get("/eth/v1/config/fork_schedule", handle_fork_schedule)
     r.add_get("/eth/v1/node/syncing", handle_syncing)
+    r.add_get("/eth/v1/beacon/states/{state_id}/finality_checkpoints", handle_finality)
     r.add_get("/era_tools/v1/blocks_by_range", handle_blocks_by_range)
     r.add_get("/{name}", handle_file)  # add_get also answers HEAD
     app.on_startup.append(_startup)
