@@ -41,7 +41,7 @@ LEVELS = ("structure", "roots", "signatures", "chain")
 VALIDATOR_SIZE = 121  # pubkey 48 | withdrawal_credentials 32 | effective_balance 8 | slashed 1 | 4 epochs
 # States up to this size are decoded into py-ssz objects at the structure level; bigger ones
 # (mainnet: hundreds of MB) get their offset table and list shapes checked on the bytes.
-FULL_STATE_DECODE_LIMIT = 8 * 1024 * 1024
+FULL_STATE_DECODE_LIMIT = 1024 * 1024
 BLS_CHUNK = 256
 MAX_FAILURES_PER_FILE = 100
 
@@ -456,14 +456,17 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
         fork = network.fork_name_at_slot(slot)
         try:
             data = reader.block_ssz(slot)
-            blk = ssz.decode_block(data, fork, preset, where=f"{path}: slot {slot}")
+            root = _decode_block_root(data, fork, preset, f"{path}: slot {slot}")
         except FormatError as exc:
             report.fail("structure", "blocks_decode",
                         f"slot {slot}: block does not decode as {fork} SignedBeaconBlock: {exc}",
                         slot)
             continue
-        msg = blk.message
-        msg_slot = int(msg.slot)
+        # SignedBeaconBlock = offset(message) | signature | message; message starts with
+        # slot | proposer_index | parent_root (checked by the decode above).
+        msg_slot = int.from_bytes(data[100:108], "little")
+        proposer = int.from_bytes(data[108:116], "little")
+        parent = data[116:148]
         if msg_slot != slot:
             report.fail("structure", "block_slots",
                         f"slot {slot}: the block at this index slot says slot {msg_slot}",
@@ -473,7 +476,6 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
         report.check("blocks_decode", "structure")
         if lvl < 1:
             continue
-        root = _block_root(data, blk, fork, preset)
         want = head.block_root_at(slot)
         if root != want:
             report.fail("roots", "block_roots",
@@ -481,7 +483,6 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
                         f"[{slot % sphr}] {hex0x(want)}", slot, expected=want, actual=root)
         else:
             report.check("block_roots", "roots")
-        parent = bytes(msg.parent_root)
         if slot == 0:
             if parent != b"\x00" * 32:
                 report.fail("roots", "parent_roots", f"slot 0: genesis block parent_root "
@@ -499,8 +500,7 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
             report.link["first_block_parent"] = parent
         if sigs is None:
             continue
-        sig = bytes(blk.signature)
-        proposer = int(msg.proposer_index)
+        sig = data[4:100]
         if slot == 0:
             if sig != bls.ZERO_SIGNATURE:
                 report.fail("signatures", "proposer_signatures",
@@ -547,11 +547,19 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
         report.check("state_root", "chain", detail=hex0x(report.link["state_root"]))
 
 
-def _block_root(data: bytes, blk, fork: str, preset: str) -> bytes:
-    if _htr_bytes is not None:
-        off = int.from_bytes(data[:4], "little")
-        return _htr_bytes(ssz.types_for(fork, preset).BeaconBlock, data[off:])
-    return ssz.block_root(blk)
+def _decode_block_root(data: bytes, fork: str, preset: str, where: str) -> bytes:
+    """Check that `data` is a well-formed SignedBeaconBlock of `fork`; return the block root.
+
+    With the bytes-based hasher (era_tools.ssz.fast), the walk that computes the root also
+    checks every offset, size, limit and bit pattern, so no objects are built; otherwise the
+    block is decoded with py-ssz (strict: canonical encodings only)."""
+    if _htr_bytes is None:
+        return ssz.block_root(ssz.decode_block(data, fork, preset, where=where))
+    if len(data) < 100 + 84 or int.from_bytes(data[:4], "little") != 100:
+        raise FormatError(f"{where}: {len(data)} bytes: SignedBeaconBlock message offset "
+                          f"{int.from_bytes(data[:4], 'little') if len(data) >= 4 else None} "
+                          "is not 100")
+    return _htr_bytes(ssz.types_for(fork, preset).BeaconBlock, memoryview(data)[100:])
 
 
 def _check_records(reader: EraReader, report: FileReport) -> None:

@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Write a synthetic mainnet-preset era file for benchmarking `era verify`.
+
+- 8192 slots, about 5% empty; deneb (era 1100) or electra (era 1500) on the mainnet schedule;
+- every block: an execution payload of ~150 transactions (~120 KB), attestations, sync
+  aggregate; a real BLS proposer signature from a generated key (DOMAIN_BEACON_PROPOSER, the
+  fork version of the block's epoch, mainnet's genesis_validators_root);
+- a state with 1,000,000 validators, built as bytes with numpy (proposers get real pubkeys,
+  everyone else random bytes), whose block_roots match the blocks, so every level of
+  `era verify` up to `signatures` passes (the chain level needs neighbouring eras).
+
+The body is built once (with the executable spec's default-constructible types) and only its
+graffiti changes per slot, so block roots are computed from cached field roots.
+Output: a directory (--out, default bench_out/), named by the era's own rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from era_tools import bls, ssz  # noqa: E402
+from era_tools.config import get_network  # noqa: E402
+from era_tools.era import EraWriter  # noqa: E402
+from era_tools.hashing import merkleize, sha256  # noqa: E402
+from era_tools.signing import (DOMAIN_BEACON_PROPOSER, compute_domain,  # noqa: E402
+                               compute_signing_root)
+from era_tools.verify import field_range  # noqa: E402
+
+SPHR = 8192
+ERAS = {"deneb": 1100, "electra": 1500}
+VALIDATOR_SIZE = 121
+
+
+def u64(n: int) -> bytes:
+    return n.to_bytes(8, "little")
+
+
+def leaf64(n: int) -> bytes:
+    return n.to_bytes(32, "little")
+
+
+def spec_module(fork: str):
+    import importlib
+
+    return importlib.import_module(f"eth_consensus_specs.{fork}.mainnet")
+
+
+def make_body(spec, fork: str, rng: np.random.Generator, n_tx: int, n_att: int):
+    body = spec.BeaconBlockBody()
+    payload = spec.ExecutionPayload()
+    txs = []
+    for i in range(n_tx):
+        size = int(rng.integers(300, 1300))
+        # half random, half structured: compresses roughly like real calldata
+        raw = rng.integers(0, 256, size // 2, dtype=np.uint8).tobytes()
+        raw += (b"\x00" * 12 + bytes(range(20))) * ((size - len(raw)) // 32 + 1)
+        txs.append(spec.Transaction(raw[:size]))
+    payload.transactions = txs
+    payload.block_number = 20_000_000
+    payload.gas_limit = 30_000_000
+    payload.gas_used = 15_000_000
+    payload.extra_data = spec.ExecutionPayload.fields()["extra_data"](b"synthetic")
+    for i in range(16):
+        payload.withdrawals.append(spec.Withdrawal(index=i, validator_index=i * 7,
+                                                   address=b"\x11" * 20, amount=10**7))
+    body.execution_payload = payload
+    committee = 440
+    att_fields = spec.Attestation.fields()
+    for i in range(n_att):
+        if fork == "electra":
+            bits = att_fields["aggregation_bits"](
+                *[bool(x) for x in rng.integers(0, 2, committee * 4)])
+            att = spec.Attestation(aggregation_bits=bits, committee_bits=att_fields[
+                "committee_bits"](*([True] * 4 + [False] * 60)))
+        else:
+            bits = att_fields["aggregation_bits"](
+                *[bool(x) for x in rng.integers(0, 2, committee)])
+            att = spec.Attestation(aggregation_bits=bits)
+            att.data.index = i
+        att.signature = spec.BLSSignature(b"\xc0" + b"\x00" * 95)
+        body.attestations.append(att)
+    body.sync_aggregate.sync_committee_signature = spec.BLSSignature(b"\xc0" + b"\x00" * 95)
+    return body
+
+
+def build_state(spec, fork: str, era: int, block_roots: bytes, gvr: bytes, prev_v: bytes,
+                cur_v: bytes, fork_epoch: int, n_validators: int, proposer_pks: dict,
+                rng: np.random.Generator) -> bytes:
+    state = spec.BeaconState()
+    state.genesis_time = 1606824023
+    state.genesis_validators_root = gvr
+    state.slot = era * SPHR
+    state.fork = spec.Fork(previous_version=prev_v, current_version=cur_v, epoch=fork_epoch)
+    base = state.encode_bytes()
+    cls = ssz.types_for(fork, "mainnet").BeaconState
+    # fixed-size fields patched in place
+    a, _ = field_range(cls, base, "block_roots")
+    base = base[:a] + block_roots + rng.integers(0, 256, 32 * SPHR, dtype=np.uint8).tobytes() \
+        + base[a + 64 * SPHR:]
+    n = n_validators
+    vals = np.zeros((n, VALIDATOR_SIZE), dtype=np.uint8)
+    vals[:, :48] = rng.integers(0, 256, (n, 48), dtype=np.uint8)
+    vals[:, 48] = 1
+    vals[:, 49:80] = rng.integers(0, 256, (n, 31), dtype=np.uint8)
+    eb = np.full(n, 32 * 10**9, dtype="<u8")
+    vals[:, 80:88] = eb.view(np.uint8).reshape(n, 8)
+    far = np.full((n, 2), 2**64 - 1, dtype="<u8").view(np.uint8).reshape(n, 16)
+    vals[:, 105:121] = far  # exit_epoch, withdrawable_epoch
+    for idx, pk in proposer_pks.items():
+        vals[idx, :48] = np.frombuffer(pk, dtype=np.uint8)
+    balances = (np.full(n, 32 * 10**9, dtype="<u8") + rng.integers(0, 10**7, n).astype("<u8"))
+    replace = {
+        "validators": vals.tobytes(),
+        "balances": balances.astype("<u8").tobytes(),
+        "previous_epoch_participation": np.full(n, 7, dtype=np.uint8).tobytes(),
+        "current_epoch_participation": np.full(n, 7, dtype=np.uint8).tobytes(),
+        "inactivity_scores": np.zeros(n, dtype="<u8").tobytes(),
+    }
+    return splice_fields(cls, base, replace)
+
+
+def splice_fields(cls, data: bytes, new: dict) -> bytes:
+    """Re-serialize a container with some variable-size fields' bytes replaced."""
+    fixed, var = [], []
+    for name, sedes in cls._meta.fields:
+        a, b = field_range(cls, data, name)
+        if sedes.is_fixed_sized:
+            fixed.append((False, data[a:b]))
+        else:
+            fixed.append((True, None))
+            var.append(new.get(name, data[a:b]))
+    fixed_len = sum(4 if is_var else len(v) for is_var, v in fixed)
+    out, offs, pos = [], [], fixed_len
+    for v in var:
+        offs.append(pos)
+        pos += len(v)
+    it = iter(offs)
+    for is_var, v in fixed:
+        out.append(next(it).to_bytes(4, "little") if is_var else v)
+    return b"".join(out) + b"".join(var)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fork", choices=sorted(ERAS), default="deneb")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench_out")
+    ap.add_argument("--validators", type=int, default=1_000_000)
+    ap.add_argument("--empty", type=float, default=0.05, help="fraction of empty slots")
+    ap.add_argument("--transactions", type=int, default=150)
+    ap.add_argument("--attestations", type=int, default=64)
+    ap.add_argument("--slots", type=int, default=SPHR, help="blocks in the first N slots only "
+                    "(for quick runs; the rest are empty)")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    net = get_network("mainnet")
+    fork = args.fork
+    era = ERAS[fork]
+    spec = spec_module(fork)
+    rng = np.random.default_rng(args.seed)
+    gvr = net.genesis_validators_root
+    start = (era - 1) * SPHR
+    assert net.fork_name_at_slot(start) == fork and net.fork_name_at_slot(era * SPHR) == fork
+
+    body = make_body(spec, fork, rng, args.transactions, args.attestations)
+    t = ssz.types_for(fork, "mainnet")
+    body_obj = ssz.decode(body.encode_bytes(), t.BeaconBlockBody)
+    field_roots = [ssz.hash_tree_root(getattr(body_obj, n), s)
+                   for n, s in t.BeaconBlockBody._meta.fields]
+    gi = [n for n, _ in t.BeaconBlockBody._meta.fields].index("graffiti")
+    body_bytes = bytearray(body.encode_bytes())
+    g_off = 96 + 72  # randao_reveal, eth1_data, then graffiti
+    assert bytes(body_bytes[g_off:g_off + 32]) == bytes(body.graffiti)
+
+    version = net.fork_at_slot(start).version
+    domain = compute_domain(DOMAIN_BEACON_PROPOSER, version, gvr)
+    empty = rng.random(SPHR) < args.empty
+    empty[args.slots:] = True
+    proposers = rng.integers(0, args.validators, SPHR)
+    keys: dict[int, int] = {}
+    pks: dict[int, bytes] = {}
+    blocks: dict[int, bytes] = {}
+    block_roots = bytearray(32 * SPHR)
+    parent = hashlib.sha256(b"parent of the era").digest()
+    for i in range(SPHR):
+        slot = start + i
+        if empty[i]:
+            block_roots[32 * i:32 * i + 32] = parent
+            continue
+        proposer = int(proposers[i])
+        if proposer not in keys:
+            sk = int.from_bytes(sha256(b"key" + u64(proposer)), "big") % bls.CURVE_ORDER or 1
+            keys[proposer] = sk
+            pks[proposer] = bls.secret_to_pubkey(sk)
+        graffiti = sha256(u64(slot))
+        roots = list(field_roots)
+        roots[gi] = graffiti
+        body_root = merkleize(b"".join(roots), 16)
+        state_root = sha256(b"state" + u64(slot))
+        root = merkleize(leaf64(slot) + leaf64(proposer) + parent + state_root + body_root, 8)
+        sig = bls.sign(keys[proposer], compute_signing_root(root, domain))
+        body_bytes[g_off:g_off + 32] = graffiti
+        msg = u64(slot) + u64(proposer) + parent + state_root + (84).to_bytes(4, "little")
+        blocks[slot] = (100).to_bytes(4, "little") + sig + msg + bytes(body_bytes)
+        block_roots[32 * i:32 * i + 32] = root
+        parent = root
+        if i % 1024 == 0:
+            print(f"slot {slot}: {len(blocks)} blocks, {time.perf_counter() - t0:.1f}s",
+                  file=sys.stderr)
+    # self-check the root shortcut on one block against the full SSZ root
+    first = min(blocks)
+    obj = ssz.decode_block(blocks[first], fork, "mainnet")
+    assert ssz.block_root(obj) == bytes(block_roots[32 * (first - start):32 * (first - start) + 32])
+
+    prev_v = net.forks[[f.name for f in net.forks].index(fork) - 1].version
+    state = build_state(spec, fork, era, bytes(block_roots), gvr, prev_v, version,
+                        net.fork_by_name(fork).epoch, args.validators, pks, rng)
+    print(f"state: {len(state) / 1e6:.0f} MB, {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for old in args.out.glob(f"mainnet-{era:05d}-*.era"):
+        old.unlink()
+    with EraWriter(args.out, "mainnet", era, SPHR) as w:
+        for slot in sorted(blocks):
+            w.add_block(slot, ssz=blocks[slot])
+        w.set_state(ssz=state)
+        path = w.finish()
+    size = os.path.getsize(path)
+    avg = sum(len(b) for b in blocks.values()) / len(blocks)
+    print(f"{path}: {len(blocks)} blocks (avg {avg / 1e3:.0f} KB), {SPHR - len(blocks)} empty, "
+          f"{args.validators} validators, {size / 1e6:.0f} MB, {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
