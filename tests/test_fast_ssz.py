@@ -542,3 +542,14 @@ def test_scripts_bench_state_synthetic_builder():
     assert v.hash_tree_root() == bytes(obj.hash_tree_root())
     assert v.validator_count == 300
     assert os.path.basename(path) == "bench_state.py"
+
+
+@pytest.mark.parametrize("n,c", [(1, 1), (50, 5), (7, 8), (300, 3)])
+def test_merkleize_each_native_equals_numpy_layers(n, c, monkeypatch):
+    leaves = np.random.default_rng(n * 10 + c).integers(0, 256, (n, c, 32), dtype=np.uint8)
+    depth = max(c - 1, 0).bit_length() + (1 if c == 8 else 0)  # also a depth beyond the need
+    got = fast.merkleize_each(leaves, depth)
+    monkeypatch.setattr(hashing, "_native_hash_pairs", None)
+    want = fast.merkleize_each(leaves, depth)
+    assert np.array_equal(got, want)
+    assert bytes(want[0]) == _py_merkleize(leaves[0].tobytes(), 2 ** depth)
