@@ -294,7 +294,8 @@ def _check_offsets(offs: np.ndarray, first: int, end: int, path: str, base: int)
     if offs[-1] > end:
         i = int(np.flatnonzero(offs > end)[0])
         _fail(path, base + OFFSET_SIZE * i,
-              f"offset 0x{int(offs[i]):08x} runs past the end of the value (0x{end:08x} bytes)")
+              f"offset 0x{int(offs[i]):08x} runs past the end of the enclosing value "
+              f"(0x{end:08x} bytes)")
 
 
 def _bounds(offs: np.ndarray, end: int) -> list[tuple[int, int]]:
@@ -328,7 +329,8 @@ def _container_ranges(node: Node, mv, path: str, base: int) -> list[tuple[int, i
     for j, i in enumerate(var_idx):
         if offs[j] > n:
             _fail(f"{path}.{node.names[i]}", base + node.field_offsets[i],
-                  f"offset 0x{int(offs[j]):08x} runs past the end of the value (0x{n:08x} bytes)")
+                  f"offset 0x{int(offs[j]):08x} runs past the end of the enclosing value "
+                  f"(0x{n:08x} bytes)")
     ranges = []
     j = 0
     for i, (f, o) in enumerate(zip(node.fields, node.field_offsets)):
