@@ -40,6 +40,7 @@ from .catalog import Catalog, uvarint
 log = logging.getLogger("era_tools.serve")
 
 MAX_RANGE_COUNT = 1024
+INLINE_DECOMPRESS = 256 * 1024
 SSZ = "application/octet-stream"
 JSON = "application/json"
 RESULT_OK, RESULT_INVALID, RESULT_SERVER_ERROR, RESULT_UNAVAILABLE = 0, 1, 2, 3
@@ -427,7 +428,15 @@ def _block_ssz(src: Sources, slot: int) -> bytes | None:
 async def _lookup_block(request: web.Request) -> tuple[int, bytes]:
     src: Sources = request.app[STATE]["sources"]
     slot, root = src.resolve_block_id(request.match_info["block_id"])
-    data = await _run(_block_ssz, src, slot)
+    # small reads from the page cache are cheaper inline than a hop to the thread pool
+    framed = src.block_framed(slot)
+    if framed is None:
+        data = None
+    elif len(framed) <= INLINE_DECOMPRESS:
+        data = framing.decompress(framed, where=f"block at slot {slot}")
+    else:
+        data = await _run(framing.decompress, framed, framing.DEFAULT_MAX_SIZE,
+                          f"block at slot {slot}")
     if data is None:
         if src.covers_block_slot(slot):
             raise ApiError(404, f"no block at slot {slot} (empty slot)")
