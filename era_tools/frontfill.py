@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from . import framing
 from .era import EraReader, StateHead, era_files_in, parse_era_file_name
 from .errors import FormatError, VerificationError, hex0x
@@ -246,6 +248,63 @@ def _check_store_links(store: ChainStore, eras: list, sphr: int) -> None:
                 "(wrong network or corrupt archive); nothing written")
 
 
+def era_entries(r: EraReader, head: StateHead, prev_root: bytes | None):
+    """Block slots, roots and parents of one era from its index and state.block_roots, reading
+    only the era's first block (its parent links the era to the one before).
+
+    Returns (slots, roots, parents) as numpy arrays ((n,), (n, 32), (n, 32)) of the slots that
+    hold a block.  Checks: empty slots repeat the previous root; a block slot has a new root;
+    the first block's slot and parent_root agree with the index and the previous era."""
+    where = r.path
+    start = r.block_index.start_slot
+    positions = r.block_index.positions
+    roots = head.block_roots_array()
+    n = len(positions)
+    present = positions != 0
+    same_as_prev = np.zeros(n, dtype=bool)
+    same_as_prev[1:] = (roots[1:] == roots[:-1]).all(axis=1)
+    bad = np.flatnonzero(present & same_as_prev)
+    if len(bad):
+        slot = start + int(bad[0])
+        raise VerificationError(f"{where}: slot {slot}: a block, but block_roots repeats the "
+                                f"previous root {hex0x(roots[bad[0]].tobytes())}")
+    bad = np.flatnonzero(~present[1:] & ~same_as_prev[1:])
+    if len(bad):
+        i = int(bad[0]) + 1
+        raise VerificationError(
+            f"{where}: slot {start + i}: empty slot but block_roots[{(start + i) % n}] is "
+            f"{hex0x(roots[i].tobytes())}, not the previous root {hex0x(roots[i - 1].tobytes())}")
+    idx = np.flatnonzero(present)
+    if not len(idx):
+        return idx + start, roots[idx], roots[idx]
+    first = int(idx[0])
+    if prev_root is not None and first > 0 and roots[0].tobytes() != prev_root:
+        raise VerificationError(
+            f"{where}: slot {start}: empty slot but block_roots[{start % n}] is "
+            f"{hex0x(roots[0].tobytes())}, not the previous era's last root {hex0x(prev_root)}")
+    rec = r.block_record(start + first)
+    data = framing.decompress_prefix(r.block_framed(start + first), _PARENT.stop, where=where,
+                                     base=rec.data_offset)
+    if len(data) < _PARENT.stop:
+        raise FormatError(f"{where}: offset {rec.offset}: block too short")
+    bslot = int.from_bytes(data[_SLOT], "little")
+    if bslot != start + first:
+        raise VerificationError(f"{where}: offset {rec.offset}: block slot {bslot} at index "
+                                f"slot {start + first}")
+    first_parent = bytes(data[_PARENT])
+    if prev_root is not None and first_parent != prev_root:
+        raise VerificationError(
+            f"{where}: slot {start + first}: block parent_root {hex0x(first_parent)} does not "
+            f"link to the previous block root {hex0x(prev_root)}")
+    if start + first == 0 and first_parent != ZERO_ROOT:
+        raise VerificationError(f"{where}: slot 0: genesis block parent_root "
+                                f"{hex0x(first_parent)} is not zero")
+    parents = np.empty((len(idx), 32), dtype=np.uint8)
+    parents[1:] = roots[idx[1:] - 1]
+    parents[0] = np.frombuffer(first_parent, dtype=np.uint8)
+    return idx + start, roots[idx], parents
+
+
 def _import_era(store: ChainStore, e: _Era, prev: _Era | None, mode: str, check: str,
                 link_states: bool, res: FrontfillResult) -> None:
     net = store.network
@@ -263,37 +322,32 @@ def _import_era(store: ChainStore, e: _Era, prev: _Era | None, mode: str, check:
         else:
             prev_root = store.block_root_at(start - 1)
         if check == "roots":
-            blocks = roots_level(r, head, net, prev_root)
-        else:
-            blocks = block_roots_check(r, head, net, prev_root, hash_blocks=False)
+            roots_level(r, head, net, prev_root)  # raises on the first failure
+        slots, roots, parents = era_entries(r, head, prev_root)
         # agree with whatever the store already indexes in this range
-        existing = {}
-        for k, v in store.iter_index(start, end):
-                existing[schema.slot_of_key(k)] = bytes(v)
-        positions = r.block_index.positions
-        fid = b.file_id(r.path) if mode == "reference" else None
-        for i, slot in enumerate(range(start, end + 1)):
-            got = blocks.get(slot)
-            have = existing.get(slot)
-            if have is not None:
-                if have != (got[0] if got else b""):
+        existing = {schema.slot_of_key(k): bytes(v) for k, v in store.iter_index(start, end)}
+        if existing:
+            mine = {int(s): roots[j].tobytes() for j, s in enumerate(slots)}
+            for slot, have in existing.items():
+                got = mine.get(slot, b"")
+                if have != got:
                     raise VerificationError(
                         f"{r.path}: slot {slot}: the store indexes "
                         f"{hex0x(have) if have else 'an empty slot'}, the era file has "
-                        f"{hex0x(got[0]) if got else 'an empty slot'}")
-                continue
-            if got is None:
-                b.put_empty(slot)
-                continue
-            root, parent = got
-            pos = int(positions[i])
-            if mode == "reference":
-                b.put_block_ref(slot, root, parent, fid, pos)
-            else:
-                framed = r.block_framed(slot)
-                res.bytes_read += len(framed)
-                b.put_block(slot, root, parent, framed)
-            res.blocks += 1
+                        f"{hex0x(got) if got else 'an empty slot'}")
+        positions = r.block_index.positions[slots - start]
+        if mode == "reference":
+            b.put_block_refs(slots, roots, parents, b.file_id(r.path), positions,
+                             first=start, last=end, skip=existing)
+        else:
+            framed = []
+            for s in slots.tolist():
+                f = b"" if s in existing else r.block_framed(s)
+                framed.append(f)
+                res.bytes_read += len(f)
+            b.put_blocks_framed(slots, roots, parents, framed, first=start, last=end,
+                                skip=existing)
+        res.blocks += len(slots)
         b.cover(start, end)
         res.slots_indexed += sphr
         # the state of the previous era must be this state's state_roots[0]

@@ -24,6 +24,8 @@ import json
 import os
 import threading
 
+import numpy as np
+
 from .. import e2store, framing
 from ..config import Network, network_from_spec
 from ..errors import StoreError, hex0x
@@ -48,9 +50,20 @@ class Batch:
         self.ranges: list[tuple[int, int]] = []
         self.anchor: Anchor | None = None        # explicit override (set_anchor)
         self.new_files: dict[str, int] = {}
+        self.raw: list = []                      # bulk (key, value) pairs
+        self.bulk_summaries: list = []           # (root -> slot, roots, parents) per bulk put
 
     def __len__(self) -> int:
-        return len(self.puts)
+        return len(self.puts) + len(self.raw)
+
+    def summary(self, root: bytes):
+        if root in self.summaries:
+            return self.summaries[root]
+        for by_root, roots, parents in self.bulk_summaries:
+            if root in by_root:
+                j = roots.index(root)
+                return by_root[root], parents[j].tobytes()
+        return None
 
     def put_block(self, slot: int, root: bytes, parent_root: bytes, framed: bytes) -> None:
         self.puts[schema.block_key(root)] = bytes(framed)
@@ -66,6 +79,44 @@ class Batch:
         self.puts[schema.index_key(slot)] = bytes(root)
         self.index[slot] = bytes(root)
         self.summaries[bytes(root)] = (slot, bytes(parent_root))
+
+    def _bulk(self, slots, roots, parents, value_keys, values, first, last, skip):
+        """Index [first, last] in one go: blocks at `slots` (numpy arrays), empty elsewhere;
+        slots in `skip` (already indexed) are left alone.  Keys are built with numpy."""
+        slots = np.asarray(slots, dtype=np.int64)
+        if skip:
+            keep = np.array([int(s) not in skip for s in slots], dtype=bool)
+            slots, roots, parents = slots[keep], roots[keep], parents[keep]
+            values = [v for v, k in zip(values, keep) if k]
+        rkeys = schema.summary_keys(roots)
+        sums = schema.summaries(slots, parents)
+        raw = self.raw
+        raw.extend(zip(value_keys(roots), values))
+        raw.extend(zip(rkeys, sums))
+        all_slots = np.arange(first, last + 1, dtype=np.int64)
+        vals = [b""] * len(all_slots)
+        root_list = [k[1:] for k in rkeys]
+        for s, rt in zip((slots - first).tolist(), root_list):
+            vals[s] = rt
+        if skip:
+            pairs = [(s, v) for s, v in zip(all_slots.tolist(), vals) if s not in skip]
+            all_slots = np.array([p[0] for p in pairs], dtype=np.int64)
+            vals = [p[1] for p in pairs]
+        raw.extend(zip(schema.index_keys(all_slots), vals))
+        self.index.update(zip(all_slots.tolist(), vals))
+        self.bulk_summaries.append((dict(zip(root_list, slots.tolist())), root_list, parents))
+
+    def put_block_refs(self, slots, roots, parents, file_id: int, record_offsets,
+                       first: int, last: int, skip=()) -> None:
+        """Bulk put_block_ref for one era: blocks at `slots`, empty slots elsewhere in
+        [first, last]."""
+        self._bulk(slots, roots, parents, schema.block_ref_keys,
+                   schema.refs(file_id, record_offsets), first, last, skip)
+
+    def put_blocks_framed(self, slots, roots, parents, framed: list, first: int, last: int,
+                          skip=()) -> None:
+        """Bulk put_block: blocks at `slots` with their framed bytes, empty slots elsewhere."""
+        self._bulk(slots, roots, parents, schema.block_keys, framed, first, last, skip)
 
     def put_empty(self, slot: int) -> None:
         self.puts[schema.index_key(slot)] = b""
@@ -345,7 +396,7 @@ class ChainStore:
         puts = dict(self._pending_meta)
         puts.update(b.puts)
         puts[schema.meta_key(schema.META_ANCHOR)] = anchor.encode()
-        self.kv.write(puts)
+        self.kv.write(b.raw + list(puts.items()) if b.raw else puts)
         self._pending_meta = {}
         self._file_ids.update(b.new_files)
         for path, fid in b.new_files.items():
@@ -367,7 +418,7 @@ class ChainStore:
             return self.index_entry(slot)
 
         def summary(root):
-            return b.summaries.get(root) or self.get_summary(root)
+            return b.summary(root) or self.get_summary(root)
 
         # newest: the top of the newest range, with the latest block root at or before it
         newest_slot = top[1]

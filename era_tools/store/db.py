@@ -7,6 +7,9 @@ temporary sibling directory, the small mutable files (CURRENT, MANIFEST-*, *.log
 and the copy is opened.  A write batch is one log record, and LevelDB drops a torn last record
 on recovery, so a copy taken while the writer appends sees a prefix of its batches: a
 consistent store.  If the writer deletes a file while we copy (a compaction), we retry.
+Only tables older than every live log are hard-linked (see _copy_leveldb): the snapshot's own
+LevelDB must never create a file under a number the writer uses, or it would truncate the
+writer's file through the shared inode.
 """
 
 from __future__ import annotations
@@ -137,6 +140,11 @@ def _prefix_end(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
+def _file_number(name: str) -> int | None:
+    stem = name.split(".")[0]
+    return int(stem) if stem.isdigit() else None
+
+
 def _listing(path: str) -> dict:
     out = {}
     for n in os.listdir(path):
@@ -153,11 +161,18 @@ def _copy_leveldb(src: str, dst: str) -> bool:
         current = f.read()
     before = _listing(src)
     names = sorted(before, key=lambda n: (not n.startswith("MANIFEST"), n))
+    # Only tables numbered below every live log are shared by hard link: the copied MANIFEST
+    # has recorded a next_file_number above them, so the snapshot's own LevelDB never creates
+    # a file under their numbers (which would truncate the writer's inode).  Newer tables may
+    # still be in the making or unrecorded: those are copied.
+    logs = [_file_number(n) for n in before if n.endswith(".log")]
+    link_below = min((x for x in logs if x is not None), default=0)
     for n in names:
         if n in ("LOCK", "LOG", "LOG.old") or n.startswith("."):
             continue
         s, d = os.path.join(src, n), os.path.join(dst, n)
-        if n.endswith((".ldb", ".sst")):
+        num = _file_number(n)
+        if n.endswith((".ldb", ".sst")) and num is not None and num < link_below:
             try:
                 os.link(s, d)
             except FileNotFoundError:

@@ -10,6 +10,8 @@ import json
 import struct
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from ..errors import StoreError, hex0x
 
 SCHEMA_VERSION = 1
@@ -76,6 +78,55 @@ def file_key(file_id: int) -> bytes:
 def prefix_end(prefix: bytes) -> bytes:
     """The first key after every key that starts with `prefix`."""
     return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+def _rows(prefix: bytes, cols) -> list:
+    """Concatenate a prefix byte and numpy uint8 column blocks row-wise; one bytes per row."""
+    n = len(cols[0])
+    width = 1 + sum(c.shape[1] for c in cols)
+    a = np.empty((n, width), dtype=np.uint8)
+    a[:, 0] = prefix[0] if prefix else 0
+    pos = 1
+    for c in cols:
+        a[:, pos:pos + c.shape[1]] = c
+        pos += c.shape[1]
+    if not prefix:
+        a = a[:, 1:]
+        width -= 1
+    buf = a.tobytes()
+    return [buf[i:i + width] for i in range(0, n * width, width)]
+
+
+def _be64(values) -> np.ndarray:
+    return np.asarray(values, dtype=">u8").view(np.uint8).reshape(-1, 8)
+
+
+def index_keys(slots) -> list:
+    """Bulk index_key over a numpy array of slots."""
+    return _rows(P_INDEX, [_be64(slots)])
+
+
+def block_ref_keys(roots: np.ndarray) -> list:
+    return _rows(P_BLOCK_REF, [roots])
+
+
+def block_keys(roots: np.ndarray) -> list:
+    return _rows(P_BLOCK, [roots])
+
+
+def summary_keys(roots: np.ndarray) -> list:
+    return _rows(P_SUMMARY, [roots])
+
+
+def summaries(slots, parents: np.ndarray) -> list:
+    """Bulk encode_summary."""
+    return _rows(b"", [_be64(slots), parents])
+
+
+def refs(file_id: int, offsets) -> list:
+    """Bulk encode_ref."""
+    ids = np.full(len(offsets), file_id, dtype=">u4").view(np.uint8).reshape(-1, 4)
+    return _rows(b"", [ids, _be64(offsets)])
 
 
 def slot_of_key(key: bytes) -> int:
