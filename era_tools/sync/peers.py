@@ -161,3 +161,277 @@ def _data(doc, path, client):
 def _short(text: str, n: int = 200) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= n else text[:n] + "…"
+
+
+# --------------------------------------------------------------------------------------------
+# Backfill peers (added for `era backfill`): standard beacon nodes (one GET per slot) or
+# era_tools servers (the range endpoint, docs/protocol.md).  No retries here: the backward
+# sync queue retries a failed batch with another peer and keeps the scores.
+
+MAX_BLOCK_BYTES = 10 * 1024 * 1024      # MAX_CHUNK_SIZE of the p2p spec
+RANGE_PATH = "/era_tools/v1/blocks_by_range"
+
+
+class PeerFault(PeerError):
+    """A peer answered badly.  `kind` says how bad: "bad" (garbage, lies), "timeout",
+    "missing" (404 / short / HTTP error)."""
+
+    def __init__(self, message: str, kind: str = "bad"):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class RawBlock:
+    slot: int
+    ssz: bytes | None = None         # uncompressed SSZ (REST peers)
+    framed: bytes | None = None      # snappy-framed SSZ (range peers, stored as is)
+    digest: bytes | None = None      # fork digest of the chunk (range peers)
+    length: int | None = None        # announced uncompressed length (range peers)
+
+
+@dataclass
+class PeerReply:
+    blocks: list                     # RawBlock, slot order
+    last_slot: int                   # the reply covers [first, last_slot]
+    nbytes: int = 0
+
+
+def _read_uvarint(buf, pos: int, end: int, where: str) -> tuple[int, int]:
+    result = shift = 0
+    for i in range(10):
+        if pos + i >= end:
+            raise PeerFault(f"{where}: truncated uvarint at byte {pos + i}")
+        b = buf[pos + i]
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos + i + 1
+        shift += 7
+    raise PeerFault(f"{where}: uvarint at byte {pos} longer than 10 bytes")
+
+
+def _framed_end(buf, pos: int, end: int, length: int, where: str) -> int:
+    """End of a snappy framed stream starting at `pos` that decompresses to `length` bytes
+    (walks the chunk headers only)."""
+    if bytes(buf[pos:pos + 10]) != b"\xff\x06\x00\x00sNaPpY":
+        raise PeerFault(f"{where}: byte {pos}: no snappy stream identifier")
+    p = pos + 10
+    total = 0
+    while total < length:
+        if p + 4 > end:
+            raise PeerFault(f"{where}: byte {p}: framed payload truncated ({total} of "
+                            f"{length} bytes)")
+        ctype = buf[p]
+        clen = buf[p + 1] | (buf[p + 2] << 8) | (buf[p + 3] << 16)
+        body = p + 4
+        if body + clen > end:
+            raise PeerFault(f"{where}: byte {p}: snappy chunk runs past the response")
+        if ctype == 0x00:
+            ulen, _ = _read_uvarint(buf, body + 4, body + clen, where)
+            total += ulen
+        elif ctype == 0x01:
+            total += clen - 4
+        elif 0x02 <= ctype <= 0x7F:
+            raise PeerFault(f"{where}: byte {p}: reserved snappy chunk type 0x{ctype:02x}")
+        p = body + clen
+    if total != length:
+        raise PeerFault(f"{where}: framed payload is {total} bytes, chunk header says {length}")
+    return p
+
+
+def parse_range_body(body: bytes, first: int, last: int, where: str) -> list:
+    """Chunks of a blocks_by_range response -> RawBlock list (framing checked, not decoded)."""
+    out = []
+    pos, n = 0, len(body)
+    mv = memoryview(body)
+    while pos < n:
+        result = body[pos]
+        if result != 0:
+            msg = ""
+            try:
+                ln, p = _read_uvarint(body, pos + 1, n, where)
+                from ..framing import decompress
+
+                msg = decompress(bytes(mv[p:]), max_size=256, where=where)[:ln].decode(
+                    "utf-8", "replace")
+            except Exception:  # the error text is only informative
+                pass
+            raise PeerFault(f"{where}: error chunk {result} after {len(out)} blocks: {msg}",
+                            "missing" if result == 3 else "bad")
+        if pos + 5 > n:
+            raise PeerFault(f"{where}: byte {pos}: chunk header truncated")
+        digest = bytes(mv[pos + 1:pos + 5])
+        length, p = _read_uvarint(body, pos + 5, n, where)
+        if length > MAX_BLOCK_BYTES or length < 100:
+            raise PeerFault(f"{where}: byte {pos}: block length {length} outside "
+                            f"[100, {MAX_BLOCK_BYTES}]")
+        end = _framed_end(body, p, n, length, where)
+        out.append(RawBlock(slot=-1, framed=bytes(mv[p:end]), digest=digest, length=length))
+        pos = end
+    return out
+
+
+class BackfillPeer:
+    """One backfill peer.  `kind` is "range" (era_tools server) or "rest" (Beacon API), found
+    by `detect()`.  `fetch(first, last)` returns a PeerReply or raises PeerFault."""
+
+    def __init__(self, url: str, timeout: float = 30.0, rest_concurrency: int = 16):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.kind: str | None = None
+        self._local = threading.local()
+        self._rest_concurrency = rest_concurrency
+        self._pool = None
+        self._pool_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"BackfillPeer({self.url}, {self.kind})"
+
+    def _session(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = self._local.session = requests.Session()
+            s.headers["User-Agent"] = "era_tools-backfill"
+        return s
+
+    def _get(self, path: str, accept: str, limit: int, timeout: float | None = None):
+        """(status, headers, body) with the body capped at `limit` bytes."""
+        url = self.url + path
+        t = timeout or self.timeout
+        try:
+            with self._session().get(url, headers={"Accept": accept}, timeout=t,
+                                     stream=True) as r:
+                clen = r.headers.get("Content-Length")
+                if clen and clen.isdigit() and int(clen) > limit:
+                    raise PeerFault(f"{url}: response of {clen} bytes exceeds the limit "
+                                    f"{limit}")
+                buf = bytearray()
+                deadline = time.monotonic() + 4 * t  # a trickling peer is a stalling peer
+                for chunk in r.iter_content(1 << 16):
+                    buf += chunk
+                    if len(buf) > limit:
+                        raise PeerFault(f"{url}: response exceeds the limit {limit} bytes")
+                    if time.monotonic() > deadline:
+                        raise PeerFault(f"{url}: response not complete within {4 * t:g} s",
+                                        "timeout")
+                return r.status_code, r.headers, bytes(buf)
+        except requests.Timeout as exc:
+            raise PeerFault(f"{url}: no answer within {t:g} s", "timeout") from exc
+        except requests.RequestException as exc:
+            raise PeerFault(f"{url}: {type(exc).__name__}: {exc}", "timeout") from exc
+
+    def genesis_validators_root(self) -> bytes | None:
+        """The peer's genesis_validators_root, or None when it does not say."""
+        try:
+            st, _, body = self._get("/eth/v1/beacon/genesis", "application/json", 1 << 16)
+            if st != 200:
+                return None
+            import json
+
+            v = json.loads(body)["data"]["genesis_validators_root"]
+            return bytes.fromhex(v[2:])
+        except (PeerFault, ValueError, KeyError, TypeError):
+            return None
+
+    def detect(self, probe_slot: int) -> str:
+        """Range endpoint if the peer answers it sensibly, else the standard Beacon API."""
+        try:
+            st, h, _ = self._get(f"{RANGE_PATH}?start_slot={probe_slot}&count=1",
+                                 SSZ_MIME, MAX_BLOCK_BYTES + 64)
+            ok = st in (200, 404) and ("Era-Tools-Last-Slot" in h or "Era-Tools-Error" in h)
+        except PeerFault as exc:
+            if exc.kind == "timeout":
+                raise
+            ok = False
+        self.kind = "range" if ok else "rest"
+        return self.kind
+
+    def fetch(self, first: int, last: int, extra_slots=()) -> PeerReply:
+        if self.kind == "range":
+            return self._fetch_range(first, last, extra_slots)
+        return self._fetch_rest(first, last, extra_slots)
+
+    def _fetch_range(self, first, last, extra_slots) -> PeerReply:
+        hi = max([last, *extra_slots])
+        count = hi - first + 1
+        path = f"{RANGE_PATH}?start_slot={first}&count={count}"
+        where = self.url + path
+        st, h, body = self._get(path, SSZ_MIME, count * MAX_BLOCK_BYTES // 8 + (1 << 20))
+        if st in (404, 429) or st >= 500:
+            raise PeerFault(f"{where}: HTTP {st}: {h.get('Era-Tools-Error', '')}", "missing")
+        if st != 200:
+            raise PeerFault(f"{where}: HTTP {st}")
+        try:
+            served_last = int(h.get("Era-Tools-Last-Slot", ""))
+        except ValueError as exc:
+            raise PeerFault(f"{where}: no Era-Tools-Last-Slot header") from exc
+        if not first - 1 <= served_last <= hi:
+            raise PeerFault(f"{where}: Era-Tools-Last-Slot {served_last} outside "
+                            f"[{first - 1}, {hi}]")
+        blocks = parse_range_body(body, first, hi, where)
+        return PeerReply(blocks, served_last, len(body))
+
+    def _fetch_rest(self, first, last, extra_slots) -> PeerReply:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._rest_concurrency,
+                                                thread_name_prefix="rest-peer")
+        slots = list(range(first, last + 1)) + [s for s in extra_slots if s > last]
+
+        def one(slot):
+            path = f"/eth/v2/beacon/blocks/{slot}"
+            st, h, body = self._get(path, SSZ_MIME, MAX_BLOCK_BYTES)
+            if st == 404:
+                return None
+            if st != 200:
+                raise PeerFault(f"{self.url}{path}: HTTP {st}", "missing")
+            ctype = h.get("Content-Type", "").split(";")[0].strip().lower()
+            if ctype == "application/json":
+                raise PeerFault(f"{self.url}{path}: answered JSON, not SSZ", "missing")
+            return RawBlock(slot=slot, ssz=body)
+
+        out, nbytes = [], 0
+        for r in self._pool.map(one, slots):
+            if r is not None:
+                out.append(r)
+                nbytes += len(r.ssz)
+        return PeerReply(out, max(slots), nbytes)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def fetch_ssz_streaming(api: BeaconApiClient, path: str, timeout: float,
+                        progress: Callable[[int, int | None], None] | None = None,
+                        limit: int = 8 * 1024**3) -> SszResponse | None:
+    """GET an SSZ object (a state: hundreds of MB on mainnet) in a stream, reporting
+    progress(bytes_so_far, total_or_None).  None for a 404."""
+    url = api.base_url + path
+    try:
+        with api._session().get(url, headers={"Accept": SSZ_MIME}, timeout=timeout,
+                                stream=True) as r:
+            if r.status_code == 404:
+                return None
+            if r.status_code != 200:
+                raise PeerError(f"{url}: HTTP {r.status_code}: {_short(r.text)}")
+            ctype = r.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if ctype == "application/json":
+                raise PeerError(f"{url}: the node answered JSON; a state must come as SSZ")
+            total = r.headers.get("Content-Length")
+            total = int(total) if total and total.isdigit() else None
+            buf = bytearray()
+            for chunk in r.iter_content(1 << 20):
+                buf += chunk
+                if len(buf) > limit:
+                    raise PeerError(f"{url}: response larger than {limit} bytes")
+                if progress:
+                    progress(len(buf), total)
+            fork = r.headers.get("Eth-Consensus-Version")
+            return SszResponse(fork.lower() if fork else None, bytes(buf), url)
+    except requests.Timeout as exc:
+        raise PeerError(f"{url}: no complete answer within {timeout:g} s") from exc
+    except requests.RequestException as exc:
+        raise PeerError(f"{url}: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,153 @@
+"""`era backfill`: fill the store downwards from its oldest block, from peers.
+
+    res = backfill(store, ["http://a:5052", "http://b:8080"], to_slot=None, workers=4)
+
+Plans the job from the store's anchor: the top is the oldest block of the newest covered
+range (after `era checkpoint-sync`, the checkpoint block); the floor is slot 0 (genesis), or
+the slot after the previous covered range (front-filled era history: there the chain must
+link to the era root at floor - 1).  Pubkeys come from the newest state in the store (the
+checkpoint state), as a numpy view over its validators.  Peers are probed once: an era_tools
+server's range endpoint is used when offered, the standard Beacon API otherwise; a peer that
+reports another genesis_validators_root is dropped before it is asked for anything.  Then
+era_tools.sync.queue does the work.  A killed or interrupted run resumes from the anchor.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import StoreError, hex0x
+from .peers import BackfillPeer, PeerFault
+from .queue import SCORE_NO_VALUES, BackfillQueue, PeerState, QueueResult, Verifier
+
+ZERO_ROOT = b"\x00" * 32
+
+
+@dataclass
+class Plan:
+    top: int                  # lowest slot of the newest covered range
+    anchor_slot: int          # the lowest stored block there
+    anchor_root: bytes
+    expect: bytes             # its parent: the root the next block down must have
+    floor: int                # lowest slot to fill
+    floor_root: bytes | None  # era root at floor - 1 (None at genesis)
+    state_slot: int           # the state whose validators give the pubkeys
+
+    def to_dict(self) -> dict:
+        return {"top": self.top, "anchor_slot": self.anchor_slot,
+                "anchor_root": hex0x(self.anchor_root), "expect": hex0x(self.expect),
+                "floor": self.floor,
+                "floor_root": hex0x(self.floor_root) if self.floor_root else None,
+                "state_slot": self.state_slot}
+
+
+def plan(store) -> Plan | None:
+    """What is left to fill, or None when the newest range already reaches genesis."""
+    a = store.anchor
+    if not a.covered or a.oldest_block_slot is None or a.oldest_block_parent is None:
+        raise StoreError(f"{store.path}: the store has no anchor block; run `era "
+                         "checkpoint-sync` first")
+    top = a.covered[-1][0]
+    if top == 0 or a.oldest_block_slot == 0:
+        return None
+    if len(a.covered) >= 2:
+        boundary = a.covered[-2][1]
+        floor = boundary + 1
+        floor_root = store.block_root_at(boundary)
+        if floor_root is None:
+            raise StoreError(f"{store.path}: slot {boundary}: no block root known at the top "
+                             "of the front-filled history")
+    else:
+        floor, floor_root = 0, None
+    states = [s for s in store.state_slots() if s >= top]
+    if not states:
+        raise StoreError(f"{store.path}: no state at or above slot {top} to take proposer "
+                         "keys from; run `era checkpoint-sync` first")
+    return Plan(top, a.oldest_block_slot, a.oldest_block_root, a.oldest_block_parent, floor,
+                floor_root, max(states))
+
+
+@dataclass
+class BackfillResult:
+    plan: Plan | None
+    queue: QueueResult
+    peer_kinds: dict
+
+    def to_dict(self) -> dict:
+        q = self.queue
+        return {"plan": self.plan.to_dict() if self.plan else None, "slots": q.slots,
+                "blocks": q.blocks, "bytes": q.bytes, "commits": q.commits,
+                "oldest_slot": q.oldest_slot, "stopped": q.stopped,
+                "elapsed_s": round(q.elapsed, 3),
+                "slots_per_s": round(q.slots / q.elapsed, 1) if q.elapsed else None,
+                "peers": q.peers}
+
+
+def load_pubkeys(store, slot: int):
+    from ..verify import validator_pubkeys
+
+    data = store.get_state(slot)
+    net = store.network
+    return validator_pubkeys(data, net.fork_name_at_slot(slot), net.preset_base)
+
+
+def make_peers(urls, gvr: bytes, probe_slot: int, timeout: float) -> list[PeerState]:
+    out = []
+    for url in urls:
+        p = BackfillPeer(url, timeout=timeout)
+        st = PeerState(p)
+        try:
+            p.detect(probe_slot)
+        except PeerFault as exc:
+            p.kind = "rest"
+            st.adjust(SCORE_NO_VALUES, str(exc))
+        theirs = p.genesis_validators_root()
+        if theirs is not None and theirs != gvr:
+            st.score = 0
+            st.dropped = True
+            st.reason = (f"{url}: genesis_validators_root {hex0x(theirs)}, expected "
+                         f"{hex0x(gvr)} (another network)")
+        out.append(st)
+    return out
+
+
+def backfill(store, peer_urls, *, to_slot: int | None = None, workers: int = 4,
+             max_rate: float | None = None, timeout: float = 30.0,
+             batch_slots: int | None = None, bls_processes: int = 0,
+             progress: Callable[[int], None] | None = None,
+             status: Callable[[str], None] | None = None, status_every: float = 5.0,
+             on_plan: Callable[[Plan], None] | None = None) -> BackfillResult:
+    p = plan(store)
+    if p is None:
+        return BackfillResult(None, QueueResult(stopped="already at genesis"), {})
+    if on_plan:
+        on_plan(p)
+    net = store.network
+    pubkeys = load_pubkeys(store, p.state_slot)
+    peers = make_peers(peer_urls, net.genesis_validators_root, p.top - 1, timeout)
+    pool = None
+    if bls_processes:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        methods = mp.get_all_start_methods()
+        ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+        pool = cf.ProcessPoolExecutor(bls_processes, mp_context=ctx)
+    try:
+        verifier = Verifier(net, pubkeys, pool)
+        q = BackfillQueue(store, peers, verifier, top=p.top, expect=p.expect,
+                          anchor_block=(p.anchor_slot, p.anchor_root), floor=p.floor,
+                          floor_root=p.floor_root, to_slot=to_slot, batch_slots=batch_slots,
+                          workers=workers, max_rate=max_rate, progress=progress,
+                          status=status, status_every=status_every)
+        res = q.run()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+    return BackfillResult(p, res, {s.url: s.peer.kind for s in peers})
+
+
+def default_bls_processes() -> int:
+    return min(4, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0

@@ -1,0 +1,158 @@
+"""`era checkpoint-sync`: start a store from a trusted finalized state and its block.
+
+    res = checkpoint_sync(store, api, state_id="finalized", trusted_block_root=None,
+                          progress=cb)      # cb(bytes_so_far, total_or_None)
+
+Fetches the state as SSZ (a stream with a generous timeout: mainnet states are hundreds of
+MB), then the block at `state.latest_block_header.slot`, and checks before writing anything:
+
+* hash_tree_root(latest_block_header, with state_root filled in when zero) == the block root;
+* the state's genesis_validators_root and fork version are the network's (the store's);
+* the state slot is an epoch boundary;
+* the block has `trusted_block_root`, when given;
+* where the store already holds history right below or at the block, it links.
+
+Block, empty slots up to the state slot, and the state go into the store with the new anchor
+in one atomic write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .. import framing, ssz
+from ..errors import FormatError, PeerError, StoreError, VerificationError, hex0x
+from ..hashing import merkleize
+from .peers import BeaconApiClient, fetch_ssz_streaming
+
+ZERO_ROOT = b"\x00" * 32
+# BeaconState: genesis_time 8 | genesis_validators_root 32 | slot 8 | fork (4+4+8) |
+# latest_block_header (slot 8, proposer 8, parent 32, state_root 32, body_root 32)
+_GVR = slice(8, 40)
+_SLOT = slice(40, 48)
+_FORK_CURRENT = slice(52, 56)
+_HEADER = 64
+
+
+@dataclass
+class CheckpointResult:
+    state_slot: int
+    block_slot: int
+    block_root: bytes
+    state_root: bytes
+    state_bytes: int
+    already: bool = False
+
+    def to_dict(self) -> dict:
+        return {"state_slot": self.state_slot, "block_slot": self.block_slot,
+                "block_root": hex0x(self.block_root), "state_root": hex0x(self.state_root),
+                "state_bytes": self.state_bytes, "already_stored": self.already}
+
+
+def header_root(state: bytes, state_root: bytes) -> tuple[int, bytes, bytes]:
+    """(slot, parent_root, root) of state.latest_block_header with state_root filled in."""
+    h = state[_HEADER:_HEADER + 112]
+    slot = int.from_bytes(h[0:8], "little")
+    parent = bytes(h[16:48])
+    sr = bytes(h[48:80])
+    if sr == ZERO_ROOT:
+        sr = state_root
+    leaves = h[0:8].ljust(32, b"\0") + h[8:16].ljust(32, b"\0") + parent + sr + bytes(h[80:112])
+    return slot, parent, merkleize(leaves, 8)
+
+
+def block_root_of(data: bytes, fork: str, preset: str, where: str) -> bytes:
+    try:
+        from ..ssz.fast import hash_tree_root_bytes
+    except ImportError:  # pragma: no cover
+        return ssz.block_root(ssz.decode_block(data, fork, preset, where=where))
+    if len(data) < 184 or int.from_bytes(data[:4], "little") != 100:
+        raise FormatError(f"{where}: {len(data)} bytes are not a SignedBeaconBlock")
+    return hash_tree_root_bytes(ssz.types_for(fork, preset).BeaconBlock, memoryview(data)[100:])
+
+
+def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
+                    trusted_block_root: bytes | None = None,
+                    progress: Callable[[int, int | None], None] | None = None
+                    ) -> CheckpointResult:
+    from ..verify import state_root as compute_state_root
+
+    net = store.network
+    path = f"/eth/v2/debug/beacon/states/{state_id}"
+    resp = fetch_ssz_streaming(api, path, api.state_timeout, progress)
+    if resp is None:
+        raise PeerError(f"{api.base_url}{path}: the node has no such state (404)")
+    data = resp.ssz
+    where = resp.url
+    if len(data) < _HEADER + 112:
+        raise PeerError(f"{where}: {len(data)} bytes is too short for a BeaconState")
+    slot = int.from_bytes(data[_SLOT], "little")
+    fork = net.fork_name_at_slot(slot)
+    if resp.fork and resp.fork != fork:
+        raise PeerError(f"{where}: Eth-Consensus-Version {resp.fork}, but the network's "
+                        f"schedule has {fork} at slot {slot}")
+    gvr = bytes(data[_GVR])
+    if gvr != net.genesis_validators_root:
+        raise VerificationError(f"{where}: state genesis_validators_root {hex0x(gvr)} is not "
+                                f"the store's {hex0x(net.genesis_validators_root)} (another "
+                                "network)")
+    want_v = net.fork_at_slot(slot).version
+    if bytes(data[_FORK_CURRENT]) != want_v:
+        raise VerificationError(f"{where}: state slot {slot}: fork version "
+                                f"{hex0x(bytes(data[_FORK_CURRENT]))}, network {net.name} has "
+                                f"{hex0x(want_v)}")
+    if slot % net.slots_per_epoch:
+        raise VerificationError(f"{where}: state slot {slot} is not an epoch boundary "
+                                f"(slots per epoch {net.slots_per_epoch}); ask for a "
+                                "finalized state")
+    try:
+        sroot = compute_state_root(data, fork, net.preset_base)
+    except FormatError as exc:
+        raise PeerError(f"{where}: not a {fork} BeaconState: {exc}") from exc
+    bslot, _, hroot = header_root(data, sroot)
+    if bslot > slot:
+        raise VerificationError(f"{where}: latest_block_header.slot {bslot} is after the "
+                                f"state slot {slot}")
+    blk = api.block(bslot)
+    if blk is None:
+        raise PeerError(f"{api.base_url}/eth/v2/beacon/blocks/{bslot}: the node has no block "
+                        "at the checkpoint's latest_block_header.slot (404)")
+    bfork = net.fork_name_at_slot(bslot)
+    if blk.fork and blk.fork != bfork:
+        raise PeerError(f"{blk.url}: Eth-Consensus-Version {blk.fork}, the schedule has {bfork}")
+    root = block_root_of(blk.ssz, bfork, net.preset_base, blk.url)
+    got_slot = int.from_bytes(blk.ssz[100:108], "little")
+    parent = bytes(blk.ssz[116:148])
+    if got_slot != bslot:
+        raise PeerError(f"{blk.url}: block of slot {got_slot}, asked for {bslot}")
+    if root != hroot:
+        raise VerificationError(f"{blk.url}: block root {hex0x(root)} != the state's "
+                                f"latest_block_header root {hex0x(hroot)} (state slot {slot})")
+    if trusted_block_root is not None and root != trusted_block_root:
+        raise VerificationError(f"slot {bslot}: checkpoint block root {hex0x(root)} is not the "
+                                f"trusted block root {hex0x(trusted_block_root)}")
+    res = CheckpointResult(slot, bslot, root, sroot, len(data))
+    # agreement with what the store already holds
+    have = store.index_entry(bslot)
+    if have is not None and bytes(have) != root:
+        raise StoreError(f"{store.path}: slot {bslot}: the store holds "
+                         f"{hex0x(bytes(have)) if have else 'an empty slot'}, the checkpoint "
+                         f"block is {hex0x(root)}")
+    if store.is_covered(bslot, slot) and store.has_state(slot):
+        res.already = True
+        return res
+    if bslot > 0 and store.index_entry(bslot - 1) is not None:
+        below = store.block_root_at(bslot - 1)
+        if below is not None and below != parent:
+            raise VerificationError(
+                f"slot {bslot - 1}: the stored root {hex0x(below)} is not the checkpoint "
+                f"block's parent {hex0x(parent)}; nothing written")
+    b = store.batch()
+    b.put_block(bslot, root, parent, framing.compress(blk.ssz))
+    for s in range(bslot + 1, slot + 1):
+        b.put_empty(s)
+    b.put_state(slot, framing.compress(data))
+    b.cover(bslot, slot)
+    store.commit(b)
+    return res

@@ -1,0 +1,679 @@
+"""The backward sync queue: batches, workers, the importer, peer scores and the status line.
+
+    q = BackfillQueue(store, peers, verifier, floor=..., floor_root=..., to_slot=...)
+    result = q.run()             # blocks until done; raises PeerError / VerificationError
+
+Design (after Nimbus `SyncQueue` in Backward mode, Lighthouse backfill and Prysm):
+
+* **Batches** of `batch_slots` (one epoch) are made newest-first below the store's oldest
+  block, aligned to epochs.  Several worker threads take the newest batch that waits, pick the
+  best peer for it (highest score, least busy, not one that already failed this batch), fetch,
+  and verify: every block decodes as the fork of its slot (and the range peer's fork digest
+  agrees), slots lie in the batch and strictly increase, parents link inside the batch, and
+  the proposer signatures batch-verify (random linear combination, era_tools.bls) with pubkeys
+  from the checkpoint state and the domain of the block's fork version.
+* **One importer** (the thread that calls `run`) accepts only the contiguous run of ready
+  batches below the store's oldest block.  Walking it newest-first, each block's root must
+  equal the parent the chain above expects.  The proven part (down to the lowest linked block;
+  empty slots between linked blocks are proven empty) is written with its index entries and
+  the new anchor in one atomic write.  Slots below the lowest linked block stay pending until
+  a lower block links (an empty reply never proves anything on its own).
+* **Failures**: a batch whose reply is bad is retried with another peer.  When the run does
+  not link, the batches that could be lying (the unproven empty claims above the break and the
+  batch at the break) are re-downloaded from other peers, and the next request of the top one
+  *includes the anchor block's slot*, so an empty or foreign reply is provably bad.  Every
+  failed attempt keeps its claims (slot -> root); when the batch is finally accepted, attempts
+  that differ from it are blamed on their peers (Lighthouse's attempt hashing).
+* **Scores** (Nimbus `peer_scores.nim`): start 300, dropped at <= 0; bad data or signatures
+  -1000, no answer / proven-empty -100, missing or short -25, accepted batch +100.
+* **Stops** at `to_slot` (once a linked block at or below it is stored), at genesis (slot 0,
+  zero signature), or at `floor` where front-filled era history ends: there the lowest block's
+  parent must equal `floor_root` (the era root at slot floor - 1), else VerificationError and
+  the final run is not written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .. import bls, framing, ssz
+from ..errors import FormatError, PeerError, VerificationError, hex0x
+from ..signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root
+from .peers import BackfillPeer, PeerFault, PeerReply
+
+try:
+    from ..ssz.fast import hash_tree_root_bytes as _htr_bytes
+except ImportError:  # pragma: no cover
+    _htr_bytes = None
+
+# Nimbus peer_scores.nim
+SCORE_START = 300
+SCORE_MAX = 1000
+SCORE_GOOD = 100
+SCORE_NO_VALUES = -100
+SCORE_MISSING = -25
+SCORE_BAD = -1000
+MAX_ATTEMPTS = 12
+ZERO_ROOT = b"\x00" * 32
+PENALTY = {"bad": SCORE_BAD, "timeout": SCORE_NO_VALUES, "empty": SCORE_NO_VALUES,
+           "missing": SCORE_MISSING}
+
+
+# --------------------------------------------------------------------------------------------
+# Peers and scores
+
+
+@dataclass
+class PeerState:
+    peer: BackfillPeer
+    score: int = SCORE_START
+    dropped: bool = False
+    reason: str = ""
+    busy: int = 0
+    good_batches: int = 0
+    faults: int = 0
+    bytes: int = 0
+    events: list = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.peer.url
+
+    @property
+    def alive(self) -> bool:
+        return not self.dropped
+
+    def adjust(self, delta: int, why: str) -> None:
+        self.score = min(SCORE_MAX, self.score + delta)
+        if delta < 0:
+            self.faults += 1
+            self.reason = why
+            if len(self.events) < 50:
+                self.events.append(f"{delta:+d} {why}")
+        if self.score <= 0 and not self.dropped:
+            self.dropped = True
+
+    def to_dict(self) -> dict:
+        return {"url": self.url, "kind": self.peer.kind, "score": self.score,
+                "dropped": self.dropped, "good_batches": self.good_batches,
+                "faults": self.faults, "bytes": self.bytes,
+                "last_fault": self.reason or None}
+
+
+# --------------------------------------------------------------------------------------------
+# Verification of one batch (runs in the worker threads)
+
+
+@dataclass
+class Block:
+    slot: int
+    root: bytes
+    parent: bytes
+    framed: bytes
+
+
+@dataclass
+class Link:
+    """The anchor block a request includes after a rewind."""
+    slot: int
+    root: bytes
+    parent: bytes   # what the batch's newest block must hash to
+
+
+_pk_cache: dict = {}
+
+
+def _verify_sets_task(sets: list) -> list:
+    """BLS check of (pubkey, message, signature) triples -> indices of bad ones (process pool
+    entry point)."""
+    return bls.find_invalid([bls.SignatureSet(*s) for s in sets], _pk_cache=_pk_cache)
+
+
+class Verifier:
+    """Checks a peer's reply for one batch.  `pubkeys`: (n, 48) uint8 view of the checkpoint
+    state's validators (never one object per validator).  `bls_pool`: an executor for the
+    signature checks, or None to check in the calling thread."""
+
+    def __init__(self, network, pubkeys, bls_pool=None):
+        self.network = network
+        self.pubkeys = pubkeys
+        self.gvr = network.genesis_validators_root
+        self.bls_pool = bls_pool
+        self._domains: dict[bytes, bytes] = {}
+        self._digests: dict[int, bytes] = {}
+        self._pk_cache: dict = {}
+        self._lock = threading.Lock()
+
+    def domain(self, version: bytes) -> bytes:
+        d = self._domains.get(version)
+        if d is None:
+            d = self._domains[version] = compute_domain(DOMAIN_BEACON_PROPOSER, version, self.gvr)
+        return d
+
+    def fork_digest(self, slot: int) -> bytes:
+        from ..signing import compute_fork_data_root
+
+        epoch = slot // self.network.slots_per_epoch
+        version = self.network.fork_at_epoch(epoch).version
+        d = self._digests.get(epoch)
+        if d is None:
+            d = compute_fork_data_root(version, self.gvr)[:4]
+            if len(self._digests) < 100000:
+                self._digests[epoch] = d
+        return d
+
+    def block_root(self, data: bytes, fork: str, where: str) -> bytes:
+        if len(data) < 100 + 84 or int.from_bytes(data[:4], "little") != 100:
+            raise PeerFault(f"{where}: {len(data)} bytes are not a SignedBeaconBlock")
+        cls = ssz.types_for(fork, self.network.preset_base).BeaconBlock
+        try:
+            if _htr_bytes is not None:
+                return _htr_bytes(cls, memoryview(data)[100:])
+            return ssz.block_root(ssz.decode_block(data, fork, self.network.preset_base,
+                                                   where=where))
+        except FormatError as exc:
+            raise PeerFault(f"{where}: not a {fork} block: {exc}") from exc
+
+    def check(self, lo: int, hi: int, reply: PeerReply, url: str,
+              link: Link | None = None) -> tuple[list, int]:
+        """Verified blocks of [lo, hi] in slot order, and the number of payload bytes.
+        Raises PeerFault (kind bad / missing / empty)."""
+        net = self.network
+        where = f"{url} slots {lo}..{hi}"
+        if reply.last_slot < hi:
+            raise PeerFault(f"{where}: the peer covers only up to slot {reply.last_slot}",
+                            "missing")
+        blocks: list[Block] = []
+        sigs: list = []
+        meta: list = []
+        prev_slot = lo - 1
+        anchor_seen = False
+        for raw in reply.blocks:
+            if raw.framed is not None:
+                try:
+                    data = framing.decompress(raw.framed, max_size=raw.length or 0,
+                                              where=where)
+                except FormatError as exc:
+                    raise PeerFault(f"{where}: bad snappy payload: {exc}") from exc
+                if len(data) != raw.length:
+                    raise PeerFault(f"{where}: payload is {len(data)} bytes, chunk says "
+                                    f"{raw.length}")
+                framed = raw.framed
+            else:
+                data = raw.ssz
+                framed = None
+            if len(data) < 184:
+                raise PeerFault(f"{where}: {len(data)} bytes are not a SignedBeaconBlock")
+            slot = int.from_bytes(data[100:108], "little")
+            if raw.slot >= 0 and slot != raw.slot:
+                raise PeerFault(f"{where}: asked for slot {raw.slot}, got a block of slot {slot}")
+            if slot <= prev_slot:
+                raise PeerFault(f"{where}: block slot {slot} after slot {prev_slot} (slots "
+                                "must increase)")
+            prev_slot = slot
+            if raw.digest is not None and raw.digest != self.fork_digest(slot):
+                raise PeerFault(f"{where}: slot {slot}: fork digest {hex0x(raw.digest)}, "
+                                f"expected {hex0x(self.fork_digest(slot))}")
+            fork = net.fork_name_at_slot(slot)
+            root = self.block_root(data, fork, f"{where}: slot {slot}")
+            parent = bytes(data[116:148])
+            if slot > hi:  # the anchor block a rewound request includes
+                if link is None or slot != link.slot or root != link.root:
+                    raise PeerFault(f"{where}: slot {slot}: block {hex0x(root)} is not the "
+                                    "stored anchor block")
+                anchor_seen = True
+                continue
+            if slot < lo:
+                raise PeerFault(f"{where}: block of slot {slot} outside the request")
+            if framed is None:
+                framed = framing.compress(data)
+            if blocks and parent != blocks[-1].root:
+                raise PeerFault(f"{where}: slot {slot}: parent_root {hex0x(parent)} does not "
+                                f"link to the block at slot {blocks[-1].slot} "
+                                f"{hex0x(blocks[-1].root)}")
+            blocks.append(Block(slot, root, parent, framed))
+            sig = bytes(data[4:100])
+            if slot == 0:
+                if sig != bls.ZERO_SIGNATURE or parent != ZERO_ROOT:
+                    raise PeerFault(f"{where}: slot 0: the genesis block must carry the zero "
+                                    "signature and a zero parent_root")
+                continue
+            proposer = int.from_bytes(data[108:116], "little")
+            if proposer >= len(self.pubkeys):
+                raise PeerFault(f"{where}: slot {slot}: proposer_index {proposer} is not a "
+                                f"validator of the checkpoint state ({len(self.pubkeys)})")
+            version = net.fork_at_epoch(slot // net.slots_per_epoch).version
+            sigs.append((self.pubkeys[proposer].tobytes(),
+                         compute_signing_root(root, self.domain(version)), sig))
+            meta.append((slot, proposer))
+        if link is not None and reply.last_slot >= link.slot:
+            if not anchor_seen:
+                raise PeerFault(f"{where}: the reply lacks the anchor block at slot "
+                                f"{link.slot} (provably incomplete)", "empty")
+            if blocks and blocks[-1].root != link.parent:
+                raise PeerFault(f"{where}: block {blocks[-1].slot} {hex0x(blocks[-1].root)} "
+                                f"is not the anchor's parent {hex0x(link.parent)}")
+        if sigs:
+            if self.bls_pool is not None:
+                bad = self.bls_pool.submit(_verify_sets_task, sigs).result()
+            else:
+                bad = bls.find_invalid([bls.SignatureSet(*s) for s in sigs],
+                                       _pk_cache=self._pk_cache)
+            if bad:
+                slot, proposer = meta[bad[0]]
+                raise PeerFault(f"{where}: slot {slot}: proposer signature does not verify "
+                                f"(proposer {proposer}; {len(bad)} bad in the batch)")
+        return blocks, reply.nbytes
+
+
+# --------------------------------------------------------------------------------------------
+# Batches
+
+
+@dataclass
+class Batch:
+    lo: int
+    hi: int
+    state: str = "queued"            # queued | active | ready
+    attempts: int = 0
+    excluded: set = field(default_factory=set)    # peer urls that failed this range
+    failed: list = field(default_factory=list)    # (PeerState, claims {slot: root})
+    blocks: list | None = None
+    peer: PeerState | None = None
+    need_anchor: bool = False
+    errors: list = field(default_factory=list)
+
+    @property
+    def slots(self) -> int:
+        return self.hi - self.lo + 1
+
+    def claims(self) -> dict:
+        return {b.slot: b.root for b in (self.blocks or [])}
+
+
+def claims_hash(claims: dict) -> str:
+    h = hashlib.sha256()
+    for s in sorted(claims):
+        h.update(s.to_bytes(8, "little") + claims[s])
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class QueueResult:
+    slots: int = 0
+    blocks: int = 0
+    bytes: int = 0
+    commits: int = 0
+    top_slot: int = 0
+    oldest_slot: int | None = None
+    stopped: str = ""
+    elapsed: float = 0.0
+    peers: list = field(default_factory=list)
+
+
+class RateLimiter:
+    def __init__(self, rate: float | None):
+        self.rate = rate
+        self.next_time = time.monotonic()
+        self.lock = threading.Lock()
+
+    def acquire(self, n: int, stop: threading.Event) -> None:
+        if not self.rate:
+            return
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_time)
+            self.next_time = start + n / self.rate
+        while not stop.is_set() and time.monotonic() < start:
+            time.sleep(min(0.2, start - time.monotonic()))
+
+
+# --------------------------------------------------------------------------------------------
+# The queue
+
+
+class BackfillQueue:
+    def __init__(self, store, peers: list[PeerState], verifier: Verifier, *, top: int,
+                 expect: bytes, anchor_block: tuple[int, bytes], floor: int,
+                 floor_root: bytes | None, to_slot: int | None = None,
+                 batch_slots: int | None = None, workers: int = 4,
+                 max_rate: float | None = None,
+                 progress: Callable[[int], None] | None = None,
+                 status: Callable[[str], None] | None = None, status_every: float = 5.0):
+        self.store = store
+        self.peers = peers
+        self.verifier = verifier
+        self.top0 = self.cur_top = top          # lowest covered slot of the newest range
+        self.expect = expect                    # root the next block down must have
+        self.anchor_block = anchor_block        # (slot, root) of the lowest stored block
+        self.floor = floor                      # lowest slot to fill
+        self.floor_root = floor_root            # era root at floor - 1 (None: genesis)
+        self.to_slot = to_slot
+        self.bs = batch_slots or store.network.slots_per_epoch
+        self.nworkers = max(1, workers)
+        self.window = self.nworkers * 3 + 2
+        self.rate = RateLimiter(max_rate)
+        self.progress = progress
+        self.status = status
+        self.status_every = status_every
+        self.cond = threading.Condition()
+        self.stop = threading.Event()
+        self.batches: dict[int, Batch] = {}     # hi -> batch
+        self.next_hi = top - 1
+        self.fatal: BaseException | None = None
+        self.done = False
+        self.worker_map = ["s"] * self.nworkers
+        self.result = QueueResult(top_slot=top)
+        self.boundary_votes: dict[str, set] = {}
+        self._speed = 0.0
+        self._last_status = time.monotonic()
+        self._last_done = 0
+
+    # -- scheduling (lock held) ------------------------------------------------------------
+    def _heavy(self) -> int:
+        return sum(1 for b in self.batches.values()
+                   if b.state == "active" or (b.state == "ready" and b.blocks))
+
+    def _pick(self):
+        alive = [p for p in self.peers if p.alive]
+        if not alive:
+            return None
+        queued = [b for b in self.batches.values() if b.state == "queued"]
+        batch = max(queued, key=lambda b: b.hi) if queued else None
+        if batch is None:
+            if self.next_hi < self.floor or self._heavy() >= self.window or self.done:
+                return None
+            hi = self.next_hi
+            lo = max(self.floor, (hi // self.bs) * self.bs)
+            batch = self.batches[hi] = Batch(lo, hi)
+            self.next_hi = lo - 1
+        cands = [p for p in alive if p.url not in batch.excluded] or alive
+        if len(cands) == len(alive) and batch.excluded:
+            batch.excluded.clear()
+        peer = min(cands, key=lambda p: (p.busy, -p.score))
+        link = None
+        if batch.need_anchor and batch.hi == self.cur_top - 1:
+            link = Link(self.anchor_block[0], self.anchor_block[1], self.expect)
+        batch.state = "active"
+        peer.busy += 1
+        return batch, peer, link
+
+    # -- workers -----------------------------------------------------------------------------
+    def _worker(self, i: int) -> None:
+        while not self.stop.is_set():
+            with self.cond:
+                task = None
+                while not self.stop.is_set():
+                    task = self._pick()
+                    if task is not None:
+                        break
+                    self.worker_map[i] = "w" if not any(p.alive for p in self.peers) else "s"
+                    self.cond.wait(0.5)
+                if task is None:
+                    return
+                batch, peer, link = task
+                self.worker_map[i] = "R"
+            self.rate.acquire(batch.slots, self.stop)
+            err = None
+            blocks = None
+            nbytes = 0
+            try:
+                extra = (link.slot,) if link else ()
+                reply = peer.peer.fetch(batch.lo, batch.hi, extra)
+                self.worker_map[i] = "P"
+                blocks, nbytes = self.verifier.check(batch.lo, batch.hi, reply, peer.url, link)
+            except PeerFault as exc:
+                err = exc
+            except Exception as exc:  # our fault, not the peer's: stop, don't hang
+                with self.cond:
+                    peer.busy -= 1
+                    batch.state = "queued"
+                    if self.fatal is None:
+                        self.fatal = PeerError(f"slots {batch.lo}..{batch.hi}: internal error "
+                                               f"while checking a batch: "
+                                               f"{type(exc).__name__}: {exc}")
+                    self.cond.notify_all()
+                return
+            with self.cond:
+                peer.busy -= 1
+                self.worker_map[i] = "Q"
+                if err is None:
+                    batch.state = "ready"
+                    batch.blocks = blocks
+                    batch.peer = peer
+                    peer.bytes += nbytes
+                    self.result.bytes += nbytes
+                else:
+                    peer.adjust(PENALTY.get(err.kind, SCORE_BAD), str(err))
+                    self._retry(batch, peer, str(err))
+                self.cond.notify_all()
+
+    def _retry(self, batch: Batch, peer: PeerState | None, why: str) -> None:
+        batch.state = "queued"
+        batch.blocks = None
+        batch.attempts += 1
+        batch.errors.append(why)
+        if peer is not None:
+            batch.excluded.add(peer.url)
+        if batch.attempts >= MAX_ATTEMPTS and self.fatal is None:
+            self.fatal = PeerError(f"slots {batch.lo}..{batch.hi}: {batch.attempts} attempts "
+                                   f"failed; last: {why}")
+        if not any(p.alive for p in self.peers) and self.fatal is None:
+            self.fatal = self._no_peers()
+
+    def _no_peers(self) -> PeerError:
+        return PeerError(f"no usable peers left below slot {self.cur_top}, nothing unverified "
+                         "was stored: " + "; ".join(
+                             f"{p.url} dropped (score {p.score}: {p.reason or 'no reason'})"
+                             for p in self.peers))
+
+    # -- importer (lock held) ----------------------------------------------------------------
+    def _run_from_top(self) -> list[Batch]:
+        run, s = [], self.cur_top - 1
+        while s >= self.floor:
+            b = self.batches.get(s)
+            if b is None or b.state != "ready":
+                break
+            run.append(b)
+            s = b.lo - 1
+        return run
+
+    def _import(self) -> bool:
+        run = self._run_from_top()
+        if not run:
+            return False
+        expect = self.expect
+        linked: list[Block] = []
+        broken_at = None
+        for k, b in enumerate(run):
+            for blk in reversed(b.blocks):
+                if blk.root != expect:
+                    broken_at = k
+                    break
+                linked.append(blk)
+                expect = blk.parent
+            if broken_at is not None:
+                break
+        reached_floor = broken_at is None and run[-1].lo == self.floor
+        if reached_floor:
+            if self.floor == 0:
+                if linked and linked[-1].slot == 0:
+                    return self._commit(run, linked, 0, final="genesis")
+                # slot 0 always has a block: the empty claims below the last link are lies
+                return self._rewind(run, linked, len(run) - 1, "no genesis block")
+            if expect == self.floor_root:
+                return self._commit(run, linked, self.floor, final="era history")
+            return self._boundary_mismatch(run, linked, expect)
+        if broken_at is not None:
+            breaker = run[broken_at]
+            if linked:
+                self._commit(run, linked, linked[-1].slot, final=None)
+                if self.done:
+                    return True
+                run = self._run_from_top()
+                broken_at = next((i for i, b in enumerate(run) if b is breaker), len(run) - 1)
+            return self._rewind(run, [], broken_at, "does not link")
+        if linked:
+            return self._commit(run, linked, linked[-1].slot, final=None)
+        return False
+
+    def _commit(self, run, linked, lo, final) -> bool:
+        """Write [lo, cur_top - 1] (blocks `linked`, the rest empty) in one atomic batch."""
+        hi = self.cur_top - 1
+        if self.to_slot is not None and final is None and linked and linked[-1].slot <= self.to_slot:
+            final = f"--to-slot {self.to_slot}"
+        wb = self.store.batch()
+        have = {blk.slot for blk in linked}
+        for blk in linked:
+            wb.put_block(blk.slot, blk.root, blk.parent, blk.framed)
+        for s in range(lo, hi + 1):
+            if s not in have:
+                wb.put_empty(s)
+        wb.cover(lo, hi)
+        self.store.commit(wb)
+        # bookkeeping: blame differing attempts, reward, split the last batch
+        for b in run:
+            if b.hi < lo:
+                break
+            part_lo = max(b.lo, lo)
+            accepted = {s: r for s, r in b.claims().items() if s >= part_lo}
+            for peer, claims in b.failed:
+                mine = {s: r for s, r in claims.items() if part_lo <= s <= b.hi}
+                if mine != accepted:
+                    extra = any(accepted.get(s) != r for s, r in mine.items())
+                    peer.adjust(SCORE_BAD if extra else SCORE_NO_VALUES,
+                                f"slots {part_lo}..{b.hi}: served "
+                                f"{'blocks not on the chain' if extra else 'too few blocks'}"
+                                f" (attempt {claims_hash(mine)}, accepted "
+                                f"{claims_hash(accepted)})")
+            if b.peer is not None and b.lo >= lo:
+                b.peer.adjust(SCORE_GOOD, "")
+                b.peer.good_batches += 1
+            del self.batches[b.hi]
+            if b.lo < lo:  # the unproven rest stays as a claim of the same peer
+                rest = Batch(b.lo, lo - 1, state="ready", attempts=b.attempts,
+                             excluded=set(b.excluded), blocks=[], peer=b.peer,
+                             failed=[(p, {s: r for s, r in c.items() if s < lo})
+                                     for p, c in b.failed])
+                self.batches[rest.hi] = rest
+        n = hi - lo + 1
+        self.result.slots += n
+        self.result.blocks += len(linked)
+        self.result.commits += 1
+        self.cur_top = lo
+        if linked:
+            self.anchor_block = (linked[-1].slot, linked[-1].root)
+            self.expect = linked[-1].parent
+        self.result.oldest_slot = lo
+        if self.progress:
+            self.progress(n)
+        if final:
+            self.result.stopped = final
+            self.done = True
+        return True
+
+    def _rewind(self, run, linked, upto, why) -> bool:
+        """Batches run[0..upto] (all of `run` when upto is None) could be lying: fetch them
+        again from other peers; the top one includes the anchor block."""
+        if not run:
+            return False
+        suspects = run if upto is None else run[:upto + 1]
+        for b in suspects:
+            if b.peer is not None:
+                b.failed.append((b.peer, b.claims()))
+            self._retry(b, b.peer, f"slots {b.lo}..{b.hi}: chain {why}")
+            b.peer = None
+        suspects[0].need_anchor = True
+        return True
+
+    def _boundary_mismatch(self, run, linked, expect) -> bool:
+        era_root = self.floor_root
+        lowest = linked[-1].slot if linked else self.cur_top
+        msg = (f"slot {self.floor - 1}: the backfilled chain's parent {hex0x(expect)} (below "
+               f"the block at slot {lowest}) is not the front-filled era root "
+               f"{hex0x(era_root)} at that slot: the era history or the checkpoint is of "
+               "another chain; nothing of the last run was written")
+        # Empty claims between the lowest linked block and the floor might be withheld
+        # blocks: have another peer confirm them before calling the history corrupt.
+        claimers = [b for b in run if b.lo < lowest]
+        key = claims_hash({b.lo: b.hi.to_bytes(8, "little") for b in claimers})
+        votes = self.boundary_votes.setdefault(key, set())
+        votes.update(b.peer.url for b in claimers if b.peer is not None)
+        alive = [p for p in self.peers if p.alive]
+        if not claimers or len(votes) >= 2 or len(alive) <= 1 or \
+                all(p.url in votes for p in alive):
+            self.fatal = VerificationError(msg)
+            return True
+        for b in claimers:
+            if b.peer is not None:
+                b.failed.append((b.peer, b.claims()))
+            self._retry(b, b.peer, "confirming empty slots above the era boundary")
+            b.attempts -= 1  # not a failure
+            b.peer = None
+        return True
+
+    # -- status ----------------------------------------------------------------------------
+    def total_slots(self) -> int:
+        low = self.floor if self.to_slot is None else max(self.floor, self.to_slot)
+        return max(1, self.top0 - low)
+
+    def status_line(self, now: float) -> str:
+        done = self.top0 - self.cur_top
+        dt = max(1e-6, now - self._last_status)
+        inst = (done - self._last_done) / dt
+        self._speed = inst if self._speed == 0 else 0.7 * self._speed + 0.3 * inst
+        self._last_status, self._last_done = now, done
+        total = self.total_slots()
+        left = max(0, total - done)
+        if self._speed > 0:
+            secs = int(left / self._speed)
+            eta = f"{secs // 3600:02d}h{secs % 3600 // 60:02d}m{secs % 60:02d}s"
+        else:
+            eta = "--h--m--s"
+        return (f"{eta} ({100 * min(done, total) / total:.2f}%) {self._speed:.1f} slots/s "
+                f"({''.join(self.worker_map)}:{self.cur_top})")
+
+    # -- run -------------------------------------------------------------------------------
+    def run(self) -> QueueResult:
+        t0 = time.monotonic()
+        self._last_status = t0
+        if self.cur_top <= self.floor or (self.to_slot is not None and
+                                          self.anchor_block[0] <= self.to_slot):
+            self.result.stopped = "nothing to do"
+            return self.result
+        threads = [threading.Thread(target=self._worker, args=(i,), daemon=True,
+                                    name=f"backfill-{i}") for i in range(self.nworkers)]
+        for t in threads:
+            t.start()
+        try:
+            while True:
+                with self.cond:
+                    while self._import() and not self.done and self.fatal is None:
+                        pass
+                    if self.fatal is not None:
+                        raise self.fatal
+                    if self.done:
+                        break
+                    if not any(p.alive for p in self.peers):
+                        raise self._no_peers()
+                    self.cond.wait(0.2)
+                now = time.monotonic()
+                if self.status and now - self._last_status >= self.status_every:
+                    with self.cond:
+                        line = self.status_line(now)
+                    self.status(line)
+        finally:
+            self.stop.set()
+            with self.cond:
+                self.cond.notify_all()
+            for t in threads:
+                t.join(timeout=0.5)
+            for p in self.peers:
+                p.peer.close()
+            self.result.elapsed = time.monotonic() - t0
+            self.result.peers = [p.to_dict() for p in self.peers]
+        return self.result

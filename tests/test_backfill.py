@@ -1,0 +1,208 @@
+"""`era backfill` acceptance tests, all over real HTTP on 127.0.0.1: honest peers, hostile
+peers, only liars, meeting front-filled era history, `era serve` range peers, SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from era_tools.cli import main
+from era_tools.frontfill import frontfill
+from era_tools.pull import node_network, pull
+from era_tools.store import ChainStore, schema
+from era_tools.sync.backfill import backfill
+from era_tools.sync.checkpoint import checkpoint_sync
+from era_tools.sync.peers import BeaconApiClient
+from peers import EmptyNode, FixtureNode, GarbageNode, OtherChainNode, StallNode
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def index_of(store, lo=0, hi=1024):
+    return [(schema.slot_of_key(k), bytes(v)) for k, v in store.iter_index(lo, hi)]
+
+
+def blocks_of(store, lo=0, hi=1024):
+    return {r: store.get_block_ssz(r) for _, r in index_of(store, lo, hi) if r}
+
+
+@pytest.fixture(scope="module")
+def honest(fixture_dir):
+    with FixtureNode(fixture_dir) as a, FixtureNode(fixture_dir) as b:
+        yield a, b
+
+
+@pytest.fixture(scope="module")
+def net(honest):
+    return node_network(BeaconApiClient(honest[0].url))
+
+
+@pytest.fixture(scope="module")
+def reference(honest, net, tmp_path_factory):
+    """A store built by pulling the whole fixture: (index, blocks)."""
+    path = tmp_path_factory.mktemp("ref") / "db"
+    with ChainStore.open(path, net) as store:
+        pull(store, BeaconApiClient(honest[0].url), 0, 1024)
+        return index_of(store), blocks_of(store)
+
+
+@pytest.fixture(scope="module")
+def checkpointed(honest, net, tmp_path_factory):
+    """A store checkpoint-synced at slot 1024 (copied per test)."""
+    path = tmp_path_factory.mktemp("cp") / "db"
+    with ChainStore.open(path, net) as store:
+        checkpoint_sync(store, BeaconApiClient(honest[0].url))
+    return path
+
+
+def fresh(checkpointed, tmp_path) -> Path:
+    dst = tmp_path / "db"
+    shutil.copytree(checkpointed, dst)
+    return dst
+
+
+def assert_equals_reference(store, reference):
+    idx, blocks = reference
+    assert index_of(store) == idx
+    assert blocks_of(store) == blocks
+    assert store.anchor.covered == [(0, 1024)]
+    assert store.anchor.oldest_block_slot == 0
+
+
+def test_honest_peers_equal_pulled_store(honest, checkpointed, reference, tmp_path):
+    lines = []
+    with ChainStore.open(fresh(checkpointed, tmp_path)) as store:
+        res = backfill(store, [p.url for p in honest], workers=4, timeout=10,
+                       status=lines.append, status_every=0.0)
+        assert res.queue.stopped == "genesis"
+        assert res.queue.slots == 1024 and res.queue.blocks == 889
+        assert_equals_reference(store, reference)
+    assert all(p["score"] > 300 and not p["dropped"] for p in res.queue.peers)
+    assert set(res.peer_kinds.values()) == {"rest"}
+    # Nimbus-style status line: time left, percent, speed, worker map, current slot
+    assert lines and all(" slots/s (" in ln and "%)" in ln for ln in lines)
+
+
+def test_hostile_peers_are_dropped_and_result_is_correct(fixture_dir, honest, net, checkpointed,
+                                                         reference, tmp_path):
+    StallNode.stall = 3.0
+    with OtherChainNode(fixture_dir, network=net) as other, EmptyNode(fixture_dir) as empty, \
+            StallNode(fixture_dir) as stall, GarbageNode(fixture_dir) as garbage:
+        hostile = {other.url: "other chain", empty.url: "empty", stall.url: "stall",
+                   garbage.url: "garbage"}
+        with ChainStore.open(fresh(checkpointed, tmp_path)) as store:
+            res = backfill(store, [honest[0].url, *hostile], workers=4, timeout=1.0)
+            assert_equals_reference(store, reference)
+    scores = {p["url"]: p for p in res.queue.peers}
+    for url, what in hostile.items():
+        p = scores[url]
+        assert p["dropped"] or p["score"] < 0, (what, p)
+    assert not scores[honest[0].url]["dropped"]
+
+
+def test_only_liars_exit_nonzero_and_store_nothing(fixture_dir, net, checkpointed, tmp_path):
+    db = fresh(checkpointed, tmp_path)
+    with OtherChainNode(fixture_dir, network=net) as other, EmptyNode(fixture_dir) as empty, \
+            GarbageNode(fixture_dir) as garbage:
+        r = CliRunner().invoke(main, ["backfill", "--db", str(db), "--peer", other.url,
+                                      "--peer", empty.url, "--peer", garbage.url,
+                                      "--timeout", "1", "--bls-procs", "0"])
+    assert r.exit_code == 2, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert last.startswith("error: no usable peers left below slot 1024, nothing unverified "
+                           "was stored: ")
+    with ChainStore.open(db) as store:
+        assert store.anchor.covered == [(1024, 1024)]
+        assert index_of(store) == [(1024, store.anchor.oldest_block_root)]
+
+
+def _frontfilled(sample_dir, net, checkpointed, tmp_path):
+    db = fresh(checkpointed, tmp_path)
+    files = [sample_dir / f for f in sorted(os.listdir(sample_dir))
+             if f.endswith(".era") and int(f.split("-")[1]) <= 8]
+    with ChainStore.open(db) as store:
+        frontfill(store, files)
+        assert store.anchor.covered == [(0, 511), (1024, 1024)]
+    return db
+
+
+def test_meets_era_history_and_links(sample_dir, honest, net, checkpointed, reference,
+                                     tmp_path):
+    db = _frontfilled(sample_dir, net, checkpointed, tmp_path)
+    with ChainStore.open(db) as store:
+        res = backfill(store, [p.url for p in honest], workers=3, timeout=10)
+        assert res.plan.floor == 512
+        assert res.queue.stopped == "era history"
+        assert res.queue.oldest_slot == 512 and res.queue.slots == 512
+        assert store.anchor.covered == [(0, 1024)]
+        assert index_of(store) == reference[0]
+
+
+def test_corrupted_era_root_at_boundary_refused(sample_dir, honest, net, checkpointed,
+                                                tmp_path):
+    db = _frontfilled(sample_dir, net, checkpointed, tmp_path)
+    with ChainStore.open(db) as store:
+        last = max(s for s, r in index_of(store, 0, 511) if r)
+        store.kv.write({schema.index_key(last): b"\x99" * 32})  # corrupt the era root
+        before = index_of(store, 512, 1023)
+    r = CliRunner().invoke(main, ["backfill", "--db", str(db), "--peer", honest[0].url,
+                                  "--peer", honest[1].url, "--bls-procs", "0"])
+    assert r.exit_code == 1, r.output
+    msg = r.output.strip().splitlines()[-1]
+    assert msg.startswith("error: slot 511: the backfilled chain's parent 0x")
+    assert msg.endswith(f"is not the front-filled era root 0x{'99' * 32} at that slot: the era "
+                        "history or the checkpoint is of another chain; nothing of the last "
+                        "run was written")
+    with ChainStore.open(db) as store:
+        assert len(store.anchor.covered) == 2  # never linked
+        assert store.index_entry(512) is None or before
+
+
+def test_era_serve_range_peers(sample_dir, honest, net, checkpointed, reference, tmp_path):
+    pytest.importorskip("aiohttp")
+    from era_tools.serve.app import make_app
+    from era_tools.serve.testing import ServerThread
+
+    with ServerThread(make_app(sample_dir, net)) as s1, \
+            ServerThread(make_app(sample_dir, net)) as s2:
+        with ChainStore.open(fresh(checkpointed, tmp_path)) as store:
+            res = backfill(store, [s1.url, s2.url], workers=4, timeout=10)
+            assert_equals_reference(store, reference)
+    assert set(res.peer_kinds.values()) == {"range"}
+
+
+def test_sigkill_at_five_points_then_resume(honest, checkpointed, reference, tmp_path):
+    db = fresh(checkpointed, tmp_path)
+    rng = random.Random(5)
+    cmd = [sys.executable, "-c", "from era_tools.cli import main; main()", "backfill", "--db", str(db),
+           "--peer", honest[0].url, "--peer", honest[1].url, "--bls-procs", "0",
+           "--max-rate", "300"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    kills = 0
+    for _ in range(5):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.8, 2.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        with ChainStore.open(db) as store:  # consistent after every kill
+            a = store.anchor
+            lo = a.covered[-1][0]
+            assert [s for s, _ in index_of(store, lo, 1024)] == list(range(lo, 1025))
+            assert index_of(store, lo, 1024) == [e for e in reference[0] if e[0] >= lo]
+    assert kills >= 3
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with ChainStore.open(db) as store:
+        assert_equals_reference(store, reference)
