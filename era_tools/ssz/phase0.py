@@ -17,10 +17,13 @@ import threading
 from types import SimpleNamespace
 from typing import Callable
 
+from ssz.exceptions import DeserializationError, SerializationError
+from ssz.hashable_structure import BaseHashableStructure
+from ssz.sedes import BasicSedes
+from ssz.sedes import ByteList as _PySszByteList
 from ssz.sedes import (
     Bitlist,
     Bitvector,
-    ByteList,
     ByteVector,
     List,
     Serializable,
@@ -34,6 +37,8 @@ from ssz.sedes import (
     uint64,
     uint256,
 )
+from ssz.sedes.serializable import MetaSerializable
+from ssz.utils import merkleize, mix_in_length
 
 __all__ = [
     "build", "fork_builder", "SSZContainer",
@@ -61,12 +66,76 @@ Domain = bytes32
 BLSPubkey = bytes48
 BLSSignature = bytes96
 
+
+class ByteList(_PySszByteList):
+    """`ByteList[N]`, fixing py-ssz 0.6.0's class for cached hashing: it reads a `.length`
+    attribute it never sets (in `get_sedes_id` and its error messages), and its inherited
+    `get_hash_tree_root_and_leaves` treats the bytes as a list of 1-byte strings."""
+
+    def get_hash_tree_root_and_leaves(self, value, cache):
+        return self.get_hash_tree_root(value), cache
+
+    def get_sedes_id(self) -> str:
+        return f"ByteList{self.max_length}"
+
+    def serialize(self, value) -> bytes:
+        if len(value) > self.max_length:
+            raise SerializationError(
+                f"cannot serialize {len(value)} bytes as ByteList[{self.max_length}]")
+        return bytes(value)
+
+    def deserialize(self, data: bytes) -> bytes:
+        if len(data) > self.max_length:
+            raise DeserializationError(
+                f"{len(data)} bytes exceed ByteList[{self.max_length}]")
+        return bytes(data)
+
+
 # Constants (not preset dependent) that size types.
 DEPOSIT_CONTRACT_TREE_DEPTH = 32
 JUSTIFICATION_BITS_LENGTH = 4
 
 
-class SSZContainer(Serializable):
+def _field_root(value, sedes) -> bytes:
+    """hash_tree_root of one value of `sedes`, without py-ssz's key/LRU hash caches."""
+    if isinstance(sedes, _ContainerMeta):
+        return sedes.get_hash_tree_root(value)
+    if isinstance(value, BaseHashableStructure) and value.sedes == sedes:
+        return value.hash_tree_root  # decoded lists/vectors carry their tree already
+    if (isinstance(sedes, (List, Vector))
+            and not isinstance(sedes, (_PySszByteList, ByteVector))
+            and not isinstance(sedes.element_sedes, BasicSedes)):
+        element = sedes.element_sedes
+        if isinstance(element, ByteVector) and element.length <= 32:
+            leaves = [bytes(v).ljust(32, b"\x00") for v in value]  # Bytes32 roots etc.: the value is its own leaf
+        else:
+            leaves = [_field_root(v, element) for v in value]
+        root = merkleize(leaves, limit=sedes.chunk_count)
+        return mix_in_length(root, len(value)) if isinstance(sedes, List) else root
+    return sedes.get_hash_tree_root(value)
+
+
+class _ContainerMeta(MetaSerializable):
+    """py-ssz's container metaclass with a faster, memoized hash_tree_root.
+
+    py-ssz's cached path keys every node by its serialized bytes in hex (and hashes objects
+    through `__hash__`, which is itself a hash_tree_root), which made roots cost more than
+    decoding.  Objects are immutable (py-ssz already memoizes their serialization), so the root
+    is memoized on the instance too.
+    """
+
+    def get_hash_tree_root(cls, value, cache: bool = True) -> bytes:
+        root = value.__dict__.get("_era_htr")
+        if root is None:
+            root = merkleize([
+                _field_root(getattr(value, attr), sedes)
+                for attr, (_, sedes) in zip(cls._meta.field_attrs, cls._meta.fields)
+            ])
+            value.__dict__["_era_htr"] = root
+        return root
+
+
+class SSZContainer(Serializable, metaclass=_ContainerMeta):
     """Base class of every container built here.
 
     py-ssz keys its hash cache by `get_sedes_id()` + serialized bytes, and the default id is
@@ -75,10 +144,29 @@ class SSZContainer(Serializable):
     """
 
     _sedes_id: str | None = None
+    _origin: tuple | None = None  # (fork, preset key, name), set by fork_builder
 
     @classmethod
     def get_sedes_id(cls) -> str:
         return cls._sedes_id or cls.__name__
+
+    def reset_cache(self) -> None:
+        super().reset_cache()
+        self.__dict__.pop("_era_htr", None)
+
+    def __reduce__(self):
+        # Built classes live inside build(); pickle by (fork, preset, name) + SSZ bytes so
+        # decoded objects can cross process boundaries (process pools).
+        if self._origin is None:
+            return super().__reduce__()
+        return _unpickle, (*self._origin, type(self).serialize(self))
+
+
+def _unpickle(fork: str, key: tuple, name: str, data: bytes):
+    import importlib
+
+    module = importlib.import_module(f"{__package__}.{fork}")
+    return getattr(module.build(dict(key)), name).deserialize(data)
 
 
 _build_lock = threading.RLock()
@@ -108,7 +196,8 @@ def fork_builder(fork: str) -> Callable[[Callable[[dict], SimpleNamespace]],
                         if (isinstance(value, type) and issubclass(value, SSZContainer)
                                 and value._sedes_id is None):
                             value._sedes_id = f"{fork}.{name}#{n}"
-                            value.__qualname__ = f"{fork}.{name}"
+                            value._origin = (fork, key, name)
+                            value.__qualname__ = name
                     ns.FORK = fork
                     ns.PRESET = dict(preset)
                     cache[key] = ns
