@@ -11,7 +11,10 @@
  *   merkleize_each(buf, item_chunks, depth) -> bytes
  *       buf holds n items of item_chunks 32-byte chunks each; returns the n roots (n*32 bytes),
  *       each item merkleized to 2**depth leaves (item_chunks <= 2**depth)
+ *   ssz_root(nodes, kids, foffs, data) -> bytes | None
+ *       hash_tree_root of a whole serialized SSZ value walked from a compiled plan (below)
  */
+#include <stdlib.h>
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
@@ -215,6 +218,356 @@ static PyObject *py_merkleize_each(PyObject *self, PyObject *args)
     return result;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * ssz_root: hash_tree_root of one serialized SSZ value, walked in C from a flat "plan" that
+ * era_tools.ssz.fast compiles once per sedes (see _native_plan there).  Validation mirrors the
+ * Python walker (offsets, sizes, limits, booleans, bitlist delimiters, bitvector tails); on any
+ * malformed input the walk stops and ssz_root returns None, and the caller re-walks in Python to
+ * name the field and offset.  The GIL is released for the whole walk (no Python objects used).
+ */
+enum { K_BASIC, K_BYTEVEC, K_BITVEC, K_BYTELIST, K_BITLIST, K_VECTOR, K_LIST, K_CONTAINER };
+enum { F_KIND, F_FIXED, F_SIZE, F_BASIC_SIZE, F_IS_BOOL, F_LENGTH, F_ELEM, F_DEPTH, F_NFIELDS,
+       F_KIDS, F_FIXED_PART, NF };
+
+typedef struct {
+    const int64_t *nodes;
+    Py_ssize_t n_nodes;
+    const int64_t *kids;  /* container children (node indices) */
+    const int64_t *foffs; /* their positions in the container's fixed part */
+    Py_ssize_t n_kids;
+} Plan;
+
+static void mix_in_length(unsigned char *root, uint64_t len)
+{
+    unsigned char buf[64];
+    int i;
+    memcpy(buf, root, 32);
+    memset(buf + 32, 0, 32);
+    for (i = 0; i < 8; i++)
+        buf[32 + i] = (unsigned char)(len >> (8 * i));
+    hash64(buf, root);
+}
+
+/* Root of `n` bytes packed into chunks (zero-padded) and merkleized to 2**depth leaves. */
+static int merkleize_bytes(const unsigned char *d, size_t n, int depth, unsigned char *out)
+{
+    size_t chunks = (n + 31) / 32;
+    unsigned char stackbuf[32 * 9];
+    unsigned char *work;
+    if (depth < 0 || depth > MAX_DEPTH || (depth < 62 && chunks > ((size_t)1 << depth)))
+        return -1;
+    if (chunks == 0) {
+        memcpy(out, ZERO_HASHES[depth], 32);
+        return 0;
+    }
+    work = (chunks + 1) * 32 <= sizeof(stackbuf) ? stackbuf
+                                                 : (unsigned char *)malloc((chunks + 1) * 32);
+    if (work == NULL)
+        return -2;
+    memcpy(work, d, n);
+    memset(work + n, 0, chunks * 32 - n);
+    merkleize_inplace(work, (Py_ssize_t)chunks, depth, out);
+    if (work != stackbuf)
+        free(work);
+    return 0;
+}
+
+static int64_t rd_off(const unsigned char *p)
+{
+    return (int64_t)p[0] | ((int64_t)p[1] << 8) | ((int64_t)p[2] << 16) | ((int64_t)p[3] << 24);
+}
+
+static int walk(const Plan *p, int64_t ni, const unsigned char *d, size_t n, unsigned char *out);
+
+/* Roots of `count` elements (node ei) of the list/vector, into work (chunk per element), then
+ * merkleized to 2**depth. */
+static int walk_elems(const Plan *p, const int64_t *nd, const unsigned char *d, size_t n,
+                      int is_list, unsigned char *out)
+{
+    int64_t ei = nd[F_ELEM];
+    const int64_t *ed;
+    size_t count, i;
+    int depth = (int)nd[F_DEPTH];
+    unsigned char *work;
+    int rc = 0;
+    if (ei < 0 || ei >= p->n_nodes)
+        return -1;
+    ed = p->nodes + NF * ei;
+    if (ed[F_FIXED]) {
+        size_t esize = (size_t)ed[F_SIZE];
+        if (esize == 0 || n % esize)
+            return -1;
+        count = n / esize;
+        if (is_list ? count > (size_t)nd[F_LENGTH] : count != (size_t)nd[F_LENGTH])
+            return -1;
+        if (ed[F_KIND] == K_BASIC) {
+            if (ed[F_IS_BOOL])
+                for (i = 0; i < n; i++)
+                    if (d[i] > 1)
+                        return -1;
+            rc = merkleize_bytes(d, n, depth, out);
+            if (rc == 0 && is_list)
+                mix_in_length(out, count);
+            return rc;
+        }
+        if (depth > MAX_DEPTH || (depth < 62 && count > ((size_t)1 << depth)))
+            return -1;
+        work = (unsigned char *)malloc((count + 1) * 32);
+        if (work == NULL)
+            return -2;
+        for (i = 0; i < count && rc == 0; i++)
+            rc = walk(p, ei, d + esize * i, esize, work + 32 * i);
+    } else {
+        int64_t first, prev, cur;
+        if (n == 0) {
+            count = 0;
+            if (!is_list && nd[F_LENGTH] != 0)
+                return -1;
+            work = (unsigned char *)malloc(32);
+            if (work == NULL)
+                return -2;
+        } else {
+            if (n < 4)
+                return -1;
+            first = rd_off(d);
+            if (first == 0 || first % 4 || (size_t)first > n)
+                return -1;
+            count = (size_t)first / 4;
+            if (is_list ? count > (size_t)nd[F_LENGTH] : count != (size_t)nd[F_LENGTH])
+                return -1;
+            if (depth > MAX_DEPTH || (depth < 62 && count > ((size_t)1 << depth)))
+                return -1;
+            work = (unsigned char *)malloc((count + 1) * 32);
+            if (work == NULL)
+                return -2;
+            prev = first;
+            for (i = 0; i < count && rc == 0; i++) {
+                int64_t end;
+                cur = i ? rd_off(d + 4 * i) : first;
+                if (cur < prev || (size_t)cur > n) {
+                    rc = -1;
+                    break;
+                }
+                end = i + 1 < count ? rd_off(d + 4 * (i + 1)) : (int64_t)n;
+                if (end < cur || (size_t)end > n) {
+                    rc = -1;
+                    break;
+                }
+                rc = walk(p, ei, d + cur, (size_t)(end - cur), work + 32 * i);
+                prev = cur;
+            }
+        }
+    }
+    if (rc == 0) {
+        merkleize_inplace(work, (Py_ssize_t)count, depth, out);
+        if (is_list)
+            mix_in_length(out, count);
+    }
+    free(work);
+    return rc;
+}
+
+static int walk(const Plan *p, int64_t ni, const unsigned char *d, size_t n, unsigned char *out)
+{
+    const int64_t *nd;
+    int64_t kind;
+    size_t i;
+    if (ni < 0 || ni >= p->n_nodes)
+        return -1;
+    nd = p->nodes + NF * ni;
+    kind = nd[F_KIND];
+    if (nd[F_FIXED] && n != (size_t)nd[F_SIZE])
+        return -1;
+    switch (kind) {
+    case K_BASIC:
+        if (n > 32 || (nd[F_IS_BOOL] && d[0] > 1))
+            return -1;
+        memset(out, 0, 32);
+        memcpy(out, d, n);
+        return 0;
+    case K_BYTEVEC:
+        return merkleize_bytes(d, n, (int)nd[F_DEPTH], out);
+    case K_BITVEC: {
+        int extra = (int)((8 - nd[F_LENGTH] % 8) % 8);
+        if (extra && n && (d[n - 1] & ((0xFF << (8 - extra)) & 0xFF)))
+            return -1;
+        return merkleize_bytes(d, n, (int)nd[F_DEPTH], out);
+    }
+    case K_BYTELIST:
+        if (n > (size_t)nd[F_LENGTH])
+            return -1;
+        if (merkleize_bytes(d, n, (int)nd[F_DEPTH], out))
+            return -1;
+        mix_in_length(out, n);
+        return 0;
+    case K_BITLIST: {
+        unsigned char last;
+        int top = 0, rc;
+        size_t bitlen, nbytes;
+        unsigned char *tmp;
+        if (n == 0)
+            return -1;
+        last = d[n - 1];
+        if (last == 0)
+            return -1;
+        while ((last >> (top + 1)) != 0)
+            top++;
+        bitlen = 8 * (n - 1) + (size_t)top;
+        if (bitlen > (size_t)nd[F_LENGTH])
+            return -1;
+        nbytes = (bitlen + 7) / 8;
+        tmp = (unsigned char *)malloc(nbytes + 1);
+        if (tmp == NULL)
+            return -2;
+        memcpy(tmp, d, nbytes);
+        if (top)
+            tmp[nbytes - 1] = (unsigned char)(last ^ (1u << top));
+        rc = merkleize_bytes(tmp, nbytes, (int)nd[F_DEPTH], out);
+        free(tmp);
+        if (rc == 0)
+            mix_in_length(out, bitlen);
+        return rc;
+    }
+    case K_VECTOR:
+        if (nd[F_ELEM] >= 0 && nd[F_ELEM] < p->n_nodes) {
+            const int64_t *ed = p->nodes + NF * nd[F_ELEM];
+            if (ed[F_KIND] == K_BASIC) { /* fixed: size checked above */
+                if (ed[F_IS_BOOL])
+                    for (i = 0; i < n; i++)
+                        if (d[i] > 1)
+                            return -1;
+                return merkleize_bytes(d, n, (int)nd[F_DEPTH], out);
+            }
+        }
+        return walk_elems(p, nd, d, n, 0, out);
+    case K_LIST:
+        return walk_elems(p, nd, d, n, 1, out);
+    case K_CONTAINER: {
+        int64_t nf = nd[F_NFIELDS], k0 = nd[F_KIDS], fixed_part = nd[F_FIXED_PART];
+        int64_t prev = -1;
+        unsigned char stackbuf[32 * 33];
+        unsigned char *work;
+        int rc = 0;
+        if (nf <= 0 || k0 < 0 || k0 + nf > p->n_kids)
+            return -1;
+        if ((size_t)fixed_part > n)
+            return -1;
+        work = (size_t)(nf + 1) * 32 <= sizeof(stackbuf) ? stackbuf
+                                                         : (unsigned char *)malloc((nf + 1) * 32);
+        if (work == NULL)
+            return -2;
+        for (i = 0; i < (size_t)nf && rc == 0; i++) {
+            int64_t ci = p->kids[k0 + i], at = p->foffs[k0 + i];
+            const int64_t *cd;
+            int64_t start, end;
+            if (ci < 0 || ci >= p->n_nodes) {
+                rc = -1;
+                break;
+            }
+            cd = p->nodes + NF * ci;
+            if (cd[F_FIXED]) {
+                start = at;
+                end = at + cd[F_SIZE];
+            } else {
+                size_t j;
+                start = rd_off(d + at);
+                if ((prev < 0 && start != fixed_part) || start < prev || (size_t)start > n) {
+                    rc = -1;
+                    break;
+                }
+                prev = start;
+                end = (int64_t)n;
+                for (j = i + 1; j < (size_t)nf; j++) {
+                    const int64_t *cj = p->nodes + NF * p->kids[k0 + j];
+                    if (!cj[F_FIXED]) {
+                        end = rd_off(d + p->foffs[k0 + j]);
+                        break;
+                    }
+                }
+                if (end < start || (size_t)end > n) {
+                    rc = -1;
+                    break;
+                }
+            }
+            rc = walk(p, ci, d + start, (size_t)(end - start), work + 32 * i);
+        }
+        if (rc == 0)
+            merkleize_inplace(work, (Py_ssize_t)nf, (int)nd[F_DEPTH], out);
+        if (work != stackbuf)
+            free(work);
+        return rc;
+    }
+    }
+    return -1;
+}
+
+static int get_i64(PyObject *obj, Py_buffer *view, const char *what)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (view->len % 8) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_ValueError, "ssz_root: %s is not an int64 array", what);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_ssz_root(PyObject *self, PyObject *args)
+{
+    PyObject *o_nodes, *o_kids, *o_foffs;
+    Py_buffer vn, vk, vf, data;
+    Plan plan;
+    unsigned char root[32];
+    int rc;
+    if (!PyArg_ParseTuple(args, "OOOy*:ssz_root", &o_nodes, &o_kids, &o_foffs, &data))
+        return NULL;
+    if (get_i64(o_nodes, &vn, "nodes") < 0) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    if (get_i64(o_kids, &vk, "kids") < 0) {
+        PyBuffer_Release(&vn);
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    if (get_i64(o_foffs, &vf, "foffs") < 0) {
+        PyBuffer_Release(&vk);
+        PyBuffer_Release(&vn);
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    plan.nodes = (const int64_t *)vn.buf;
+    plan.n_nodes = vn.len / 8 / NF;
+    plan.kids = (const int64_t *)vk.buf;
+    plan.foffs = (const int64_t *)vf.buf;
+    plan.n_kids = vk.len / 8 < vf.len / 8 ? vk.len / 8 : vf.len / 8;
+    if (vn.len % (8 * NF) == 0 && plan.n_nodes > 0) {
+        if (data.len >= GIL_RELEASE_BYTES) {
+            Py_BEGIN_ALLOW_THREADS
+            rc = walk(&plan, 0, (const unsigned char *)data.buf, (size_t)data.len, root);
+            Py_END_ALLOW_THREADS
+        } else {
+            rc = walk(&plan, 0, (const unsigned char *)data.buf, (size_t)data.len, root);
+        }
+    } else {
+        rc = -3;
+    }
+    PyBuffer_Release(&vf);
+    PyBuffer_Release(&vk);
+    PyBuffer_Release(&vn);
+    PyBuffer_Release(&data);
+    if (rc == -2)
+        return PyErr_NoMemory();
+    if (rc == -3) {
+        PyErr_SetString(PyExc_ValueError, "ssz_root: malformed plan");
+        return NULL;
+    }
+    if (rc)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)root, 32);
+}
+
 static PyMethodDef methods[] = {
     {"hash_pairs", py_hash_pairs, METH_O,
      "hash_pairs(buf) -> bytes: SHA-256 of each 64-byte input (len(buf) % 64 == 0)."},
@@ -223,6 +576,9 @@ static PyMethodDef methods[] = {
     {"merkleize_each", py_merkleize_each, METH_VARARGS,
      "merkleize_each(buf, item_chunks, depth) -> bytes: the root of every item_chunks-chunk "
      "item of buf, each padded to 2**depth leaves."},
+    {"ssz_root", py_ssz_root, METH_VARARGS,
+     "ssz_root(nodes, kids, foffs, data) -> bytes | None: hash_tree_root of the serialized value "
+     "of plan node 0 (int64 plan arrays from era_tools.ssz.fast), None if data is malformed."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -553,3 +553,65 @@ def test_merkleize_each_native_equals_numpy_layers(n, c, monkeypatch):
     want = fast.merkleize_each(leaves, depth)
     assert np.array_equal(got, want)
     assert bytes(want[0]) == _py_merkleize(leaves[0].tobytes(), 2 ** depth)
+
+
+# --- native walker (_sha256.ssz_root) against the Python walker ---------------------------------
+
+def _native_vs_python(sedes, data: bytes) -> str:
+    """The C walker accepts exactly what the Python walker accepts, with the same root."""
+    node = compile_sedes(sedes)
+    got = fast._native_ssz_root(*fast.native_plan(node), data)
+    try:
+        want = fast.hash_tree_root_bytes_py(sedes, data)
+    except FormatError:
+        assert got is None, "native walker accepted bytes the Python walker rejects"
+        return "rejected"
+    assert got == want
+    return "accepted"
+
+
+@pytest.mark.skipif(fast._native_ssz_root is None, reason="native extension not built")
+def test_native_walker_matches_python_walker(fixture_states, fixture_blocks, network):
+    from ssz.sedes import Bitlist, Bitvector, ByteList, List, Vector, boolean, uint16, uint64
+
+    outcomes = {"accepted": 0, "rejected": 0}
+    for sedes in (uint64, boolean, List(uint64, 100), List(boolean, 300), Vector(uint16, 33),
+                  Bitlist(256), Bitlist(10), Bitvector(12), ByteList(1000),
+                  List(ByteList(50), 20), Vector(List(uint64, 3), 3), Vector(boolean, 5)):
+        rng = random.Random(5)
+        for n in range(0, 70):
+            data = bytes(rng.choice((0, 1, 2, 0x80, 0xFF, rng.randrange(256)))
+                         for _ in range(n))
+            outcomes[_native_vs_python(sedes, data)] += 1
+    rng = random.Random(12)
+    for slot, fork, blk in fixture_blocks[:3] + fixture_blocks[-6:]:
+        tb = ssz.types_for(fork, network.preset_base)
+        outcomes[_native_vs_python(tb.SignedBeaconBlock, blk)] += 1
+        for cut in (0, 4, 99, 100, len(blk) // 2, len(blk) - 1):
+            outcomes[_native_vs_python(tb.SignedBeaconBlock, blk[:cut])] += 1
+        for _ in range(60):
+            pos = rng.randrange(min(500, len(blk))) if rng.random() < 0.7 else rng.randrange(len(blk))
+            bad = bytearray(blk)
+            bad[pos] ^= 1 << rng.randrange(8)
+            outcomes[_native_vs_python(tb.SignedBeaconBlock, bytes(bad))] += 1
+    slot, fork, state = fixture_states[-1]
+    ts = ssz.types_for(fork, network.preset_base)
+    assert _native_vs_python(ts.BeaconState, state) == "accepted"
+    for _ in range(30):
+        bad = bytearray(state)
+        pos = rng.randrange(min(4000, len(state)))
+        bad[pos] ^= 1 << rng.randrange(8)
+        outcomes[_native_vs_python(ts.BeaconState, bytes(bad))] += 1
+    assert outcomes["accepted"] > 100 and outcomes["rejected"] > 100, outcomes
+
+
+@pytest.mark.skipif(fast._native_ssz_root is None, reason="native extension not built")
+def test_native_walker_errors_come_from_the_python_walker(fixture_blocks, network):
+    slot, fork, blk = fixture_blocks[-1]
+    tb = ssz.types_for(fork, network.preset_base)
+    bad = _set_u32(blk, 0, 99)  # SignedBeaconBlock: message offset != fixed part size
+    assert fast._native_ssz_root(*fast.native_plan(compile_sedes(tb.SignedBeaconBlock)),
+                                 bad) is None
+    with pytest.raises(FormatError, match=r"^SSZ SignedBeaconBlock.message: offset 0: first "
+                                          r"offset 0x00000063, expected the fixed part size"):
+        hash_tree_root_bytes(tb.SignedBeaconBlock, bad)

@@ -45,8 +45,12 @@ try:  # one native call per batch of trees (same optional build as hashing's has
     from .._sha256 import merkleize_each as _native_merkleize_each  # type: ignore
 except ImportError:  # pragma: no cover - depends on the build
     _native_merkleize_each = None
+try:  # a whole value walked in C from a compiled plan (same optional build)
+    from .._sha256 import ssz_root as _native_ssz_root  # type: ignore
+except ImportError:  # pragma: no cover - depends on the build
+    _native_ssz_root = None
 
-__all__ = ["hash_tree_root_bytes", "container_field_ranges", "compile_sedes", "Node", "merkleize_each",
+__all__ = ["hash_tree_root_bytes", "hash_tree_root_bytes_py", "native_plan", "container_field_ranges", "compile_sedes", "Node", "merkleize_each",
            "roots_fixed", "zero_bytes", "serialize_container"]
 
 OFFSET_SIZE = 4
@@ -449,16 +453,76 @@ def _roots_of_fixed_elements(elem: Node, mv, count: int, path: str, base: int) -
     return out.tobytes()
 
 
+# --- native plan ------------------------------------------------------------------------------
+# The C walker (_sha256.ssz_root) takes the compiled Node tree as three flat int64 arrays:
+# nodes (n, 11): kind, fixed, size, basic_size, is_bool, length, elem index, merkle depth,
+# number of fields, first index into kids/foffs, fixed part size; kids/foffs: each container's
+# field node indices and their positions in its fixed part.  Node 0 is the root.  Built once
+# per Node and cached in node.extra.
+
+_KINDS = {"basic": 0, "bytevec": 1, "bitvec": 2, "bytelist": 3, "bitlist": 4, "vector": 5,
+          "list": 6, "container": 7}
+
+
+def native_plan(node: Node):
+    """(nodes, kids, foffs) int64 arrays for `_sha256.ssz_root`, cached on the node."""
+    plan = node.extra.get("plan")
+    if plan is not None:
+        return plan
+    index: dict[int, int] = {}
+    order: list[Node] = []
+
+    def visit(n: Node) -> int:
+        i = index.get(id(n))
+        if i is None:
+            i = index[id(n)] = len(order)
+            order.append(n)
+            if n.elem is not None:
+                visit(n.elem)
+            for f in n.fields:
+                visit(f)
+        return i
+
+    visit(node)
+    rows, kids, foffs = [], [], []
+    for n in order:
+        k0 = len(kids)
+        for f, off in zip(n.fields, n.field_offsets):
+            kids.append(index[id(f)])
+            foffs.append(off)
+        rows.append([_KINDS[n.kind], int(n.fixed), n.size, n.basic_size, int(n.is_bool),
+                     n.length, index[id(n.elem)] if n.elem is not None else -1,
+                     _depth(n.chunk_limit), len(n.fields), k0, n.fixed_part])
+    plan = (np.array(rows, dtype=np.int64).tobytes(), np.array(kids, dtype=np.int64).tobytes(),
+            np.array(foffs, dtype=np.int64).tobytes())
+    node.extra["plan"] = plan
+    return plan
+
+
 # --- public API -------------------------------------------------------------------------------
 
 def hash_tree_root_bytes(sedes, data) -> bytes:
     """SSZ hash_tree_root of the value of type `sedes` serialized in `data` (bytes-like).
 
     `sedes` is a py-ssz sedes (`Container`, `List`, `UInt`, ...) or a `Serializable` class.
-    Raises FormatError if `data` is not a valid serialization of that type."""
+    Raises FormatError if `data` is not a valid serialization of that type.
+
+    With the native build the whole value is walked in C (one call, GIL released); malformed
+    input is then re-walked in Python, which raises the FormatError naming field and offset."""
     node = compile_sedes(sedes)
     mv = memoryview(data).cast("B")
+    # hashing._native_hash_pairs is the switch that selects hashlib everywhere (tests, bench)
+    if _native_ssz_root is not None and hashing._native_hash_pairs is not None:
+        root = _native_ssz_root(*native_plan(node), mv)
+        if root is not None:
+            return root
     return _root(node, mv, node.name, 0)
+
+
+def hash_tree_root_bytes_py(sedes, data) -> bytes:
+    """`hash_tree_root_bytes` through the Python walker only (the reference for tests)."""
+    node = compile_sedes(sedes)
+    return _root(node, memoryview(data).cast("B"), node.name, 0)
 
 
 def container_field_ranges(sedes, data) -> dict[str, tuple[int, int]]:
