@@ -101,3 +101,68 @@ def test_py_ecc_backend_batch_agrees(sets):
             b._replace(signature=bls.signature_add(b.signature, bls.signature_neg(delta)))]
     assert bls.batch_verify(sets[:2], ecc)
     assert not bls.batch_verify(pair, ecc)
+
+
+# On the curve, outside the prime-order subgroups (G1: x = 4; G2: an SSWU map output before
+# cofactor clearing), compressed.
+NON_SUBGROUP_PK = bytes.fromhex("80" + "00" * 46 + "04")
+NON_SUBGROUP_SIG = bytes.fromhex(
+    "80b383ec2171a4820ffb284d92c5c046080227eb5b60ed71db04d7d0e78fb20889f265ae5e061669811569a6a6c4"
+    "918a00c85d5ad55709df9f7add6bbc1dab8537bca1f7a08dda2803047fb0ec79bc4fb114440efcc4459cb41400"
+    "ed6d01d98c")
+
+
+@pytest.mark.parametrize("name", ["blst", "py_ecc"])
+def test_points_outside_the_subgroups_are_rejected(name):
+    from py_ecc.bls.g2_primitives import pubkey_to_G1, signature_to_G2
+    from py_ecc.optimized_bls12_381 import b, b2, is_on_curve
+
+    # the test points really are on the curves (only the subgroup check can reject them)
+    assert is_on_curve(pubkey_to_G1(NON_SUBGROUP_PK), b)
+    assert is_on_curve(signature_to_G2(NON_SUBGROUP_SIG), b2)
+    backend = bls.get_backend(name)
+    with pytest.raises(bls.InvalidPoint):
+        backend.pubkey(NON_SUBGROUP_PK)
+    with pytest.raises(bls.InvalidPoint):
+        backend.signature(NON_SUBGROUP_SIG)
+
+
+def test_msm_g2_equals_the_sum_of_scalar_multiples():
+    import random
+
+    b = bls.get_backend("blst")
+    rng = random.Random(4)
+    for n in (1, 2, 3, 17, 50, 130):
+        pts = [b.hash_to_g2(b"p%d" % (i % 7)) for i in range(n)]  # repeats: doubling in buckets
+        rs = [rng.getrandbits(64) | 1 for _ in range(n)]
+        rs[0] = (1 << 64) - 1
+        want = None
+        for p, r in zip(pts, rs):
+            x = b.mul_g2(p, r)
+            want = x if want is None else b.add_g2(want, x)
+        assert b.compress_g2(b.msm_g2(pts, rs)) == b.compress_g2(want), n
+
+
+def test_fast_backend_accepts_and_rejects_like_py_ecc(sets):
+    """Accept/reject of the blst batch path agrees with the py_ecc oracle, set by set."""
+    fast, ecc = bls.get_backend("blst"), bls.get_backend("py_ecc")
+    a, b = sets[4], sets[5]
+    delta = bls.sign(key(97), b"delta")
+    cases = {
+        "valid pair": [a, b],
+        "swapped signatures": [a._replace(signature=b.signature), b._replace(signature=a.signature)],
+        "wrong message": [a, b._replace(message=a.message)],
+        "crafted pair": [a._replace(signature=bls.signature_add(a.signature, delta)),
+                         b._replace(signature=bls.signature_add(b.signature,
+                                                                bls.signature_neg(delta)))],
+        "non-subgroup signature": [a, b._replace(signature=NON_SUBGROUP_SIG)],
+        "non-subgroup pubkey": [a._replace(pubkey=NON_SUBGROUP_PK), b],
+    }
+    results = {}
+    for what, batch in cases.items():
+        got = bls.batch_verify(batch, fast)
+        assert got == bls.batch_verify(batch, ecc), what
+        results[what] = got
+    assert results == {"valid pair": True, "swapped signatures": False, "wrong message": False,
+                       "crafted pair": False, "non-subgroup signature": False,
+                       "non-subgroup pubkey": False}
