@@ -78,11 +78,12 @@ def assert_equals_reference(store, reference):
     assert store.anchor.oldest_block_slot == 0
 
 
-def test_honest_peers_equal_pulled_store(honest, checkpointed, reference, tmp_path):
+@pytest.mark.parametrize("procs", [0, 2], ids=["in-thread", "process-pool"])
+def test_honest_peers_equal_pulled_store(honest, checkpointed, reference, tmp_path, procs):
     lines = []
     with ChainStore.open(fresh(checkpointed, tmp_path)) as store:
         res = backfill(store, [p.url for p in honest], workers=4, timeout=10,
-                       status=lines.append, status_every=0.0)
+                       status=lines.append, status_every=0.0, bls_processes=procs)
         assert res.queue.stopped == "genesis"
         assert res.queue.slots == 1024 and res.queue.blocks == 889
         assert_equals_reference(store, reference)
@@ -92,15 +93,17 @@ def test_honest_peers_equal_pulled_store(honest, checkpointed, reference, tmp_pa
     assert lines and all(" slots/s (" in ln and "%)" in ln for ln in lines)
 
 
+@pytest.mark.parametrize("procs", [0, 2], ids=["in-thread", "process-pool"])
 def test_hostile_peers_are_dropped_and_result_is_correct(fixture_dir, honest, net, checkpointed,
-                                                         reference, tmp_path):
+                                                         reference, tmp_path, procs):
     StallNode.stall = 3.0
     with OtherChainNode(fixture_dir, network=net) as other, EmptyNode(fixture_dir) as empty, \
             StallNode(fixture_dir) as stall, GarbageNode(fixture_dir) as garbage:
         hostile = {other.url: "other chain", empty.url: "empty", stall.url: "stall",
                    garbage.url: "garbage"}
         with ChainStore.open(fresh(checkpointed, tmp_path)) as store:
-            res = backfill(store, [honest[0].url, *hostile], workers=4, timeout=1.0)
+            res = backfill(store, [honest[0].url, *hostile], workers=4, timeout=1.0,
+                           bls_processes=procs)
             assert_equals_reference(store, reference)
     scores = {p["url"]: p for p in res.queue.peers}
     for url, what in hostile.items():
@@ -175,7 +178,7 @@ def test_era_serve_range_peers(sample_dir, honest, net, checkpointed, reference,
     with ServerThread(make_app(sample_dir, net)) as s1, \
             ServerThread(make_app(sample_dir, net)) as s2:
         with ChainStore.open(fresh(checkpointed, tmp_path)) as store:
-            res = backfill(store, [s1.url, s2.url], workers=4, timeout=10)
+            res = backfill(store, [s1.url, s2.url], workers=4, timeout=10, bls_processes=2)
             assert_equals_reference(store, reference)
     assert set(res.peer_kinds.values()) == {"range"}
 

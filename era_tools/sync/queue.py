@@ -133,6 +133,37 @@ def _verify_sets_task(sets: list) -> list:
     return bls.find_invalid([bls.SignatureSet(*s) for s in sets], _pk_cache=_pk_cache)
 
 
+def _check_blocks_task(items: list, preset: str):
+    """Process-pool side of `Verifier.check`: for each (payload, is_framed, length, fork,
+    pubkey, domain) decompress (bounded), hash the block root and, when a pubkey is given,
+    batch-verify the proposer signature.  Returns (roots, framed payloads, bad indices,
+    error or None).  Runs the GIL-holding work (hashing, BLS) on all cores."""
+    roots, framed_out, sets, idx = [], [], [], []
+    for i, (payload, is_framed, length, fork, pubkey, domain) in enumerate(items):
+        try:
+            if is_framed:
+                data = framing.decompress(payload, max_size=length, where="block")
+                if len(data) != length:
+                    return None, None, None, (i, f"payload is {len(data)} bytes, chunk says "
+                                                 f"{length}")
+                framed_out.append(None)
+            else:
+                data = payload
+                framed_out.append(framing.compress(data))
+            cls = ssz.types_for(fork, preset).BeaconBlock
+            root = (_htr_bytes(cls, memoryview(data)[100:]) if _htr_bytes is not None else
+                    ssz.block_root(ssz.decode_block(data, fork, preset)))
+        except FormatError as exc:
+            return None, None, None, (i, f"not a {fork} block: {exc}")
+        roots.append(root)
+        if pubkey is not None:
+            sets.append(bls.SignatureSet(pubkey, compute_signing_root(root, domain),
+                                         bytes(data[4:100])))
+            idx.append(i)
+    bad = bls.find_invalid(sets, _pk_cache=_pk_cache) if sets else []
+    return roots, framed_out, [idx[j] for j in bad], None
+
+
 class Verifier:
     """Checks a peer's reply for one batch.  `pubkeys`: (n, 48) uint8 view of the checkpoint
     state's validators (never one object per validator).  `bls_pool`: an executor for the
@@ -187,6 +218,8 @@ class Verifier:
         if reply.last_slot < hi:
             raise PeerFault(f"{where}: the peer covers only up to slot {reply.last_slot}",
                             "missing")
+        if self.bls_pool is not None:
+            return self._check_pooled(lo, hi, reply, where, link)
         blocks: list[Block] = []
         sigs: list = []
         meta: list = []
@@ -267,6 +300,84 @@ class Verifier:
                 slot, proposer = meta[bad[0]]
                 raise PeerFault(f"{where}: slot {slot}: proposer signature does not verify "
                                 f"(proposer {proposer}; {len(bad)} bad in the batch)")
+        return blocks, reply.nbytes
+
+
+    def _check_pooled(self, lo, hi, reply, where, link):
+        """`check` with decompression, hashing and BLS in the process pool; the headers
+        (slot, proposer, parent, signature) are read here from the first snappy chunk."""
+        net = self.network
+        heads, items = [], []
+        prev_slot = lo - 1
+        for raw in reply.blocks:
+            if raw.framed is not None:
+                try:
+                    head = framing.decompress_prefix(raw.framed, 148, where=where)
+                except FormatError as exc:
+                    raise PeerFault(f"{where}: bad snappy payload: {exc}") from exc
+                payload, is_framed, length = raw.framed, True, raw.length
+            else:
+                head = raw.ssz[:148]
+                payload, is_framed, length = raw.ssz, False, len(raw.ssz)
+            if len(head) < 148 or length < 184 or int.from_bytes(head[:4], "little") != 100:
+                raise PeerFault(f"{where}: {length} bytes are not a SignedBeaconBlock")
+            slot = int.from_bytes(head[100:108], "little")
+            if raw.slot >= 0 and slot != raw.slot:
+                raise PeerFault(f"{where}: asked for slot {raw.slot}, got a block of slot {slot}")
+            if slot <= prev_slot:
+                raise PeerFault(f"{where}: block slot {slot} after slot {prev_slot} (slots "
+                                "must increase)")
+            prev_slot = slot
+            if raw.digest is not None and raw.digest != self.fork_digest(slot):
+                raise PeerFault(f"{where}: slot {slot}: fork digest {hex0x(raw.digest)}, "
+                                f"expected {hex0x(self.fork_digest(slot))}")
+            if slot < lo:
+                raise PeerFault(f"{where}: block of slot {slot} outside the request")
+            proposer = int.from_bytes(head[108:116], "little")
+            sig = bytes(head[4:100])
+            pubkey = domain = None
+            if slot == 0:
+                if sig != bls.ZERO_SIGNATURE or bytes(head[116:148]) != ZERO_ROOT:
+                    raise PeerFault(f"{where}: slot 0: the genesis block must carry the zero "
+                                    "signature and a zero parent_root")
+            elif slot <= hi:
+                if proposer >= len(self.pubkeys):
+                    raise PeerFault(f"{where}: slot {slot}: proposer_index {proposer} is not "
+                                    f"a validator of the checkpoint state ({len(self.pubkeys)})")
+                pubkey = self.pubkeys[proposer].tobytes()
+                domain = self.domain(net.fork_at_epoch(slot // net.slots_per_epoch).version)
+            heads.append((slot, bytes(head[116:148]), proposer, raw.framed))
+            items.append((payload, is_framed, length, net.fork_name_at_slot(slot), pubkey,
+                          domain))
+        roots, framed_out, bad, err = ([], [], [], None) if not items else \
+            self.bls_pool.submit(_check_blocks_task, items, net.preset_base).result()
+        if err is not None:
+            raise PeerFault(f"{where}: slot {heads[err[0]][0]}: {err[1]}")
+        if bad:
+            slot, _, proposer, _ = heads[bad[0]]
+            raise PeerFault(f"{where}: slot {slot}: proposer signature does not verify "
+                            f"(proposer {proposer}; {len(bad)} bad in the batch)")
+        blocks: list[Block] = []
+        anchor_seen = False
+        for (slot, parent, _, framed), root, fo in zip(heads, roots, framed_out):
+            if slot > hi:
+                if link is None or slot != link.slot or root != link.root:
+                    raise PeerFault(f"{where}: slot {slot}: block {hex0x(root)} is not the "
+                                    "stored anchor block")
+                anchor_seen = True
+                continue
+            if blocks and parent != blocks[-1].root:
+                raise PeerFault(f"{where}: slot {slot}: parent_root {hex0x(parent)} does not "
+                                f"link to the block at slot {blocks[-1].slot} "
+                                f"{hex0x(blocks[-1].root)}")
+            blocks.append(Block(slot, root, parent, framed if framed is not None else fo))
+        if link is not None and reply.last_slot >= link.slot:
+            if not anchor_seen:
+                raise PeerFault(f"{where}: the reply lacks the anchor block at slot "
+                                f"{link.slot} (provably incomplete)", "empty")
+            if blocks and blocks[-1].root != link.parent:
+                raise PeerFault(f"{where}: block {blocks[-1].slot} {hex0x(blocks[-1].root)} "
+                                f"is not the anchor's parent {hex0x(link.parent)}")
         return blocks, reply.nbytes
 
 
@@ -388,6 +499,9 @@ class BackfillQueue:
             if self.next_hi < self.floor or self._heavy() >= self.window or self.done:
                 return None
             hi = self.next_hi
+            if self.to_slot is not None and hi < self.to_slot and any(
+                    b.state != "ready" for b in self.batches.values()):
+                return None  # below --to-slot only once everything above is in
             lo = max(self.floor, (hi // self.bs) * self.bs)
             batch = self.batches[hi] = Batch(lo, hi)
             self.next_hi = lo - 1
