@@ -1,0 +1,5 @@
+"""`python -m era_tools` runs the `era` command."""
+
+from .cli import main
+
+main()
