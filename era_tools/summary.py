@@ -1,6 +1,7 @@
 """What is in an era file: the facts `era info` prints, as a plain dict.
 
-Reads through EraReader; hashes the state once for its root.  Knows nothing of the terminal.
+Reads through EraReader; hashes the state once for its root (verify.state_root, the fast
+bytes path).  Knows nothing of the terminal.
 """
 
 from __future__ import annotations
@@ -12,13 +13,7 @@ from . import e2store
 from .config import Network
 from .era import EraReader, parse_era_file_name
 from .errors import hex0x
-
-
-def state_root(state_ssz: bytes, fork: str, preset_base: str) -> bytes:
-    """hash_tree_root of a serialized BeaconState (the one place that chooses how)."""
-    from . import ssz
-
-    return ssz.hash_tree_root(ssz.decode_state(state_ssz, fork, preset_base))
+from .verify import state_root
 
 
 def describe(path: str, network: Network) -> dict:
