@@ -31,7 +31,7 @@
 static unsigned char ZERO_HASHES[MAX_DEPTH + 1][32];
 
 #if defined(OPENSSL_NO_DEPRECATED_3_0)
-static void hash64(const unsigned char *in, unsigned char *out)
+static void hash64_openssl(const unsigned char *in, unsigned char *out)
 {
     SHA256(in, 64, out);
 }
@@ -49,7 +49,7 @@ static const SHA_LONG IV[8] = {
     0x510e527fUL, 0x9b05688cUL, 0x1f83d9abUL, 0x5be0cd19UL,
 };
 
-static void hash64(const unsigned char *in, unsigned char *out)
+static void hash64_openssl(const unsigned char *in, unsigned char *out)
 {
     SHA256_CTX c;
     int i;
@@ -66,12 +66,231 @@ static void hash64(const unsigned char *in, unsigned char *out)
 }
 #endif
 
+/* ------------------------------------------------------------------------------------------
+ * SHA-NI: where the CPU has the SHA extensions, a 64-byte input is hashed with the x86 SHA
+ * instructions directly; the second (padding) block is the same for every input, so its
+ * message schedule (W + K) is computed once at import.  Chosen at import after a self-test
+ * against OpenSSL; OpenSSL's block function otherwise.
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_SHANI_CODE 1
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+static uint32_t PAD_WK[64] __attribute__((aligned(16))); /* W + K of the padding block */
+static int use_shani = 0;
+
+/* W + K (16 groups of 4 words) of one 64-byte block. */
+__attribute__((target("sha,sse4.1,ssse3")))
+static void shani_schedule(const unsigned char *data, uint32_t *wk)
+{
+    const __m128i MASK = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i W[16];
+    int i;
+    for (i = 0; i < 4; i++)
+        W[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16 * i)), MASK);
+    for (i = 4; i < 16; i++)
+        W[i] = _mm_sha256msg2_epu32(
+            _mm_add_epi32(_mm_sha256msg1_epu32(W[i - 4], W[i - 3]),
+                          _mm_alignr_epi8(W[i - 1], W[i - 2], 4)),
+            W[i - 1]);
+    for (i = 0; i < 16; i++)
+        _mm_storeu_si128((__m128i *)(wk + 4 * i),
+                         _mm_add_epi32(W[i], _mm_loadu_si128((const __m128i *)(K256 + 4 * i))));
+}
+
+__attribute__((target("sha,sse4.1,ssse3")))
+static inline void shani_rounds(__m128i *s0, __m128i *s1, const __m128i *msgs)
+{
+    __m128i STATE0 = *s0, STATE1 = *s1, MSG;
+    int i;
+    for (i = 0; i < 16; i++) {
+        MSG = msgs[i];
+        STATE1 = _mm_sha256rnds2_epu32(STATE1, STATE0, MSG);
+        MSG = _mm_shuffle_epi32(MSG, 0x0E);
+        STATE0 = _mm_sha256rnds2_epu32(STATE0, STATE1, MSG);
+    }
+    *s0 = STATE0;
+    *s1 = STATE1;
+}
+
+__attribute__((target("sha,sse4.1,ssse3")))
+static void hash64_shani(const unsigned char *in, unsigned char *out)
+{
+    const __m128i MASK = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    /* initial state, arranged ABEF / CDGH */
+    const __m128i ABEF0 = _mm_set_epi32(0x6a09e667, 0xbb67ae85, 0x510e527f, 0x9b05688c);
+    const __m128i CDGH0 = _mm_set_epi32(0x3c6ef372, 0xa54ff53a, 0x1f83d9ab, 0x5be0cd19);
+    __m128i W[16], MSGS[16], S0 = ABEF0, S1 = CDGH0, A0, C0, TMP;
+    int i;
+    for (i = 0; i < 4; i++)
+        W[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(in + 16 * i)), MASK);
+    for (i = 4; i < 16; i++)
+        W[i] = _mm_sha256msg2_epu32(
+            _mm_add_epi32(_mm_sha256msg1_epu32(W[i - 4], W[i - 3]),
+                          _mm_alignr_epi8(W[i - 1], W[i - 2], 4)),
+            W[i - 1]);
+    for (i = 0; i < 16; i++)
+        MSGS[i] = _mm_add_epi32(W[i], _mm_loadu_si128((const __m128i *)(K256 + 4 * i)));
+    shani_rounds(&S0, &S1, MSGS);
+    S0 = _mm_add_epi32(S0, ABEF0);
+    S1 = _mm_add_epi32(S1, CDGH0);
+    A0 = S0;
+    C0 = S1;
+    shani_rounds(&S0, &S1, (const __m128i *)PAD_WK);
+    S0 = _mm_add_epi32(S0, A0);
+    S1 = _mm_add_epi32(S1, C0);
+    /* ABEF/CDGH -> ABCD/EFGH, big-endian bytes */
+    TMP = _mm_shuffle_epi32(S0, 0x1B);       /* FEBA */
+    S1 = _mm_shuffle_epi32(S1, 0xB1);        /* DCHG */
+    S0 = _mm_blend_epi16(TMP, S1, 0xF0);     /* DCBA */
+    S1 = _mm_alignr_epi8(S1, TMP, 8);        /* HGFE */
+    _mm_storeu_si128((__m128i *)out, _mm_shuffle_epi8(S0, MASK)); /* per-word byte swap */
+    _mm_storeu_si128((__m128i *)(out + 16), _mm_shuffle_epi8(S1, MASK));
+}
+
+/* Two independent inputs interleaved (the SHA rounds are latency-bound). */
+__attribute__((target("sha,sse4.1,ssse3")))
+static void hash64x2_shani(const unsigned char *in0, const unsigned char *in1,
+                           unsigned char *out0, unsigned char *out1)
+{
+    const __m128i MASK = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    const __m128i ABEF0 = _mm_set_epi32(0x6a09e667, 0xbb67ae85, 0x510e527f, 0x9b05688c);
+    const __m128i CDGH0 = _mm_set_epi32(0x3c6ef372, 0xa54ff53a, 0x1f83d9ab, 0x5be0cd19);
+    __m128i W[16], V[16], S0 = ABEF0, S1 = CDGH0, T0 = ABEF0, T1 = CDGH0, M, N, A0, C0, B0, D0;
+    __m128i TMP;
+    int i;
+    for (i = 0; i < 4; i++) {
+        W[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(in0 + 16 * i)), MASK);
+        V[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(in1 + 16 * i)), MASK);
+    }
+    for (i = 0; i < 16; i++) {
+        __m128i k = _mm_loadu_si128((const __m128i *)(K256 + 4 * i));
+        if (i >= 4) {
+            W[i] = _mm_sha256msg2_epu32(
+                _mm_add_epi32(_mm_sha256msg1_epu32(W[i - 4], W[i - 3]),
+                              _mm_alignr_epi8(W[i - 1], W[i - 2], 4)), W[i - 1]);
+            V[i] = _mm_sha256msg2_epu32(
+                _mm_add_epi32(_mm_sha256msg1_epu32(V[i - 4], V[i - 3]),
+                              _mm_alignr_epi8(V[i - 1], V[i - 2], 4)), V[i - 1]);
+        }
+        M = _mm_add_epi32(W[i], k);
+        N = _mm_add_epi32(V[i], k);
+        S1 = _mm_sha256rnds2_epu32(S1, S0, M);
+        T1 = _mm_sha256rnds2_epu32(T1, T0, N);
+        M = _mm_shuffle_epi32(M, 0x0E);
+        N = _mm_shuffle_epi32(N, 0x0E);
+        S0 = _mm_sha256rnds2_epu32(S0, S1, M);
+        T0 = _mm_sha256rnds2_epu32(T0, T1, N);
+    }
+    S0 = _mm_add_epi32(S0, ABEF0);
+    S1 = _mm_add_epi32(S1, CDGH0);
+    T0 = _mm_add_epi32(T0, ABEF0);
+    T1 = _mm_add_epi32(T1, CDGH0);
+    A0 = S0; C0 = S1; B0 = T0; D0 = T1;
+    for (i = 0; i < 16; i++) {
+        M = _mm_load_si128((const __m128i *)(PAD_WK + 4 * i));
+        S1 = _mm_sha256rnds2_epu32(S1, S0, M);
+        T1 = _mm_sha256rnds2_epu32(T1, T0, M);
+        M = _mm_shuffle_epi32(M, 0x0E);
+        S0 = _mm_sha256rnds2_epu32(S0, S1, M);
+        T0 = _mm_sha256rnds2_epu32(T0, T1, M);
+    }
+    S0 = _mm_add_epi32(S0, A0);
+    S1 = _mm_add_epi32(S1, C0);
+    T0 = _mm_add_epi32(T0, B0);
+    T1 = _mm_add_epi32(T1, D0);
+    TMP = _mm_shuffle_epi32(S0, 0x1B);
+    S1 = _mm_shuffle_epi32(S1, 0xB1);
+    S0 = _mm_blend_epi16(TMP, S1, 0xF0);
+    S1 = _mm_alignr_epi8(S1, TMP, 8);
+    TMP = _mm_shuffle_epi32(T0, 0x1B);
+    T1 = _mm_shuffle_epi32(T1, 0xB1);
+    T0 = _mm_blend_epi16(TMP, T1, 0xF0);
+    T1 = _mm_alignr_epi8(T1, TMP, 8);
+    _mm_storeu_si128((__m128i *)out0, _mm_shuffle_epi8(S0, MASK));
+    _mm_storeu_si128((__m128i *)(out0 + 16), _mm_shuffle_epi8(S1, MASK));
+    _mm_storeu_si128((__m128i *)out1, _mm_shuffle_epi8(T0, MASK));
+    _mm_storeu_si128((__m128i *)(out1 + 16), _mm_shuffle_epi8(T1, MASK));
+}
+
+static int cpu_has_shani(void)
+{
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3))
+        return 0;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b >> 29) & 1;
+}
+#endif
+
+static void hash64_openssl(const unsigned char *in, unsigned char *out);
+
+static void hash64(const unsigned char *in, unsigned char *out)
+{
+#ifdef HAVE_SHANI_CODE
+    if (use_shani) {
+        hash64_shani(in, out);
+        return;
+    }
+#endif
+    hash64_openssl(in, out);
+}
+
+static void init_shani(void)
+{
+#ifdef HAVE_SHANI_CODE
+    unsigned char pad[64] = {0}, probe[64], a[32], b[32];
+    int i, ok = 1;
+    if (getenv("ERA_TOOLS_NO_SHANI") != NULL || !cpu_has_shani())
+        return;
+    pad[0] = 0x80;
+    pad[62] = 0x02;
+    shani_schedule(pad, PAD_WK);
+    for (i = 0; i < 64 && ok; i++) {
+        int j;
+        for (j = 0; j < 64; j++)
+            probe[j] = (unsigned char)(i * 31 + j * 7 + (j == i ? 0x80 : 0));
+        unsigned char c[32], d[32];
+        hash64_openssl(probe, a);
+        hash64_shani(probe, b);
+        ok = memcmp(a, b, 32) == 0;
+        hash64x2_shani(probe, pad, c, d);
+        hash64_openssl(pad, b);
+        ok = ok && memcmp(a, c, 32) == 0 && memcmp(b, d, 32) == 0;
+    }
+    use_shani = ok;
+#endif
+}
+
 /* out may equal in (in-place layer hashing: output i is written after input 2i is read). */
 static void hash_many(const unsigned char *in, unsigned char *out, Py_ssize_t n)
 {
-    Py_ssize_t i;
+    Py_ssize_t i = 0;
     unsigned char tmp[32];
-    for (i = 0; i < n; i++) {
+#ifdef HAVE_SHANI_CODE
+    if (use_shani) {
+        unsigned char t0[32], t1[32];
+        for (; i + 1 < n; i += 2) { /* both inputs are read before either output is written */
+            hash64x2_shani(in + 64 * i, in + 64 * (i + 1), t0, t1);
+            memcpy(out + 32 * i, t0, 32);
+            memcpy(out + 32 * (i + 1), t1, 32);
+        }
+    }
+#endif
+    for (; i < n; i++) {
         hash64(in + 64 * i, tmp);
         memcpy(out + 32 * i, tmp, 32);
     }
@@ -591,6 +810,7 @@ PyMODINIT_FUNC PyInit__sha256(void)
 {
     int d;
     PyObject *m;
+    init_shani(); /* before the zero hashes: they are hashed with the chosen function */
     memset(ZERO_HASHES[0], 0, 32);
     for (d = 0; d < MAX_DEPTH; d++) {
         unsigned char pair[64];
@@ -601,7 +821,8 @@ PyMODINIT_FUNC PyInit__sha256(void)
     m = PyModule_Create(&moduledef);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddStringConstant(m, "OPENSSL_VERSION", OPENSSL_VERSION_TEXT) < 0) {
+    if (PyModule_AddStringConstant(m, "OPENSSL_VERSION", OPENSSL_VERSION_TEXT) < 0 ||
+        PyModule_AddStringConstant(m, "BACKEND", use_shani ? "sha-ni" : "openssl") < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -403,6 +403,10 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
     report.era = reader.state_slot // sphr
     _check_records(reader, report)
 
+    # Block decoding and hashing start now: in the pool's workers, while this process reads
+    # and checks the state.
+    block_facts = _block_facts(reader, network, block_slots, bls_pool)
+
     # -- structure: the state ------------------------------------------------------------------
     state_fork = network.fork_name_at_slot(reader.state_slot)
     state_cls = ssz.types_for(state_fork, preset).BeaconState
@@ -445,28 +449,17 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
     gvr = head.genesis_validators_root
     domains: dict[bytes, bytes] = {}
 
-    # -- blocks: one pass --------------------------------------------------------------------
+    # -- blocks: one pass over their facts (computed in the pool's workers when there is one)
     start = reader.start_slot
     pending_progress = 0
-    for slot in block_slots:
+    for slot, error, msg_slot, proposer, root, parent, sig in block_facts:
         pending_progress += 1
         if progress and sigs is None and pending_progress >= 64:
             progress(pending_progress)
             pending_progress = 0
-        fork = network.fork_name_at_slot(slot)
-        try:
-            data = reader.block_ssz(slot)
-            root = _decode_block_root(data, fork, preset, f"{path}: slot {slot}")
-        except FormatError as exc:
-            report.fail("structure", "blocks_decode",
-                        f"slot {slot}: block does not decode as {fork} SignedBeaconBlock: {exc}",
-                        slot)
+        if error is not None:
+            report.fail("structure", "blocks_decode", error, slot)
             continue
-        # SignedBeaconBlock = offset(message) | signature | message; message starts with
-        # slot | proposer_index | parent_root (checked by the decode above).
-        msg_slot = int.from_bytes(data[100:108], "little")
-        proposer = int.from_bytes(data[108:116], "little")
-        parent = data[116:148]
         if msg_slot != slot:
             report.fail("structure", "block_slots",
                         f"slot {slot}: the block at this index slot says slot {msg_slot}",
@@ -500,7 +493,6 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
             report.link["first_block_parent"] = parent
         if sigs is None:
             continue
-        sig = data[4:100]
         if slot == 0:
             if sig != bls.ZERO_SIGNATURE:
                 report.fail("signatures", "proposer_signatures",
@@ -545,6 +537,67 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
     if lvl >= 3:
         report.link["state_root"] = state_root(state_data, state_fork, preset, decoded_state)
         report.check("state_root", "chain", detail=hex0x(report.link["state_root"]))
+
+
+# Block facts: (slot, error or None, message slot, proposer_index, block root, parent_root,
+# signature) per block, from the bytes alone; the checks against the state run in the parent.
+FACTS_CHUNK = 256  # blocks per worker task (an era has 32 of them)
+
+
+def _facts_of(reader: EraReader, network: Network, slots) -> list[tuple]:
+    preset = network.preset_base
+    out = []
+    for slot in slots:
+        fork = network.fork_name_at_slot(slot)
+        try:
+            data = reader.block_ssz(slot)
+            root = _decode_block_root(data, fork, preset, f"{reader.path}: slot {slot}")
+        except FormatError as exc:
+            out.append((slot, f"slot {slot}: block does not decode as {fork} SignedBeaconBlock: "
+                              f"{exc}", None, None, None, None, None))
+            continue
+        # SignedBeaconBlock = offset(message) | signature | message; message starts with
+        # slot | proposer_index | parent_root (checked by the decode above).
+        out.append((slot, None, int.from_bytes(data[100:108], "little"),
+                    int.from_bytes(data[108:116], "little"), root, bytes(data[116:148]),
+                    bytes(data[4:100])))
+    return out
+
+
+_worker_reader: tuple | None = None  # (key, EraReader): the file a pool worker has open
+
+
+def _facts_task(path: str, network: Network, slots: list[int]) -> list[tuple]:
+    """Pool task: a worker opens the era file itself (the parent sends path and slots, not
+    bytes) and keeps it open for the next chunk of the same file."""
+    global _worker_reader
+    st = os.stat(path)
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    if _worker_reader is None or _worker_reader[0] != key:
+        if _worker_reader is not None:
+            _worker_reader[1].close()
+            _worker_reader = None
+        _worker_reader = (key, EraReader(path))
+    return _facts_of(_worker_reader[1], network, slots)
+
+
+def _block_facts(reader: EraReader, network: Network, block_slots: list[int], pool):
+    """Facts of every block in slot order: an iterator that, with a pool, submits all chunks
+    at once and yields their results as they come back in order."""
+    if pool is None or len(block_slots) <= FACTS_CHUNK:
+        return (f for i in range(0, len(block_slots), FACTS_CHUNK)
+                for f in _facts_of(reader, network, block_slots[i:i + FACTS_CHUNK]))
+    futs = [pool.submit(_facts_task, reader.path, network, block_slots[i:i + FACTS_CHUNK])
+            for i in range(0, len(block_slots), FACTS_CHUNK)]
+
+    def gen():
+        try:
+            for fut in futs:
+                yield from fut.result()
+        finally:
+            for fut in futs:
+                fut.cancel()
+    return gen()
 
 
 def _decode_block_root(data: bytes, fork: str, preset: str, where: str) -> bytes:
@@ -811,15 +864,16 @@ def verify_archive(paths: Sequence[str], network: Network, level: str = "signatu
     """Verify era files (paths: files or directories) and the links between them.
 
     Files are verified in parallel in `jobs` processes (default: all cores); with one file, or
-    jobs=1, the file is verified in this process (a single file still spreads its signature
-    batches over `jobs` processes)."""
+    jobs=1, the file is verified in this process (a single file still spreads its block
+    hashing and signature batches over `jobs` worker processes: each worker reads its chunk of
+    blocks from the file itself and returns only roots and header fields)."""
     lvl = level_index(level)
     files = era_files_in(paths)
     jobs = max(1, jobs or os.cpu_count() or 1)
     archive = ArchiveReport(level=level, network=network.name)
     if jobs == 1 or len(files) <= 1:
         pool = None
-        if jobs > 1 and lvl >= 2:
+        if jobs > 1:  # block hashing (every level) and signature batches go to the pool
             pool = cf.ProcessPoolExecutor(jobs, mp_context=_mp_context())
         try:
             reports = [verify_file(p, network, level, progress=progress, bls_pool=pool)

@@ -615,3 +615,31 @@ def test_native_walker_errors_come_from_the_python_walker(fixture_blocks, networ
     with pytest.raises(FormatError, match=r"^SSZ SignedBeaconBlock.message: offset 0: first "
                                           r"offset 0x00000063, expected the fixed part size"):
         hash_tree_root_bytes(tb.SignedBeaconBlock, bad)
+
+
+@pytest.mark.skipif(fast._native_ssz_root is None, reason="native extension not built")
+def test_sha_ni_and_openssl_block_functions_agree(tmp_path):
+    """The extension picks SHA-NI when the CPU has it (after a self-test at import), else
+    OpenSSL's block function; ERA_TOOLS_NO_SHANI forces OpenSSL.  Both give hashlib's digests
+    on odd and even batch sizes (the SHA-NI path hashes two inputs at a time)."""
+    import subprocess
+    import sys
+
+    from era_tools import _sha256
+
+    assert _sha256.BACKEND in ("sha-ni", "openssl")
+    code = ("import hashlib, os, sys; from era_tools import _sha256 as s; print(s.BACKEND); "
+            "b = bytes(range(256)) * 251; "
+            "assert all(s.hash_pairs(b[:64 * n]) == b''.join(hashlib.sha256(b[64 * i:64 * i + 64])"
+            ".digest() for i in range(n)) for n in (1, 2, 3, 7, 8, 1003)); "
+            "print(s.merkleize(b[:32 * 1000], 12).hex())")
+    outs = {}
+    for env in ({}, {"ERA_TOOLS_NO_SHANI": "1"}):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={**os.environ, **env}, cwd=Path(__file__).resolve().parents[1],
+                           check=True)
+        backend, root = r.stdout.split()
+        outs[backend] = root
+    assert "openssl" in outs
+    assert len(set(outs.values())) == 1
+    assert next(iter(outs.values())) == _py_merkleize(bytes(range(256)) * 125, 4096).hex()
