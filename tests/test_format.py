@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -295,10 +296,16 @@ def test_corruption_matrix(tmp_path, sample_files, era):
     for label, bad in cases:
         p = tmp_path / src.name
         p.write_bytes(bad)
+        tracemalloc.start()
         try:
             _expect_format_error(p)
         except BaseException as exc:  # name the case that let something else through
             raise AssertionError(f"{label}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        # nothing is allocated from an untrusted length: the peak stays near the file size
+        assert peak < 4 * len(data) + 1_000_000, f"{label}: peak allocation {peak} bytes"
 
 
 def test_corrupt_file_cli_one_line(tmp_path, sample_files):
