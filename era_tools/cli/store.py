@@ -20,6 +20,14 @@ def _open_store(db, network=None, readonly=False, create=True):
     return ChainStore.open(db, network, readonly=readonly, create=create)
 
 
+def expected_network(network_name, config_path):
+    """The network a store command was told to expect, or None: the store's own is used, and
+    a store of another network is refused (ChainStore.open)."""
+    if not (network_name or config_path):
+        return None
+    return pick_network(network_name, config_path, quiet=True)
+
+
 @main.command()
 @click.option("--beacon-api", "url", required=True, metavar="URL",
               help="Beacon node REST API, e.g. http://127.0.0.1:5052")
@@ -78,8 +86,9 @@ def pull(url, db, from_slot, to_slot, workers, batch_slots, timeout, retries, ne
 @click.option("--from-era", type=click.IntRange(min=0), default=None)
 @click.option("--to-era", type=click.IntRange(min=0), default=None)
 @click.option("--no-fsync", is_flag=True, help="Skip fsync (faster, not crash-safe).")
+@network_options
 @json_option
-def export(db, out_dir, from_era, to_era, no_fsync, as_json):
+def export(db, out_dir, from_era, to_era, no_fsync, network_name, config_path, as_json):
     """Write the complete eras the store holds as .era files.
 
     Files that already exist with the right name are skipped.  With --from-era/--to-era,
@@ -87,7 +96,8 @@ def export(db, out_dir, from_era, to_era, no_fsync, as_json):
     Safe to run beside a live `era pull` (reads a snapshot)."""
     from ..export import export as do_export, exportable_range
 
-    with _open_store(db, readonly=True) as store:
+    with _open_store(db, expected_network(network_name, config_path), readonly=True,
+                     create=False) as store:
         rng = exportable_range(store)
         lo = from_era if from_era is not None else (rng[0] if rng else 0)
         hi = to_era if to_era is not None else (rng[1] if rng else lo - 1)
@@ -154,10 +164,12 @@ def frontfill(db, era_paths, mode, check, network_name, config_path, as_json):
 
 @main.command()
 @db_option
+@network_options
 @json_option
-def status(db, as_json):
+def status(db, network_name, config_path, as_json):
     """Show the store's network, covered slot ranges, gaps, anchor and sizes."""
-    with _open_store(db, readonly=True) as store:
+    with _open_store(db, expected_network(network_name, config_path), readonly=True,
+                     create=False) as store:
         a = store.anchor
         net = store.network
         stats = store.table_stats()

@@ -96,9 +96,10 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
                    "worker threads).")
 @click.option("--status-every", type=float, default=5.0, show_default=True,
               help="Seconds between status lines.")
+@network_options
 @json_option
 def backfill(db, peers, to_slot, workers, max_rate, timeout, bls_procs, status_every,
-             as_json):
+             network_name, config_path, as_json):
     """Fill the store downwards from its oldest block, from peers.
 
     Stops at --to-slot, at genesis, or where front-filled era history begins (the chain must
@@ -109,7 +110,10 @@ def backfill(db, peers, to_slot, workers, max_rate, timeout, bls_procs, status_e
 
     if bls_procs is None:
         bls_procs = default_bls_processes()
-    with ChainStore.open(db, create=False) as store:
+    from .store import expected_network
+
+    with ChainStore.open(db, expected_network(network_name, config_path),
+                         create=False) as store:
         bar = progress_bar(None, "backfill", unit="slot", disable=True if as_json else None)
 
         def on_plan(p):
