@@ -14,7 +14,10 @@ Each era is one atomic write batch (blocks or references, summaries, index, stat
 a killed run resumes at the first era not yet covered.
 
 Blocks are either copied into LevelDB (mode "copy") or referenced by era file + record offset
-(mode "reference", the default: see BENCHMARKS.md).
+(mode "reference", the default: see BENCHMARKS.md).  In reference mode an era the store does not
+index yet is written compactly: one era-table value (`I`, the era's record offsets and
+block_roots) and one root -> slot entry per block (see docs/store.md); an era that overlaps
+slots already indexed is written per slot.
 """
 
 from __future__ import annotations
@@ -336,7 +339,12 @@ def _import_era(store: ChainStore, e: _Era, prev: _Era | None, mode: str, check:
                         f"{hex0x(have) if have else 'an empty slot'}, the era file has "
                         f"{hex0x(got) if got else 'an empty slot'}")
         positions = r.block_index.positions[slots - start]
-        if mode == "reference":
+        if mode == "reference" and not existing:
+            # a fresh era: one era-table value + one root -> slot entry per block
+            b.put_era_refs(start, b.file_id(r.path), r.block_index.positions,
+                           head.block_roots_array(),
+                           parents[0].tobytes() if len(slots) else ZERO_ROOT)
+        elif mode == "reference":
             b.put_block_refs(slots, roots, parents, b.file_id(r.path), positions,
                              first=start, last=end, skip=existing)
         else:

@@ -21,7 +21,8 @@ from typing import Callable
 from . import framing, ssz
 from .config import Network, network_from_spec
 from .era import StateHead, state_prefix_size
-from .errors import PeerError, VerificationError, hex0x
+from .errors import FormatError, PeerError, VerificationError, hex0x
+from .ssz.fast import hash_tree_root_bytes
 from .store import ChainStore, schema
 from .sync.peers import BeaconApiClient
 
@@ -127,8 +128,40 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
     return res
 
 
-def _fetch(api: BeaconApiClient, slot: int):
-    return slot, api.block(slot)
+# SignedBeaconBlock SSZ: offset(message) u32 = 100 | signature 96 | message: slot u64 |
+# proposer_index u64 | parent_root 32 | ...
+_MSG = 4 + 96
+
+
+def block_root_of(data: bytes, fork: str, preset_base: str, where: str):
+    """(slot, root, parent_root) of a serialized SignedBeaconBlock, from its bytes: the root
+    is hash_tree_root(message) by era_tools.ssz.fast (no py-ssz objects).  The whole message
+    is walked, so malformed bytes raise FormatError naming `where`."""
+    if len(data) < _MSG + 48:
+        raise FormatError(f"{where}: SignedBeaconBlock of {len(data)} bytes is too short")
+    off = int.from_bytes(data[0:4], "little")
+    if off != _MSG:
+        raise FormatError(f"{where}: SignedBeaconBlock message offset {off}, expected {_MSG}")
+    msg = memoryview(data)[_MSG:]
+    try:
+        root = hash_tree_root_bytes(ssz.types_for(fork, preset_base).BeaconBlock, msg)
+    except FormatError as exc:
+        raise FormatError(f"{where}: {exc}") from exc
+    return int.from_bytes(msg[0:8], "little"), root, bytes(msg[16:48])
+
+
+def _fetch(api: BeaconApiClient, net: Network, slot: int):
+    """Fetch one slot, hash and frame its block in the worker thread (the native hasher and
+    snappy release the GIL, so this overlaps the other requests)."""
+    resp = api.block(slot)
+    if resp is None:
+        return slot, None, None
+    fork = net.fork_name_at_slot(slot)
+    if resp.fork and resp.fork != fork:
+        raise PeerError(f"{resp.url}: node says fork {resp.fork}, the schedule says "
+                        f"{fork} at slot {slot}")
+    return slot, resp, block_root_of(resp.ssz, fork, net.preset_base, resp.url) + (
+        framing.compress(resp.ssz),)
 
 
 def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, first: int,
@@ -140,20 +173,13 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
     else:
         prev = store.block_root_at(first - 1)
     batch = store.batch()
-    for slot, resp in pool.map(lambda s: _fetch(api, s), range(first, last + 1)):
+    for slot, resp, parsed in pool.map(lambda s: _fetch(api, net, s), range(first, last + 1)):
         if resp is None:
             batch.put_empty(slot)
             continue
-        fork = net.fork_name_at_slot(slot)
-        if resp.fork and resp.fork != fork:
-            raise PeerError(f"{resp.url}: node says fork {resp.fork}, the schedule says "
-                            f"{fork} at slot {slot}")
-        blk = ssz.decode_block(resp.ssz, fork, net.preset_base, where=resp.url)
-        if int(blk.message.slot) != slot:
-            raise PeerError(f"{resp.url}: block has slot {int(blk.message.slot)}, asked for "
-                            f"{slot}")
-        root = ssz.block_root(blk)
-        parent = bytes(blk.message.parent_root)
+        bslot, root, parent, framed = parsed
+        if bslot != slot:
+            raise PeerError(f"{resp.url}: block has slot {bslot}, asked for {slot}")
         if slot == 0 and parent != ZERO_ROOT:
             raise VerificationError(f"{resp.url}: slot 0: genesis block parent_root "
                                     f"{hex0x(parent)} is not zero")
@@ -163,7 +189,6 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
                 f"the previous block {hex0x(prev)}; nothing from slots {first}..{last} "
                 "was written")
         prev = root
-        framed = framing.compress(resp.ssz)
         batch.put_block(slot, root, parent, framed)
         res.blocks += 1
         res.bytes += len(resp.ssz)

@@ -134,3 +134,52 @@ def test_era_files_of_another_network(tmp_path, era_copy, network):
         s.put_blocks_batch(empty_slots=[5000], cover=(5000, 5000))
     res = run("frontfill", "--db", db, era_copy)  # network from the config beside the files
     assert res.exit_code == 2
+
+
+def test_reference_mode_era_tables_answer_like_copy_mode(tmp_path, era_copy):
+    """Reference mode writes one era table per era (no per-slot `i`/`h` entries); every read
+    of the API gives what a copy-mode (per-slot) store gives."""
+    from era_tools.frontfill import frontfill
+    from era_tools.store import schema
+
+    stores = {}
+    for mode in ("reference", "copy"):
+        res = run("frontfill", "--db", tmp_path / mode, "--mode", mode, era_copy)
+        assert res.exit_code == 0, res.output
+        stores[mode] = ChainStore.open(tmp_path / mode, readonly=True)
+    ref, cp = stores["reference"], stores["copy"]
+    try:
+        stats = ref.table_stats()
+        assert stats["index_eras"]["entries"] == 16 and stats["index"]["entries"] == 0
+        assert stats["summaries"]["entries"] == 0 and stats["block_refs"]["entries"] == 889
+        assert cp.table_stats()["index_eras"]["entries"] == 0
+        assert ref.anchor == cp.anchor
+        assert list(ref.iter_index(0, 1023)) == list(cp.iter_index(0, 1023))
+        assert list(ref.iter_index(100, 700, reverse=True)) == \
+            list(cp.iter_index(100, 700, reverse=True))
+        for slot in range(0, 1026):
+            assert ref.index_entry(slot) == cp.index_entry(slot), slot
+            assert ref.block_root_at(slot) == cp.block_root_at(slot), slot
+        for _k, root in cp.iter_index(0, 1023):
+            if root:
+                assert ref.get_summary(root) == cp.get_summary(root)
+                assert ref.get_block_framed(root) == cp.get_block_framed(root)
+        assert ref.get_summary(b"\x55" * 32) is None
+        assert ref.era_file_blocks(64, 127) is not None and cp.era_file_blocks(64, 127) is None
+        empty = next(schema.slot_of_key(k) for k, v in cp.iter_index(64, 127) if not v)
+    finally:
+        ref.close()
+        cp.close()
+    # an era that overlaps slots already indexed is written per slot, and still agrees
+    with ChainStore.open(tmp_path / "mixed", ref.network) as s:
+        b = s.batch()
+        b.put_empty(empty)  # an empty slot of era 2 (as a pull would have stored it)
+        b.cover(empty, empty)
+        s.commit(b)
+        frontfill(s, [era_copy], mode="reference")
+        assert s.table_stats()["index_eras"]["entries"] == 15
+    with ChainStore.open(tmp_path / "mixed", readonly=True) as s, \
+            ChainStore.open(tmp_path / "copy", readonly=True) as c:
+        assert list(s.iter_index(0, 1023)) == list(c.iter_index(0, 1023))
+        assert s.covered_ranges() == [(0, 1023)]
+        assert schema.slot_of_key(next(iter(s.iter_index(64, 64)))[0]) == 64

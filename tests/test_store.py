@@ -161,3 +161,121 @@ def test_readonly_snapshot_beside_a_live_writer(tmp_path):
     n = int(kv.get(b"count"))
     assert sum(1 for _ in kv.iterate(b"x", include_value=False)) == 50 * n
     kv.close()
+
+
+def _era_table_store(tmp_path, network):
+    """A store with era tables for slots [64, 127] and [128, 191] (minimal: SPHR 64) and
+    per-slot entries below them, built through Batch.put_era_refs."""
+    import numpy as np
+
+    s = ChainStore.open(tmp_path / "db", network)
+    b = s.batch()
+    b.put_block(62, r(62), r(61), b"f62")
+    b.put_empty(63)
+    b.cover(62, 63)
+    s.commit(b)
+    # era 2: blocks at 64, 65, 70; era 3: blocks at 130 and 191 (128, 129 empty)
+    roots, last = [], r(62)
+    pos = np.zeros(128, dtype=np.int64)
+    for i, slot in enumerate(range(64, 192)):
+        if slot in (64, 65, 70, 130, 191):
+            pos[i] = 1000 + slot
+            last = r(slot)
+        roots.append(np.frombuffer(last, dtype=np.uint8))
+    roots = np.array(roots)
+    b = s.batch()
+    fid = b.file_id(__file__)  # any existing file stands in for an era file here
+    b.put_era_refs(64, fid, pos[:64], roots[:64], r(62))
+    b.put_era_refs(128, fid, pos[64:], roots[64:], r(70))
+    b.cover(64, 191)
+    s.commit(b)
+    return s
+
+
+def test_era_tables_read_like_per_slot_entries(tmp_path, network):
+    s = _era_table_store(tmp_path, network)
+    try:
+        assert s.covered_ranges() == [(62, 191)]
+        a = s.anchor
+        assert (a.oldest_block_slot, a.oldest_block_root, a.oldest_block_parent) == (
+            62, r(62), r(61))
+        assert (a.newest_slot, a.newest_root) == (191, r(191))
+        assert s.index_entry(64) == r(64) and s.index_entry(66) == b""
+        assert s.index_entry(129) == b"" and s.index_entry(191) == r(191)
+        assert s.index_entry(192) is None and s.index_entry(61) is None
+        got = [(schema.slot_of_key(k), bytes(v)) for k, v in s.iter_index(60, 200)]
+        want = [(62, r(62)), (63, b"")] + [
+            (x, r(x) if x in (64, 65, 70, 130, 191) else b"") for x in range(64, 192)]
+        assert got == want
+        assert [(schema.slot_of_key(k), bytes(v)) for k, v in s.iter_index(60, 200,
+                                                                          reverse=True)] == want[::-1]
+        assert [schema.slot_of_key(k) for k, _ in s.iter_index(126, 129)] == [126, 127, 128, 129]
+        assert s.block_root_at(69) == r(65) and s.block_root_at(129) == r(70)
+        assert s.block_root_at(63) == r(62) and s.block_root_at(300) is None
+        assert s.get_summary(r(64)) == (64, r(62))     # the era's first block: first_parent
+        assert s.get_summary(r(70)) == (70, r(65))     # others: the previous root
+        assert s.get_summary(r(130)) == (130, r(70))
+        assert s.has_block(r(191)) and not s.has_block(r(66))
+        stats = s.table_stats()
+        assert stats["index_eras"]["entries"] == 2 and stats["index"]["entries"] == 2
+        assert stats["block_refs"]["entries"] == 5 and stats["summaries"]["entries"] == 1
+        assert s.era_file_blocks(64, 127)[2].tolist() == [64, 65, 70]
+        assert s.era_file_blocks(0, 63) is None
+        # a per-slot entry takes precedence over the era table
+        b = s.batch()
+        b.put_empty(70)
+        s.commit(b)
+        assert s.index_entry(70) == b""
+        assert [bytes(v) for k, v in s.iter_index(70, 70)] == [b""]
+        assert s.era_file_blocks(64, 127) is None
+    finally:
+        s.close()
+    # the same answers from a fresh open (no cache) and from a read-only open
+    with ChainStore.open(tmp_path / "db", readonly=True) as s2:
+        assert s2.index_entry(191) == r(191) and s2.get_summary(r(130)) == (130, r(70))
+        assert s2.schema_version == 2
+
+
+def test_schema_version_1_store_is_read_and_upgraded(tmp_path, network):
+    with ChainStore.open(tmp_path / "db", network) as s:
+        s.put_blocks_batch(blocks=[(62, r(62), r(61), b"x")], empty_slots=[63], cover=(62, 63))
+    kv = KV.open(tmp_path / "db")
+    kv.write({schema.meta_key(schema.META_SCHEMA_VERSION): schema.encode_u64(1)})
+    kv.close()
+    with ChainStore.open(tmp_path / "db", network) as s:
+        assert s.schema_version == 1 and s.index_entry(62) == r(62)
+    s = _era_table_store(tmp_path, network)  # writes era tables: the version goes to 2
+    s.close()
+    kv = KV.open(tmp_path / "db", readonly=True)
+    assert schema.decode_u64(kv.get(schema.meta_key(schema.META_SCHEMA_VERSION))) == 2
+    kv.close()
+    kv = KV.open(tmp_path / "db")
+    kv.write({schema.meta_key(schema.META_SCHEMA_VERSION): schema.encode_u64(7)})
+    kv.close()
+    with pytest.raises(StoreError, match="store schema version 7, this era_tools reads "
+                                         "versions 1, 2"):
+        ChainStore.open(tmp_path / "db", network)
+
+
+def test_corrupt_era_table_is_a_store_error(tmp_path, network):
+    s = _era_table_store(tmp_path, network)
+    s.close()
+    kv = KV.open(tmp_path / "db")
+    kv.write({schema.era_index_key(64): b"\x00" * 50})
+    kv.close()
+    with ChainStore.open(tmp_path / "db", readonly=True) as s:
+        with pytest.raises(StoreError, match="era index table at slot 64: 50 bytes"):
+            s.index_entry(65)
+
+
+def test_reverse_range_iteration_includes_start(tmp_path):
+    """plyvel 1.5.1 alone returns nothing for a reverse range whose only key is `start`."""
+    kv = KV.open(tmp_path / "db")
+    kv.write([(b"a1", b"1"), (b"a3", b"3"), (b"a5", b"5")])
+    assert list(kv.iterate(b"a", start=b"a1", stop=b"a2", reverse=True)) == [(b"a1", b"1")]
+    assert list(kv.iterate(b"a", start=b"a3", stop=b"a4", reverse=True,
+                           include_value=False)) == [b"a3"]
+    assert [k for k, _ in kv.iterate(b"a", start=b"a2", stop=b"a6", reverse=True)] == [
+        b"a5", b"a3"]
+    assert [k for k, _ in kv.iterate(b"a", start=b"a1", stop=b"a6")] == [b"a1", b"a3", b"a5"]
+    kv.close()

@@ -52,6 +52,7 @@ class Batch:
         self.new_files: dict[str, int] = {}
         self.raw: list = []                      # bulk (key, value) pairs
         self.bulk_summaries: list = []           # (root -> slot, roots, parents) per bulk put
+        self.era_tables: list = []               # schema.EraTable per put_era_refs
 
     def __len__(self) -> int:
         return len(self.puts) + len(self.raw)
@@ -63,7 +64,36 @@ class Batch:
             if root in by_root:
                 j = roots.index(root)
                 return by_root[root], parents[j].tobytes()
+        for t in self.era_tables:
+            slot = _table_slot_of_root(t, root)
+            if slot is not None:
+                return slot, t.parent(slot)
         return None
+
+    def entry(self, slot: int):
+        """This batch's index entry at `slot` (None when the batch does not index it)."""
+        if slot in self.index:
+            return self.index[slot]
+        for t in self.era_tables:
+            if t.first_slot <= slot <= t.last_slot:
+                return t.entry(slot)
+        return None
+
+    def first_block_slot(self, first: int, last: int):
+        """The lowest slot in [first, last] where this batch puts a block, or None."""
+        best = None
+        for s, r in self.index.items():
+            if r and first <= s <= last and (best is None or s < best):
+                best = s
+        for t in self.era_tables:
+            a = max(first, t.first_slot) - t.first_slot
+            z = min(last, t.last_slot) - t.first_slot
+            if z >= a:
+                nz = np.flatnonzero(t.positions[a:z + 1])
+                if len(nz):
+                    s = t.first_slot + a + int(nz[0])
+                    best = s if best is None else min(best, s)
+        return best
 
     def put_block(self, slot: int, root: bytes, parent_root: bytes, framed: bytes) -> None:
         self.puts[schema.block_key(root)] = bytes(framed)
@@ -118,6 +148,28 @@ class Batch:
         """Bulk put_block: blocks at `slots` with their framed bytes, empty slots elsewhere."""
         self._bulk(slots, roots, parents, schema.block_keys, framed, first, last, skip)
 
+    def put_era_refs(self, first: int, file_id: int, record_offsets, block_roots,
+                     first_parent: bytes) -> None:
+        """Index one whole era compactly: ONE era-table value (prefix `I`) for the slots
+        [first, first + len(record_offsets)) plus one 8-byte `r` entry per block (root ->
+        slot) instead of an `i`, an `h` and an `r` entry per slot.
+
+        record_offsets: per slot, the block record's offset in era file `file_id`, 0 for an
+        empty slot; block_roots: (count, 32) uint8, the era state's block_roots (an empty
+        slot repeats the previous root); first_parent: parent_root of the era's first block.
+        Readers see the same index, summaries and blocks as with put_block_refs.  Use it only
+        for a range the store does not index yet (per-slot `i` entries take precedence)."""
+        positions = np.asarray(record_offsets, dtype=np.uint64)
+        roots = np.ascontiguousarray(block_roots, dtype=np.uint8).reshape(-1, 32)
+        if len(roots) != len(positions):
+            raise ValueError("one block root per slot")
+        t = schema.EraTable(first, file_id, bytes(first_parent), positions, roots)
+        self.era_tables.append(t)
+        present = t.present
+        self.raw.append((schema.era_index_key(first), t.encode()))
+        self.raw.extend(zip(schema.block_ref_keys(roots[present]),
+                            schema.slot_values(present + first)))
+
     def put_empty(self, slot: int) -> None:
         self.puts[schema.index_key(slot)] = b""
         self.index[slot] = b""
@@ -161,6 +213,8 @@ class ChainStore:
         self._handles: dict[int, object] = {}
         self._lock = threading.Lock()
         self._pending_meta: dict = {}
+        self._tables: dict[int, schema.EraTable | None] = {}  # first slot -> table (cache)
+        self.schema_version = schema.SCHEMA_VERSION
         for k, v in kv.iterate(schema.P_FILE):
             fid = schema.file_id_of_key(k)
             info = json.loads(v)
@@ -203,9 +257,10 @@ class ChainStore:
                 }
                 return store
             version = schema.decode_u64(raw_version)
-            if version != schema.SCHEMA_VERSION:
+            if version not in schema.READABLE_SCHEMA_VERSIONS:
                 raise StoreError(f"{path}: store schema version {version}, this era_tools "
-                                 f"reads version {schema.SCHEMA_VERSION}")
+                                 "reads versions "
+                                 f"{', '.join(map(str, schema.READABLE_SCHEMA_VERSIONS))}")
             stored = network_from_spec(json.loads(kv.get(schema.meta_key(schema.META_NETWORK))))
             gvr = kv.get(schema.meta_key(schema.META_GVR))
             stored = stored.with_genesis(genesis_validators_root=gvr)
@@ -220,8 +275,11 @@ class ChainStore:
                     raise StoreError(
                         f"{path}: the store holds genesis_validators_root {hex0x(gvr)}, "
                         f"expected {hex0x(network.genesis_validators_root)} (another network)")
-                return cls(kv, network.with_genesis(genesis_validators_root=gvr))
-            return cls(kv, stored)
+                store = cls(kv, network.with_genesis(genesis_validators_root=gvr))
+            else:
+                store = cls(kv, stored)
+            store.schema_version = version
+            return store
         except BaseException:
             kv.close()
             raise
@@ -264,21 +322,68 @@ class ChainStore:
     # -- reads -----------------------------------------------------------------------------
     def index_entry(self, slot: int) -> bytes | None:
         """None: slot not indexed; b"": an empty slot; else the block root at that slot."""
-        return self.kv.get(schema.index_key(slot))
+        v = self.kv.get(schema.index_key(slot))
+        if v is not None:
+            return v
+        t = self.era_table(slot)
+        return None if t is None else t.entry(slot)
 
-    def iter_index(self, first: int, last: int):
-        """(slot, root or b"") for indexed slots in [first, last], in slot order."""
-        return self.kv.iterate(schema.P_INDEX, start=schema.index_key(first),
-                               stop=schema.index_key(last + 1))
+    def era_table(self, slot: int) -> schema.EraTable | None:
+        """The compact era index table holding `slot`, if one does (see schema.EraTable)."""
+        first = slot - slot % self.sphr
+        if first in self._tables:
+            return self._tables[first]
+        v = self.kv.get(schema.era_index_key(first))
+        t = None if v is None else schema.EraTable.decode(first, v)
+        if t is not None and not t.first_slot <= slot <= t.last_slot:
+            t = None
+        if len(self._tables) >= 16:
+            self._tables.pop(next(iter(self._tables)))
+        self._tables[first] = t
+        return t
+
+    def _tables_in(self, first: int, last: int, reverse: bool = False):
+        """Era tables overlapping [first, last], in slot order (or reversed), read lazily."""
+        lo = max(0, first - first % self.sphr)
+        for k in self.kv.iterate(schema.P_INDEX_ERA, start=schema.era_index_key(lo),
+                                 stop=schema.era_index_key(last + 1), reverse=reverse,
+                                 include_value=False):
+            t = self.era_table(schema.slot_of_key(k))
+            if t is not None and t.last_slot >= first:
+                yield t
+
+    def _index_items(self, first: int, last: int, reverse: bool = False):
+        """(slot, root or b"") over [first, last]: per-slot `i` entries merged with era tables
+        (an `i` entry wins where both exist)."""
+        per_slot = ((schema.slot_of_key(k), v) for k, v in self.kv.iterate(
+            schema.P_INDEX, start=schema.index_key(first), stop=schema.index_key(last + 1),
+            reverse=reverse))
+        tables = self._tables_in(first, last, reverse)
+        from_tables = (item for t in tables for item in t.items(first, last, reverse))
+        a, b = next(per_slot, None), next(from_tables, None)
+        before = (lambda x, y: x > y) if reverse else (lambda x, y: x < y)
+        while a is not None or b is not None:
+            if b is None or (a is not None and (a[0] == b[0] or before(a[0], b[0]))):
+                if b is not None and a[0] == b[0]:
+                    b = next(from_tables, None)
+                yield a
+                a = next(per_slot, None)
+            else:
+                yield b
+                b = next(from_tables, None)
+
+    def iter_index(self, first: int, last: int, reverse: bool = False):
+        """(key, root or b"") for indexed slots in [first, last], in slot order (descending
+        with reverse=True); schema.slot_of_key(key) gives the slot.  Compact era tables are
+        read through the same interface."""
+        for slot, v in self._index_items(first, last, reverse):
+            yield schema.index_key(slot), v
 
     def block_root_at(self, slot: int) -> bytes | None:
         """The root of the latest block at or before `slot` (the state.block_roots meaning),
         or None when that is not known from the index."""
-        it = self.kv.iterate(schema.P_INDEX, start=schema.P_INDEX,
-                             stop=schema.index_key(slot + 1), reverse=True)
         expect = slot
-        for k, v in it:
-            s = schema.slot_of_key(k)
+        for s, v in self._index_items(0, slot, reverse=True):
             if s != expect:
                 return None  # a hole in the index
             if v:
@@ -286,12 +391,27 @@ class ChainStore:
             expect -= 1
         return None
 
+    def _table_ref(self, root: bytes):
+        """(table, slot) of a block indexed through an era table, else None."""
+        ref = self.kv.get(schema.block_ref_key(root))
+        if ref is None or not schema.is_slot_ref(ref):
+            return None
+        slot = schema.decode_u64(ref)
+        t = self.era_table(slot)
+        if t is None or not t.position(slot) or t.entry(slot) != bytes(root):
+            raise StoreError(f"{self.path}: block {hex0x(root)} refers to slot {slot} of an "
+                             "era index table that does not hold it")
+        return t, slot
+
     def get_summary(self, root: bytes) -> tuple[int, bytes] | None:
         v = self.kv.get(schema.summary_key(root))
-        return None if v is None else schema.decode_summary(v)
+        if v is not None:
+            return schema.decode_summary(v)
+        tr = self._table_ref(root)
+        return None if tr is None else (tr[1], tr[0].parent(tr[1]))
 
     def has_block(self, root: bytes) -> bool:
-        return self.kv.get(schema.summary_key(root)) is not None
+        return self.get_summary(root) is not None
 
     def get_block_framed(self, root: bytes) -> bytes | None:
         v = self.kv.get(schema.block_key(root))
@@ -300,9 +420,31 @@ class ChainStore:
         ref = self.kv.get(schema.block_ref_key(root))
         if ref is None:
             return None
-        fid, off = schema.decode_ref(ref)
+        if schema.is_slot_ref(ref):
+            t, slot = self._table_ref(root)
+            fid, off = t.file_id, t.position(slot)
+        else:
+            fid, off = schema.decode_ref(ref)
         return self._read_ref(fid, off, e2store.COMPRESSED_SIGNED_BEACON_BLOCK,
                               f"block {hex0x(root)}")
+
+    def era_file_blocks(self, first: int, last: int):
+        """When every slot of [first, last] (one era) is indexed by one era table and nothing
+        overrides it: (era file path, file size, slots, record offsets) of its blocks, for
+        copying them straight from the referenced era file.  Else None."""
+        t = self.era_table(first)
+        if t is None or t.first_slot != first or t.last_slot != last:
+            return None
+        if any(True for _ in self.kv.iterate(schema.P_INDEX, start=schema.index_key(first),
+                                             stop=schema.index_key(last + 1),
+                                             include_value=False)):
+            return None
+        info = self._files.get(t.file_id)
+        if info is None:
+            raise StoreError(f"{self.path}: era index at slot {first} references unknown era "
+                             f"file id {t.file_id}")
+        return info["path"], info["size"], t.present + first, t.positions[t.present].astype(
+            np.int64)
 
     def get_block_ssz(self, root: bytes) -> bytes | None:
         framed = self.get_block_framed(root)
@@ -396,7 +538,13 @@ class ChainStore:
         puts = dict(self._pending_meta)
         puts.update(b.puts)
         puts[schema.meta_key(schema.META_ANCHOR)] = anchor.encode()
+        if b.era_tables and self.schema_version < 2:
+            puts[schema.meta_key(schema.META_SCHEMA_VERSION)] = schema.encode_u64(2)
         self.kv.write(b.raw + list(puts.items()) if b.raw else puts)
+        if b.era_tables and self.schema_version < 2:
+            self.schema_version = 2
+        for t in b.era_tables:
+            self._tables.pop(t.first_slot, None)
         self._pending_meta = {}
         self._file_ids.update(b.new_files)
         for path, fid in b.new_files.items():
@@ -413,9 +561,8 @@ class ChainStore:
         top = covered[-1]
 
         def entry(slot):
-            if slot in b.index:
-                return b.index[slot]
-            return self.index_entry(slot)
+            e = b.entry(slot)
+            return e if e is not None else self.index_entry(slot)
 
         def summary(root):
             return b.summary(root) or self.get_summary(root)
@@ -432,13 +579,13 @@ class ChainStore:
             s -= 1
         # oldest block of the newest range
         oldest = None
-        pending = sorted(s for s, r in b.index.items() if r and top[0] <= s <= top[1])
-        for k, v in self.iter_index(top[0], top[1]):
+        pending = b.first_block_slot(top[0], top[1])
+        for s, v in self._index_items(top[0], top[1]):
             if v:
-                oldest = schema.slot_of_key(k)
+                oldest = s
                 break
-        if pending and (oldest is None or pending[0] < oldest):
-            oldest = pending[0]
+        if pending is not None and (oldest is None or pending < oldest):
+            oldest = pending
         anchor = Anchor(newest_slot=newest_slot, newest_root=newest_root,
                         covered=covered)
         if oldest is not None:
@@ -470,6 +617,13 @@ class ChainStore:
             except OSError:
                 pass
         return total
+
+
+def _table_slot_of_root(t: schema.EraTable, root: bytes):
+    """The slot of the block `root` in era table `t`, or None."""
+    want = np.frombuffer(bytes(root), dtype=np.uint8)
+    hit = np.flatnonzero((t.roots[t.present] == want).all(axis=1))
+    return None if not len(hit) else t.first_slot + int(t.present[hit[0]])
 
 
 def _fork_text(net: Network) -> str:

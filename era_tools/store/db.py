@@ -14,6 +14,7 @@ writer's file through the shared inode.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -103,6 +104,14 @@ class KV:
         if start is None and stop is None:
             return self._db.iterator(prefix=prefix, reverse=reverse,
                                      include_value=include_value)
+        if reverse and start is not None and start != prefix:
+            # plyvel 1.5.1 yields nothing for a reverse range whose only key equals `start`:
+            # iterate down from `stop` over the whole prefix and stop below `start` ourselves.
+            it = self._db.iterator(start=prefix, stop=stop or _prefix_end(prefix),
+                                   reverse=True, include_value=include_value)
+            if include_value:
+                return itertools.takewhile(lambda kv: kv[0] >= start, it)
+            return itertools.takewhile(lambda k: k >= start, it)
         return self._db.iterator(start=start or prefix, stop=stop or _prefix_end(prefix),
                                  reverse=reverse, include_value=include_value)
 

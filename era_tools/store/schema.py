@@ -14,21 +14,27 @@ import numpy as np
 
 from ..errors import StoreError, hex0x
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2 adds the per-era index table (`I`) and 8-byte era-table block references in `r`.
+# A version 1 store is a valid version 2 store (it just has no `I` entries), so both are read;
+# the first commit that writes an `I` entry into a version 1 store raises its version to 2.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 # --- table prefixes -------------------------------------------------------------------------
 P_META = b"m"          # m<name>                  -> metadata value
 P_BLOCK = b"b"         # b<root 32>               -> snappy-framed SSZ SignedBeaconBlock
-P_BLOCK_REF = b"r"     # r<root 32>               -> BlockRef (era file id, record offset)
+P_BLOCK_REF = b"r"     # r<root 32>               -> BlockRef (era file id, record offset), or
+                       #                             slot u64 BE: the block's entry in an era table
 P_SUMMARY = b"h"       # h<root 32>               -> slot u64 BE | parent_root 32
 P_INDEX = b"i"         # i<slot u64 BE>           -> root 32, or b"" for an empty slot
+P_INDEX_ERA = b"I"     # I<first slot u64 BE>     -> EraTable: the index of one whole era
 P_STATE = b"s"         # s<slot u64 BE>           -> snappy-framed SSZ BeaconState (era boundary)
 P_STATE_REF = b"S"     # S<slot u64 BE>           -> BlockRef-shaped reference to a state record
 P_FILE = b"f"          # f<file id u32 BE>        -> JSON {path, name, size}
 
 TABLES = {
     P_META: "meta", P_BLOCK: "blocks", P_BLOCK_REF: "block_refs", P_SUMMARY: "summaries",
-    P_INDEX: "index", P_STATE: "states", P_STATE_REF: "state_refs", P_FILE: "files",
+    P_INDEX: "index", P_INDEX_ERA: "index_eras", P_STATE: "states", P_STATE_REF: "state_refs", P_FILE: "files",
 }
 
 # metadata names
@@ -61,6 +67,10 @@ def summary_key(root: bytes) -> bytes:
 
 def index_key(slot: int) -> bytes:
     return P_INDEX + _U64.pack(slot)
+
+
+def era_index_key(first_slot: int) -> bytes:
+    return P_INDEX_ERA + _U64.pack(first_slot)
 
 
 def state_key(slot: int) -> bytes:
@@ -123,6 +133,11 @@ def summaries(slots, parents: np.ndarray) -> list:
     return _rows(b"", [_be64(slots), parents])
 
 
+def slot_values(slots) -> list:
+    """Bulk encode_u64 (the 8-byte era-table form of a block reference)."""
+    return _rows(b"", [_be64(slots)])
+
+
 def refs(file_id: int, offsets) -> list:
     """Bulk encode_ref."""
     ids = np.full(len(offsets), file_id, dtype=">u4").view(np.uint8).reshape(-1, 4)
@@ -163,6 +178,97 @@ def decode_ref(value: bytes) -> tuple[int, int]:
     if len(value) != _REF.size:
         raise StoreError(f"era file reference of {len(value)} bytes, expected {_REF.size}")
     return _REF.unpack(value)
+
+
+def is_slot_ref(value: bytes) -> bool:
+    """An `r` value of 8 bytes names the slot of the block's entry in an era table."""
+    return len(value) == _U64.size
+
+
+class EraTable:
+    """The index of one whole era in one value (prefix `I`), written by reference-mode
+    front-fill in place of SPHR `i` entries, SPHR `h` summaries and 12-byte `r` references.
+
+    Layout (all big-endian):
+        file_id u32 | count u32 | first_parent 32 | positions u64[count] | roots 32[count]
+    for the slots [first_slot, first_slot + count).  positions[k] is the e2store record
+    offset of the block at slot first_slot + k in era file `file_id`, 0 for an empty slot.
+    roots[k] is state.block_roots of the era: the root of the latest block at or before that
+    slot (so an empty slot repeats the previous root).  first_parent is the parent_root of the
+    era's first block (zero root when the era has no block).  Each block's summary follows:
+    its parent is first_parent for the first block, else roots[k - 1].
+    """
+
+    HEAD = struct.Struct(">II32s")
+
+    def __init__(self, first_slot: int, file_id: int, first_parent: bytes,
+                 positions: np.ndarray, roots: np.ndarray):
+        self.first_slot = first_slot
+        self.file_id = file_id
+        self.first_parent = first_parent
+        self.positions = positions      # (count,) uint64 (any byte order)
+        self.roots = roots              # (count, 32) uint8
+        self.present = np.flatnonzero(positions)
+        self.first_block = int(self.present[0]) if len(self.present) else None
+
+    @property
+    def count(self) -> int:
+        return len(self.positions)
+
+    @property
+    def last_slot(self) -> int:
+        return self.first_slot + self.count - 1
+
+    def encode(self) -> bytes:
+        n = self.count
+        return b"".join((self.HEAD.pack(self.file_id, n, self.first_parent),
+                         np.asarray(self.positions, dtype=">u8").tobytes(),
+                         np.ascontiguousarray(self.roots, dtype=np.uint8).tobytes()))
+
+    @staticmethod
+    def decode(first_slot: int, value: bytes) -> "EraTable":
+        if len(value) < EraTable.HEAD.size:
+            raise StoreError(f"era index table at slot {first_slot}: {len(value)} bytes, "
+                             "shorter than its header")
+        fid, n, first_parent = EraTable.HEAD.unpack_from(value, 0)
+        want = EraTable.HEAD.size + 40 * n
+        if len(value) != want:
+            raise StoreError(f"era index table at slot {first_slot}: {len(value)} bytes, "
+                             f"expected {want} for {n} slots")
+        h = EraTable.HEAD.size
+        positions = np.frombuffer(value, dtype=">u8", count=n, offset=h)
+        roots = np.frombuffer(value, dtype=np.uint8, count=32 * n, offset=h + 8 * n)
+        return EraTable(first_slot, fid, bytes(first_parent), positions, roots.reshape(n, 32))
+
+    def entry(self, slot: int) -> bytes:
+        """b"" for an empty slot, else the block root at `slot` (inside the table)."""
+        k = slot - self.first_slot
+        return self.roots[k].tobytes() if self.positions[k] else b""
+
+    def position(self, slot: int) -> int:
+        return int(self.positions[slot - self.first_slot])
+
+    def parent(self, slot: int) -> bytes:
+        """parent_root of the block at `slot` (which must hold a block)."""
+        k = slot - self.first_slot
+        return self.first_parent if k == self.first_block else self.roots[k - 1].tobytes()
+
+    def items(self, first: int, last: int, reverse: bool = False):
+        """(slot, root or b"") for the slots of [first, last] inside the table."""
+        a = max(first, self.first_slot) - self.first_slot
+        z = min(last, self.last_slot) - self.first_slot
+        if z < a:
+            return
+        step = -256 if reverse else 256
+        starts = range(z - (z - a) % 256, a - 1, step) if reverse else range(a, z + 1, step)
+        for c in starts:  # in chunks, so a caller that stops early pays little
+            e = min(z, c + 255)
+            roots = self.roots[c:e + 1].tobytes()
+            present = (self.positions[c:e + 1] != 0).tolist()
+            js = range(e - c, -1, -1) if reverse else range(e - c + 1)
+            base = self.first_slot + c
+            for j in js:
+                yield base + j, (roots[32 * j:32 * j + 32] if present[j] else b"")
 
 
 def encode_u64(n: int) -> bytes:
