@@ -2,9 +2,13 @@
 """Benchmark `era verify` on one era file (e.g. from scripts/make_synthetic_era.py).
 
 For each level (structure, roots, signatures), in a fresh subprocess: wall time, blocks/s and
-peak RSS (this process + its BLS worker processes).  Baseline in the same run: the BLS-only
-floor, the same proposer signature sets batch-verified with nothing else, with the same number
-of processes.  `--backends N` also times N signatures through every installed BLS binding
+peak RSS (sampled from /proc and summed over the whole process tree: the verifying process, the
+forkserver and its pool workers).  Baselines in the same run, with the same number of
+processes: the BLS-only floor (the same proposer signature sets batch-verified with nothing
+else) and the block-hashing-only figure (decompress + hash_tree_root of every block, what the
+`roots` level adds), each with its CPU seconds, so the idle-machine wall time is bounded below by
+(BLS CPU + hashing CPU) / cores.  The load average is printed beside the figures (the machine
+is shared).  `--backends N` also times N signatures through every installed BLS binding
 (pyblst, py_arkworks_bls12381, blspy: RLC batch where the binding allows it, else one by one).
 """
 
@@ -17,6 +21,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,22 +29,70 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def peak_rss_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return (own + kids) / 1024  # Linux: KiB; children: the largest child
+def _tree_pids(root: int) -> list[int]:
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as fh:
+                    todo.extend(int(x) for x in fh.read().split())
+        except OSError:
+            continue
+    return out
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class TreeRss:
+    """Peak of the summed RSS of this process and all its descendants, sampled every 50 ms."""
+
+    def __init__(self):
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, sum(_rss_kb(p) for p in _tree_pids(os.getpid())))
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self.peak_kb = max(self.peak_kb, own)
+
+
+def loadavg() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def run_level(path: str, level: str, jobs: int, network: str) -> dict:
     from era_tools.config import get_network
     from era_tools.verify import verify_archive
 
-    t = time.perf_counter()
-    rep = verify_archive([path], get_network(network), level, jobs=jobs)
-    dt = time.perf_counter() - t
+    with TreeRss() as rss:
+        t = time.perf_counter()
+        rep = verify_archive([path], get_network(network), level, jobs=jobs)
+        dt = time.perf_counter() - t
     f = rep.files[0]
     return {"level": level, "seconds": dt, "blocks": f.blocks, "ok": f.ok, "line": f.line(),
-            "blocks_per_s": f.blocks / dt if dt else 0, "peak_rss_mb": peak_rss_mb()}
+            "blocks_per_s": f.blocks / dt if dt else 0, "peak_rss_mb": rss.peak_kb / 1024}
 
 
 def collect_sets(path: str, network: str):
@@ -67,23 +120,55 @@ def collect_sets(path: str, network: str):
     return sets
 
 
+def _timed(fn, *args):
+    t = time.process_time()
+    out = fn(*args)
+    return out, time.process_time() - t
+
+
+def _in_pool(jobs: int, fn, arglists) -> tuple[list, float, float]:
+    """Results, wall seconds, CPU seconds (summed over workers) of fn over arglists."""
+    from era_tools import verify
+
+    if jobs > 1:
+        with cf.ProcessPoolExecutor(jobs, mp_context=verify._mp_context()) as pool:
+            # warm the workers so pool start-up is not counted against the floor
+            list(pool.map(_timed, [len] * jobs, [[]] * jobs))
+            t = time.perf_counter()
+            res = list(pool.map(_timed, [fn] * len(arglists), *zip(*arglists)))
+    else:
+        t = time.perf_counter()
+        res = [_timed(fn, *a) for a in arglists]
+    dt = time.perf_counter() - t
+    return [r for r, _ in res], dt, sum(c for _, c in res)
+
+
 def bls_floor(sets, jobs: int) -> dict:
     from era_tools import verify
 
     chunk = verify.BLS_CHUNK
-    chunks = [sets[i:i + chunk] for i in range(0, len(sets), chunk)]
-    t = time.perf_counter()
-    if jobs > 1:
-        with cf.ProcessPoolExecutor(jobs, mp_context=verify._mp_context()) as pool:
-            # warm the workers so pool start-up is not counted against the floor
-            list(pool.map(verify._bls_chunk, [sets[:1]] * jobs))
-            t = time.perf_counter()
-            bad = [i for b in pool.map(verify._bls_chunk, chunks) for i in b]
-    else:
-        bad = [i for c in chunks for i in verify._bls_chunk(c)]
-    dt = time.perf_counter() - t
-    return {"seconds": dt, "signatures": len(sets), "bad": len(bad),
-            "per_signature_us": dt / max(1, len(sets)) * 1e6}
+    chunks = [(sets[i:i + chunk],) for i in range(0, len(sets), chunk)]
+    res, dt, cpu = _in_pool(jobs, verify._bls_chunk, chunks)
+    bad = [i for b in res for i in b]
+    return {"seconds": dt, "cpu": cpu, "signatures": len(sets), "bad": len(bad),
+            "per_signature_us": dt / max(1, len(sets)) * 1e6,
+            "cpu_per_signature_us": cpu / max(1, len(sets)) * 1e6}
+
+
+def hashing_only(path: str, network: str, jobs: int) -> dict:
+    """Decompress and hash every block (the facts `era verify` computes in its workers)."""
+    from era_tools.config import get_network
+    from era_tools.era import EraReader
+    from era_tools import verify
+
+    net = get_network(network)
+    with EraReader(path) as r:
+        slots = r.block_slots()
+    chunks = [(path, net, slots[i:i + verify.FACTS_CHUNK])
+              for i in range(0, len(slots), verify.FACTS_CHUNK)]
+    res, dt, cpu = _in_pool(jobs, verify._facts_task, chunks)
+    n = sum(len(x) for x in res)
+    return {"seconds": dt, "cpu": cpu, "blocks": n, "cpu_per_block_ms": cpu / max(1, n) * 1e3}
 
 
 def bench_backends(n: int) -> list[dict]:
@@ -147,7 +232,10 @@ def main() -> int:
         print(json.dumps(run_level(args.path, args._child, args.jobs, args.network)))
         return 0
     path = args.path or str(sorted((ROOT / "bench_out").glob("*.era"))[-1])
-    print(f"era file: {path} ({os.path.getsize(path) / 1e6:.0f} MB), jobs={args.jobs}")
+    from era_tools import _sha256
+
+    print(f"era file: {path} ({os.path.getsize(path) / 1e6:.0f} MB), jobs={args.jobs}, "
+          f"SHA-256: {_sha256.BACKEND}, {loadavg()}")
     results = []
     for level in args.levels.split(","):
         out = subprocess.run([sys.executable, __file__, path, "--_child", level, "--jobs",
@@ -156,11 +244,20 @@ def main() -> int:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(r)
         print(f"  {level:<11} {r['seconds']:7.2f} s  {r['blocks_per_s']:8.0f} blocks/s  "
-              f"peak RSS {r['peak_rss_mb']:6.0f} MB  {r['line']}")
+              f"peak RSS {r['peak_rss_mb']:6.0f} MB  {r['line']}  ({loadavg()})")
     sets = collect_sets(path, args.network)
     floor = bls_floor(sets, args.jobs)
     print(f"  BLS-only floor: {floor['seconds']:.2f} s for {floor['signatures']} signatures "
-          f"({floor['per_signature_us']:.0f} us each, {args.jobs} processes)")
+          f"({floor['per_signature_us']:.0f} us each, {args.jobs} processes; "
+          f"CPU {floor['cpu']:.1f} s = {floor['cpu_per_signature_us']:.0f} us/signature)  "
+          f"({loadavg()})")
+    hs = hashing_only(path, args.network, args.jobs)
+    print(f"  block hashing only: {hs['seconds']:.2f} s for {hs['blocks']} blocks "
+          f"({args.jobs} processes; CPU {hs['cpu']:.1f} s = {hs['cpu_per_block_ms']:.2f} ms/block)"
+          f"  ({loadavg()})")
+    cores = min(args.jobs, os.cpu_count() or 1)
+    print(f"  idle-machine lower bound for signatures: (BLS CPU + hashing CPU) / {cores} cores = "
+          f"{(floor['cpu'] + hs['cpu']) / cores:.2f} s")
     sig = next((r for r in results if r["level"] == "signatures"), None)
     if sig:
         print(f"  signatures level / BLS floor = {sig['seconds'] / floor['seconds']:.2f}x")
