@@ -315,3 +315,61 @@ def test_truncated_and_garbage_files_fail_structure(sample_dir, network, tmp_pat
     p.write_bytes(b"\x00" * 100)
     r = verify_file(p, network, "signatures")
     assert r.first_failure().level == "structure"
+
+
+@pytest.mark.parametrize("level", ["structure", "signatures"])
+def test_one_file_with_a_pool_hashes_blocks_in_workers(sample_dir, network, tmp_path,
+                                                       monkeypatch, level):
+    """One file, jobs=2: block decoding/hashing goes to the pool in chunks (each worker reads
+    its slots from the file itself); the report is the one computed in-process, failures and
+    all, and progress still counts every block."""
+    import era_tools.verify as verify_mod
+
+    era, blocks, state = read_era(sample_dir / ERA3)
+    slots = sorted(blocks)
+    raw = bytearray(blocks[slots[5]])
+    raw[4 + 50] ^= 0x04  # bad signature
+    blocks[slots[5]] = bytes(raw)
+    blocks[slots[30]] = _mutated(blocks, slots[30], network)  # wrong root
+    blocks[slots[40]] = blocks[slots[40]][:150]  # does not decode
+    path = write_era(tmp_path, era, blocks, state, ERA3)
+    want = verify_file(path, network, level)  # in-process, no pool
+    monkeypatch.setattr(verify_mod, "FACTS_CHUNK", 8)  # the 64-slot era gets 8 worker tasks
+    submitted = []
+    seen = []
+    with verify_mod.cf.ProcessPoolExecutor(2, mp_context=verify_mod._mp_context()) as pool:
+        real_submit = pool.submit
+
+        def submit(fn, *args):
+            submitted.append(fn.__name__)
+            return real_submit(fn, *args)
+
+        pool.submit = submit
+        got = verify_file(path, network, level, progress=seen.append, bls_pool=pool)
+    assert submitted.count("_facts_task") == -(-len(slots) // 8)
+    assert [f.to_dict() for f in got.failures] == [f.to_dict() for f in want.failures]
+    assert got.checks == want.checks
+    assert sum(seen) == len(slots)
+    failed = {(f.level, f.check, f.slot) for f in got.failures}
+    assert ("structure", "blocks_decode", slots[40]) in failed
+    if level == "signatures":
+        assert ("roots", "block_roots", slots[30]) in failed
+        assert ("signatures", "proposer_signatures", slots[5]) in failed
+
+
+def test_worker_reopens_a_replaced_file(sample_dir, network, tmp_path):
+    """A pool worker keeps its era file open between chunks, but not across a replaced file."""
+    import era_tools.verify as verify_mod
+
+    path = tmp_path / ERA3
+    shutil.copy(sample_dir / ERA3, path)
+    with EraReader(path) as r:
+        slots = r.block_slots()
+    first = verify_mod._facts_task(str(path), network, slots[:4])
+    era, blocks, state = read_era(path)
+    blocks[slots[0]] = blocks[slots[1]]
+    os.remove(path)
+    write_era(tmp_path, era, blocks, state, ERA3)
+    again = verify_mod._facts_task(str(path), network, slots[:4])
+    assert first[0][4] != again[0][4] and again[0][4] == first[1][4]
+    assert again[0][2] == slots[1]  # the donor block's own slot
