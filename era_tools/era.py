@@ -473,6 +473,76 @@ class EraWriter:
         self._positions[slot - self.start_slot] = self._pos
         self._write(e2store.encode_record(COMPRESSED_SIGNED_BEACON_BLOCK, data))
 
+    def copy_block_records(self, slots, offsets, src_fd: int, src_offset: int,
+                           length: int) -> None:
+        """Copy `length` bytes of consecutive whole CompressedSignedBeaconBlock records from
+        file descriptor `src_fd` at `src_offset` unchanged (os.copy_file_range: no copy
+        through user space where the OS allows it).  The record of slots[i] starts at
+        offsets[i] within those bytes; slots ascend and follow the blocks already written.
+        The caller has checked the record headers (type, length) in the source."""
+        slots = [int(x) for x in slots]
+        if self.era == 0:
+            raise FormatError("era 0 holds no blocks")
+        if self._state_prefix is not None:
+            raise FormatError("blocks must be written before the state")
+        if not slots or len(slots) != len(offsets):
+            raise ValueError("one offset per slot, at least one slot")
+        if slots[0] <= self._last_slot or any(b <= a for a, b in zip(slots, slots[1:])):
+            raise FormatError(f"slots {slots[0]}..{slots[-1]} written out of order (after "
+                              f"slot {self._last_slot})")
+        if not (self.start_slot <= slots[0] and slots[-1] < self.state_slot):
+            raise FormatError(f"slots {slots[0]}..{slots[-1]} are outside era {self.era} "
+                              f"[{self.start_slot}, {self.state_slot - 1}]")
+        pos = self._pos
+        self._copy_from(src_fd, src_offset, length)
+        for slot, off in zip(slots, offsets):
+            self._positions[slot - self.start_slot] = pos + int(off)
+        self._last_slot = slots[-1]
+
+    def copy_state_record(self, src_fd: int, record_offset: int, prefix: bytes) -> int:
+        """Copy the whole CompressedBeaconState record at `record_offset` of file descriptor
+        `src_fd` unchanged (os.copy_file_range where the OS allows it).  `prefix`: the first
+        state_prefix_size(SPHR) bytes of its decompressed SSZ (names the file).  Returns the
+        record's size."""
+        if self._state_prefix is not None:
+            raise FormatError("the state was already written")
+        rec = e2store.decode_header(os.pread(src_fd, HEADER_SIZE, record_offset),
+                                    record_offset, os.fstat(src_fd).st_size, "state source")
+        if rec.type != COMPRESSED_BEACON_STATE:
+            raise FormatError(f"state source: offset {record_offset}: a "
+                              f"{e2store.type_name(rec.type)} record, not a "
+                              "CompressedBeaconState")
+        head = StateHead.parse(prefix, self.sphr, f"era {self.era} state")
+        if head.slot != self.state_slot:
+            raise FormatError(f"era {self.era}: state slot {head.slot}, expected "
+                              f"{self.state_slot}")
+        self._state_prefix = bytes(prefix)
+        self._state_head = head
+        self._state_pos = self._pos
+        self._copy_from(src_fd, record_offset, HEADER_SIZE + rec.length)
+        return HEADER_SIZE + rec.length
+
+    def _copy_from(self, src_fd: int, src_offset: int, length: int) -> None:
+        """Append `length` bytes of `src_fd` at `src_offset` to the file."""
+        self._f.flush()
+        dst, pos, done = self._f.fileno(), self._pos, 0
+        while done < length:
+            try:
+                n = os.copy_file_range(src_fd, dst, length - done, src_offset + done,
+                                       pos + done)
+            except (AttributeError, OSError):  # no copy_file_range here: through a buffer
+                n = os.pwrite(dst, os.pread(src_fd, min(length - done, 1 << 24),
+                                            src_offset + done), pos + done)
+            if n <= 0:
+                raise FormatError(f"offset {src_offset + done}: source ended {length - done} "
+                                  "bytes early while copying records")
+            done += n
+        self._f.seek(pos + length)
+        if self.fsync and hasattr(os, "posix_fadvise"):
+            # start writing these pages back now, so the final fsync has less left to wait for
+            os.posix_fadvise(dst, pos, length, os.POSIX_FADV_DONTNEED)
+        self._pos += length
+
     def set_state(self, ssz: bytes | None = None, framed: bytes | None = None) -> None:
         if self._state_prefix is not None:
             raise FormatError("the state was already written")

@@ -15,9 +15,10 @@ import signal
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import framing
+from . import e2store, framing
+from .e2store import HEADER_SIZE
 from .era import EraWriter, StateHead, era_file_name, state_prefix_size
-from .errors import StoreError
+from .errors import FormatError, StoreError
 from .store import ChainStore, schema
 
 # Crash-test hook: SIGKILL this process after writing N block records in total.
@@ -58,8 +59,122 @@ def exportable_range(store: ChainStore) -> tuple[int, int] | None:
 def expected_name(store: ChainStore, era: int, state_framed: bytes) -> str:
     prefix = framing.decompress_prefix(state_framed, state_prefix_size(store.sphr),
                                        where=f"{store.path}: state slot {era * store.sphr}")
+    return _name_from_prefix(store, era, prefix)
+
+
+def _name_from_prefix(store: ChainStore, era: int, prefix: bytes) -> str:
     head = StateHead.parse(prefix, store.sphr, f"{store.path}: state slot {era * store.sphr}")
     return era_file_name(store.network.config_name, era, head.short_root(era))
+
+
+def _open_referenced(path: str, size: int):
+    """Open a referenced era file, checking it still has its front-fill size."""
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise StoreError(f"{path}: referenced era file cannot be opened: {exc.strerror}") \
+            from exc
+    actual = os.fstat(f.fileno()).st_size
+    if actual != size:
+        f.close()
+        raise StoreError(f"{path}: referenced era file changed size ({actual} bytes, "
+                         f"{size} when front-filled)")
+    return f
+
+
+def _state_prefix_from_file(store: ChainStore, era: int, path: str, size: int,
+                            offset: int) -> bytes:
+    """The decompressed front of the referenced state record (block_roots, state_roots: what
+    names the file), reading only the chunks that hold it when the framing allows."""
+    need = state_prefix_size(store.sphr)
+    where = f"{path}: state slot {era * store.sphr}"
+    with _open_referenced(path, size) as f:
+        rec = e2store.read_header(f, offset, size, path)
+        if rec.type != e2store.COMPRESSED_BEACON_STATE:
+            raise StoreError(f"{path}: offset {offset}: state slot {era * store.sphr} "
+                             f"reference points at a {e2store.type_name(rec.type)} record")
+        # snappy's worst case is 32 + n + n/6 bytes per 64 KiB chunk, plus 8 of chunk header
+        guess = 10 + (need // 65536 + 2) * (8 + 32 + 65536 + 65536 // 6 + 1)
+        if guess < rec.length:
+            try:
+                part = os.pread(f.fileno(), guess, rec.data_offset)
+                prefix = framing.decompress_prefix(part, need, where=where,
+                                                   base=rec.data_offset)
+                if len(prefix) >= need:
+                    return prefix
+            except FormatError:
+                pass  # smaller chunks than 64 KiB: read the whole record
+        return framing.decompress_prefix(e2store.read_data(f, rec), need, where=where,
+                                         base=rec.data_offset)
+
+
+_RUN_BYTES = 64 << 20  # at most this much per copy_file_range run
+
+
+def _copy_blocks_from_era_file(w: EraWriter, path: str, size: int, slots, offsets,
+                               where: str):
+    """Copy the block records at `offsets` of era file `path` into `w`, unchanged, in runs of
+    adjacent records (one os.copy_file_range each).  Every record header is checked first
+    (type CompressedSignedBeaconBlock, reserved bytes zero, inside the file), all at once with
+    numpy over a read-only map of the file.  Yields (records, bytes) per run."""
+    import mmap
+
+    import numpy as np
+
+    offsets = np.asarray(offsets, dtype=np.int64)
+    slots = np.asarray(slots, dtype=np.int64)
+    if not len(offsets):
+        return
+    with _open_referenced(path, size) as f:
+        if offsets.min() < 0 or offsets.max() + HEADER_SIZE > size:
+            raise StoreError(f"{where}: a block reference points outside {path} "
+                             f"({size} bytes)")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            buf = np.frombuffer(mm, dtype=np.uint8)
+            hdr = buf[offsets[:, None] + np.arange(HEADER_SIZE)]
+            del buf
+        types = hdr[:, 0].astype(np.uint16) | (hdr[:, 1].astype(np.uint16) << 8)
+        lengths = hdr[:, 2:6].copy().view("<u4").ravel().astype(np.int64)
+        ends = offsets + HEADER_SIZE + lengths
+        want = int.from_bytes(e2store.COMPRESSED_SIGNED_BEACON_BLOCK, "little")
+        bad = np.flatnonzero((types != want) | (hdr[:, 6] != 0) | (hdr[:, 7] != 0) |
+                             (ends > size))
+        if len(bad):
+            i = int(bad[0])
+            raise StoreError(f"{path}: offset {int(offsets[i])}: the reference for the block "
+                             f"at slot {int(slots[i])} does not point at a whole "
+                             "CompressedSignedBeaconBlock record")
+        # runs of adjacent records, each at most _RUN_BYTES (unless one record is bigger)
+        adjacent = (offsets[1:] == ends[:-1]).tolist() + [False]
+        ends_l, offs_l = ends.tolist(), offsets.tolist()
+        i, n = 0, len(offs_l)
+        while i < n:
+            j, run_start = i, offs_l[i]
+            while adjacent[j] and ends_l[j + 1] - run_start <= _RUN_BYTES:
+                j += 1
+            length = ends_l[j] - run_start
+            w.copy_block_records(slots[i:j + 1], offsets[i:j + 1] - run_start, f.fileno(),
+                                 run_start, length)
+            yield j + 1 - i, length
+            i = j + 1
+
+
+def _write_blocks_from_index(store: ChainStore, w: EraWriter, start: int, end: int,
+                             res: ExportResult, records: int) -> int:
+    """Write the blocks of [start, end] as the index names them (LevelDB values or
+    references), framed bytes unchanged.  Returns the running record count."""
+    for k, root in store.iter_index(start, end):
+        if not root:
+            continue
+        framed = store.get_block_framed(bytes(root))
+        if framed is None:
+            raise StoreError(f"{store.path}: block {root.hex()} is indexed but not stored")
+        w.add_block(schema.slot_of_key(k), framed=framed)
+        res.bytes_written += len(framed) + 8
+        records += 1
+        if _KILL_AFTER_RECORDS and records >= _KILL_AFTER_RECORDS:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return records
 
 
 def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int | None = None,
@@ -89,8 +204,14 @@ def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int 
             if progress:
                 progress(1)
             continue
-        state_framed = store.get_state_framed(era * store.sphr)
-        name = expected_name(store, era, state_framed)
+        state_src = store.state_file_record(era * store.sphr)
+        if state_src is not None:  # a reference: read only the front, copy the record later
+            state_framed = None
+            state_prefix = _state_prefix_from_file(store, era, *state_src)
+            name = _name_from_prefix(store, era, state_prefix)
+        else:
+            state_framed = store.get_state_framed(era * store.sphr)
+            name = expected_name(store, era, state_framed)
         final = os.path.join(out_dir, name)
         if os.path.exists(final):
             res.skipped.append(final)
@@ -106,21 +227,22 @@ def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int 
         try:
             if era > 0:
                 start, end = (era - 1) * store.sphr, era * store.sphr - 1
-                for k, root in store.iter_index(start, end):
-                    if not root:
-                        continue
-                    framed = store.get_block_framed(bytes(root))
-                    if framed is None:
-                        raise StoreError(f"{store.path}: block {root.hex()} is indexed but "
-                                         "not stored")
-                    slot = schema.slot_of_key(k)
-                    w.add_block(slot, framed=framed)
-                    res.bytes_written += len(framed) + 8
-                    records += 1
-                    if _KILL_AFTER_RECORDS and records >= _KILL_AFTER_RECORDS:
-                        os.kill(os.getpid(), signal.SIGKILL)
-            w.set_state(framed=state_framed)
-            res.bytes_written += len(state_framed) + 8
+                src = store.era_file_blocks(start, end)
+                if src is not None:  # front-filled by reference: copy the records through
+                    for n, nbytes in _copy_blocks_from_era_file(w, *src, store.path):
+                        res.bytes_written += nbytes
+                        records += n
+                        if _KILL_AFTER_RECORDS and records >= _KILL_AFTER_RECORDS:
+                            os.kill(os.getpid(), signal.SIGKILL)
+                else:
+                    records = _write_blocks_from_index(store, w, start, end, res, records)
+            if state_framed is None:
+                path, _size, off = state_src
+                with _open_referenced(path, _size) as f:
+                    res.bytes_written += w.copy_state_record(f.fileno(), off, state_prefix)
+            else:
+                w.set_state(framed=state_framed)
+                res.bytes_written += len(state_framed) + 8
             path = w.finish()
         except BaseException:
             w.abort()

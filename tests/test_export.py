@@ -96,3 +96,107 @@ def test_export_and_status_beside_a_process_holding_the_store(tmp_path, era_copy
         assert contents_equal(str(out / n), str(sample_dir / n))
     assert len(os.listdir(out)) == 4
     assert not [n for n in os.listdir(tmp_path) if ".snapshot-" in n]
+
+
+def _ref_store(tmp_path, era_copy, *eras):
+    files = [era_copy / n for n in sorted(os.listdir(era_copy))
+             if n.endswith(".era") and int(n.split("-")[1]) in eras]
+    res = run("frontfill", "--db", tmp_path / "db", *files)  # reference mode: era tables
+    assert res.exit_code == 0, res.output
+    return files
+
+
+def test_reference_export_copies_records_in_runs(tmp_path, era_copy, sample_dir, monkeypatch):
+    """From a reference-mode store, export copies the block records straight from the era
+    files (in runs of adjacent records) and the state record too; any run size gives the same
+    files."""
+    from era_tools import export as export_mod
+
+    _ref_store(tmp_path, era_copy, 0, 1, 2, 3)
+    with ChainStore.open(tmp_path / "db", readonly=True) as s:
+        src = s.era_file_blocks(64, 127)
+        assert src is not None and len(src[2]) == len(src[3]) > 1
+        assert s.state_file_record(128) is not None
+        res = export_mod.export(s, tmp_path / "big")
+        assert len(res.written) == 4
+        # bytes_written counts the block and state records: each file adds its Version
+        # record (8), the state index (8 + 24) and, after era 0, the block index (8 + 8*64 + 16)
+        overhead = sum(8 + 32 + (0 if "-00000-" in p else 8 + 8 * 64 + 16)
+                       for p in res.written)
+        assert res.bytes_written == sum(os.path.getsize(p) for p in res.written) - overhead
+        monkeypatch.setattr(export_mod, "_RUN_BYTES", 1)  # one record per run
+        res1 = export_mod.export(s, tmp_path / "small")
+    for p in res.written:
+        n = os.path.basename(p)
+        assert contents_equal(p, str(sample_dir / n))
+        assert contents_equal(str(tmp_path / "small" / n), str(sample_dir / n))
+    assert res1.bytes_written == res.bytes_written
+
+
+def test_reference_export_refuses_a_changed_era_file(tmp_path, era_copy):
+    files = _ref_store(tmp_path, era_copy, 0, 1, 2)
+    with open(files[2], "ab") as f:
+        f.write(b"\0" * 8)  # era 2's file grew after front-fill
+    res = run("export", "--db", tmp_path / "db", "--out", tmp_path / "out")
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == (
+        f"error: {files[2]}: referenced era file changed size "
+        f"({os.path.getsize(files[2])} bytes, {os.path.getsize(files[2]) - 8} when "
+        "front-filled)")
+    assert not [n for n in os.listdir(tmp_path / "out") if n.endswith(".tmp")]
+    assert sorted(os.listdir(tmp_path / "out")) == ["minimal-00000-83431ec7.era",
+                                                    "minimal-00001-3a1e96ab.era"]
+
+
+def test_reference_export_checks_every_record_header(tmp_path, era_copy):
+    """A block record overwritten in place (same size) is caught before anything is copied."""
+    from era_tools.era import EraReader
+
+    files = _ref_store(tmp_path, era_copy, 0, 1, 2)
+    with EraReader(files[2]) as r:
+        slot = r.block_slots()[3]
+        pos = r.block_record(slot).offset
+    with open(files[2], "r+b") as f:
+        f.seek(pos)
+        f.write(b"\x02\x00")  # the record now claims to be a state
+    res = run("export", "--db", tmp_path / "db", "--out", tmp_path / "out")
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == (
+        f"error: {files[2]}: offset {pos}: the reference for the block at slot {slot} does "
+        "not point at a whole CompressedSignedBeaconBlock record")
+    assert "minimal-00002-c3ec0173.era" not in os.listdir(tmp_path / "out")
+    assert not [n for n in os.listdir(tmp_path / "out") if n.endswith(".tmp")]
+
+
+def test_state_front_read_from_a_big_or_small_chunked_state_record(tmp_path, network):
+    """export reads only the chunks holding a referenced state's front when the record is big
+    (and falls back to the whole record when the chunks are smaller than 64 KiB)."""
+    from era_tools import framing
+    from era_tools.era import EraWriter, state_prefix_size
+    from era_tools.export import _state_prefix_from_file
+
+    sphr = network.slots_per_historical_root
+    state = bytearray(state_prefix_size(sphr) + 600_000)
+    state[8:40] = network.genesis_validators_root
+    state[40:48] = (3 * sphr).to_bytes(8, "little")
+    state[176:176 + 64 * sphr] = os.urandom(64 * sphr)
+    state[176 + 64 * sphr:] = os.urandom(600_000)
+    state = bytes(state)
+    small = b"".join(framing.compress(state[i:i + 1000]) for i in range(0, len(state), 1000))
+    for framed in (framing.compress(state), small):
+        w = EraWriter(tmp_path / ("a" if framed is small else "b"), "minimal", 3, sphr,
+                      fsync=False)
+        w.set_state(framed=framed)
+        path = w.finish()
+        from era_tools.era import EraReader
+
+        with EraReader(path) as r:
+            off = r.state_record().offset
+
+        class S:
+            pass
+
+        s = S()
+        s.sphr, s.path = sphr, "db"
+        got = _state_prefix_from_file(s, 3, path, os.path.getsize(path), off)
+        assert got[:state_prefix_size(sphr)] == state[:state_prefix_size(sphr)]

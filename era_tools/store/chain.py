@@ -465,6 +465,21 @@ class ChainStore:
         fid, off = schema.decode_ref(ref)
         return self._read_ref(fid, off, e2store.COMPRESSED_BEACON_STATE, f"state slot {slot}")
 
+    def state_file_record(self, slot: int):
+        """When the state at `slot` is stored as a reference into an era file (and not inline):
+        (era file path, file size, record offset).  Else None."""
+        if self.kv.get(schema.state_key(slot)) is not None:
+            return None
+        ref = self.kv.get(schema.state_ref_key(slot))
+        if ref is None:
+            return None
+        fid, off = schema.decode_ref(ref)
+        info = self._files.get(fid)
+        if info is None:
+            raise StoreError(f"{self.path}: state slot {slot} references unknown era file id "
+                             f"{fid}")
+        return info["path"], info["size"], off
+
     def get_state(self, slot: int) -> bytes | None:
         """The uncompressed SSZ of the era-boundary state at `slot`, if stored."""
         framed = self.get_state_framed(slot)
