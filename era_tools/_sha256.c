@@ -72,6 +72,8 @@ static void hash64_openssl(const unsigned char *in, unsigned char *out)
  * message schedule (W + K) is computed once at import.  Chosen at import after a self-test
  * against OpenSSL; OpenSSL's block function otherwise.
  */
+static int use_shani = 0; /* set by init_shani() */
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -88,7 +90,6 @@ static const uint32_t K256[64] = {
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
 static uint32_t PAD_WK[64] __attribute__((aligned(16))); /* W + K of the padding block */
-static int use_shani = 0;
 
 /* W + K (16 groups of 4 words) of one 64-byte block. */
 __attribute__((target("sha,sse4.1,ssse3")))
