@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -40,4 +41,4 @@ def progress_bar(total: int, desc: str, unit: str = "it", disable: bool | None =
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, disable=disable, leave=False,
-                dynamic_ncols=True, file=click.get_text_stream("stderr"))
+                dynamic_ncols=True, file=sys.stderr)

@@ -117,4 +117,4 @@ def extract(file, slot, want_state, fmt, output, network_name, config_path):
     elif fmt == "ssz" and sys.stdout.isatty():
         raise click.UsageError("refusing to write binary SSZ to a terminal; use -o FILE")
     else:
-        click.get_binary_stream("stdout").write(out)
+        sys.stdout.buffer.write(out)

@@ -130,7 +130,7 @@ class _Progress:
         from tqdm import tqdm
 
         return tqdm(unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-                    dynamic_ncols=True, file=click.get_text_stream("stderr"), **kw)
+                    dynamic_ncols=True, file=sys.stderr, **kw)
 
     def event(self, kind, **info):
         if kind in ("warning",):

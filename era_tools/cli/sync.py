@@ -3,6 +3,8 @@ fill it downwards from peers."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from . import main
@@ -123,7 +125,7 @@ def backfill(db, peers, to_slot, workers, max_rate, timeout, bls_procs, status_e
 
         def status(line):
             if not as_json:
-                bar.write(line, file=click.get_text_stream("stderr"))
+                bar.write(line, file=sys.stderr)
 
         try:
             with bar:
