@@ -233,7 +233,7 @@ def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int
     if slot > 0:
         _check_block_roots(store, head, slot, resp.url)
     b = store.batch()
-    b.put_state(slot, framing.compress(resp.ssz))
+    b.put_state_file(slot, framing.compress(resp.ssz))  # a file beside the tables
     store.commit(b)
     res.states += 1
     res.bytes += len(resp.ssz)

@@ -199,3 +199,43 @@ def test_malformed_block_is_one_clear_error_and_commits_nothing(server, tmp_path
         f"error: {server.url}/eth/v2/beacon/blocks/18: SignedBeaconBlock message offset 101, "
         "expected 100")
     assert dump(str(db)) == []
+
+
+def test_states_are_files_beside_the_tables(server, tmp_path, sample_dir):
+    """pull keeps era-boundary states out of LevelDB: each is an e2store file in
+    <db>/states/, written before the batch that references it; the store can be moved, read
+    beside a writer, and a stale file left by a killed run is replaced."""
+    from era_tools.era import EraReader
+    from era_tools.era import contents_equal as same
+    from era_tools.store import schema
+
+    db = tmp_path / "db"
+    os.makedirs(db / "states")
+    (db / "states" / "000000000128.e2s").write_bytes(b"left by a killed run")
+    res = run("pull", "--beacon-api", server.url, "--db", db, "--to-slot", 192)
+    assert res.exit_code == 0, res.output
+    assert sorted(os.listdir(db / "states")) == [f"{s:012d}.e2s" for s in (0, 64, 128, 192)]
+    with ChainStore.open(db, readonly=True) as s:
+        stats = s.table_stats()
+        assert stats["states"]["entries"] == 0 and stats["state_refs"]["entries"] == 4
+        assert [json.loads(v)["path"] for _k, v in s.kv.iterate(schema.P_FILE)] == [
+            f"states/{x:012d}.e2s" for x in (0, 64, 128, 192)]
+        assert s.disk_bytes() > sum(os.path.getsize(db / "states" / n)
+                                    for n in os.listdir(db / "states"))
+    moved = tmp_path / "moved"
+    os.rename(db, moved)
+    holder = ChainStore.open(moved)  # holds the LevelDB lock: the next open is a snapshot
+    try:
+        with ChainStore.open(moved, readonly=True) as s:
+            assert s.kv.snapshot_dir is not None
+            with EraReader(sample_dir / "minimal-00002-c3ec0173.era") as r:
+                assert s.get_state(128) == r.state_ssz()
+        res = run("export", "--db", moved, "--out", tmp_path / "out")
+        assert res.exit_code == 0, res.output
+    finally:
+        holder.close()
+    names = sorted(os.listdir(tmp_path / "out"))
+    assert names == sorted(n for n in os.listdir(sample_dir)
+                           if n.endswith(".era") and int(n.split("-")[1]) <= 3)
+    for n in names:
+        assert same(str(tmp_path / "out" / n), str(sample_dir / n))

@@ -33,6 +33,8 @@ from . import schema
 from .db import KV
 from .schema import Anchor
 
+STATES_DIR = "states"  # era-boundary state files of put_state_file, inside the store directory
+
 
 def _network_identity(net: Network) -> dict:
     return {"config_name": net.config_name, "preset_base": net.preset_base,
@@ -180,17 +182,56 @@ class Batch:
     def put_state_ref(self, slot: int, file_id: int, record_offset: int) -> None:
         self.puts[schema.state_ref_key(slot)] = schema.encode_ref(file_id, record_offset)
 
+    def put_state_file(self, slot: int, framed: bytes) -> None:
+        """Store an era-boundary state as a file inside the store directory rather than as a
+        LevelDB value (mainnet states are hundreds of MB; LevelDB would rewrite them on every
+        compaction): `<store>/states/<slot:012d>.e2s`, an e2store file holding a Version
+        record and one CompressedBeaconState record with `framed` as its data.
+
+        The file is written now (tmp + fsync + rename + directory fsync), before the batch
+        that references it (an `S` reference and an `f` entry, path relative to the store)
+        commits.  A run killed in between leaves a file nothing references; the rerun, which
+        finds no state at that slot, replaces it."""
+        if self.store.readonly:
+            raise StoreError(f"{self.store.path}: the store is open read-only")
+        d = os.path.join(self.store.path, STATES_DIR)
+        final = os.path.join(d, f"{slot:012d}.e2s")
+        tmp = final + ".tmp"
+        try:
+            os.makedirs(d, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(e2store.encode_record(e2store.VERSION, b""))
+                f.write(e2store.encode_header(e2store.COMPRESSED_BEACON_STATE, len(framed)))
+                f.write(framed)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            fd = os.open(d, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StoreError(f"{final}: cannot write the state file: {exc.strerror}") from exc
+        self.put_state_ref(slot, self.file_id(final), e2store.HEADER_SIZE)
+
     def file_id(self, path: str) -> int:
-        """The id of a referenced era file, registering it in this batch if new."""
+        """The id of a referenced era file, registering it in this batch if new.  A file
+        inside the store directory is recorded by its path relative to the store."""
         path = os.path.abspath(path)
-        fid = self.store._file_ids.get(path) or self.new_files.get(path)
+        fid = self.store._file_ids.get(path)
+        if fid is None:
+            fid = self.new_files.get(path)
         if fid is not None:
             return fid
         fid = self.store._next_file_id + len(self.new_files)
         self.new_files[path] = fid
         st = os.stat(path)
+        home = os.path.abspath(self.store.path)
+        stored = os.path.relpath(path, home) if os.path.commonpath([path, home]) == home \
+            else path
         self.puts[schema.file_key(fid)] = json.dumps(
-            {"path": path, "name": os.path.basename(path), "size": st.st_size}).encode()
+            {"path": stored, "name": os.path.basename(path), "size": st.st_size}).encode()
         return fid
 
     def cover(self, first: int, last: int) -> None:
@@ -217,10 +258,17 @@ class ChainStore:
         self.schema_version = schema.SCHEMA_VERSION
         for k, v in kv.iterate(schema.P_FILE):
             fid = schema.file_id_of_key(k)
-            info = json.loads(v)
+            info = self._file_info(v)
             self._files[fid] = info
             self._file_ids[info["path"]] = fid
         self._next_file_id = max(self._files, default=-1) + 1
+
+    def _file_info(self, value: bytes) -> dict:
+        """An `f` entry, its path made absolute (relative paths are inside the store)."""
+        info = json.loads(value)
+        if not os.path.isabs(info["path"]):
+            info["path"] = os.path.join(os.path.abspath(self.path), info["path"])
+        return info
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -563,7 +611,7 @@ class ChainStore:
         self._pending_meta = {}
         self._file_ids.update(b.new_files)
         for path, fid in b.new_files.items():
-            self._files[fid] = json.loads(puts[schema.file_key(fid)])
+            self._files[fid] = self._file_info(puts[schema.file_key(fid)])
         self._next_file_id += len(b.new_files)
 
     def _next_anchor(self, b: Batch) -> Anchor:
@@ -625,12 +673,20 @@ class ChainStore:
         return out
 
     def disk_bytes(self) -> int:
+        """Bytes on disk: the LevelDB files and the state files inside the store."""
         total = 0
-        for n in os.listdir(self.path):
+        for d in (self.path, os.path.join(self.path, STATES_DIR)):
             try:
-                total += os.path.getsize(os.path.join(self.path, n))
+                names = os.listdir(d)
             except OSError:
-                pass
+                continue
+            for n in names:
+                p = os.path.join(d, n)
+                try:
+                    if os.path.isfile(p):
+                        total += os.path.getsize(p)
+                except OSError:
+                    pass
         return total
 
 

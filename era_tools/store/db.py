@@ -180,6 +180,8 @@ def _copy_leveldb(src: str, dst: str) -> bool:
         if n in ("LOCK", "LOG", "LOG.old") or n.startswith("."):
             continue
         s, d = os.path.join(src, n), os.path.join(dst, n)
+        if os.path.isdir(s):
+            continue  # not LevelDB's (the chain store's state files live in states/)
         num = _file_number(n)
         if n.endswith((".ldb", ".sst")) and num is not None and num < link_below:
             try:
