@@ -29,7 +29,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from .era import parse_era_file_name
+from .era import fsync_dir, parse_era_file_name
 from .errors import EraToolsError, FormatError, PeerError, VerificationError
 from .serve import client
 
@@ -469,19 +469,6 @@ def _unstage(dest: str) -> None:
             os.unlink(os.path.join(stage, name))
 
 
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 async def _download_async(url, dest, from_era, to_era, jobs, level, network, network_loader,
                           emit) -> Report:
     rep = Report(verified_level=level)
@@ -585,7 +572,7 @@ async def _download_async(url, dest, from_era, to_era, jobs, level, network, net
                     emit("done", name=rf.name, status="bad", error=why)
                     return
                 os.replace(staged, final)
-                _fsync_dir(dest)
+                fsync_dir(dest)
                 rep.downloaded.append(rf.name)
                 emit("done", name=rf.name, status="ok")
 

@@ -591,7 +591,7 @@ class EraWriter:
         else:
             os.replace(self.tmp_path, final)
             if self.fsync:
-                _fsync_dir(self.out_dir)
+                fsync_dir(self.out_dir)
         self.path = final
         return final
 
@@ -614,12 +614,15 @@ class EraWriter:
             self.abort()
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
+    """Make a rename in `path` durable (best effort where directories can't be fsynced)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
         os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
