@@ -36,6 +36,7 @@ from .config import Network
 from .era import EraReader, era_files_in, parse_era_file_name
 from .errors import ConfigError, EraToolsError, FormatError, hex0x
 from .signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root
+from .ssz.fast import container_field_ranges, hash_tree_root_bytes
 
 LEVELS = ("structure", "roots", "signatures", "chain")
 VALIDATOR_SIZE = 121  # pubkey 48 | withdrawal_credentials 32 | effective_balance 8 | slashed 1 | 4 epochs
@@ -45,10 +46,6 @@ FULL_STATE_DECODE_LIMIT = 1024 * 1024
 BLS_CHUNK = 256
 MAX_FAILURES_PER_FILE = 100
 
-try:  # bytes-based hash_tree_root (no objects); optional, py-ssz objects otherwise
-    from .ssz.fast import hash_tree_root_bytes as _htr_bytes
-except ImportError:  # pragma: no cover - depends on what has landed
-    _htr_bytes = None
 
 
 def level_index(level: str) -> int:
@@ -167,42 +164,12 @@ class ArchiveReport:
 
 def field_range(cls, data, name: str) -> tuple[int, int]:
     """Byte range [start, end) of top-level field `name` in the serialized container `data`
-    of py-ssz class `cls`, from the container's offset table; offsets are checked."""
-    fields = cls._meta.fields
-    n = len(data)
-    pos = 0
-    fixed_hit = None
-    var: list[tuple[str, int, int]] = []  # (name, offset, position of the offset)
-    for fname, sedes in fields:
-        if sedes.is_fixed_sized:
-            size = sedes.get_fixed_size()
-            if fname == name:
-                fixed_hit = (pos, pos + size)
-            pos += size
-        else:
-            if pos + 4 > n:
-                raise FormatError(f"{cls.__name__}: {n} bytes end inside the fixed part "
-                                  f"(field {fname} at byte {pos})")
-            var.append((fname, int.from_bytes(data[pos:pos + 4], "little"), pos))
-            pos += 4
-    fixed_end = pos
-    if fixed_end > n:
-        raise FormatError(f"{cls.__name__}: {n} bytes, shorter than its fixed part "
-                          f"({fixed_end} bytes)")
-    prev = fixed_end
-    for i, (fname, off, at) in enumerate(var):
-        if (i == 0 and off != fixed_end) or off < prev or off > n:
-            raise FormatError(f"{cls.__name__}: byte {at}: offset {off} of field {fname} is "
-                              f"out of order or outside [{prev}, {n}]")
-        prev = off
-    if not var and fixed_end != n:
-        raise FormatError(f"{cls.__name__}: {n} bytes, expected exactly {fixed_end}")
-    if fixed_hit is not None:
-        return fixed_hit
-    for i, (fname, off, _) in enumerate(var):
-        if fname == name:
-            return off, (var[i + 1][1] if i + 1 < len(var) else n)
-    raise KeyError(f"{cls.__name__} has no field {name!r}")
+    of py-ssz class `cls`, from the container's checked offset table (ssz.fast)."""
+    ranges = container_field_ranges(cls, data)
+    try:
+        return ranges[name]
+    except KeyError:
+        raise KeyError(f"{cls.__name__} has no field {name!r}") from None
 
 
 def _check_state_shape(cls, data) -> None:
@@ -228,9 +195,7 @@ def state_root(data: bytes, fork: str, preset_base: str, decoded=None) -> bytes:
     """hash_tree_root of a serialized BeaconState: the one call the chain level makes."""
     if decoded is not None:
         return ssz.hash_tree_root(decoded)
-    if _htr_bytes is not None:
-        return _htr_bytes(ssz.types_for(fork, preset_base).BeaconState, data)
-    return ssz.hash_tree_root(ssz.decode_state(data, fork, preset_base))
+    return hash_tree_root_bytes(ssz.types_for(fork, preset_base).BeaconState, data)
 
 
 def validator_pubkeys(data: bytes, fork: str, preset_base: str) -> np.ndarray:
@@ -607,16 +572,13 @@ def _block_facts(reader: EraReader, network: Network, block_slots: list[int], po
 def _decode_block_root(data: bytes, fork: str, preset: str, where: str) -> bytes:
     """Check that `data` is a well-formed SignedBeaconBlock of `fork`; return the block root.
 
-    With the bytes-based hasher (era_tools.ssz.fast), the walk that computes the root also
-    checks every offset, size, limit and bit pattern, so no objects are built; otherwise the
-    block is decoded with py-ssz (strict: canonical encodings only)."""
-    if _htr_bytes is None:
-        return ssz.block_root(ssz.decode_block(data, fork, preset, where=where))
+    The bytes-based hasher (era_tools.ssz.fast) checks every offset, size, limit and bit
+    pattern on the walk that computes the root, so no objects are built."""
     if len(data) < 100 + 84 or int.from_bytes(data[:4], "little") != 100:
         raise FormatError(f"{where}: {len(data)} bytes: SignedBeaconBlock message offset "
                           f"{int.from_bytes(data[:4], 'little') if len(data) >= 4 else None} "
                           "is not 100")
-    return _htr_bytes(ssz.types_for(fork, preset).BeaconBlock, memoryview(data)[100:])
+    return hash_tree_root_bytes(ssz.types_for(fork, preset).BeaconBlock, memoryview(data)[100:])
 
 
 def _check_records(reader: EraReader, report: FileReport) -> None:
