@@ -538,10 +538,16 @@ class EraWriter:
                                   "bytes early while copying records")
             done += n
         self._f.seek(pos + length)
-        if self.fsync and hasattr(os, "posix_fadvise"):
-            # start writing these pages back now, so the final fsync has less left to wait for
-            os.posix_fadvise(dst, pos, length, os.POSIX_FADV_DONTNEED)
         self._pos += length
+        self.start_writeback(pos)
+
+    def start_writeback(self, since: int = 0) -> None:
+        """Start writing the bytes written since offset `since` back to disk now (when the
+        writer fsyncs), so that finish()'s fsync has less left to wait for."""
+        if self.fsync and hasattr(os, "posix_fadvise"):
+            self._f.flush()
+            os.posix_fadvise(self._f.fileno(), since, self._pos - since,
+                             os.POSIX_FADV_DONTNEED)
 
     def set_state(self, ssz: bytes | None = None, framed: bytes | None = None) -> None:
         if self._state_prefix is not None:

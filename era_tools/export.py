@@ -163,6 +163,7 @@ def _write_blocks_from_index(store: ChainStore, w: EraWriter, start: int, end: i
                              res: ExportResult, records: int) -> int:
     """Write the blocks of [start, end] as the index names them (LevelDB values or
     references), framed bytes unchanged.  Returns the running record count."""
+    pending = 0  # bytes written since the last writeback hint
     for k, root in store.iter_index(start, end):
         if not root:
             continue
@@ -171,6 +172,10 @@ def _write_blocks_from_index(store: ChainStore, w: EraWriter, start: int, end: i
             raise StoreError(f"{store.path}: block {root.hex()} is indexed but not stored")
         w.add_block(schema.slot_of_key(k), framed=framed)
         res.bytes_written += len(framed) + 8
+        pending += len(framed) + 8
+        if pending >= _RUN_BYTES:
+            w.start_writeback()
+            pending = 0
         records += 1
         if _KILL_AFTER_RECORDS and records >= _KILL_AFTER_RECORDS:
             os.kill(os.getpid(), signal.SIGKILL)
