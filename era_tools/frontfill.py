@@ -55,10 +55,31 @@ class FrontfillResult:
 
 @dataclass
 class _Era:
+    """One era file.  Its reader and state head (512 KB of roots on mainnet) are held only
+    while needed, so front-filling all of mainnet (~1,600 files) keeps at most two open."""
+
     path: str
-    reader: EraReader
     era: int
-    head: StateHead
+    sphr: int
+    last_root: bytes | None = None     # block_roots at the era's last slot (era > 0)
+    reader: EraReader | None = None
+    head: StateHead | None = None
+
+    def open(self) -> tuple[EraReader, StateHead]:
+        if self.reader is None:
+            r = EraReader(self.path)
+            try:
+                self.head = r.state_head(self.sphr)
+            except BaseException:
+                r.close()
+                raise
+            self.reader = r
+        return self.reader, self.head
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+        self.reader = self.head = None
 
 
 def block_roots_check(reader: EraReader, head: StateHead, network, prev_root: bytes | None,
@@ -157,19 +178,18 @@ def frontfill(store: ChainStore, paths, mode: str = "reference", check: str = "r
     eras: list[_Era] = []
     res = FrontfillResult()
     try:
-        # -- pass 1: open every file, read its state head, check names and network ---------
+        # -- pass 1: every file's state head: names and network (then closed again) -------
         seen = {}
         for p in files:
-            r = EraReader(p)
+            e = _Era(p, -1, sphr)
+            eras.append(e)
+            r, head = e.open()
             parsed = parse_era_file_name(p)
-            era = r.era
+            era = e.era = r.era
             if r.slots_per_historical_root not in (None, sphr):
-                r.close()
                 raise VerificationError(f"{p}: SLOTS_PER_HISTORICAL_ROOT "
                                         f"{r.slots_per_historical_root}, the store's network "
                                         f"{net.config_name} has {sphr}")
-            head = r.state_head(sphr)
-            eras.append(_Era(p, r, era, head))
             if head.genesis_validators_root != store.genesis_validators_root:
                 raise VerificationError(
                     f"{p}: genesis_validators_root {hex0x(head.genesis_validators_root)} is not "
@@ -190,6 +210,9 @@ def frontfill(store: ChainStore, paths, mode: str = "reference", check: str = "r
             if era in seen:
                 raise VerificationError(f"{p}: era {era} is also given as {seen[era]}")
             seen[era] = p
+            if era > 0:
+                e.last_root = head.block_root_at(r.state_slot - 1)
+            e.close()
         eras.sort(key=lambda e: e.era)
 
         # -- pass 2: where the store already has newer history, the eras must link to it ---
@@ -204,21 +227,21 @@ def frontfill(store: ChainStore, paths, mode: str = "reference", check: str = "r
                 done = store.has_state(0)
             else:
                 done = store.is_covered(start, end) and store.has_state(state_slot)
-            if done:
+            if not done:
+                e.open()
+                _import_era(store, e, prev, mode, check, link_states, res)
+                res.eras_written.append(e.era)
+            else:
                 res.eras_skipped.append(e.era)
-                prev = e
-                if progress and e.era > 0:
-                    progress(sphr)
-                continue
-            _import_era(store, e, prev, mode, check, link_states, res)
-            res.eras_written.append(e.era)
             if progress and e.era > 0:
                 progress(sphr)
+            if prev is not None:
+                prev.close()  # keep at most this era and the one before it open
             prev = e
         return res
     finally:
         for e in eras:
-            e.reader.close()
+            e.close()
 
 
 def _check_store_links(store: ChainStore, eras: list, sphr: int) -> None:
@@ -241,7 +264,7 @@ def _check_store_links(store: ChainStore, eras: list, sphr: int) -> None:
         if first_block is None:
             continue
         _slot, parent = store.get_summary(first_block)
-        era_root = e.head.block_root_at(parent_slot)
+        era_root = e.open()[1].block_root_at(parent_slot)
         # blocks between a and the first block are empty: the era root just below `a`
         # must be that block's parent.
         if era_root != parent:
@@ -319,7 +342,7 @@ def _import_era(store: ChainStore, e: _Era, prev: _Era | None, mode: str, check:
         start, end = (e.era - 1) * sphr, state_slot - 1
         # the root just before this era: previous era in this run, else the store
         if prev is not None and prev.era == e.era - 1 and prev.era > 0:
-            prev_root = prev.head.block_root_at(start - 1)
+            prev_root = prev.last_root  # block_roots at slot start - 1
         elif start == 0:
             prev_root = None
         else:
@@ -362,7 +385,7 @@ def _import_era(store: ChainStore, e: _Era, prev: _Era | None, mode: str, check:
         if link_states:
             prev_state = None
             if prev is not None and prev.era == e.era - 1:
-                prev_state = prev.reader.state_ssz()
+                prev_state = prev.open()[0].state_ssz()
             elif store.has_state(start):
                 prev_state = store.get_state(start)
             if prev_state is not None:
