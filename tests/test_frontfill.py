@@ -183,3 +183,26 @@ def test_reference_mode_era_tables_answer_like_copy_mode(tmp_path, era_copy):
         assert list(s.iter_index(0, 1023)) == list(c.iter_index(0, 1023))
         assert s.covered_ranges() == [(0, 1023)]
         assert schema.slot_of_key(next(iter(s.iter_index(64, 64)))[0]) == 64
+
+
+def test_frontfill_keeps_at_most_two_era_files_open(tmp_path, era_copy, network):
+    """Mainnet has ~1,600 era files: front-fill must not hold them all open at once."""
+    from era_tools.frontfill import frontfill
+
+    def open_eras():
+        out = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.endswith(".era"):
+                out.append(target)
+        return out
+
+    seen = []
+    with ChainStore.open(tmp_path / "db", network) as s:
+        res = frontfill(s, [era_copy], progress=lambda n: seen.append(len(open_eras())))
+    assert len(res.eras_written) == 17 and len(seen) == 16
+    assert max(seen) <= 2
+    assert open_eras() == []
