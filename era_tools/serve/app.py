@@ -28,14 +28,13 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from .. import framing
 from ..config import Network
-from ..errors import EraToolsError, hex0x
+from ..errors import EraToolsError, FormatError, hex0x
 from ..signing import compute_fork_data_root
 from .catalog import Catalog, uvarint
+from .metrics import CONTENT_TYPE_LATEST, Stats, new_registry, render
 
 log = logging.getLogger("era_tools.serve")
 
@@ -73,6 +72,10 @@ class ApiError(Exception):
 def wants_ssz(request: web.Request) -> bool:
     """True when the Accept header prefers application/octet-stream over JSON."""
     accept = request.headers.get("Accept", "")
+    if accept == SSZ:
+        return True
+    if not accept or accept == JSON or accept == "*/*":
+        return False
     best_ssz = best_json = -1.0
     for part in accept.split(","):
         bits = [b.strip() for b in part.split(";")]
@@ -178,8 +181,7 @@ class Sources:
     def block_framed(self, slot: int) -> bytes | None:
         e = self.catalog.entry_for_block_slot(slot)
         if e is not None:
-            o = self.catalog.opened(e)
-            return o.reader.block_framed(slot)
+            return self.catalog.opened(e).block_framed(slot)
         if self.store is not None:
             root = self.store.index_entry(slot)
             if root:
@@ -477,25 +479,48 @@ async def handle_block_root(request: web.Request) -> web.Response:
                   "data": {"root": hex0x(root)}})
 
 
+def header_json(network: Network, slot: int, data: bytes) -> bytes:
+    """The /eth/v1/beacon/headers body for the SSZ SignedBeaconBlock `data`, straight from the
+    bytes: the fixed fields of the message are sliced out, body_root is hashed from the body's
+    bytes (ssz.fast, which also checks the body is well-formed SSZ) and the block root is the
+    root of the 112-byte BeaconBlockHeader they make.  No py-ssz objects."""
+    from .. import ssz
+    from ..ssz import fast
+
+    fork = network.fork_name_at_slot(slot)
+    t = ssz.types_for(fork, network.preset_base)
+    try:
+        outer = fast.container_field_ranges(t.SignedBeaconBlock, data)
+        a, b = outer["message"]
+        mv = memoryview(data)
+        msg = mv[a:b]
+        fields = fast.container_field_ranges(t.BeaconBlock, msg)
+        ba, bb = fields["body"]
+        body_root = fast.hash_tree_root_bytes(t.BeaconBlockBody, msg[ba:bb])
+        fixed = bytes(msg[:fields["state_root"][1]])        # slot | proposer | parent | state
+        root = fast.hash_tree_root_bytes(t.BeaconBlockHeader, fixed + body_root)
+        sa, sb = outer["signature"]
+        signature = bytes(mv[sa:sb])
+    except FormatError as exc:
+        raise FormatError(f"block at slot {slot}: {exc}") from exc
+    header = {"slot": str(int.from_bytes(fixed[0:8], "little")),
+              "proposer_index": str(int.from_bytes(fixed[8:16], "little")),
+              "parent_root": hex0x(fixed[16:48]), "state_root": hex0x(fixed[48:80]),
+              "body_root": hex0x(body_root)}
+    return json.dumps({"execution_optimistic": False, "finalized": True, "data": {
+        "root": hex0x(root), "canonical": True,
+        "header": {"message": header, "signature": hex0x(signature)}}}).encode()
+
+
 async def handle_header(request: web.Request) -> web.Response:
     slot, data = await _lookup_block(request)
     net = request.app[STATE]["network"]
     fork = net.fork_name_at_slot(slot)
-
-    def enc():
-        from .. import ssz
-
-        blk = _decode_block(request.app, slot, data)
-        m = blk.message
-        header = {"slot": str(m.slot), "proposer_index": str(m.proposer_index),
-                  "parent_root": hex0x(m.parent_root), "state_root": hex0x(m.state_root),
-                  "body_root": hex0x(ssz.hash_tree_root(m.body))}
-        return json.dumps({"execution_optimistic": False, "finalized": True, "data": {
-            "root": hex0x(ssz.block_root(blk)), "canonical": True,
-            "header": {"message": header, "signature": hex0x(blk.signature)}}}).encode()
-
-    return web.Response(body=await _run(enc), content_type=JSON,
-                        headers={"Eth-Consensus-Version": fork})
+    if len(data) <= INLINE_DECOMPRESS:
+        body = header_json(net, slot, data)  # tens of microseconds: cheaper than a thread hop
+    else:
+        body = await _run(header_json, net, slot, data)
+    return web.Response(body=body, content_type=JSON, headers={"Eth-Consensus-Version": fork})
 
 
 MAX_JSON_STATE = 64 * 1024 * 1024
@@ -673,7 +698,7 @@ async def handle_blocks_by_range(request: web.Request) -> web.StreamResponse:
         except EraToolsError as exc:
             log.warning("range %s+%s: %s", start, count, exc)
             buf += error_chunk(RESULT_SERVER_ERROR, str(exc))
-        app[STATE]["m_blocks"].inc(blocks)
+        app[STATE]["stats"].add_range_blocks(blocks)
         if buf:
             await resp.write(bytes(buf))
         await resp.write_eof()
@@ -686,52 +711,60 @@ async def handle_blocks_by_range(request: web.Request) -> web.StreamResponse:
 
 async def handle_metrics(request: web.Request) -> web.Response:
     reg = request.app[STATE]["registry"]
-    return web.Response(body=generate_latest(reg),
+    return web.Response(body=render(reg),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-@web.middleware
-async def _guard(request: web.Request, handler):
-    """Metrics, the in-flight cap, and the error policy (400 for bad input, JSON messages)."""
-    app = request.app
-    st = app[STATE]
-    route = request.match_info.route.resource
-    label = route.canonical if route is not None else "unmatched"
-    t0 = time.perf_counter()
-    status = 500
-    if st["inflight"] >= st["max_inflight"]:
-        status = 503
-        st["m_requests"].labels(route=label, method=request.method, status="503").inc()
-        return api_error(503, "server busy; retry later")
-    st["inflight"] += 1
-    try:
+def _guarded(handler, label: str, st: dict):
+    """`handler` wrapped with the metrics, the in-flight cap and the error policy (400 for bad
+    input, JSON messages).  One closure per route, so a request pays for no middleware chain
+    and no label lookup: the route label is fixed here."""
+    stats: Stats = st["stats"]
+    clock = time.perf_counter
+
+    async def guarded(request: web.Request):
+        t0 = clock()
+        status = 500
+        if st["inflight"] >= st["max_inflight"]:
+            stats.request(label, request.method, "503", None)
+            return api_error(503, "server busy; retry later")
+        st["inflight"] += 1
         try:
-            resp = await handler(request)
-        except ApiError as exc:
-            resp = api_error(exc.status, exc.message)
-        except web.HTTPException as exc:
-            if exc.status >= 400 and exc.content_type != JSON:
-                resp = api_error(exc.status, exc.reason)
-            else:
+            try:
+                resp = await handler(request)
+            except ApiError as exc:
+                resp = api_error(exc.status, exc.message)
+            except web.HTTPException as exc:
+                if exc.status >= 400 and exc.content_type != JSON:
+                    resp = api_error(exc.status, exc.reason)
+                else:
+                    raise
+            except EraToolsError as exc:
+                log.warning("%s %s: %s", request.method, request.path, exc)
+                resp = api_error(500, str(exc))
+            except (asyncio.CancelledError, ConnectionResetError):
+                status = 499
                 raise
-        except EraToolsError as exc:
-            log.warning("%s %s: %s", request.method, request.path, exc)
-            resp = api_error(500, str(exc))
-        except (asyncio.CancelledError, ConnectionResetError):
-            status = 499
+            except Exception as exc:  # a bug: log it, keep serving
+                log.exception("%s %s", request.method, request.path)
+                resp = api_error(500, f"internal error: {type(exc).__name__}")
+            status = resp.status
+            return resp
+        except web.HTTPException as exc:
+            status = exc.status
             raise
-        except Exception as exc:  # a bug: log it, keep serving
-            log.exception("%s %s", request.method, request.path)
-            resp = api_error(500, f"internal error: {type(exc).__name__}")
-        status = resp.status
-        return resp
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        st["inflight"] -= 1
-        st["m_requests"].labels(route=label, method=request.method, status=str(status)).inc()
-        st["m_latency"].labels(route=label).observe(time.perf_counter() - t0)
+        finally:
+            st["inflight"] -= 1
+            stats.request(label, request.method, str(status), clock() - t0)
+
+    return guarded
+
+
+async def handle_unmatched(request: web.Request) -> web.Response:
+    """Every path and method no route takes: JSON 404 (405 for methods other than GET/HEAD)."""
+    if request.method not in ("GET", "HEAD"):
+        raise ApiError(405, "Method Not Allowed")
+    raise ApiError(404, "Not Found")
 
 
 async def _startup(app: web.Application) -> None:
@@ -742,65 +775,79 @@ async def _startup(app: web.Application) -> None:
     st["state_sem"] = asyncio.Semaphore(st["max_states"])
     if st["hash_on_start"]:
         st["hash_task"] = asyncio.get_running_loop().create_task(_checksums(app))
+    if st["stats"].share_dir is not None:
+        st["stats_task"] = asyncio.get_running_loop().create_task(_share_stats(st["stats"]))
+
+
+async def _share_stats(stats: Stats, every: float = 1.0) -> None:
+    """Several workers: publish this worker's metric numbers about once a second."""
+    while True:
+        stats.write_snapshot()
+        await asyncio.sleep(every)
 
 
 async def _cleanup(app: web.Application) -> None:
-    t = app[STATE].get("hash_task")
-    if t is not None and not t.done():
-        t.cancel()
-        try:
-            await t
-        except (asyncio.CancelledError, Exception):
-            pass
+    for key in ("hash_task", "stats_task"):
+        t = app[STATE].get(key)
+        if t is not None and not t.done():
+            t.cancel()
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+    app[STATE]["stats"].write_snapshot()
     app[CATALOG].close()
 
 
 def make_app(era_dir, network: Network, store=None, *, max_ranges: int = 16,
              max_states: int = 2, max_inflight: int = 2048, hash_on_start: bool = True,
-             middlewares=()) -> web.Application:
-    """Build the application over `era_dir` (scanned now) and an optional open ChainStore."""
-    catalog = Catalog(era_dir, network)
+             middlewares=(), worker: int | None = None, share_dir: str | None = None,
+             ) -> web.Application:
+    """Build the application over `era_dir` (scanned now) and an optional open ChainStore.
+
+    `worker`/`share_dir`: set by `run_workers` when several processes serve the same port;
+    the workers share /metrics numbers and computed checksums through `share_dir`."""
+    catalog = Catalog(era_dir, network, share_dir=share_dir)
     catalog.refresh()
-    registry = CollectorRegistry()
+    stats = Stats(worker, share_dir)
     st = {
         "network": network,
         "store": store,
         "sources": Sources(catalog, network, store),
-        "registry": registry,
-        "m_requests": Counter("era_serve_requests", "HTTP requests served",
-                              ["route", "method", "status"], registry=registry),
-        "m_latency": Histogram("era_serve_request_seconds", "Request latency",
-                               ["route"], registry=registry,
-                               buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5,
-                                        1, 2.5, 5, 10, 30)),
-        "m_blocks": Counter("era_serve_range_blocks", "Blocks streamed by the range endpoint",
-                            registry=registry),
+        "stats": stats,
+        "registry": new_registry(stats),
         "max_ranges": max_ranges,
         "max_states": max_states,
         "max_inflight": max_inflight,
         "inflight": 0,
         "scanned": time.monotonic(),
         "hash_on_start": hash_on_start,
+        "worker": worker,
     }
-    app = web.Application(middlewares=[*middlewares, _guard], client_max_size=64 * 1024)
+    app = web.Application(middlewares=list(middlewares), client_max_size=64 * 1024)
     app[CATALOG] = catalog
     app[STATE] = st
     r = app.router
-    r.add_get("/", handle_listing)
-    r.add_get("/index.json", handle_index)
-    r.add_get("/checksums.txt", handle_checksums)
-    r.add_get("/metrics", handle_metrics)
-    r.add_get("/eth/v2/beacon/blocks/{block_id}", handle_block)
-    r.add_get("/eth/v1/beacon/blocks/{block_id}/root", handle_block_root)
-    r.add_get("/eth/v1/beacon/headers/{block_id}", handle_header)
-    r.add_get("/eth/v2/debug/beacon/states/{state_id}", handle_state)
-    r.add_get("/eth/v1/beacon/genesis", handle_genesis)
-    r.add_get("/eth/v1/config/spec", handle_spec)
-    r.add_get("/eth/v1/config/fork_schedule", handle_fork_schedule)
-    r.add_get("/eth/v1/node/syncing", handle_syncing)
-    r.add_get("/eth/v1/beacon/states/{state_id}/finality_checkpoints", handle_finality)
-    r.add_get("/era_tools/v1/blocks_by_range", handle_blocks_by_range)
-    r.add_get("/{name}", handle_file)  # add_get also answers HEAD
+
+    def get(path, handler):
+        r.add_get(path, _guarded(handler, path, st))  # add_get also answers HEAD
+
+    get("/", handle_listing)
+    get("/index.json", handle_index)
+    get("/checksums.txt", handle_checksums)
+    get("/metrics", handle_metrics)
+    get("/eth/v2/beacon/blocks/{block_id}", handle_block)
+    get("/eth/v1/beacon/blocks/{block_id}/root", handle_block_root)
+    get("/eth/v1/beacon/headers/{block_id}", handle_header)
+    get("/eth/v2/debug/beacon/states/{state_id}", handle_state)
+    get("/eth/v1/beacon/genesis", handle_genesis)
+    get("/eth/v1/config/spec", handle_spec)
+    get("/eth/v1/config/fork_schedule", handle_fork_schedule)
+    get("/eth/v1/node/syncing", handle_syncing)
+    get("/eth/v1/beacon/states/{state_id}/finality_checkpoints", handle_finality)
+    get("/era_tools/v1/blocks_by_range", handle_blocks_by_range)
+    get("/{name}", handle_file)
+    r.add_route("*", "/{tail:.*}", _guarded(handle_unmatched, "unmatched", st))
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
     return app

@@ -31,6 +31,9 @@ from ..errors import EraToolsError, FormatError, hex0x
 # Small files beside the eras that a mirror wants too (network config).
 EXTRA_FILES = ("spec.json", "genesis.json", "config.yaml")
 HASH_CHUNK = 4 * 1024 * 1024
+# One block read covers header + data up to the next record start; larger spans take the
+# reader's two-read path.
+BLOCK_READ_CAP = 16 * 1024 * 1024
 
 
 @dataclass
@@ -74,12 +77,52 @@ class ExtraEntry:
 
 
 class _Open:
-    """An open reader plus its lazily read state head (block_roots)."""
+    """An open reader plus its lazily read state head (block_roots) and, per block slot, where
+    the next record starts (so one block is one pread: header and data together)."""
 
     def __init__(self, reader: EraReader):
         self.reader = reader
         self.head = None
         self.lock = threading.Lock()
+        self.fd = reader._f.fileno()
+        self.data_end = reader.data_end
+        bi = reader.block_index
+        if bi is not None:
+            pos = bi.positions
+            starts = np.unique(np.concatenate([
+                pos[pos > 0], reader.state_index.positions[:1],
+                np.array([reader.data_end], dtype=np.int64)]))
+            nxt = starts[np.minimum(np.searchsorted(starts, pos, side="right"),
+                                    len(starts) - 1)]
+            # (position, span to the next record start) per slot, as Python ints
+            self.spans = list(zip(pos.tolist(), (nxt - pos).tolist()))
+            self.start_slot = bi.start_slot
+        else:
+            self.spans = []
+            self.start_slot = 0
+
+    def block_framed(self, slot: int) -> bytes | None:
+        """The framed bytes of the block at `slot` (None: empty slot), read with one pread of
+        the header and data together; the header is checked as EraReader checks it."""
+        i = slot - self.start_slot
+        if not 0 <= i < len(self.spans):
+            raise KeyError(slot)
+        pos, span = self.spans[i]
+        if pos == 0:
+            return None
+        r = self.reader
+        if span <= HEADER_SIZE or span > BLOCK_READ_CAP:
+            return r.block_framed(slot)
+        buf = os.pread(self.fd, span, pos)
+        if len(buf) < HEADER_SIZE:
+            return r.block_framed(slot)  # the file shrank: let the reader say how
+        rec = e2store.decode_header(buf[:HEADER_SIZE], pos, r.size, r.path)
+        if rec.type != COMPRESSED_SIGNED_BEACON_BLOCK or rec.end > self.data_end or \
+                HEADER_SIZE + rec.length > len(buf):
+            return r.block_framed(slot)  # unusual layout or a bad record: the reader's path
+        if HEADER_SIZE + rec.length == len(buf):
+            return buf[HEADER_SIZE:]
+        return buf[HEADER_SIZE:HEADER_SIZE + rec.length]
 
     def state_head(self):
         with self.lock:
@@ -95,7 +138,7 @@ def _inside(root_real: str, path: str) -> bool:
 
 class Catalog:
     def __init__(self, era_dir: str | os.PathLike, network: Network | None,
-                 max_open: int = 64):
+                 max_open: int = 64, share_dir: str | None = None):
         self.era_dir = os.fspath(era_dir)
         self.root_real = os.path.realpath(self.era_dir)
         if not os.path.isdir(self.root_real):
@@ -111,6 +154,7 @@ class Catalog:
         self._hash_lock = threading.Lock()
         self._root_index = None                  # (sorted uint64 prefixes, slots) or None
         self.generation = 0                      # bumps whenever the set of files changes
+        self.share_dir = share_dir               # checksums shared between worker processes
 
     # -- scanning --------------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -366,7 +410,8 @@ class Catalog:
             out = {}
             for e in todo:
                 if e.sha256 is None:
-                    digest = sha256_file(e.path, e.key)
+                    digest = (sha256_file(e.path, e.key) if self.share_dir is None else
+                              shared_sha256(self.share_dir, e.name, e.path, e.key))
                     with self._lock:
                         cur = self.entries.get(e.name)
                         if cur is e and digest is not None:
@@ -392,6 +437,46 @@ def sha256_file(path: str, key: tuple[int, int] | None = None) -> str | None:
     if key is not None and (st.st_size, st.st_mtime_ns) != key:
         return None
     return h.hexdigest()
+
+
+def shared_sha256(share_dir: str, name: str, path: str, key: tuple[int, int]) -> str | None:
+    """sha256_file through a cache directory shared by several processes: the first to ask
+    for a (name, size, mtime) computes it under an exclusive lock and leaves the hex there;
+    the others wait for that lock and read it instead of hashing the file again."""
+    import fcntl
+
+    cached = os.path.join(share_dir, f"sha256-{name}-{key[0]}-{key[1]}")
+
+    def read():
+        try:
+            with open(cached) as f:
+                text = f.read().strip()
+            return text if len(text) == 64 else None
+        except OSError:
+            return None
+
+    got = read()
+    if got is not None:
+        return got
+    try:
+        lock = open(os.path.join(share_dir, f"sha256-{name}.lock"), "a")
+    except OSError:
+        return sha256_file(path, key)
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        got = read()
+        if got is not None:
+            return got
+        digest = sha256_file(path, key)
+        if digest is not None:
+            tmp = f"{cached}.{os.getpid()}.tmp"
+            try:
+                with open(tmp, "w") as f:
+                    f.write(digest)
+                os.replace(tmp, cached)
+            except OSError:
+                pass
+        return digest
 
 
 def uvarint(n: int) -> bytes:

@@ -1,0 +1,161 @@
+"""Cheap request metrics for `era serve`, exported through prometheus-client.
+
+Counting a request is two dict updates and a bisect (no locks, no label objects): the numbers
+live in plain dicts and are turned into Prometheus families only when /metrics is scraped, by a
+collector registered in the app's own CollectorRegistry.
+
+With several worker processes (`era serve --workers N`) each worker writes a snapshot of its
+numbers to a shared directory about once a second; /metrics on any worker reports the sum over
+all workers (its own numbers live, the others' as of their last snapshot).  This module is the
+only importer of prometheus_client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from bisect import bisect_left
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+__all__ = ["Stats", "CONTENT_TYPE_LATEST", "new_registry", "render"]
+
+BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)
+
+
+class Stats:
+    """Request counts by (route, method, status), latency histograms by route, range blocks."""
+
+    def __init__(self, worker: int | None = None, share_dir: str | None = None):
+        self.worker = worker
+        self.share_dir = share_dir
+        self.requests: dict[tuple[str, str, str], int] = {}
+        self.latency: dict[str, list[int]] = {}   # route -> counts per bucket (+Inf last)
+        self.latency_sum: dict[str, float] = {}
+        self.range_blocks = 0
+        self.changes = 0                           # bumps on every update (snapshot writer)
+        self._written = -1
+
+    # -- counting (event loop thread) ------------------------------------------------------
+    def request(self, route: str, method: str, status: str, seconds: float | None) -> None:
+        k = (route, method, status)
+        r = self.requests
+        r[k] = r.get(k, 0) + 1
+        if seconds is not None:
+            h = self.latency.get(route)
+            if h is None:
+                h = self.latency[route] = [0] * (len(BUCKETS) + 1)
+                self.latency_sum[route] = 0.0
+            h[bisect_left(BUCKETS, seconds)] += 1
+            self.latency_sum[route] += seconds
+        self.changes += 1
+
+    def add_range_blocks(self, n: int) -> None:
+        self.range_blocks += n
+        self.changes += 1
+
+    # -- snapshots (several workers) -------------------------------------------------------
+    def snapshot(self) -> dict:
+        return {"requests": [[*k, n] for k, n in self.requests.items()],
+                "latency": {k: [v, self.latency_sum[k]] for k, v in self.latency.items()},
+                "range_blocks": self.range_blocks}
+
+    def _path(self, worker) -> str:
+        return os.path.join(self.share_dir, f"metrics-{worker}.json")
+
+    def write_snapshot(self) -> bool:
+        """Write this worker's numbers for the others to read (tmp + rename; only when they
+        changed).  True if written."""
+        if self.share_dir is None or self.changes == self._written:
+            return False
+        changes = self.changes
+        path = self._path(self.worker)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump(self.snapshot(), f)
+            os.replace(tmp, path)
+        except OSError:
+            return False
+        self._written = changes
+        return True
+
+    def others(self) -> list[dict]:
+        if self.share_dir is None:
+            return []
+        out = []
+        mine = os.path.basename(self._path(self.worker))
+        try:
+            names = os.listdir(self.share_dir)
+        except OSError:
+            return []
+        for name in names:
+            if name == mine or not (name.startswith("metrics-") and name.endswith(".json")):
+                continue
+            try:
+                with open(os.path.join(self.share_dir, name)) as f:
+                    out.append(json.load(f))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def merged(self) -> dict:
+        """This worker's numbers plus the other workers' latest snapshots."""
+        snaps = [self.snapshot(), *self.others()]
+        req: dict[tuple, int] = {}
+        lat: dict[str, list] = {}
+        blocks = 0
+        for s in snaps:
+            for *k, n in s.get("requests", []):
+                k = tuple(k)
+                req[k] = req.get(k, 0) + int(n)
+            for route, (counts, total) in s.get("latency", {}).items():
+                cur = lat.get(route)
+                if cur is None:
+                    lat[route] = [list(counts), float(total)]
+                else:
+                    cur[0] = [a + b for a, b in zip(cur[0], counts)]
+                    cur[1] += float(total)
+            blocks += int(s.get("range_blocks", 0))
+        return {"requests": req, "latency": lat, "range_blocks": blocks, "workers": len(snaps)}
+
+
+class _Collector:
+    def __init__(self, stats: Stats):
+        self.stats = stats
+
+    def collect(self):
+        m = self.stats.merged()
+        c = CounterMetricFamily("era_serve_requests", "HTTP requests served",
+                                labels=["route", "method", "status"])
+        for (route, method, status), n in sorted(m["requests"].items()):
+            c.add_metric([route, method, status], n)
+        yield c
+        h = HistogramMetricFamily("era_serve_request_seconds", "Request latency",
+                                  labels=["route"])
+        for route, (counts, total) in sorted(m["latency"].items()):
+            cum, buckets = 0, []
+            for le, n in zip((*[repr(float(b)) for b in BUCKETS], "+Inf"), counts):
+                cum += n
+                buckets.append((le, cum))
+            h.add_metric([route], buckets, total)
+        yield h
+        b = CounterMetricFamily("era_serve_range_blocks",
+                                "Blocks streamed by the range endpoint")
+        b.add_metric([], m["range_blocks"])
+        yield b
+        w = GaugeMetricFamily("era_serve_workers", "Worker processes whose numbers are summed "
+                              "here")
+        w.add_metric([], m["workers"])
+        yield w
+
+
+def new_registry(stats: Stats) -> CollectorRegistry:
+    reg = CollectorRegistry()
+    reg.register(_Collector(stats))
+    return reg
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
