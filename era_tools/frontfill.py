@@ -22,7 +22,6 @@ slots already indexed is written per slot.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Callable
 

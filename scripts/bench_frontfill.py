@@ -31,7 +31,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from era_tools import framing  # noqa: E402
 from era_tools.config import get_network  # noqa: E402
 from era_tools.era import EraWriter  # noqa: E402
 from era_tools.frontfill import frontfill  # noqa: E402
@@ -162,7 +161,8 @@ def run(out: Path, n_eras: int, block_kb: int, repeat: int = 3) -> dict:
     print(f"baseline  LevelDB raw synced batch writes (8192 values/batch): {mbs:.0f} MB/s of "
           f"framed blocks", flush=True)
     print(f"copy mode reaches {results['copy']['mb_per_s'] / mbs:.0%} of LevelDB's raw write "
-          f"speed; reference mode indexes {results['reference']['slots_per_s'] / results['copy']['slots_per_s']:.1f}x "
+          f"speed; reference mode indexes "
+          f"{results['reference']['slots_per_s'] / results['copy']['slots_per_s']:.1f}x "
           "faster than copy mode (target: >= 300,000 slots/s); reference mode = "
           f"{results['reference']['slots_per_s'] / puts:.0%} of the one-put-per-slot floor")
     return results

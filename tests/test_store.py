@@ -207,8 +207,9 @@ def test_era_tables_read_like_per_slot_entries(tmp_path, network):
         want = [(62, r(62)), (63, b"")] + [
             (x, r(x) if x in (64, 65, 70, 130, 191) else b"") for x in range(64, 192)]
         assert got == want
-        assert [(schema.slot_of_key(k), bytes(v)) for k, v in s.iter_index(60, 200,
-                                                                          reverse=True)] == want[::-1]
+        back = [(schema.slot_of_key(k), bytes(v)) for k, v in s.iter_index(60, 200,
+                                                                           reverse=True)]
+        assert back == want[::-1]
         assert [schema.slot_of_key(k) for k, _ in s.iter_index(126, 129)] == [126, 127, 128, 129]
         assert s.block_root_at(69) == r(65) and s.block_root_at(129) == r(70)
         assert s.block_root_at(63) == r(62) and s.block_root_at(300) is None

@@ -34,7 +34,8 @@ P_FILE = b"f"          # f<file id u32 BE>        -> JSON {path, name, size}
 
 TABLES = {
     P_META: "meta", P_BLOCK: "blocks", P_BLOCK_REF: "block_refs", P_SUMMARY: "summaries",
-    P_INDEX: "index", P_INDEX_ERA: "index_eras", P_STATE: "states", P_STATE_REF: "state_refs", P_FILE: "files",
+    P_INDEX: "index", P_INDEX_ERA: "index_eras", P_STATE: "states", P_STATE_REF: "state_refs",
+    P_FILE: "files",
 }
 
 # metadata names
