@@ -280,3 +280,10 @@ def test_reverse_range_iteration_includes_start(tmp_path):
         b"a5", b"a3"]
     assert [k for k, _ in kv.iterate(b"a", start=b"a1", stop=b"a6")] == [b"a1", b"a3", b"a5"]
     kv.close()
+
+
+def test_a_new_store_creates_missing_parent_directories(tmp_path, network):
+    with ChainStore.open(tmp_path / "a" / "b" / "db", network) as s:
+        s.put_blocks_batch(empty_slots=[3], cover=(3, 3))
+    with ChainStore.open(tmp_path / "a" / "b" / "db", readonly=True) as s:
+        assert s.index_entry(3) == b""

@@ -61,6 +61,12 @@ class KV:
         path = os.fspath(path)
         if readonly and not os.path.exists(os.path.join(path, "CURRENT")):
             raise StoreError(f"{path}: no chain store here")
+        if create and not readonly:
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{path}: cannot create the chain store's directory: "
+                                 f"{exc.strerror}") from exc
         try:
             db = plyvel.DB(path, create_if_missing=create and not readonly,
                            write_buffer_size=32 * 1024 * 1024, max_open_files=500,
