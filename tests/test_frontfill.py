@@ -183,6 +183,13 @@ def test_reference_mode_era_tables_answer_like_copy_mode(tmp_path, era_copy):
         assert list(s.iter_index(0, 1023)) == list(c.iter_index(0, 1023))
         assert s.covered_ranges() == [(0, 1023)]
         assert schema.slot_of_key(next(iter(s.iter_index(64, 64)))[0]) == 64
+    # export: era 2 (per-slot entries) goes through the index, the others are copied from the
+    # era files; all reproduce sample_eras/
+    res = run("export", "--db", tmp_path / "mixed", "--out", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    for n in os.listdir(era_copy):
+        if n.endswith(".era"):
+            assert contents_equal(str(tmp_path / "out" / n), str(era_copy / n))
 
 
 def test_frontfill_keeps_at_most_two_era_files_open(tmp_path, era_copy, network):
