@@ -503,3 +503,262 @@ def test_cli_serve_subprocess(sample_dir):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+# --------------------------------------------------------------------------------------------
+# several worker processes (era serve --workers N), clean stops, cheap metrics, headers
+
+
+def _start_serve(args, **popen):
+    """`era serve ARGS` as a real subprocess; (proc, url) once it prints its serving line."""
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from era_tools.cli import main; main()", "serve", *args],
+        stderr=subprocess.PIPE, text=True, **popen)
+    line = ""
+    deadline = time.monotonic() + 60
+    while "serving" not in line and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line and proc.poll() is not None:
+            break
+    assert "serving" in line, line
+    return proc, line.split(" on ", 1)[1].split()[0], line
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _http(url: str, path: str, headers=None):
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def _metric(text: str, prefix: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _wait_for(cond, timeout=20.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
+def test_cli_serve_two_workers_serve_and_stop_cleanly(sample_dir, fixture_dir, manifest):
+    import signal
+
+    proc, url, line = _start_serve([str(sample_dir), "--port", "0", "--workers", "2"])
+    try:
+        assert "2 workers" in line
+        workers = _children(proc.pid)
+        assert len(workers) == 2 and all(_alive(p) for p in workers)
+        blocks = {b["slot"]: b for b in manifest["blocks"] if b["file"]}
+        want = (fixture_dir / blocks[130]["file"]).read_bytes()
+        for _ in range(40):  # a new connection each time: the kernel spreads them
+            status, body = _http(url, "/eth/v2/beacon/blocks/130", SSZ)
+            assert status == 200 and body == want
+        sums = _http(url, "/checksums.txt")[1].decode()
+        for f in sorted(sample_dir.glob("*.era")):
+            assert f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}\n" in sums
+        # /metrics on either worker sums both (the other's numbers within about a second)
+        route = 'era_serve_requests_total{method="GET",route="/eth/v2/beacon/blocks/{block_id}"'
+
+        def counted():
+            text = _http(url, "/metrics")[1].decode()
+            return (_metric(text, "era_serve_workers ") == 2.0 and
+                    _metric(text, route + ',status="200"}') == 40.0)
+
+        assert _wait_for(counted)
+        port = urlsplit(url).port
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        err = proc.stderr.read()
+        assert "SIGTERM: stopping" in err and "Traceback" not in err
+        assert not any(_alive(p) for p in workers)
+        with socket.socket() as s:  # nothing holds the port any more
+            s.bind(("127.0.0.1", port))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
+def test_cli_serve_ctrl_c_stops_every_process_exit_0(sample_dir):
+    import signal
+
+    proc, url, _ = _start_serve([str(sample_dir), "--port", "0", "--workers", "2"],
+                                start_new_session=True)
+    try:
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        assert _http(url, "/eth/v1/node/syncing")[0] == 200
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole process group
+        assert proc.wait(30) == 0
+        assert "Traceback" not in proc.stderr.read()
+        assert not any(_alive(p) for p in workers)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+
+
+def test_cli_serve_one_process_sigterm_exit_0(sample_dir):
+    import signal
+
+    proc, url, line = _start_serve([str(sample_dir), "--port", "0", "--workers", "1"])
+    try:
+        assert "workers" not in line
+        assert _children(proc.pid) == []
+        assert _http(url, "/eth/v2/beacon/blocks/130", SSZ)[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
+def test_cli_serve_restarts_a_dead_worker(sample_dir):
+    import signal
+
+    proc, url, _ = _start_serve([str(sample_dir), "--port", "0", "--workers", "2"])
+    try:
+        first = _children(proc.pid)
+        os.kill(first[0], signal.SIGKILL)
+        assert _wait_for(lambda: len(_children(proc.pid)) == 2 and
+                         first[0] not in _children(proc.pid))
+        line = proc.stderr.readline()
+        assert line.startswith("warning: worker ") and "restarting it" in line
+        # the replacement has listened once its metrics snapshot is there; both answer
+        assert _wait_for(lambda: _metric(_http(url, "/metrics")[1].decode(),
+                                         "era_serve_workers ") == 2.0)
+        for _ in range(20):
+            assert _http(url, "/eth/v2/beacon/blocks/130", SSZ)[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
+def test_cli_serve_workers_usage_errors(sample_dir, tmp_path):
+    r = CliRunner().invoke(main, ["serve", str(sample_dir), "--db", str(tmp_path / "db"),
+                                  "--workers", "2"])
+    assert r.exit_code == 2
+    assert "--db serves from one process" in r.output
+    r = CliRunner().invoke(main, ["serve", str(sample_dir), "--workers", "0"])
+    assert r.exit_code == 2 and "--workers" in r.output
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = CliRunner().invoke(main, ["serve", str(sample_dir), "--port", str(port),
+                                      "--workers", "2"])
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1] == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use")
+
+
+def test_metrics_stats_sum_over_workers(tmp_path):
+    from era_tools.serve.metrics import Stats, new_registry, render
+
+    a, b = Stats(0, str(tmp_path)), Stats(1, str(tmp_path))
+    a.request("/x", "GET", "200", 0.0004)
+    a.request("/x", "GET", "200", 0.002)
+    b.request("/x", "GET", "200", 0.7)
+    b.request("/x", "GET", "503", None)
+    b.add_range_blocks(5)
+    assert b.write_snapshot() and not b.write_snapshot()  # unchanged: not rewritten
+    text = render(new_registry(a)).decode()
+    assert 'era_serve_requests_total{method="GET",route="/x",status="200"} 3.0' in text
+    assert 'era_serve_requests_total{method="GET",route="/x",status="503"} 1.0' in text
+    assert 'era_serve_request_seconds_bucket{le="0.0005",route="/x"} 1.0' in text
+    assert 'era_serve_request_seconds_bucket{le="0.0025",route="/x"} 2.0' in text
+    assert 'era_serve_request_seconds_bucket{le="+Inf",route="/x"} 3.0' in text
+    assert 'era_serve_request_seconds_count{route="/x"} 3.0' in text
+    assert "era_serve_range_blocks_total 5.0" in text
+    assert "era_serve_workers 2.0" in text
+    # without a shared directory a Stats is on its own
+    assert "era_serve_workers 1.0" in render(new_registry(Stats())).decode()
+
+
+def test_shared_checksum_is_computed_once_and_follows_changes(tmp_path):
+    from era_tools.serve.catalog import shared_sha256
+
+    share = tmp_path / "share"
+    share.mkdir()
+    f = tmp_path / "x.era"
+    f.write_bytes(b"abc")
+    st = f.stat()
+    key = (st.st_size, st.st_mtime_ns)
+    want = hashlib.sha256(b"abc").hexdigest()
+    assert shared_sha256(str(share), f.name, str(f), key) == want
+    cached = share / f"sha256-x.era-{key[0]}-{key[1]}"
+    assert cached.read_text() == want
+    cached.write_text("f" * 64)  # a second process reads the cache, it does not re-hash
+    assert shared_sha256(str(share), f.name, str(f), key) == "f" * 64
+    f.write_bytes(b"abcd")
+    st = f.stat()
+    assert shared_sha256(str(share), f.name, str(f), (st.st_size, st.st_mtime_ns)) == \
+        hashlib.sha256(b"abcd").hexdigest()
+
+
+def test_headers_from_bytes_match_py_ssz(server, network):
+    from era_tools import ssz
+
+    for f in sorted(SAMPLE.glob("*.era")):
+        with EraReader(f) as r:
+            slots = r.block_slots()
+            for slot in slots[:2] + slots[-1:]:
+                blk = ssz.decode_block(r.block_ssz(slot), network.fork_name_at_slot(slot),
+                                       network.preset_base)
+                m = blk.message
+                status, h, body = get(server, f"/eth/v1/beacon/headers/{slot}")
+                assert status == 200 and h["eth-consensus-version"] == \
+                    network.fork_name_at_slot(slot)
+                d = json.loads(body)["data"]
+                assert d["root"] == "0x" + ssz.block_root(blk).hex()
+                assert d["header"]["signature"] == "0x" + bytes(blk.signature).hex()
+                assert d["header"]["message"] == {
+                    "slot": str(m.slot), "proposer_index": str(m.proposer_index),
+                    "parent_root": "0x" + bytes(m.parent_root).hex(),
+                    "state_root": "0x" + bytes(m.state_root).hex(),
+                    "body_root": "0x" + ssz.hash_tree_root(m.body).hex()}
+
+
+def test_unmatched_paths_and_methods_get_json_errors(server):
+    status, h, body = raw_get(server, "/a/b/c")
+    assert status == 404 and h["content-type"].startswith("application/json")
+    assert json.loads(body)["code"] == 404
+    status, h, body = raw_get(server, "/index.json", method="POST")
+    assert status == 405 and json.loads(body)["code"] == 405
+    text = get(server, "/metrics")[2].decode()
+    assert 'route="unmatched",status="404"' in text

@@ -20,16 +20,26 @@ from ..errors import ConfigError
               help="Port to listen on (0: any free port, printed at start).")
 @click.option("--max-ranges", default=16, show_default=True, type=click.IntRange(1, 1024),
               help="Concurrent range-endpoint streams; more get 429.")
+@click.option("--workers", "-w", type=click.IntRange(1, 256), default=None,
+              help="Server processes sharing the port (SO_REUSEPORT), like nginx workers. "
+                   "[default: the number of cores; 1 with --db]")
 @network_options
-def serve(era_dir, db_path, host, port, max_ranges, network_name, config_path):
+def serve(era_dir, db_path, host, port, max_ranges, workers, network_name, config_path):
     """Serve ERA_DIR over HTTP: an nginx-style listing, /index.json, /checksums.txt, the era
     files (Range, ETag), a Beacon API subset, the blocks_by_range endpoint and /metrics.
 
     The network comes from --network/--config, a spec.json or config.yaml in ERA_DIR, or the
-    file names.  See docs/protocol.md.
+    file names.  See docs/protocol.md.  Ctrl-C or SIGTERM stops every worker and exits 0.
     """
     from .. import serve as serve_pkg
 
+    if db_path and workers is not None and workers > 1:
+        raise click.UsageError("--db serves from one process (a LevelDB store has one "
+                               "opener); drop --workers or use --workers 1")
+    if workers is None:
+        from ..serve.workers import default_workers
+
+        workers = 1 if db_path else default_workers()
     net = pick_network(network_name, config_path, [era_dir])
     store = None
     if db_path:
@@ -40,11 +50,25 @@ def serve(era_dir, db_path, host, port, max_ranges, network_name, config_path):
             net = net.with_genesis(store.genesis_validators_root)
 
     def ready(h, p):
-        click.echo(f"serving {era_dir} on http://{h}:{p}/ (network {net.name})", err=True)
+        if ":" in h:
+            h = f"[{h}]"
+        procs = f", {workers} workers" if workers > 1 else ""
+        click.echo(f"serving {era_dir} on http://{h}:{p}/ (network {net.name}{procs})",
+                   err=True)
+
+    def event(kind, **info):
+        if kind == "worker_exited":
+            click.echo(f"warning: worker {info['worker']} exited ({info['reason']}); "
+                       "restarting it", err=True)
+        elif kind == "worker_killed":
+            click.echo(f"warning: worker {info['worker']} did not stop in time; killed",
+                       err=True)
+        elif kind == "stopping":
+            click.echo(f"{info['signal']}: stopping", err=True)
 
     try:
         serve_pkg.run(era_dir, net, store, host=host, port=port, on_ready=ready,
-                      max_ranges=max_ranges)
+                      max_ranges=max_ranges, workers=workers, on_event=event)
     finally:
         if store is not None:
             store.close()

@@ -14,25 +14,56 @@ def make_app(*args, **kwargs):
 
 
 def run(era_dir, network, store=None, host: str = "127.0.0.1", port: int = 8080,
-        on_ready=None, **kwargs) -> None:
-    """Serve until interrupted.  `on_ready(host, port)` is called once listening."""
+        on_ready=None, workers: int = 1, on_event=None, **kwargs) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly and return.  `on_ready(host, port)` is
+    called once listening.  `workers` > 1: that many processes share the port (SO_REUSEPORT;
+    see workers.py); they cannot share an open `store`."""
+    if workers > 1:
+        if store is not None:
+            raise ValueError("several workers cannot share one open chain store")
+        from .workers import run_workers
+
+        run_workers(era_dir, network, workers, host=host, port=port, on_ready=on_ready,
+                    on_event=on_event, **kwargs)
+        return
+
     import asyncio
+    import signal
 
     from aiohttp import web
 
     app = make_app(era_dir, network, store, **kwargs)
 
+    saved = {}
+
     async def main():
-        runner = web.AppRunner(app, access_log=None)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (RuntimeError, ValueError):  # not the main thread: the caller stops us
+                pass
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-        await site.start()
-        if on_ready is not None:
-            addrs = runner.addresses
-            on_ready(*(addrs[0][:2] if addrs else (host, port)))
         try:
-            await asyncio.Event().wait()
+            site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+            await site.start()
+            if on_ready is not None:
+                addrs = runner.addresses
+                on_ready(*(addrs[0][:2] if addrs else (host, port)))
+            await stop.wait()
         finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):  # stopping already: ignore repeats
+                try:
+                    loop.remove_signal_handler(sig)
+                    saved[sig] = signal.signal(sig, signal.SIG_IGN)
+                except (RuntimeError, ValueError):
+                    pass
             await runner.cleanup()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
