@@ -167,8 +167,12 @@ def roots_level(reader: EraReader, head: StateHead, network, prev_root: bytes | 
 
 def frontfill(store: ChainStore, paths, mode: str = "reference", check: str = "roots",
               link_states: bool = True,
-              progress: Callable[[int], None] | None = None) -> FrontfillResult:
-    """Fill `store` from the era files in `paths` (files or directories)."""
+              progress: Callable[[int], None] | None = None,
+              era_tables: bool = True) -> FrontfillResult:
+    """Fill `store` from the era files in `paths` (files or directories).
+
+    era_tables=False writes reference mode's index per slot (`i`, `h`, 12-byte `r`) even for
+    fresh eras: the layout before era tables, kept for comparisons (bench_frontfill.py)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     net = store.network
@@ -228,7 +232,7 @@ def frontfill(store: ChainStore, paths, mode: str = "reference", check: str = "r
                 done = store.is_covered(start, end) and store.has_state(state_slot)
             if not done:
                 e.open()
-                _import_era(store, e, prev, mode, check, link_states, res)
+                _import_era(store, e, prev, mode, check, link_states, res, era_tables)
                 res.eras_written.append(e.era)
             else:
                 res.eras_skipped.append(e.era)
@@ -331,7 +335,7 @@ def era_entries(r: EraReader, head: StateHead, prev_root: bytes | None):
 
 
 def _import_era(store: ChainStore, e: _Era, prev: _Era | None, mode: str, check: str,
-                link_states: bool, res: FrontfillResult) -> None:
+                link_states: bool, res: FrontfillResult, era_tables: bool = True) -> None:
     net = store.network
     sphr = net.slots_per_historical_root
     r, head = e.reader, e.head
@@ -361,7 +365,7 @@ def _import_era(store: ChainStore, e: _Era, prev: _Era | None, mode: str, check:
                         f"{hex0x(have) if have else 'an empty slot'}, the era file has "
                         f"{hex0x(got) if got else 'an empty slot'}")
         positions = r.block_index.positions[slots - start]
-        if mode == "reference" and not existing:
+        if mode == "reference" and era_tables and not existing:
             # a fresh era: one era-table value + one root -> slot entry per block
             b.put_era_refs(start, b.file_id(r.path), r.block_index.positions,
                            head.block_roots_array(),

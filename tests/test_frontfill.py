@@ -213,3 +213,20 @@ def test_frontfill_keeps_at_most_two_era_files_open(tmp_path, era_copy, network)
     assert len(res.eras_written) == 17 and len(seen) == 16
     assert max(seen) <= 2
     assert open_eras() == []
+
+
+def test_per_slot_reference_layout_reads_the_same(tmp_path, era_copy, network):
+    """frontfill(era_tables=False), the layout before era tables, answers identically."""
+    from era_tools.frontfill import frontfill
+
+    with ChainStore.open(tmp_path / "a", network) as a, \
+            ChainStore.open(tmp_path / "b", network) as b:
+        frontfill(a, [era_copy], check="index")
+        frontfill(b, [era_copy], check="index", era_tables=False)
+        assert b.table_stats()["index_eras"]["entries"] == 0
+        assert b.table_stats()["index"]["entries"] == 1024
+        assert list(a.iter_index(0, 1023)) == list(b.iter_index(0, 1023))
+        assert a.anchor == b.anchor
+        for _k, root in b.iter_index(0, 1023):
+            if root:
+                assert a.get_summary(root) == b.get_summary(root)
