@@ -68,17 +68,25 @@ class _Era:
         if self.reader is None:
             r = EraReader(self.path)
             try:
-                self.head = r.state_head(self.sphr)
+                if self.head is None:
+                    self.head = r.state_head(self.sphr)
             except BaseException:
                 r.close()
                 raise
             self.reader = r
         return self.reader, self.head
 
-    def close(self) -> None:
+    def close(self, keep_head: bool = False) -> None:
         if self.reader is not None:
             self.reader.close()
-        self.reader = self.head = None
+        self.reader = None
+        if not keep_head:
+            self.head = None
+
+
+# State heads kept from the names pass for the import pass (512 KB each on mainnet): up to
+# this many bytes, so a run over all of mainnet still holds only a bounded amount.
+_HEAD_CACHE_BYTES = 64 << 20
 
 
 def block_roots_check(reader: EraReader, head: StateHead, network, prev_root: bytes | None,
@@ -183,6 +191,7 @@ def frontfill(store: ChainStore, paths, mode: str = "reference", check: str = "r
     try:
         # -- pass 1: every file's state head: names and network (then closed again) -------
         seen = {}
+        kept = 0
         for p in files:
             e = _Era(p, -1, sphr)
             eras.append(e)
@@ -215,7 +224,8 @@ def frontfill(store: ChainStore, paths, mode: str = "reference", check: str = "r
             seen[era] = p
             if era > 0:
                 e.last_root = head.block_root_at(r.state_slot - 1)
-            e.close()
+            kept += len(head.block_roots) + len(head.state_roots)
+            e.close(keep_head=kept <= _HEAD_CACHE_BYTES)
         eras.sort(key=lambda e: e.era)
 
         # -- pass 2: where the store already has newer history, the eras must link to it ---
