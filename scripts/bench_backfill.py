@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,7 +37,8 @@ from era_tools.signing import (DOMAIN_BEACON_PROPOSER, compute_domain,  # noqa: 
                                compute_signing_root)
 from era_tools.store import ChainStore  # noqa: E402
 from era_tools.sync.backfill import backfill  # noqa: E402
-from era_tools.sync.queue import _verify_sets_task  # noqa: E402
+from era_tools.sync.queue import (RANGE_BATCHES, _check_blocks_task,  # noqa: E402
+                                  _verify_sets_task)
 from era_tools.verify import validator_pubkeys  # noqa: E402
 
 
@@ -55,6 +57,93 @@ def start_peer(era_dir: Path):
             break
     p.kill()
     raise SystemExit(f"era serve did not start: {line}")
+
+
+class CpuMeter:
+    """CPU seconds used by this process and all its descendants (the `era serve` peers, the
+    forkserver's pool processes), sampled from /proc every 0.2 s while running."""
+
+    def __init__(self):
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.seen: dict[int, tuple[str, float]] = {}
+        self.stop = threading.Event()
+
+    def _stat(self, pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+            return int(parts[1]), (int(parts[11]) + int(parts[12])) / self.tick
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def sample(self):
+        me = os.getpid()
+        stats = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                st = self._stat(int(d))
+                if st:
+                    stats[int(d)] = st
+        for pid, (ppid, cpu) in stats.items():
+            p, depth = pid, 0
+            while p in stats and p != me and depth < 6:
+                p, depth = stats[p][0], depth + 1
+            if p == me:
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    cmd = "?"
+                kind = "serve" if " serve " in cmd else "pool"
+                self.seen[pid] = (kind, max(cpu, self.seen.get(pid, ("", 0.0))[1]))
+
+    def __enter__(self):
+        self.t0 = os.times()
+        self.sample()
+        self.base = dict(self.seen)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def _loop(self):
+        while not self.stop.wait(0.2):
+            self.sample()
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.sample()
+        t1 = os.times()
+        self.main = (t1.user - self.t0.user) + (t1.system - self.t0.system)
+        self.by_kind = {"main": self.main}
+        for pid, (kind, cpu) in self.seen.items():
+            self.by_kind[kind] = self.by_kind.get(kind, 0.0) + cpu - self.base.get(
+                pid, ("", 0.0))[1]
+
+
+def verify_floor(reader: EraReader, net, pubkeys, procs: int, batch: int) -> float:
+    """Seconds for the verification work alone (decompress, hash every block root,
+    batch-verify every proposer signature) over the era's framed blocks, `batch` blocks per
+    task, `procs` processes: what the backfill must spend on CPU besides I/O."""
+    gvr = net.genesis_validators_root
+    items = []
+    for slot in reader.block_slots():
+        framed = bytes(reader.block_framed(slot))
+        head = framing.decompress_prefix(framed, 148)
+        proposer = int.from_bytes(head[108:116], "little")
+        dom = compute_domain(DOMAIN_BEACON_PROPOSER,
+                             net.fork_at_epoch(slot // 32).version, gvr)
+        items.append((framed, True, framing.uncompressed_length(framed),
+                      net.fork_name_at_slot(slot), pubkeys[proposer].tobytes(), dom))
+    chunks = [items[i:i + batch] for i in range(0, len(items), batch)]
+    ctx = mp.get_context("forkserver")
+    with cf.ProcessPoolExecutor(procs, mp_context=ctx) as pool:
+        list(pool.map(_check_blocks_task, chunks[:procs], ["mainnet"] * procs))  # warm up
+        t = time.perf_counter()
+        for roots, _, errors, bad in pool.map(_check_blocks_task, chunks,
+                                              ["mainnet"] * len(chunks)):
+            assert not errors and not bad
+        return time.perf_counter() - t
 
 
 def bls_floor(reader: EraReader, net, pubkeys, procs: int, batch: int) -> tuple[float, int]:
@@ -97,6 +186,8 @@ def main() -> int:
     ap.add_argument("--peers", type=int, default=2)
     ap.add_argument("--workers", type=int, default=6)
     ap.add_argument("--bls-procs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--range-batches", type=int, default=RANGE_BATCHES,
+                    help="epoch batches per range request")
     args = ap.parse_args()
 
     files = era_files_in([args.eras]) if args.eras.exists() else []
@@ -128,24 +219,47 @@ def main() -> int:
             b.put_state(S, reader.state_framed())
             b.cover(S, S)
             store.commit(b)
+            load0 = os.getloadavg()[0]
             t = time.perf_counter()
-            res = backfill(store, [u for _, u in peers], to_slot=min(slots),
-                           workers=args.workers, bls_processes=args.bls_procs, timeout=60)
+            with CpuMeter() as cpu:
+                res = backfill(store, [u for _, u in peers], to_slot=min(slots),
+                               workers=args.workers, bls_processes=args.bls_procs,
+                               timeout=60, range_batches=args.range_batches)
             wall = time.perf_counter() - t
+            load1 = os.getloadavg()[0]
             q = res.queue
             assert q.blocks == len(slots), (q.blocks, len(slots))
             assert store.index_entry(min(slots)) is not None
-        # the BLS-only floor, same run
+        # the floors, same run
+        load2 = os.getloadavg()[0]
         floor_s, n = bls_floor(reader, net, pubkeys, args.bls_procs, 32)
+        with CpuMeter() as vcpu:
+            vfloor_s = verify_floor(reader, net, pubkeys, args.bls_procs,
+                                    32 * args.range_batches)
+        vpool = vcpu.by_kind.get("pool", 0.0)
+        load3 = os.getloadavg()[0]
         kinds = ",".join(sorted(set(res.peer_kinds.values())))
         span = S - min(slots)
         print(f"backfill: {span} slots ({q.blocks} blocks, {q.bytes / 1e6:.0f} MB framed) "
               f"from {args.peers} `era serve` peers ({kinds} endpoint), {args.workers} "
               f"workers, {args.bls_procs} BLS processes: {wall:.2f} s = "
-              f"{span / wall:.0f} slots/s (incl. pool start-up)")
+              f"{span / wall:.0f} slots/s (incl. pool start-up; {args.range_batches} batches "
+              f"per range request; load {load0:.1f} -> {load1:.1f})")
+        nb = q.blocks
+        print("backfill CPU: " + ", ".join(f"{k} {v:.1f} s" for k, v in cpu.by_kind.items())
+              + f"; total {sum(cpu.by_kind.values()):.1f} s = "
+              f"{1e3 * sum(cpu.by_kind.values()) / nb:.2f} ms per block "
+              f"(2 idle cores would allow {2 * nb / sum(cpu.by_kind.values()) * span / nb:.0f} "
+              "slots/s)")
         print(f"BLS-only floor: {n} signatures in {floor_s:.2f} s = {span / floor_s:.0f} "
               f"slots/s ({n / floor_s:.0f} signatures/s, {args.bls_procs} processes)")
-        print(f"backfill / BLS-only floor: {floor_s / wall:.2f}")
+        print(f"verification floor (decompress + hash + BLS, {32 * args.range_batches} blocks "
+              f"per task, {args.bls_procs} processes): {vfloor_s:.2f} s = "
+              f"{span / vfloor_s:.0f} slots/s (load {load2:.1f} -> {load3:.1f}); pool CPU "
+              f"{vpool:.1f} s = {1e3 * vpool / n:.2f} ms per block (2 idle cores would allow "
+              f"{2 * span / vpool:.0f} slots/s)")
+        print(f"backfill / BLS-only floor: {floor_s / wall:.2f}; "
+              f"backfill / verification floor: {vfloor_s / wall:.2f}")
     finally:
         for p, _ in peers:
             p.terminate()

@@ -133,3 +133,57 @@ class GarbageNode(FixtureNode):
             return self._send(h, 200, body, "application/octet-stream",
                               {"Eth-Consensus-Version": "capella"})
         return super()._route(h, n)
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class RangeNode(FixtureNode):
+    """An era_tools range peer (`/era_tools/v1/blocks_by_range`, BeaconBlocksByRange chunks)
+    over the fixture chain, besides the Beacon API.  Records the `count` of every range
+    request in `range_counts`.  Lies on request, for slots with `slot % 32 in lie_slots`:
+    `lie = "badsig"` flips a signature byte (a well-formed block whose signature fails);
+    `lie = "omit"` leaves the block out (claims the slot is empty)."""
+
+    lie: str | None = None
+    lie_slots = frozenset({5})
+
+    def __init__(self, *a, network=None, **kw):
+        super().__init__(*a, **kw)
+        self.network = network
+        self.range_counts: list[int] = []
+
+    def _route(self, h, n):
+        from era_tools import framing
+        from era_tools.signing import compute_fork_data_root
+
+        path, _, query = h.path.partition("?")
+        if path != "/era_tools/v1/blocks_by_range":
+            return super()._route(h, n)
+        q = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        start, count = int(q["start_slot"]), int(q["count"])
+        self.range_counts.append(count)
+        last = min(start + count - 1, max(self.chain.blocks))
+        net = self.network
+        body = bytearray()
+        for slot in range(start, last + 1):
+            got = self.chain.block_ssz(slot)
+            if got is None:
+                continue
+            data = bytearray(got[1])
+            if self.lie and slot % 32 in self.lie_slots and slot > 0:
+                if self.lie == "omit":
+                    continue
+                data[10] ^= 0x01  # inside the 96-byte signature at offset 4
+            version = net.fork_at_epoch(slot // net.slots_per_epoch).version
+            body += b"\x00" + compute_fork_data_root(version, net.genesis_validators_root)[:4]
+            body += _uvarint(len(data)) + framing.compress(bytes(data))
+        return self._send(h, 200, bytes(body), "application/octet-stream",
+                          {"Era-Tools-Last-Slot": str(last)})

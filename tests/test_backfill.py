@@ -22,7 +22,8 @@ from era_tools.store import ChainStore, schema
 from era_tools.sync.backfill import backfill
 from era_tools.sync.checkpoint import checkpoint_sync
 from era_tools.sync.peers import BeaconApiClient
-from peers import EmptyNode, FixtureNode, GarbageNode, OtherChainNode, StallNode
+from peers import (EmptyNode, FixtureNode, GarbageNode, OtherChainNode, RangeNode,
+                   StallNode)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,6 +182,30 @@ def test_era_serve_range_peers(sample_dir, honest, net, checkpointed, reference,
             res = backfill(store, [s1.url, s2.url], workers=4, timeout=10, bls_processes=2)
             assert_equals_reference(store, reference)
     assert set(res.peer_kinds.values()) == {"range"}
+
+
+@pytest.mark.parametrize("lie", ["badsig", "omit"])
+def test_range_requests_span_several_batches_and_blame_per_batch(fixture_dir, net, checkpointed,
+                                                                 reference, tmp_path, lie):
+    """Range peers get 4 epoch batches per request; a liar's bad block fails only its own
+    batch (the other batches of that reply are accepted and credited), the result is exact."""
+    with RangeNode(fixture_dir, network=net) as good, RangeNode(fixture_dir, network=net) as bad:
+        bad.lie = lie
+        with ChainStore.open(fresh(checkpointed, tmp_path)) as store:
+            res = backfill(store, [good.url, bad.url], workers=4, timeout=10,
+                           bls_processes=0, range_batches=4)
+            assert_equals_reference(store, reference)
+    assert set(res.peer_kinds.values()) == {"range"}
+    spe = net.slots_per_epoch
+    assert max(good.range_counts) in (4 * spe, 4 * spe + 1)  # 4 batches (+ the anchor slot)
+    assert all(c <= 1024 for c in good.range_counts + bad.range_counts)
+    scores = {p["url"]: p for p in res.queue.peers}
+    assert not scores[good.url]["dropped"]
+    assert scores[bad.url]["faults"] >= 1
+    if lie == "badsig":
+        assert scores[bad.url]["dropped"]
+        assert "proposer signature does not verify" in scores[bad.url]["last_fault"]
+        assert scores[bad.url]["good_batches"] >= 1  # its honest batches of the same reply
 
 
 def test_sigkill_at_five_points_then_resume(honest, checkpointed, reference, tmp_path):

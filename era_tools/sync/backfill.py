@@ -20,7 +20,7 @@ from typing import Callable
 
 from ..errors import StoreError, hex0x
 from .peers import BackfillPeer, PeerFault
-from .queue import SCORE_NO_VALUES, BackfillQueue, PeerState, QueueResult, Verifier
+from .queue import RANGE_BATCHES, SCORE_NO_VALUES, BackfillQueue, PeerState, QueueResult, Verifier
 
 ZERO_ROOT = b"\x00" * 32
 
@@ -116,6 +116,7 @@ def make_peers(urls, gvr: bytes, probe_slot: int, timeout: float) -> list[PeerSt
 def backfill(store, peer_urls, *, to_slot: int | None = None, workers: int = 4,
              max_rate: float | None = None, timeout: float = 30.0,
              batch_slots: int | None = None, bls_processes: int = 0,
+             range_batches: int | None = None,
              progress: Callable[[int], None] | None = None,
              status: Callable[[str], None] | None = None, status_every: float = 5.0,
              on_plan: Callable[[Plan], None] | None = None) -> BackfillResult:
@@ -141,6 +142,7 @@ def backfill(store, peer_urls, *, to_slot: int | None = None, workers: int = 4,
                           anchor_block=(p.anchor_slot, p.anchor_root), floor=p.floor,
                           floor_root=p.floor_root, to_slot=to_slot, batch_slots=batch_slots,
                           workers=workers, max_rate=max_rate, progress=progress,
+                          range_batches=range_batches or RANGE_BATCHES,
                           status=status, status_every=status_every)
         res = q.run()
     finally:

@@ -34,6 +34,7 @@ Design (after Nimbus `SyncQueue` in Backward mode, Lighthouse backfill and Prysm
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import threading
 import time
@@ -59,6 +60,8 @@ SCORE_MISSING = -25
 SCORE_BAD = -1000
 MAX_ATTEMPTS = 12
 ZERO_ROOT = b"\x00" * 32
+RANGE_BATCHES = 4          # batches per range request (era_tools peers)
+MAX_RANGE_SLOTS = 1024     # slots per range request (the server's cap)
 PENALTY = {"bad": SCORE_BAD, "timeout": SCORE_NO_VALUES, "empty": SCORE_NO_VALUES,
            "missing": SCORE_MISSING}
 
@@ -134,40 +137,43 @@ def _verify_sets_task(sets: list) -> list:
 
 
 def _check_blocks_task(items: list, preset: str):
-    """Process-pool side of `Verifier.check`: for each (payload, is_framed, length, fork,
-    pubkey, domain) decompress (bounded), hash the block root and, when a pubkey is given,
-    batch-verify the proposer signature.  Returns (roots, framed payloads, bad indices,
-    error or None).  Runs the GIL-holding work (hashing, BLS) on all cores."""
-    roots, framed_out, sets, idx = [], [], [], []
+    """Hashing and signature side of `Verifier.check_group` (a process-pool entry point, or
+    called in the worker thread): for each (payload, is_framed, length, fork, pubkey, domain)
+    decompress (bounded; REST payloads are compressed for the store instead), hash the block
+    root and, when a pubkey is given, batch-verify the proposer signatures of all items
+    together.  Returns (roots, framed payloads, {index: error}, bad signature indices)."""
+    roots, framed_out, sets, idx, errors = [], [], [], [], {}
     for i, (payload, is_framed, length, fork, pubkey, domain) in enumerate(items):
+        root = fo = None
         try:
             if is_framed:
                 data = framing.decompress(payload, max_size=length, where="block")
                 if len(data) != length:
-                    return None, None, None, (i, f"payload is {len(data)} bytes, chunk says "
-                                                 f"{length}")
-                framed_out.append(None)
+                    raise FormatError(f"payload is {len(data)} bytes, chunk says {length}")
             else:
                 data = payload
-                framed_out.append(framing.compress(data))
+                fo = framing.compress(data)
             cls = ssz.types_for(fork, preset).BeaconBlock
             root = (_htr_bytes(cls, memoryview(data)[100:]) if _htr_bytes is not None else
                     ssz.block_root(ssz.decode_block(data, fork, preset)))
         except FormatError as exc:
-            return None, None, None, (i, f"not a {fork} block: {exc}")
+            errors[i] = f"not a {fork} block: {exc}"
         roots.append(root)
-        if pubkey is not None:
+        framed_out.append(fo)
+        if root is not None and pubkey is not None:
             sets.append(bls.SignatureSet(pubkey, compute_signing_root(root, domain),
                                          bytes(data[4:100])))
             idx.append(i)
     bad = bls.find_invalid(sets, _pk_cache=_pk_cache) if sets else []
-    return roots, framed_out, [idx[j] for j in bad], None
+    return roots, framed_out, errors, [idx[j] for j in bad]
 
 
 class Verifier:
-    """Checks a peer's reply for one batch.  `pubkeys`: (n, 48) uint8 view of the checkpoint
-    state's validators (never one object per validator).  `bls_pool`: an executor for the
-    signature checks, or None to check in the calling thread."""
+    """Checks a peer's reply for one batch, or for several adjacent batches fetched in one
+    range request (`check_group`: one result per batch, so a bad block only fails its own
+    batch).  `pubkeys`: (n, 48) uint8 view of the checkpoint state's validators (never one
+    object per validator).  `bls_pool`: an executor for decompression, hashing and the
+    signature checks, or None to do them in the calling thread."""
 
     def __init__(self, network, pubkeys, bls_pool=None):
         self.network = network
@@ -176,8 +182,6 @@ class Verifier:
         self.bls_pool = bls_pool
         self._domains: dict[bytes, bytes] = {}
         self._digests: dict[int, bytes] = {}
-        self._pk_cache: dict = {}
-        self._lock = threading.Lock()
 
     def domain(self, version: bytes) -> bytes:
         d = self._domains.get(version)
@@ -197,117 +201,34 @@ class Verifier:
                 self._digests[epoch] = d
         return d
 
-    def block_root(self, data: bytes, fork: str, where: str) -> bytes:
-        if len(data) < 100 + 84 or int.from_bytes(data[:4], "little") != 100:
-            raise PeerFault(f"{where}: {len(data)} bytes are not a SignedBeaconBlock")
-        cls = ssz.types_for(fork, self.network.preset_base).BeaconBlock
-        try:
-            if _htr_bytes is not None:
-                return _htr_bytes(cls, memoryview(data)[100:])
-            return ssz.block_root(ssz.decode_block(data, fork, self.network.preset_base,
-                                                   where=where))
-        except FormatError as exc:
-            raise PeerFault(f"{where}: not a {fork} block: {exc}") from exc
-
     def check(self, lo: int, hi: int, reply: PeerReply, url: str,
               link: Link | None = None) -> tuple[list, int]:
         """Verified blocks of [lo, hi] in slot order, and the number of payload bytes.
         Raises PeerFault (kind bad / missing / empty)."""
+        res = self.check_group([(lo, hi)], reply, url, link)[0]
+        if isinstance(res, PeerFault):
+            raise res
+        return res
+
+    def check_group(self, ranges: list, reply: PeerReply, url: str,
+                    link: Link | None = None) -> list:
+        """`ranges`: adjacent (lo, hi) batches in slot order, all answered by `reply`.
+        Returns, per range, (blocks, payload bytes) or the PeerFault that fails that batch.
+        Raises PeerFault when the reply as a whole is bad (garbage, slots out of order or
+        outside the request, a wrong or missing anchor block after a rewind)."""
         net = self.network
+        lo, hi = ranges[0][0], ranges[-1][1]
         where = f"{url} slots {lo}..{hi}"
-        if reply.last_slot < hi:
-            raise PeerFault(f"{where}: the peer covers only up to slot {reply.last_slot}",
-                            "missing")
-        if self.bls_pool is not None:
-            return self._check_pooled(lo, hi, reply, where, link)
-        blocks: list[Block] = []
-        sigs: list = []
-        meta: list = []
-        prev_slot = lo - 1
-        anchor_seen = False
-        for raw in reply.blocks:
-            if raw.framed is not None:
-                try:
-                    data = framing.decompress(raw.framed, max_size=raw.length or 0,
-                                              where=where)
-                except FormatError as exc:
-                    raise PeerFault(f"{where}: bad snappy payload: {exc}") from exc
-                if len(data) != raw.length:
-                    raise PeerFault(f"{where}: payload is {len(data)} bytes, chunk says "
-                                    f"{raw.length}")
-                framed = raw.framed
-            else:
-                data = raw.ssz
-                framed = None
-            if len(data) < 184:
-                raise PeerFault(f"{where}: {len(data)} bytes are not a SignedBeaconBlock")
-            slot = int.from_bytes(data[100:108], "little")
-            if raw.slot >= 0 and slot != raw.slot:
-                raise PeerFault(f"{where}: asked for slot {raw.slot}, got a block of slot {slot}")
-            if slot <= prev_slot:
-                raise PeerFault(f"{where}: block slot {slot} after slot {prev_slot} (slots "
-                                "must increase)")
-            prev_slot = slot
-            if raw.digest is not None and raw.digest != self.fork_digest(slot):
-                raise PeerFault(f"{where}: slot {slot}: fork digest {hex0x(raw.digest)}, "
-                                f"expected {hex0x(self.fork_digest(slot))}")
-            fork = net.fork_name_at_slot(slot)
-            root = self.block_root(data, fork, f"{where}: slot {slot}")
-            parent = bytes(data[116:148])
-            if slot > hi:  # the anchor block a rewound request includes
-                if link is None or slot != link.slot or root != link.root:
-                    raise PeerFault(f"{where}: slot {slot}: block {hex0x(root)} is not the "
-                                    "stored anchor block")
-                anchor_seen = True
-                continue
-            if slot < lo:
-                raise PeerFault(f"{where}: block of slot {slot} outside the request")
-            if framed is None:
-                framed = framing.compress(data)
-            if blocks and parent != blocks[-1].root:
-                raise PeerFault(f"{where}: slot {slot}: parent_root {hex0x(parent)} does not "
-                                f"link to the block at slot {blocks[-1].slot} "
-                                f"{hex0x(blocks[-1].root)}")
-            blocks.append(Block(slot, root, parent, framed))
-            sig = bytes(data[4:100])
-            if slot == 0:
-                if sig != bls.ZERO_SIGNATURE or parent != ZERO_ROOT:
-                    raise PeerFault(f"{where}: slot 0: the genesis block must carry the zero "
-                                    "signature and a zero parent_root")
-                continue
-            proposer = int.from_bytes(data[108:116], "little")
-            if proposer >= len(self.pubkeys):
-                raise PeerFault(f"{where}: slot {slot}: proposer_index {proposer} is not a "
-                                f"validator of the checkpoint state ({len(self.pubkeys)})")
-            version = net.fork_at_epoch(slot // net.slots_per_epoch).version
-            sigs.append((self.pubkeys[proposer].tobytes(),
-                         compute_signing_root(root, self.domain(version)), sig))
-            meta.append((slot, proposer))
-        if link is not None and reply.last_slot >= link.slot:
-            if not anchor_seen:
-                raise PeerFault(f"{where}: the reply lacks the anchor block at slot "
-                                f"{link.slot} (provably incomplete)", "empty")
-            if blocks and blocks[-1].root != link.parent:
-                raise PeerFault(f"{where}: block {blocks[-1].slot} {hex0x(blocks[-1].root)} "
-                                f"is not the anchor's parent {hex0x(link.parent)}")
-        if sigs:
-            if self.bls_pool is not None:
-                bad = self.bls_pool.submit(_verify_sets_task, sigs).result()
-            else:
-                bad = bls.find_invalid([bls.SignatureSet(*s) for s in sigs],
-                                       _pk_cache=self._pk_cache)
-            if bad:
-                slot, proposer = meta[bad[0]]
-                raise PeerFault(f"{where}: slot {slot}: proposer signature does not verify "
-                                f"(proposer {proposer}; {len(bad)} bad in the batch)")
-        return blocks, reply.nbytes
-
-
-    def _check_pooled(self, lo, hi, reply, where, link):
-        """`check` with decompression, hashing and BLS in the process pool; the headers
-        (slot, proposer, parent, signature) are read here from the first snappy chunk."""
-        net = self.network
-        heads, items = [], []
+        faults: list = [None] * len(ranges)
+        for k, (rlo, rhi) in enumerate(ranges):
+            if reply.last_slot < rhi:
+                faults[k] = PeerFault(f"{url} slots {rlo}..{rhi}: the peer covers only up to "
+                                      f"slot {reply.last_slot}", "missing")
+        if all(faults):
+            raise faults[0] if len(ranges) == 1 else PeerFault(
+                f"{where}: the peer covers only up to slot {reply.last_slot}", "missing")
+        his = [r[1] for r in ranges]
+        heads, items = [], []     # heads: (slot, parent, proposer, framed, range index)
         prev_slot = lo - 1
         for raw in reply.blocks:
             if raw.framed is not None:
@@ -333,52 +254,85 @@ class Verifier:
                                 f"expected {hex0x(self.fork_digest(slot))}")
             if slot < lo:
                 raise PeerFault(f"{where}: block of slot {slot} outside the request")
+            if slot > reply.last_slot:
+                raise PeerFault(f"{where}: block of slot {slot} above the last slot "
+                                f"{reply.last_slot} the peer says it serves")
+            if slot > hi:
+                if link is None or slot != link.slot:
+                    raise PeerFault(f"{where}: block of slot {slot} outside the request")
+                k = -1  # the anchor block a rewound request includes
+            else:
+                k = bisect.bisect_left(his, slot)
             proposer = int.from_bytes(head[108:116], "little")
             sig = bytes(head[4:100])
             pubkey = domain = None
             if slot == 0:
                 if sig != bls.ZERO_SIGNATURE or bytes(head[116:148]) != ZERO_ROOT:
-                    raise PeerFault(f"{where}: slot 0: the genesis block must carry the zero "
-                                    "signature and a zero parent_root")
-            elif slot <= hi:
+                    faults[k] = faults[k] or PeerFault(
+                        f"{where}: slot 0: the genesis block must carry the zero signature "
+                        "and a zero parent_root")
+            elif k >= 0:
                 if proposer >= len(self.pubkeys):
-                    raise PeerFault(f"{where}: slot {slot}: proposer_index {proposer} is not "
-                                    f"a validator of the checkpoint state ({len(self.pubkeys)})")
+                    faults[k] = faults[k] or PeerFault(
+                        f"{where}: slot {slot}: proposer_index {proposer} is not a validator "
+                        f"of the checkpoint state ({len(self.pubkeys)})")
+                    continue
                 pubkey = self.pubkeys[proposer].tobytes()
                 domain = self.domain(net.fork_at_epoch(slot // net.slots_per_epoch).version)
-            heads.append((slot, bytes(head[116:148]), proposer, raw.framed))
+            if k >= 0 and faults[k] is not None:
+                continue  # that batch fails anyway: spare the hashing and BLS
+            heads.append((slot, bytes(head[116:148]), proposer, raw.framed, k))
             items.append((payload, is_framed, length, net.fork_name_at_slot(slot), pubkey,
                           domain))
-        roots, framed_out, bad, err = ([], [], [], None) if not items else \
-            self.bls_pool.submit(_check_blocks_task, items, net.preset_base).result()
-        if err is not None:
-            raise PeerFault(f"{where}: slot {heads[err[0]][0]}: {err[1]}")
-        if bad:
-            slot, _, proposer, _ = heads[bad[0]]
-            raise PeerFault(f"{where}: slot {slot}: proposer signature does not verify "
-                            f"(proposer {proposer}; {len(bad)} bad in the batch)")
-        blocks: list[Block] = []
+        if not items:
+            roots, framed_out, errors, bad = [], [], {}, []
+        elif self.bls_pool is not None:
+            roots, framed_out, errors, bad = self.bls_pool.submit(
+                _check_blocks_task, items, net.preset_base).result()
+        else:
+            roots, framed_out, errors, bad = _check_blocks_task(items, net.preset_base)
+        for i, msg in sorted(errors.items()):
+            slot, k = heads[i][0], heads[i][4]
+            if k < 0:
+                raise PeerFault(f"{where}: slot {slot}: {msg}")
+            faults[k] = faults[k] or PeerFault(f"{where}: slot {slot}: {msg}")
+        nbad = {}
+        for i in bad:
+            nbad[heads[i][4]] = nbad.get(heads[i][4], 0) + 1
+        for i in bad:
+            slot, _, proposer, _, k = heads[i]
+            faults[k] = faults[k] or PeerFault(
+                f"{where}: slot {slot}: proposer signature does not verify (proposer "
+                f"{proposer}; {nbad[k]} bad in the batch)")
+        out: list = [([], 0) for _ in ranges]
         anchor_seen = False
-        for (slot, parent, _, framed), root, fo in zip(heads, roots, framed_out):
-            if slot > hi:
-                if link is None or slot != link.slot or root != link.root:
+        for (slot, parent, _, framed, k), root, fo in zip(heads, roots, framed_out):
+            if k < 0:
+                if root != link.root:
                     raise PeerFault(f"{where}: slot {slot}: block {hex0x(root)} is not the "
                                     "stored anchor block")
                 anchor_seen = True
                 continue
+            if faults[k] is not None:
+                continue
+            blocks, nbytes = out[k]
             if blocks and parent != blocks[-1].root:
-                raise PeerFault(f"{where}: slot {slot}: parent_root {hex0x(parent)} does not "
-                                f"link to the block at slot {blocks[-1].slot} "
-                                f"{hex0x(blocks[-1].root)}")
-            blocks.append(Block(slot, root, parent, framed if framed is not None else fo))
+                faults[k] = PeerFault(f"{where}: slot {slot}: parent_root {hex0x(parent)} does "
+                                      f"not link to the block at slot {blocks[-1].slot} "
+                                      f"{hex0x(blocks[-1].root)}")
+                continue
+            framed = framed if framed is not None else fo
+            blocks.append(Block(slot, root, parent, framed))
+            out[k] = (blocks, nbytes + len(framed))
         if link is not None and reply.last_slot >= link.slot:
             if not anchor_seen:
                 raise PeerFault(f"{where}: the reply lacks the anchor block at slot "
                                 f"{link.slot} (provably incomplete)", "empty")
-            if blocks and blocks[-1].root != link.parent:
-                raise PeerFault(f"{where}: block {blocks[-1].slot} {hex0x(blocks[-1].root)} "
+            top = out[-1][0]
+            if faults[-1] is None and top and top[-1].root != link.parent:
+                raise PeerFault(f"{where}: block {top[-1].slot} {hex0x(top[-1].root)} "
                                 f"is not the anchor's parent {hex0x(link.parent)}")
-        return blocks, reply.nbytes
+        return [f if f is not None else o for f, o in zip(faults, out)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -452,7 +406,7 @@ class BackfillQueue:
                  expect: bytes, anchor_block: tuple[int, bytes], floor: int,
                  floor_root: bytes | None, to_slot: int | None = None,
                  batch_slots: int | None = None, workers: int = 4,
-                 max_rate: float | None = None,
+                 max_rate: float | None = None, range_batches: int = RANGE_BATCHES,
                  progress: Callable[[int], None] | None = None,
                  status: Callable[[str], None] | None = None, status_every: float = 5.0):
         self.store = store
@@ -466,7 +420,17 @@ class BackfillQueue:
         self.to_slot = to_slot
         self.bs = batch_slots or store.network.slots_per_epoch
         self.nworkers = max(1, workers)
-        self.window = self.nworkers * 3 + 2
+        # A range peer answers up to `range_batches` adjacent batches in one request (one
+        # HTTP round trip, one hashing + BLS task); a REST peer one batch.
+        self.range_batches = max(1, range_batches)
+        self.window = self.nworkers * max(3, 2 * self.range_batches) + 2
+        # The importer writes a ready run once it spans `commit_slots` (fewer, larger LevelDB
+        # batches), or sooner when nothing else can arrive, the run ends the job, or
+        # `commit_every` seconds passed since the last write.
+        self.commit_slots = min(8 * self.bs, (self.window - self.nworkers) * self.bs)
+        self.commit_every = 2.0
+        self.lower_ok = False
+        self._last_commit = time.monotonic()
         self.rate = RateLimiter(max_rate)
         self.progress = progress
         self.status = status
@@ -489,22 +453,29 @@ class BackfillQueue:
         return sum(1 for b in self.batches.values()
                    if b.state == "active" or (b.state == "ready" and b.blocks))
 
+    def _new_batch(self):
+        """The next batch below everything made so far, or None when none may be made now."""
+        if self.next_hi < self.floor or self._heavy() >= self.window or self.done:
+            return None
+        hi = self.next_hi
+        if self.to_slot is not None and hi < self.to_slot and (not self.lower_ok or any(
+                b.state != "ready" for b in self.batches.values())):
+            return None  # below --to-slot only once everything above is in and imported
+        lo = max(self.floor, (hi // self.bs) * self.bs)
+        batch = self.batches[hi] = Batch(lo, hi)
+        self.next_hi = lo - 1
+        return batch
+
     def _pick(self):
+        """(batches newest first, peer, link) for a worker, or None.  A range peer gets up to
+        `range_batches` adjacent batches in one request."""
         alive = [p for p in self.peers if p.alive]
         if not alive:
             return None
         queued = [b for b in self.batches.values() if b.state == "queued"]
-        batch = max(queued, key=lambda b: b.hi) if queued else None
+        batch = max(queued, key=lambda b: b.hi) if queued else self._new_batch()
         if batch is None:
-            if self.next_hi < self.floor or self._heavy() >= self.window or self.done:
-                return None
-            hi = self.next_hi
-            if self.to_slot is not None and hi < self.to_slot and any(
-                    b.state != "ready" for b in self.batches.values()):
-                return None  # below --to-slot only once everything above is in
-            lo = max(self.floor, (hi // self.bs) * self.bs)
-            batch = self.batches[hi] = Batch(lo, hi)
-            self.next_hi = lo - 1
+            return None
         cands = [p for p in alive if p.url not in batch.excluded] or alive
         if len(cands) == len(alive) and batch.excluded:
             batch.excluded.clear()
@@ -512,9 +483,27 @@ class BackfillQueue:
         link = None
         if batch.need_anchor and batch.hi == self.cur_top - 1:
             link = Link(self.anchor_block[0], self.anchor_block[1], self.expect)
+        group = [batch]
         batch.state = "active"
+        if peer.peer.kind == "range":
+            top = link.slot if link else batch.hi
+            while len(group) < self.range_batches:
+                low = group[-1]
+                nb = self.batches.get(low.lo - 1)
+                if nb is None:
+                    if low.lo - 1 != self.next_hi:
+                        break
+                    nb = self._new_batch()
+                    if nb is None:
+                        break
+                elif nb.state != "queued" or peer.url in nb.excluded or nb.need_anchor:
+                    break
+                if top - nb.lo + 1 > MAX_RANGE_SLOTS:
+                    break  # (a batch just made stays queued for the next worker)
+                nb.state = "active"
+                group.append(nb)
         peer.busy += 1
-        return batch, peer, link
+        return group, peer, link
 
     # -- workers -----------------------------------------------------------------------------
     def _worker(self, i: int) -> None:
@@ -529,41 +518,44 @@ class BackfillQueue:
                     self.cond.wait(0.5)
                 if task is None:
                     return
-                batch, peer, link = task
+                group, peer, link = task
                 self.worker_map[i] = "R"
-            self.rate.acquire(batch.slots, self.stop)
-            err = None
-            blocks = None
-            nbytes = 0
+            lo, hi = group[-1].lo, group[0].hi
+            self.rate.acquire(hi - lo + 1, self.stop)
             try:
                 extra = (link.slot,) if link else ()
-                reply = peer.peer.fetch(batch.lo, batch.hi, extra)
+                reply = peer.peer.fetch(lo, hi, extra)
                 self.worker_map[i] = "P"
-                blocks, nbytes = self.verifier.check(batch.lo, batch.hi, reply, peer.url, link)
+                results = self.verifier.check_group([(b.lo, b.hi) for b in reversed(group)],
+                                                    reply, peer.url, link)[::-1]
             except PeerFault as exc:
-                err = exc
+                results = [exc] * len(group)
             except Exception as exc:  # our fault, not the peer's: stop, don't hang
                 with self.cond:
                     peer.busy -= 1
-                    batch.state = "queued"
+                    for b in group:
+                        b.state = "queued"
                     if self.fatal is None:
-                        self.fatal = PeerError(f"slots {batch.lo}..{batch.hi}: internal error "
-                                               f"while checking a batch: "
-                                               f"{type(exc).__name__}: {exc}")
+                        self.fatal = PeerError(f"slots {lo}..{hi}: internal error while "
+                                               f"checking a batch: {type(exc).__name__}: {exc}")
                     self.cond.notify_all()
                 return
             with self.cond:
                 peer.busy -= 1
                 self.worker_map[i] = "Q"
-                if err is None:
-                    batch.state = "ready"
-                    batch.blocks = blocks
-                    batch.peer = peer
-                    peer.bytes += nbytes
-                    self.result.bytes += nbytes
-                else:
-                    peer.adjust(PENALTY.get(err.kind, SCORE_BAD), str(err))
-                    self._retry(batch, peer, str(err))
+                faults = [r for r in results if isinstance(r, PeerFault)]
+                if faults:  # one penalty per reply: the worst of its faults
+                    worst = min(faults, key=lambda e: PENALTY.get(e.kind, SCORE_BAD))
+                    peer.adjust(PENALTY.get(worst.kind, SCORE_BAD), str(worst))
+                for b, r in zip(group, results):
+                    if isinstance(r, PeerFault):
+                        self._retry(b, peer, str(r))
+                    else:
+                        b.state = "ready"
+                        b.blocks, nbytes = r
+                        b.peer = peer
+                        peer.bytes += nbytes
+                        self.result.bytes += nbytes
                 self.cond.notify_all()
 
     def _retry(self, batch: Batch, peer: PeerState | None, why: str) -> None:
@@ -596,9 +588,24 @@ class BackfillQueue:
             s = b.lo - 1
         return run
 
+    def _flush_now(self, run: list) -> bool:
+        """Whether to write the ready run now rather than wait for it to grow."""
+        if sum(b.slots for b in run) >= self.commit_slots or run[-1].lo <= self.floor:
+            return True
+        if self.to_slot is not None and run[-1].lo <= self.to_slot:
+            return True
+        if any(b.need_anchor or b.failed for b in run):
+            return True  # settle rewinds and blame at once
+        if self._heavy() >= self.window - 1 or time.monotonic() - self._last_commit >= \
+                self.commit_every:
+            return True
+        # nothing below the run is on its way
+        return not any(b.state != "ready" for b in self.batches.values()) and \
+            self.next_hi < self.floor
+
     def _import(self) -> bool:
         run = self._run_from_top()
-        if not run:
+        if not run or not self._flush_now(run):
             return False
         expect = self.expect
         linked: list[Block] = []
@@ -648,7 +655,14 @@ class BackfillQueue:
             if s not in have:
                 wb.put_empty(s)
         wb.cover(lo, hi)
-        self.store.commit(wb)
+        # Write without the lock: workers keep handing in batches meanwhile (they only touch
+        # queued/active batches; the run is ready and only the importer changes it).
+        self.cond.release()
+        try:
+            self.store.commit(wb)
+        finally:
+            self.cond.acquire()
+        self._last_commit = time.monotonic()
         # bookkeeping: blame differing attempts, reward, split the last batch
         for b in run:
             if b.hi < lo:
@@ -768,6 +782,13 @@ class BackfillQueue:
                 with self.cond:
                     while self._import() and not self.done and self.fatal is None:
                         pass
+                    if self.to_slot is not None and not self.lower_ok and not self.done \
+                            and self.next_hi < self.to_slot and \
+                            all(b.state == "ready" for b in self.batches.values()):
+                        # everything down to --to-slot is in and did not reach a block
+                        # at or below it: batches below may be fetched now
+                        self.lower_ok = True
+                        self.cond.notify_all()
                     if self.fatal is not None:
                         raise self.fatal
                     if self.done:
