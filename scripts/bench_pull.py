@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from beacon_api_server import BeaconApiServer  # noqa: E402
 from era_tools import ssz  # noqa: E402
-from era_tools.pull import block_root_of, node_network, pull  # noqa: E402
+from era_tools.sync.pull import block_root_of, node_network, pull  # noqa: E402
 from era_tools.store import ChainStore  # noqa: E402
 from era_tools.sync.peers import BeaconApiClient  # noqa: E402
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from era_tools.cli import main
 from era_tools.frontfill import frontfill
-from era_tools.pull import node_network, pull
+from era_tools.sync.pull import node_network, pull
 from era_tools.store import ChainStore, schema
 from era_tools.sync.backfill import backfill
 from era_tools.sync.checkpoint import checkpoint_sync

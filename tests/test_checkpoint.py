@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from era_tools.cli import main
 from era_tools.errors import VerificationError
-from era_tools.pull import node_network
+from era_tools.sync.pull import node_network
 from era_tools.store import ChainStore
 from era_tools.sync.checkpoint import checkpoint_sync
 from era_tools.sync.peers import BeaconApiClient

@@ -12,7 +12,7 @@ from beacon_api_server import BeaconApiServer
 from era_tools.cli import main
 from era_tools.era import contents_equal
 from era_tools.errors import PeerError
-from era_tools.pull import node_network
+from era_tools.sync.pull import node_network
 from era_tools.store import ChainStore
 from era_tools.store.db import KV
 from era_tools.sync.peers import BeaconApiClient
@@ -154,7 +154,7 @@ def test_block_roots_from_bytes_match_the_manifest_and_py_ssz(fixture_dir):
     """pull hashes blocks from their bytes (ssz.fast); every fixture block's root is the one
     the client reported, and a sample of each fork agrees with py-ssz decoding."""
     from era_tools import ssz
-    from era_tools.pull import block_root_of
+    from era_tools.sync.pull import block_root_of
 
     manifest = json.loads((fixture_dir / "manifest.json").read_text())
     seen = set()

@@ -52,7 +52,7 @@ def pull(url, db, from_slot, to_slot, workers, batch_slots, timeout, retries, ne
     Refuses a syncing node or one on another network than --network/--config or the store.
     Every block must link to the one before it; every state's block_roots must agree with the
     blocks.  Resumable: rerun the same command after an interruption."""
-    from ..pull import node_network, pull as do_pull
+    from ..sync.pull import node_network, pull as do_pull
     from ..sync.peers import BeaconApiClient
 
     expected = None

@@ -46,7 +46,7 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
 
     Checks the block against the state's latest_block_header, the network, the epoch
     boundary and --trusted-block-root, then writes block, state and anchor atomically."""
-    from ..pull import node_network
+    from ..sync.pull import node_network
     from ..store import ChainStore
     from ..sync.checkpoint import checkpoint_sync as do_checkpoint
     from ..sync.peers import BeaconApiClient

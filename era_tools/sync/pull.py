@@ -18,13 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import framing, ssz
-from .config import Network, network_from_spec
-from .era import StateHead, state_prefix_size
-from .errors import FormatError, PeerError, VerificationError, hex0x
-from .ssz.fast import hash_tree_root_bytes
-from .store import ChainStore, schema
-from .sync.peers import BeaconApiClient
+from .. import framing, ssz
+from ..config import Network, network_from_spec
+from ..era import StateHead, state_prefix_size
+from ..errors import FormatError, PeerError, VerificationError, hex0x
+from ..ssz.fast import hash_tree_root_bytes
+from ..store import ChainStore, schema
+from .peers import BeaconApiClient
 
 ZERO_ROOT = b"\x00" * 32
 
@@ -43,7 +43,7 @@ class PullResult:
 
 def json_to_ssz_for(preset_base: str):
     """A converter for nodes that answer JSON only: Beacon API JSON -> SSZ bytes."""
-    from .ssz import json as ssz_json
+    from ..ssz import json as ssz_json
 
     def convert(data: dict, type_name: str, fork: str) -> bytes:
         cls = getattr(ssz.types_for(fork, preset_base), type_name)
