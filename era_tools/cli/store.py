@@ -182,7 +182,8 @@ def status(db, network_name, config_path, as_json):
             "gaps": [[x, y] for x, y in store.gaps()],
             "anchor": a.to_json(),
             "era_states": [s // store.sphr for s in store.state_slots()],
-            "referenced_files": len(store.referenced_files()),
+            "referenced_files": sum(1 for f in store.referenced_files().values()
+                                    if f["path"].endswith(".era")),
             "tables": stats,
             "disk_bytes": store.disk_bytes(),
         }
