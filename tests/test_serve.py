@@ -762,3 +762,31 @@ def test_unmatched_paths_and_methods_get_json_errors(server):
     assert status == 405 and json.loads(body)["code"] == 405
     text = get(server, "/metrics")[2].decode()
     assert 'route="unmatched",status="404"' in text
+
+
+def test_cli_serve_killed_parent_leaves_no_worker(sample_dir):
+    import signal
+
+    proc, url, _ = _start_serve([str(sample_dir), "--port", "0", "--workers", "2"])
+    try:
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        port = urlsplit(url).port
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        # the workers get SIGTERM from the kernel (PR_SET_PDEATHSIG) and stop
+        assert _wait_for(lambda: not any(_alive(p) for p in workers))
+
+        def port_free():
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                    return True
+                except OSError:
+                    return False
+
+        assert _wait_for(port_free)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
