@@ -61,7 +61,7 @@ def start_peer(era_dir: Path):
 
 class CpuMeter:
     """CPU seconds used by this process and all its descendants (the `era serve` peers, the
-    forkserver's pool processes), sampled from /proc every 0.2 s while running."""
+    forkserver's pool processes), sampled from /proc every 0.5 s while running."""
 
     def __init__(self):
         self.tick = os.sysconf("SC_CLK_TCK")
@@ -106,7 +106,7 @@ class CpuMeter:
         return self
 
     def _loop(self):
-        while not self.stop.wait(0.2):
+        while not self.stop.wait(0.5):
             self.sample()
 
     def __exit__(self, *exc):
@@ -184,7 +184,7 @@ def main() -> int:
     ap.add_argument("--validators", type=int, default=20000,
                     help="validators in the synthetic state when it has to be made")
     ap.add_argument("--peers", type=int, default=2)
-    ap.add_argument("--workers", type=int, default=6)
+    ap.add_argument("--workers", type=int, default=4, help="as `era backfill`")
     ap.add_argument("--bls-procs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--range-batches", type=int, default=RANGE_BATCHES,
                     help="epoch batches per range request")

@@ -11,13 +11,19 @@ Design (after Nimbus `SyncQueue` in Backward mode, Lighthouse backfill and Prysm
   and verify: every block decodes as the fork of its slot (and the range peer's fork digest
   agrees), slots lie in the batch and strictly increase, parents link inside the batch, and
   the proposer signatures batch-verify (random linear combination, era_tools.bls) with pubkeys
-  from the checkpoint state and the domain of the block's fork version.
+  from the checkpoint state and the domain of the block's fork version.  A range peer
+  (era_tools server) is asked for up to `range_batches` adjacent queued batches in one request
+  (<= 1024 slots): one HTTP round trip and one decompress + hash + BLS task (in the process
+  pool when there is one), but one result per batch, so a bad block fails only its own batch
+  (the peer is penalised once per reply, by its worst fault).
 * **One importer** (the thread that calls `run`) accepts only the contiguous run of ready
   batches below the store's oldest block.  Walking it newest-first, each block's root must
   equal the parent the chain above expects.  The proven part (down to the lowest linked block;
   empty slots between linked blocks are proven empty) is written with its index entries and
   the new anchor in one atomic write.  Slots below the lowest linked block stay pending until
-  a lower block links (an empty reply never proves anything on its own).
+  a lower block links (an empty reply never proves anything on its own).  Writes are
+  coalesced (a run of >= 8 epochs, or sooner when nothing else can arrive, a rewind or the
+  end is in the run, or 2 s passed) and done without holding the queue lock.
 * **Failures**: a batch whose reply is bad is retried with another peer.  When the run does
   not link, the batches that could be lying (the unproven empty claims above the break and the
   batch at the break) are re-downloaded from other peers, and the next request of the top one
@@ -60,7 +66,7 @@ SCORE_MISSING = -25
 SCORE_BAD = -1000
 MAX_ATTEMPTS = 12
 ZERO_ROOT = b"\x00" * 32
-RANGE_BATCHES = 4          # batches per range request (era_tools peers)
+RANGE_BATCHES = 8          # batches per range request (era_tools peers)
 MAX_RANGE_SLOTS = 1024     # slots per range request (the server's cap)
 PENALTY = {"bad": SCORE_BAD, "timeout": SCORE_NO_VALUES, "empty": SCORE_NO_VALUES,
            "missing": SCORE_MISSING}
@@ -423,7 +429,9 @@ class BackfillQueue:
         # A range peer answers up to `range_batches` adjacent batches in one request (one
         # HTTP round trip, one hashing + BLS task); a REST peer one batch.
         self.range_batches = max(1, range_batches)
-        self.window = self.nworkers * max(3, 2 * self.range_batches) + 2
+        # Batches in flight or waiting for the importer: each worker one request, plus one
+        # request's worth ready (bounds memory: ~70 KB per framed mainnet block).
+        self.window = max(self.nworkers * 3, (self.nworkers + 1) * self.range_batches) + 2
         # The importer writes a ready run once it spans `commit_slots` (fewer, larger LevelDB
         # batches), or sooner when nothing else can arrive, the run ends the job, or
         # `commit_every` seconds passed since the last write.
