@@ -20,7 +20,8 @@ from typing import Callable
 
 from ..errors import StoreError, hex0x
 from .peers import BackfillPeer, PeerFault
-from .queue import RANGE_BATCHES, SCORE_NO_VALUES, BackfillQueue, PeerState, QueueResult, Verifier
+from .queue import (RANGE_BATCHES, SCORE_NO_VALUES, BackfillQueue, PeerState, QueueResult,
+                    Verifier, warm_task)
 
 ZERO_ROOT = b"\x00" * 32
 
@@ -126,17 +127,25 @@ def backfill(store, peer_urls, *, to_slot: int | None = None, workers: int = 4,
     if on_plan:
         on_plan(p)
     net = store.network
-    pubkeys = load_pubkeys(store, p.state_slot)
-    peers = make_peers(peer_urls, net.genesis_validators_root, p.top - 1, timeout)
     pool = None
     if bls_processes:
+        # made first and warmed up (imports, BLS backend, hashing plan) while the pubkeys
+        # load and the peers are probed
         import concurrent.futures as cf
         import multiprocessing as mp
 
         methods = mp.get_all_start_methods()
-        ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if "forkserver" in methods:
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload([warm_task.__module__])  # no-op once it runs
+        else:
+            ctx = mp.get_context("spawn")
         pool = cf.ProcessPoolExecutor(bls_processes, mp_context=ctx)
+        for _ in range(bls_processes):
+            pool.submit(warm_task, net.fork_name_at_slot(max(0, p.top - 1)), net.preset_base)
     try:
+        pubkeys = load_pubkeys(store, p.state_slot)
+        peers = make_peers(peer_urls, net.genesis_validators_root, p.top - 1, timeout)
         verifier = Verifier(net, pubkeys, pool)
         q = BackfillQueue(store, peers, verifier, top=p.top, expect=p.expect,
                           anchor_block=(p.anchor_slot, p.anchor_root), floor=p.floor,

@@ -305,16 +305,17 @@ class BackfillPeer:
                 if clen and clen.isdigit() and int(clen) > limit:
                     raise PeerFault(f"{url}: response of {clen} bytes exceeds the limit "
                                     f"{limit}")
-                buf = bytearray()
+                parts, size = [], 0   # joined once at the end: one copy of the body
                 deadline = time.monotonic() + 4 * t  # a trickling peer is a stalling peer
-                for chunk in r.iter_content(1 << 16):
-                    buf += chunk
-                    if len(buf) > limit:
+                for chunk in r.iter_content(1 << 20):
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > limit:
                         raise PeerFault(f"{url}: response exceeds the limit {limit} bytes")
                     if time.monotonic() > deadline:
                         raise PeerFault(f"{url}: response not complete within {4 * t:g} s",
                                         "timeout")
-                return r.status_code, r.headers, bytes(buf)
+                return r.status_code, r.headers, b"".join(parts)
         except requests.Timeout as exc:
             raise PeerFault(f"{url}: no answer within {t:g} s", "timeout") from exc
         except requests.RequestException as exc:

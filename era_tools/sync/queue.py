@@ -136,6 +136,19 @@ class Link:
 _pk_cache: dict = {}
 
 
+def warm_task(fork: str, preset: str) -> None:
+    """Pool warm-up, submitted when the pool is made: imports, the BLS backend and the
+    compiled block-hashing plan are ready before the first batch arrives."""
+    cls = ssz.types_for(fork, preset).BeaconBlock
+    try:
+        from ..ssz.fast import compile_sedes, native_plan
+
+        native_plan(compile_sedes(cls))
+    except Exception:  # pragma: no cover - only a warm-up
+        pass
+    bls.get_backend()
+
+
 def _verify_sets_task(sets: list) -> list:
     """BLS check of (pubkey, message, signature) triples -> indices of bad ones (process pool
     entry point)."""
@@ -676,7 +689,8 @@ class BackfillQueue:
             if b.hi < lo:
                 break
             part_lo = max(b.lo, lo)
-            accepted = {s: r for s, r in b.claims().items() if s >= part_lo}
+            accepted = {s: r for s, r in b.claims().items() if s >= part_lo} if b.failed \
+                else {}
             for peer, claims in b.failed:
                 mine = {s: r for s, r in claims.items() if part_lo <= s <= b.hi}
                 if mine != accepted:
