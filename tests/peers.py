@@ -147,8 +147,8 @@ def _uvarint(n: int) -> bytes:
 
 class RangeNode(FixtureNode):
     """An era_tools range peer (`/era_tools/v1/blocks_by_range`, BeaconBlocksByRange chunks)
-    over the fixture chain, besides the Beacon API.  Records the `count` of every range
-    request in `range_counts`.  Lies on request, for slots with `slot % 32 in lie_slots`:
+    over the fixture chain, besides the Beacon API.  Records the `start_slot` and `count` of
+    every range request in `range_starts` and `range_counts`.  Lies on request, for slots with `slot % 32 in lie_slots`:
     `lie = "badsig"` flips a signature byte (a well-formed block whose signature fails);
     `lie = "omit"` leaves the block out (claims the slot is empty)."""
 
@@ -159,6 +159,7 @@ class RangeNode(FixtureNode):
         super().__init__(*a, **kw)
         self.network = network
         self.range_counts: list[int] = []
+        self.range_starts: list[int] = []
 
     def _route(self, h, n):
         from era_tools import framing
@@ -170,6 +171,7 @@ class RangeNode(FixtureNode):
         q = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
         start, count = int(q["start_slot"]), int(q["count"])
         self.range_counts.append(count)
+        self.range_starts.append(start)
         last = min(start + count - 1, max(self.chain.blocks))
         net = self.network
         body = bytearray()

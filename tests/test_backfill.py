@@ -208,6 +208,36 @@ def test_range_requests_span_several_batches_and_blame_per_batch(fixture_dir, ne
         assert scores[bad.url]["good_batches"] >= 1  # its honest batches of the same reply
 
 
+@pytest.mark.parametrize("kind", ["range", "rest"])
+def test_to_slot_stops_at_the_first_linked_block_at_or_below(fixture_dir, net, checkpointed,
+                                                             reference, tmp_path, kind):
+    """--to-slot: the run is written down to a linked block at or below it, the queue stops
+    there, and nothing below the batch holding --to-slot is asked for (batches below it are
+    made only once everything above is imported without reaching a block at or below it)."""
+    idx = dict(reference[0])
+    to_slot = 603
+    def node():
+        return RangeNode(fixture_dir, network=net) if kind == "range" else FixtureNode(fixture_dir)
+
+    with node() as a, node() as b:
+        urls = [a.url, b.url]
+        with ChainStore.open(fresh(checkpointed, tmp_path)) as store:
+            res = backfill(store, urls, to_slot=to_slot, workers=3, timeout=10,
+                           bls_processes=0)
+            lo = store.anchor.covered[-1][0]
+            assert res.queue.stopped == f"--to-slot {to_slot}"
+            assert lo <= to_slot
+            assert idx[lo]  # stopped at a block, not at an empty claim
+            assert index_of(store, lo, 1024) == [e for e in reference[0] if e[0] >= lo]
+            assert store.anchor.oldest_block_slot == lo
+    assert set(res.peer_kinds.values()) == {kind}
+    if kind == "range":
+        spe = net.slots_per_epoch
+        probes = {1023}  # the kind probe asks for the slot below the anchor
+        starts = [s for s in a.range_starts + b.range_starts if s not in probes]
+        assert min(starts) == to_slot // spe * spe
+
+
 def test_sigkill_at_five_points_then_resume(honest, checkpointed, reference, tmp_path):
     db = fresh(checkpointed, tmp_path)
     rng = random.Random(5)
