@@ -68,9 +68,12 @@ class KV:
                 raise StoreError(f"{path}: cannot create the chain store's directory: "
                                  f"{exc.strerror}") from exc
         try:
+            # compression=None: blocks and states arrive snappy-framed and roots are random,
+            # so LevelDB's own snappy pass only burns CPU on every write and compaction.
             db = plyvel.DB(path, create_if_missing=create and not readonly,
                            write_buffer_size=32 * 1024 * 1024, max_open_files=500,
-                           block_size=64 * 1024, lru_cache_size=64 * 1024 * 1024)
+                           block_size=64 * 1024, lru_cache_size=64 * 1024 * 1024,
+                           compression=None)
             return KV(db, path, readonly)
         except plyvel.IOError as exc:
             if _is_lock_error(exc):
