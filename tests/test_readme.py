@@ -30,7 +30,12 @@ def test_readme_tour_runs(tmp_path, fixture_dir):
     script = re.sub(r"(era serve [^\n]*&[^\n]*\n)",
                     r"\1for i in $(seq 100); do era_ready && break; sleep 0.1; done\n", script)
     port = re.search(r"--port (\d+)", script).group(1)
-    prelude = (f'set -euo pipefail\nera() {{ "{sys.executable}" -m era_tools "$@"; }}\n'
+    # `era` as an exec wrapper, so `kill %1` reaches the server itself
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "era").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m era_tools "$@"\n')
+    (bindir / "era").chmod(0o755)
+    prelude = (f'set -euo pipefail\nexport PATH="{bindir}:$PATH"\n'
                f'era_ready() {{ "{sys.executable}" -c "import socket; '
                f"socket.create_connection(('127.0.0.1', {port}), 1)\" 2>/dev/null; }}\n")
     # output to a file, not a pipe: the background server must not hold our pipe open
