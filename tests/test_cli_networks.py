@@ -23,3 +23,37 @@ def test_store_commands_check_the_expected_network(tmp_path, sample_files, sampl
         assert res.exit_code == 2, (cmd, res.output)
         assert res.stderr.startswith(f"error: {db}: the store holds network minimal"), res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_network_inferred_from_names_is_checked_against_the_state(tmp_path, sample_files):
+    # A minimal-chain era file renamed as if it were mainnet's, with no config beside it.
+    fake = tmp_path / "mainnet-00002-c3ec0173.era"
+    fake.write_bytes(sample_files[2].read_bytes())
+    res = run("info", fake)
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines()[-1] == (
+        "error: file names say mainnet, but the era state's genesis_validators_root is "
+        "0x83431ec7fcf92cfc44947fc0418e831c25e1d0806590231c439830db7ad54fda, not mainnet's; "
+        "pass --network or --config")
+
+
+def test_network_inferred_from_the_state_root(tmp_path, sample_files):
+    from era_tools.cli.common import pick_network
+    from era_tools.config import get_network
+    from era_tools.era import EraReader, EraWriter
+
+    # The genesis era with its state's genesis_validators_root set to sepolia's.
+    with EraReader(sample_files[0]) as r:
+        state = bytearray(r.state_ssz())
+    state[8:40] = get_network("sepolia").genesis_validators_root
+    with EraWriter(tmp_path, "devnet", 0, 64) as w:
+        w.set_state(ssz=bytes(state))
+    assert pick_network(None, None, [tmp_path], quiet=True).name == "sepolia"
+    # an unknown root and an unknown name: a clear error
+    unknown = tmp_path / "other"
+    unknown.mkdir()
+    (unknown / "devnet-00000-83431ec7.era").write_bytes(sample_files[0].read_bytes())
+    res = run("info", unknown)
+    assert res.exit_code == 2
+    assert "cannot infer the network from the file names or the era state's " \
+           "genesis_validators_root: pass --network NAME or --config FILE" in res.stderr

@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from ..config import resolve_network
+from ..config import BUILTIN, resolve_network
+from ..errors import ConfigError
 
 network_option = click.option("--network", "network_name", metavar="NAME",
                               help="Built-in network: mainnet, sepolia, holesky, hoodi, gnosis, "
@@ -25,11 +26,54 @@ def network_options(f):
 
 
 def pick_network(network_name, config_path, paths=(), quiet=False):
-    """Resolve the network and say how it was chosen (on stderr, so --json stays clean)."""
-    net, how = resolve_network(network_name, config_path, paths)
-    if not quiet and not (network_name or config_path):
+    """Resolve the network and say how it was chosen (on stderr, so --json stays clean).
+
+    Without --network/--config: a config beside the files, else the file names, checked
+    against the first era state's genesis_validators_root, else that root alone."""
+    paths = list(paths)
+    explicit = bool(network_name or config_path)
+    try:
+        net, how = resolve_network(network_name, config_path, paths)
+    except ConfigError as exc:
+        if explicit:
+            raise
+        net, how = _network_from_state(paths, exc)
+    else:
+        if not explicit and how.startswith("inferred from file names"):
+            gvr = _first_state_gvr(paths)
+            if gvr is not None and gvr != net.genesis_validators_root:
+                raise ConfigError(
+                    f"file names say {net.name}, but the era state's genesis_validators_root "
+                    f"is 0x{gvr.hex()}, not {net.name}'s; pass --network or --config")
+    if not quiet and not explicit:
         click.echo(f"network: {net.name} ({how})", err=True)
     return net
+
+
+def _first_state_gvr(paths):
+    """genesis_validators_root of the first readable era file's state, or None."""
+    from ..era import EraReader, era_files_in
+    from ..errors import EraToolsError
+
+    for p in era_files_in(paths)[:3]:
+        try:
+            with EraReader(p) as r:
+                return r.state_head().genesis_validators_root
+        except EraToolsError:
+            continue
+    return None
+
+
+def _network_from_state(paths, no_name_match: ConfigError):
+    gvr = _first_state_gvr(paths)
+    if gvr is None:  # no readable era file: the name-based answer stands
+        raise no_name_match
+    for net in BUILTIN.values():
+        if net.genesis_validators_root == gvr:
+            return net, ("inferred from the era state's genesis_validators_root "
+                          f"0x{gvr.hex()[:8]}")
+    raise ConfigError("cannot infer the network from the file names or the era state's "
+                      "genesis_validators_root: pass --network NAME or --config FILE")
 
 
 def echo_json(obj) -> None:
