@@ -93,22 +93,8 @@ def build(preset: dict) -> SimpleNamespace:
             ("sync_aggregate", SyncAggregate),  # [New in Altair]
         ]
 
-    # [Modified in Altair] (new body type)
-    class BeaconBlock(SSZContainer):
-        fields = [
-            ("slot", Slot),
-            ("proposer_index", ValidatorIndex),
-            ("parent_root", Root),
-            ("state_root", Root),
-            ("body", BeaconBlockBody),
-        ]
-
-    # [Modified in Altair] (new block type)
-    class SignedBeaconBlock(SSZContainer):
-        fields = [
-            ("message", BeaconBlock),
-            ("signature", BLSSignature),
-        ]
+    # [Modified in Altair] (new body type, hence new block types)
+    BeaconBlock, SignedBeaconBlock = phase0.block_containers(BeaconBlockBody)
 
     # [Modified in Altair]
     class BeaconState(SSZContainer):

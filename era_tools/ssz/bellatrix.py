@@ -123,22 +123,8 @@ def build(preset: dict) -> SimpleNamespace:
             ("execution_payload", ExecutionPayload),  # [New in Bellatrix]
         ]
 
-    # [Modified in Bellatrix] (new body type)
-    class BeaconBlock(SSZContainer):
-        fields = [
-            ("slot", Slot),
-            ("proposer_index", ValidatorIndex),
-            ("parent_root", Root),
-            ("state_root", Root),
-            ("body", BeaconBlockBody),
-        ]
-
-    # [Modified in Bellatrix] (new block type)
-    class SignedBeaconBlock(SSZContainer):
-        fields = [
-            ("message", BeaconBlock),
-            ("signature", BLSSignature),
-        ]
+    # [Modified in Bellatrix] (new body type, hence new block types)
+    BeaconBlock, SignedBeaconBlock = phase0.block_containers(BeaconBlockBody)
 
     # [Modified in Bellatrix]
     class BeaconState(SSZContainer):

@@ -156,22 +156,8 @@ def build(preset: dict) -> SimpleNamespace:
              List(SignedBLSToExecutionChange, P["MAX_BLS_TO_EXECUTION_CHANGES"])),
         ]
 
-    # [Modified in Capella] (new body type)
-    class BeaconBlock(SSZContainer):
-        fields = [
-            ("slot", Slot),
-            ("proposer_index", ValidatorIndex),
-            ("parent_root", Root),
-            ("state_root", Root),
-            ("body", BeaconBlockBody),
-        ]
-
-    # [Modified in Capella] (new block type)
-    class SignedBeaconBlock(SSZContainer):
-        fields = [
-            ("message", BeaconBlock),
-            ("signature", BLSSignature),
-        ]
+    # [Modified in Capella] (new body type, hence new block types)
+    BeaconBlock, SignedBeaconBlock = phase0.block_containers(BeaconBlockBody)
 
     # [Modified in Capella]
     class BeaconState(SSZContainer):

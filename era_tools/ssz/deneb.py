@@ -142,22 +142,8 @@ def build(preset: dict) -> SimpleNamespace:
             ("blob_kzg_commitments", List(KZGCommitment, MAX_BLOB_COMMITMENTS_PER_BLOCK)),
         ]
 
-    # [Modified in Deneb] (new body type)
-    class BeaconBlock(SSZContainer):
-        fields = [
-            ("slot", Slot),
-            ("proposer_index", ValidatorIndex),
-            ("parent_root", Root),
-            ("state_root", Root),
-            ("body", BeaconBlockBody),
-        ]
-
-    # [Modified in Deneb] (new block type)
-    class SignedBeaconBlock(SSZContainer):
-        fields = [
-            ("message", BeaconBlock),
-            ("signature", BLSSignature),
-        ]
+    # [Modified in Deneb] (new body type, hence new block types)
+    BeaconBlock, SignedBeaconBlock = phase0.block_containers(BeaconBlockBody)
 
     # [Modified in Deneb]
     class BeaconState(SSZContainer):

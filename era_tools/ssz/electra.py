@@ -210,22 +210,8 @@ def build(preset: dict) -> SimpleNamespace:
             ("execution_requests", ExecutionRequests),  # [New in Electra]
         ]
 
-    # [Modified in Electra] (new body type)
-    class BeaconBlock(SSZContainer):
-        fields = [
-            ("slot", Slot),
-            ("proposer_index", ValidatorIndex),
-            ("parent_root", Root),
-            ("state_root", Root),
-            ("body", BeaconBlockBody),
-        ]
-
-    # [Modified in Electra] (new block type)
-    class SignedBeaconBlock(SSZContainer):
-        fields = [
-            ("message", BeaconBlock),
-            ("signature", BLSSignature),
-        ]
+    # [Modified in Electra] (new body type, hence new block types)
+    BeaconBlock, SignedBeaconBlock = phase0.block_containers(BeaconBlockBody)
 
     # [Modified in Electra]
     class BeaconState(SSZContainer):

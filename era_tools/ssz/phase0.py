@@ -41,7 +41,7 @@ from ssz.sedes.serializable import MetaSerializable
 from ssz.utils import merkleize, mix_in_length
 
 __all__ = [
-    "build", "fork_builder", "SSZContainer",
+    "build", "block_containers", "fork_builder", "SSZContainer",
     # sedes re-exported for the later fork modules
     "Bitlist", "Bitvector", "ByteList", "ByteVector", "List", "Vector", "boolean",
     "uint8", "uint64", "uint256",
@@ -217,6 +217,28 @@ def extend(prev: SimpleNamespace | None, *classes: type) -> SimpleNamespace:
     return ns
 
 
+def block_containers(body: type) -> tuple[type, type]:
+    """`BeaconBlock` and `SignedBeaconBlock` around a fork's `BeaconBlockBody`: every fork
+    redefines these two only because its body type changed; their fields never do."""
+
+    class BeaconBlock(SSZContainer):
+        fields = [
+            ("slot", Slot),
+            ("proposer_index", ValidatorIndex),
+            ("parent_root", Root),
+            ("state_root", Root),
+            ("body", body),
+        ]
+
+    class SignedBeaconBlock(SSZContainer):
+        fields = [
+            ("message", BeaconBlock),
+            ("signature", BLSSignature),
+        ]
+
+    return BeaconBlock, SignedBeaconBlock
+
+
 @fork_builder("phase0")
 def build(preset: dict) -> SimpleNamespace:
     """Build the phase0 containers for `preset`."""
@@ -379,20 +401,7 @@ def build(preset: dict) -> SimpleNamespace:
             ("voluntary_exits", List(SignedVoluntaryExit, P["MAX_VOLUNTARY_EXITS"])),
         ]
 
-    class BeaconBlock(SSZContainer):
-        fields = [
-            ("slot", Slot),
-            ("proposer_index", ValidatorIndex),
-            ("parent_root", Root),
-            ("state_root", Root),
-            ("body", BeaconBlockBody),
-        ]
-
-    class SignedBeaconBlock(SSZContainer):
-        fields = [
-            ("message", BeaconBlock),
-            ("signature", BLSSignature),
-        ]
+    BeaconBlock, SignedBeaconBlock = block_containers(BeaconBlockBody)
 
     class BeaconState(SSZContainer):
         fields = [
