@@ -18,8 +18,8 @@ import sys
 import pytest
 
 from beacon_api_server import BeaconApiServer
+from store_dump import dump
 from era_tools.era import EraReader, contents_equal
-from era_tools.store.db import KV
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = "import sys; from era_tools.cli import main; sys.exit(main())"
@@ -34,12 +34,6 @@ def era(args, env=None):
                           capture_output=True, text=True, timeout=300)
 
 
-def dump(db):
-    kv = KV.open(str(db), readonly=True)
-    try:
-        return [(bytes(k), bytes(v)) for k, v in kv.items()]
-    finally:
-        kv.close()
 
 
 def finished_eras_are_whole(out):

@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from beacon_api_server import BeaconApiServer
+from store_dump import dump
 from era_tools.cli import main
 from era_tools.era import contents_equal
 from era_tools.errors import PeerError
 from era_tools.sync.pull import node_network
 from era_tools.store import ChainStore
-from era_tools.store.db import KV
 from era_tools.sync.peers import BeaconApiClient
 
 
@@ -28,14 +28,6 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def dump(db):
-    if not os.path.exists(os.path.join(db, "CURRENT")):
-        return []
-    kv = KV.open(db, readonly=True)  # raw: every key, metadata included
-    try:
-        return [(bytes(k), bytes(v)) for k, v in kv.items()]
-    finally:
-        kv.close()
 
 
 def test_round_trip_pull_then_export_gives_sample_eras(server, tmp_path, sample_dir,

@@ -14,11 +14,11 @@ import shutil
 from click.testing import CliRunner
 
 from beacon_api_server import BeaconApiServer
+from store_dump import dump
 from era_tools.cli import main
 from era_tools.serve.app import make_app
 from era_tools.serve.testing import ServerThread
 from era_tools.store import ChainStore
-from era_tools.store.db import KV
 from test_serve import SSZ, get, parse_chunks
 
 
@@ -26,12 +26,6 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def dump(db):
-    kv = KV.open(str(db), readonly=True)
-    try:
-        return [(bytes(k), bytes(v)) for k, v in kv.items()]
-    finally:
-        kv.close()
 
 
 def test_pull_against_era_serve_reproduces_the_pull_store(tmp_path, sample_dir, fixture_dir,
