@@ -1,13 +1,21 @@
 """BLS12-381 signatures as Ethereum uses them (the proof-of-possession ciphersuite), behind one
 small interface.  The only module that imports a BLS library.
 
-Backends:
-- ``blst`` (default): `pyblst`, bindings to supranational/blst.  Measured against `blspy` and
-  `py_arkworks_bls12381` in scripts/bench_verify.py --backends (see BENCHMARKS.md).
+Backends (the first that loads is the default):
+- ``blst``: supranational/blst's own C API, through ctypes, from the copy that `ckzg` (the
+  Ethereum Foundation's KZG binding) links in and exports.  The whole batch runs inside blst's
+  pairing aggregator: decompression, subgroup checks, hash-to-G2, the 64-bit scalar
+  multiplications, multi-Miller loops of 8, and blst's Pippenger for sum r_i * sig_i.  ctypes
+  drops the GIL for every call.  Loaded only when every symbol is there, the struct sizes are
+  the ones this module assumes, and a known-answer test passes; otherwise skipped.
+- ``pyblst``: the `pyblst` binding to blst (point objects, Miller loop, final_verify); the
+  batch is assembled here in Python (see below).  About 1.3x slower per signature.
 - ``py_ecc``: the pure-Python reference.  Slow (seconds per pairing); it is the fallback when
-  no native binding is installed and the oracle tests check the fast backend against.
+  no native binding is installed and the oracle tests check the fast backends against.
+Measured against each other (and against `blspy`, `py_arkworks_bls12381`) by
+`scripts/bench_verify.py --backends N`; figures in BENCHMARKS.md.
 
-Choose with ``ERA_TOOLS_BLS_BACKEND=blst|py_ecc`` or ``get_backend(name)``.
+Choose with ``ERA_TOOLS_BLS_BACKEND=blst|pyblst|py_ecc`` or ``get_backend(name)``.
 
 Batch verification (`batch_verify`) checks many (pubkey, message, signature) sets with one
 final exponentiation using a random linear combination:
@@ -18,15 +26,19 @@ Plain aggregation (all r_i = 1) is *not* used: it accepts crafted pairs of bad s
 (sig_1 + D, sig_2 - D).  `verify_sets` bisects a failing batch so the caller learns which sets
 are bad.
 
-Cost per signature in a batch (blst): decompress + subgroup-check the pubkey and the signature,
+Cost per signature in a batch (pyblst): decompress + subgroup-check the pubkey and the signature,
 hash-to-G2 of the message, one 64-bit G1 scalar multiplication r_i * pk_i, one Miller loop;
 sum r_i * sig_i is a Pippenger multi-scalar multiplication over point additions (`msm_g2`,
 ~5x cheaper per point than pyblst's `scalar_mul`, which always runs the full 255-bit ladder).
-One final exponentiation per batch.  (`scripts/bench_verify.py --backends N` measures this
-against py_arkworks_bls12381's multi-pairing and blspy; pyblst was the fastest.)
+One final exponentiation per batch.  The blst backend does the same sums inside blst, where the
+scalar multiplications use the scalars' 64 bits only and the Miller loops share their squarings
+in groups of 8.
 
 Subgroup checks (KeyValidate for pubkeys, signature_to_point + subgroup for signatures):
-- blst: `BlstP1Element/BlstP2Element.uncompress` run blst's `*_uncompress` and then
+- blst: `blst_p1_uncompress`/`blst_p2_uncompress` (curve), then `blst_p1_affine_in_g1` /
+  `blst_p2_affine_in_g2`; the identity pubkey is rejected (KeyValidate).  An identity signature
+  can never verify against a valid pubkey; the batch turns it away before pairing.
+- pyblst: `BlstP1Element/BlstP2Element.uncompress` run blst's `*_uncompress` and then
   `*_in_g1/in_g2`, rejecting points off the curve or outside the prime-order subgroup
   (BLST_POINT_NOT_IN_GROUP); the identity pubkey is rejected here by its infinity flag.
 - py_ecc: `pubkey_to_G1`/`signature_to_G2` check the curve; the subgroup is checked here by
@@ -63,8 +75,216 @@ class InvalidPoint(ValueError):
 # Backends: the same few primitives, so the batch logic is written once.
 
 
-class _Blst:
+class _BlstC:
+    """blst's C API through ctypes.  Points are plain bytes holding blst structs: G1 as
+    blst_p1 (Jacobian, 144 bytes), G2 as blst_p2 (288 bytes); affine forms only inside."""
+
     name = "blst"
+    _SIZES = {"blst_p1_affine_sizeof": 96, "blst_p2_affine_sizeof": 192, "blst_p1_sizeof": 144,
+              "blst_p2_sizeof": 288, "blst_fp12_sizeof": 576}
+    # A valid (pubkey, message, signature) made with py_ecc from sk = 0x2a * 32 mod r.
+    _KAT = (bytes.fromhex(
+        "8193db75369ee1f1b3d8828adbc05c0dc6bd38ef5dab2528174eace2140da80cd8f253ce43748a53b316fdc2"
+        "63234af4"), b"era_tools blst self-test", bytes.fromhex(
+        "a2d26a0f8f65ce0d326d15c0d59a414b005fe8b626ba3eeab5c109a25e13a39cc305a3c339c36342d4d0429f"
+        "6e6427d90874e344c99a23fd07e4891f0261dae0e99ceb5ef8339ab62adb253a1cbde7a104b8890b34c5664b"
+        "120b0ad972e5cc36"))
+
+    def __init__(self):
+        import ctypes
+
+        import ckzg  # links blst statically and exports its C API
+
+        C = ctypes
+        vp, sz, cp, i, b = C.c_void_p, C.c_size_t, C.c_char_p, C.c_int, C.c_bool
+        sigs = {
+            "blst_p1_uncompress": (i, [vp, cp]), "blst_p2_uncompress": (i, [vp, cp]),
+            "blst_p1_affine_in_g1": (b, [vp]), "blst_p2_affine_in_g2": (b, [vp]),
+            "blst_p1_affine_is_inf": (b, [vp]), "blst_p2_affine_is_inf": (b, [vp]),
+            "blst_p1_from_affine": (None, [vp, vp]), "blst_p2_from_affine": (None, [vp, vp]),
+            "blst_p1_to_affine": (None, [vp, vp]), "blst_p2_to_affine": (None, [vp, vp]),
+            "blst_p1_compress": (None, [vp, vp]), "blst_p2_compress": (None, [vp, vp]),
+            "blst_p1_mult": (None, [vp, vp, cp, sz]), "blst_p2_mult": (None, [vp, vp, cp, sz]),
+            "blst_p2_add_or_double": (None, [vp, vp, vp]), "blst_p2_cneg": (None, [vp, sz]),
+            "blst_p1_generator": (vp, []),
+            "blst_hash_to_g2": (None, [vp, cp, sz, vp, sz, vp, sz]),
+            "blst_miller_loop": (None, [vp, vp, vp]), "blst_fp12_mul": (None, [vp, vp, vp]),
+            "blst_fp12_finalverify": (b, [vp, vp]),
+            "blst_pairing_sizeof": (sz, []), "blst_pairing_init": (None, [vp, b, vp, sz]),
+            "blst_pairing_chk_n_mul_n_aggr_pk_in_g1": (i, [vp, vp, sz, vp, sz, vp, sz, cp, sz,
+                                                           vp, sz]),
+            "blst_pairing_commit": (None, [vp]), "blst_pairing_finalverify": (b, [vp, vp]),
+            "blst_p2s_mult_pippenger_scratch_sizeof": (sz, [sz]),
+            "blst_p2s_mult_pippenger": (None, [vp, vp, sz, vp, sz, vp]),
+            "blst_aggregated_in_g2": (None, [vp, vp]),
+            **{name: (sz, []) for name in self._SIZES},
+        }
+        try:
+            lib = C.CDLL(ckzg.__file__)
+            for name, (restype, argtypes) in sigs.items():
+                fn = getattr(lib, name)
+                fn.restype, fn.argtypes = restype, argtypes
+        except (OSError, AttributeError) as exc:
+            raise ImportError(f"blst C API not found in ckzg: {exc}") from None
+        for name, size in self._SIZES.items():
+            if getattr(lib, name)() != size:
+                raise ImportError(f"blst C API: {name}() is not {size}")
+        self._C, self._L = C, lib
+        self._dst = C.create_string_buffer(DST, len(DST))  # blst keeps a pointer to it
+        self._ctx_size = lib.blst_pairing_sizeof()
+        self.g1 = C.string_at(lib.blst_p1_generator(), 144)
+        pk, msg, sig = self._KAT
+        if not (self.batch_check([SignatureSet(pk, msg, sig)] * 2, secrets.SystemRandom(), {})
+                and not self.batch_check([SignatureSet(pk, msg + b"!", sig)] * 2,
+                                         secrets.SystemRandom(), {})):
+            raise ImportError("blst C API failed its known-answer test")
+
+    # -- points ---------------------------------------------------------------------------
+    def _affine_g1(self, data: bytes):
+        if len(data) != 48:
+            raise InvalidPoint(f"public key is {len(data)} bytes, expected 48")
+        aff = self._C.create_string_buffer(96)
+        err = self._L.blst_p1_uncompress(aff, bytes(data))
+        if err:
+            raise InvalidPoint(f"invalid public key: blst error {err}")
+        if self._L.blst_p1_affine_is_inf(aff):  # KeyValidate rejects the identity
+            raise InvalidPoint("public key is the point at infinity")
+        if not self._L.blst_p1_affine_in_g1(aff):
+            raise InvalidPoint("public key is not in the G1 subgroup")
+        return aff
+
+    def _affine_g2_into(self, buf, data: bytes) -> None:
+        if len(data) != 96:
+            raise InvalidPoint(f"signature is {len(data)} bytes, expected 96")
+        err = self._L.blst_p2_uncompress(buf, bytes(data))
+        if err:
+            raise InvalidPoint(f"invalid signature: blst error {err}")
+        if not self._L.blst_p2_affine_in_g2(buf):
+            raise InvalidPoint("signature is not in the G2 subgroup")
+
+    def _jac(self, aff, size: int, fn) -> bytes:
+        out = self._C.create_string_buffer(size)
+        fn(out, aff)
+        return out.raw
+
+    def _aff(self, p: bytes, size: int, fn):
+        out = self._C.create_string_buffer(size)
+        fn(out, p)
+        return out
+
+    def pubkey(self, data: bytes) -> bytes:
+        return self._jac(self._affine_g1(data), 144, self._L.blst_p1_from_affine)
+
+    def signature(self, data: bytes) -> bytes:
+        aff = self._C.create_string_buffer(192)
+        self._affine_g2_into(aff, data)
+        return self._jac(aff, 288, self._L.blst_p2_from_affine)
+
+    def hash_to_g2(self, message: bytes) -> bytes:
+        out = self._C.create_string_buffer(288)
+        self._L.blst_hash_to_g2(out, bytes(message), len(message), self._dst, len(DST), None, 0)
+        return out.raw
+
+    def _mul(self, p: bytes, r: int, fn) -> bytes:
+        out = self._C.create_string_buffer(len(p))
+        fn(out, p, r.to_bytes(32, "little"), max(r.bit_length(), 1))
+        return out.raw
+
+    def mul_g1(self, p, r: int):
+        return self._mul(p, r, self._L.blst_p1_mult)
+
+    def mul_g2(self, p, r: int):
+        return self._mul(p, r, self._L.blst_p2_mult)
+
+    def add_g2(self, a, b):
+        out = self._C.create_string_buffer(288)
+        self._L.blst_p2_add_or_double(out, a, b)
+        return out.raw
+
+    def neg_g2(self, a):
+        out = self._C.create_string_buffer(a, 288)
+        self._L.blst_p2_cneg(out, 1)
+        return out.raw
+
+    def msm_g2(self, points, scalars):
+        acc = None
+        for p, r in zip(points, scalars):
+            x = self.mul_g2(p, r)
+            acc = x if acc is None else self.add_g2(acc, x)
+        return acc
+
+    def compress_g1(self, p) -> bytes:
+        out = self._C.create_string_buffer(48)
+        self._L.blst_p1_compress(out, p)
+        return out.raw
+
+    def compress_g2(self, p) -> bytes:
+        out = self._C.create_string_buffer(96)
+        self._L.blst_p2_compress(out, p)
+        return out.raw
+
+    def g1_mul_generator(self, sk: int):
+        return self.mul_g1(self.g1, sk)
+
+    def check(self, pairs, agg_sig) -> bool:
+        """prod e(P_i, H_i) == e(g1, agg_sig)."""
+        L, C = self._L, self._C
+        acc, ml = C.create_string_buffer(576), C.create_string_buffer(576)
+        for k, (p, h) in enumerate(pairs):
+            q = self._aff(h, 192, L.blst_p2_to_affine)
+            pa = self._aff(p, 96, L.blst_p1_to_affine)
+            L.blst_miller_loop(acc if k == 0 else ml, q, pa)
+            if k:
+                L.blst_fp12_mul(acc, acc, ml)
+        L.blst_miller_loop(ml, self._aff(agg_sig, 192, L.blst_p2_to_affine),
+                           self._aff(self.g1, 96, L.blst_p1_to_affine))
+        return bool(L.blst_fp12_finalverify(ml, acc))
+
+    # -- the batch, all inside blst ---------------------------------------------------------
+    def batch_check(self, sets, rng, cache) -> bool:
+        """e(g1, sum r_i sig_i) == prod e(r_i pk_i, H(m_i)): blst's pairing aggregator does
+        the pubkey side (hash-to-G2, 64-bit multiplication, Miller loops of 8), its Pippenger
+        the signature side."""
+        C, L = self._C, self._L
+        n = len(sets)
+        sig_aff = (C.c_char * (192 * n))()
+        base = C.addressof(sig_aff)
+        words = rng.getrandbits(64 * n).to_bytes(8 * n, "little")
+        if b"\0" * 8 in [words[k:k + 8] for k in range(0, 8 * n, 8)]:
+            words = b"".join(_random_scalar(rng).to_bytes(8, "little") for _ in range(n))
+        scalars = C.create_string_buffer(words, 8 * n)
+        sbase = C.addressof(scalars)
+        ctx = C.create_string_buffer(self._ctx_size)
+        L.blst_pairing_init(ctx, True, self._dst, len(DST))
+        try:
+            for k, (pk, msg, sig) in enumerate(sets):
+                key = ("blst-affine", pk)
+                pa = cache.get(key)
+                if pa is None:
+                    pa = cache[key] = self._affine_g1(pk)
+                sp = base + 192 * k
+                self._affine_g2_into(sp, sig)
+                if L.blst_p2_affine_is_inf(sp):
+                    return False  # never valid with a non-identity pubkey
+                if L.blst_pairing_chk_n_mul_n_aggr_pk_in_g1(
+                        ctx, pa, 0, None, 0, sbase + 8 * k, 64, bytes(msg), len(msg), None, 0):
+                    return False
+        except InvalidPoint:
+            return False
+        agg, aff, gt = (C.create_string_buffer(288), C.create_string_buffer(192),
+                        C.create_string_buffer(576))
+        scratch = C.create_string_buffer(L.blst_p2s_mult_pippenger_scratch_sizeof(n))
+        L.blst_p2s_mult_pippenger(agg, (C.c_void_p * n)(*(base + 192 * k for k in range(n))), n,
+                                  (C.c_void_p * n)(*(sbase + 8 * k for k in range(n))), 64,
+                                  scratch)
+        L.blst_p2_to_affine(aff, agg)
+        L.blst_aggregated_in_g2(gt, aff)
+        L.blst_pairing_commit(ctx)
+        return bool(L.blst_pairing_finalverify(ctx, gt))
+
+
+class _PyBlst:
+    name = "pyblst"
 
     def __init__(self):
         import pyblst
@@ -239,7 +459,7 @@ def _pippenger(points, scalars, bits: int):
     return acc
 
 
-_BACKENDS = {"blst": _Blst, "py_ecc": _PyEcc}
+_BACKENDS = {"blst": _BlstC, "pyblst": _PyBlst, "py_ecc": _PyEcc}
 _instances: dict[str, object] = {}
 
 
@@ -255,15 +475,17 @@ def available_backends() -> list[str]:
 
 
 def get_backend(name: str | None = None):
-    """The named backend, or the configured default (env ERA_TOOLS_BLS_BACKEND, else blst,
-    else py_ecc)."""
+    """The named backend, or the configured default (env ERA_TOOLS_BLS_BACKEND, else the
+    first of blst, pyblst, py_ecc that loads).  ImportError when the named one cannot load."""
     if name is None:
         name = os.environ.get("ERA_TOOLS_BLS_BACKEND") or None
     if name is None:
-        try:
-            return get_backend("blst")
-        except ImportError:
-            return get_backend("py_ecc")
+        for candidate in _BACKENDS:
+            try:
+                return get_backend(candidate)
+            except ImportError:
+                continue
+        raise ImportError("no BLS backend could be loaded")
     if name not in _BACKENDS:
         raise ValueError(f"unknown BLS backend {name!r}; known: {', '.join(_BACKENDS)}")
     inst = _instances.get(name)
@@ -302,6 +524,8 @@ def batch_verify(sets: Sequence[SignatureSet], backend=None, rng=None,
     if not sets:
         return True
     cache = _pk_cache if _pk_cache is not None else {}
+    if hasattr(b, "batch_check"):
+        return b.batch_check(sets, rng, cache)
     pairs = []
     sigs = []
     scalars = []

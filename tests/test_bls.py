@@ -112,7 +112,7 @@ NON_SUBGROUP_SIG = bytes.fromhex(
     "ed6d01d98c")
 
 
-@pytest.mark.parametrize("name", ["blst", "py_ecc"])
+@pytest.mark.parametrize("name", ["blst", "pyblst", "py_ecc"])
 def test_points_outside_the_subgroups_are_rejected(name):
     from py_ecc.bls.g2_primitives import pubkey_to_G1, signature_to_G2
     from py_ecc.optimized_bls12_381 import b, b2, is_on_curve
@@ -130,7 +130,7 @@ def test_points_outside_the_subgroups_are_rejected(name):
 def test_msm_g2_equals_the_sum_of_scalar_multiples():
     import random
 
-    b = bls.get_backend("blst")
+    b = bls.get_backend("pyblst")  # the Python Pippenger; blst's own runs inside its batch
     rng = random.Random(4)
     for n in (1, 2, 3, 17, 50, 130):
         pts = [b.hash_to_g2(b"p%d" % (i % 7)) for i in range(n)]  # repeats: doubling in buckets
@@ -143,9 +143,10 @@ def test_msm_g2_equals_the_sum_of_scalar_multiples():
         assert b.compress_g2(b.msm_g2(pts, rs)) == b.compress_g2(want), n
 
 
-def test_fast_backend_accepts_and_rejects_like_py_ecc(sets):
-    """Accept/reject of the blst batch path agrees with the py_ecc oracle, set by set."""
-    fast, ecc = bls.get_backend("blst"), bls.get_backend("py_ecc")
+@pytest.mark.parametrize("name", ["blst", "pyblst"])
+def test_fast_backend_accepts_and_rejects_like_py_ecc(sets, name):
+    """Accept/reject of each native batch path agrees with the py_ecc oracle, set by set."""
+    fast, ecc = bls.get_backend(name), bls.get_backend("py_ecc")
     a, b = sets[4], sets[5]
     delta = bls.sign(key(97), b"delta")
     cases = {
@@ -166,3 +167,31 @@ def test_fast_backend_accepts_and_rejects_like_py_ecc(sets):
     assert results == {"valid pair": True, "swapped signatures": False, "wrong message": False,
                        "crafted pair": False, "non-subgroup signature": False,
                        "non-subgroup pubkey": False}
+
+
+def test_default_backend_is_blsts_c_api_and_agrees_with_pyblst(sets):
+    """The default is blst's C API (ckzg is a dependency); on valid sets, on each single bad
+    set and on duplicated pubkeys (the decompressed-pubkey cache) it answers like pyblst."""
+    fast, ref = bls.get_backend(), bls.get_backend("pyblst")
+    assert fast.name == "blst"
+    twice = sets[:3] + sets[:3]
+    assert bls.batch_verify(twice, fast) and bls.batch_verify(twice, ref)
+    for i in range(len(sets)):
+        bad = list(sets)
+        bad[i] = bad[i]._replace(message=bytes(32))
+        assert bls.find_invalid(bad, fast) == bls.find_invalid(bad, ref) == [i]
+    inf_sig = b"\xc0" + bytes(95)
+    assert bls.find_invalid([sets[0], sets[1]._replace(signature=inf_sig)], fast) == [1]
+    assert bls.find_invalid([sets[0], sets[1]._replace(signature=inf_sig)], ref) == [1]
+    assert fast.compress_g2(fast.neg_g2(fast.signature(sets[0].signature))) == \
+        bls.signature_neg(sets[0].signature, ref)
+
+
+def test_a_blst_library_that_fails_its_known_answer_test_is_not_used(monkeypatch):
+    pk, msg, sig = bls._BlstC._KAT
+    monkeypatch.setattr(bls._BlstC, "_KAT", (pk, msg + b"?", sig))
+    monkeypatch.setattr(bls, "_instances", {})
+    monkeypatch.delenv("ERA_TOOLS_BLS_BACKEND", raising=False)
+    with pytest.raises(ImportError, match="known-answer"):
+        bls.get_backend("blst")
+    assert bls.get_backend().name == "pyblst"
