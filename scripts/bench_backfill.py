@@ -315,6 +315,11 @@ def main() -> int:
         print(f"store floor (the same blocks, index and anchor written to a fresh store, "
               f"{32 * args.range_batches} slots per commit): {store_s:.2f} s = "
               f"{span / store_s:.0f} slots/s")
+        cores = os.cpu_count() or 1
+        bound_s = (vpool + store_s) / cores
+        print(f"idle-machine upper bound with full checks: (verification CPU {vpool:.1f} s + "
+              f"store {store_s:.1f} s) / {cores} cores = {bound_s:.2f} s = "
+              f"{span / bound_s:.0f} slots/s, before any HTTP or hand-over cost")
         print(f"backfill / BLS-only floor: {floor_s / wall:.2f}; "
               f"backfill / verification floor: {vfloor_s / wall:.2f}")
     finally:
