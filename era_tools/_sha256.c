@@ -225,6 +225,75 @@ static void hash64x2_shani(const unsigned char *in0, const unsigned char *in1,
     _mm_storeu_si128((__m128i *)(out1 + 16), _mm_shuffle_epi8(T1, MASK));
 }
 
+/* L independent inputs interleaved (L = 4 or 8), generic over the lane count: every input is
+ * loaded before any output is stored, so out[i] may alias any in[j] (in-place layers). */
+__attribute__((target("sha,sse4.1,ssse3"), always_inline))
+static inline void hash64xN_shani(const int L, const unsigned char *const *in,
+                                  unsigned char *const *out)
+{
+    const __m128i MASK = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    const __m128i ABEF0 = _mm_set_epi32(0x6a09e667, 0xbb67ae85, 0x510e527f, 0x9b05688c);
+    const __m128i CDGH0 = _mm_set_epi32(0x3c6ef372, 0xa54ff53a, 0x1f83d9ab, 0x5be0cd19);
+    __m128i W[8][16], S0[8], S1[8], A0[8], C0[8], M;
+    int i, l;
+    for (l = 0; l < L; l++) {
+        for (i = 0; i < 4; i++)
+            W[l][i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(in[l] + 16 * i)), MASK);
+        S0[l] = ABEF0;
+        S1[l] = CDGH0;
+    }
+    for (i = 0; i < 16; i++) {
+        __m128i k = _mm_loadu_si128((const __m128i *)(K256 + 4 * i));
+        for (l = 0; l < L; l++) {
+            if (i >= 4)
+                W[l][i] = _mm_sha256msg2_epu32(
+                    _mm_add_epi32(_mm_sha256msg1_epu32(W[l][i - 4], W[l][i - 3]),
+                                  _mm_alignr_epi8(W[l][i - 1], W[l][i - 2], 4)), W[l][i - 1]);
+            M = _mm_add_epi32(W[l][i], k);
+            S1[l] = _mm_sha256rnds2_epu32(S1[l], S0[l], M);
+            M = _mm_shuffle_epi32(M, 0x0E);
+            S0[l] = _mm_sha256rnds2_epu32(S0[l], S1[l], M);
+        }
+    }
+    for (l = 0; l < L; l++) {
+        S0[l] = _mm_add_epi32(S0[l], ABEF0);
+        S1[l] = _mm_add_epi32(S1[l], CDGH0);
+        A0[l] = S0[l];
+        C0[l] = S1[l];
+    }
+    for (i = 0; i < 16; i++) {
+        __m128i m = _mm_load_si128((const __m128i *)(PAD_WK + 4 * i));
+        __m128i m2 = _mm_shuffle_epi32(m, 0x0E);
+        for (l = 0; l < L; l++) {
+            S1[l] = _mm_sha256rnds2_epu32(S1[l], S0[l], m);
+            S0[l] = _mm_sha256rnds2_epu32(S0[l], S1[l], m2);
+        }
+    }
+    for (l = 0; l < L; l++) {
+        __m128i T, U, X, Y;
+        X = _mm_add_epi32(S0[l], A0[l]);
+        Y = _mm_add_epi32(S1[l], C0[l]);
+        T = _mm_shuffle_epi32(X, 0x1B);
+        U = _mm_shuffle_epi32(Y, 0xB1);
+        X = _mm_blend_epi16(T, U, 0xF0);
+        Y = _mm_alignr_epi8(U, T, 8);
+        _mm_storeu_si128((__m128i *)out[l], _mm_shuffle_epi8(X, MASK));
+        _mm_storeu_si128((__m128i *)(out[l] + 16), _mm_shuffle_epi8(Y, MASK));
+    }
+}
+
+__attribute__((target("sha,sse4.1,ssse3")))
+static void hash64x4_shani(const unsigned char *const *in, unsigned char *const *out)
+{
+    hash64xN_shani(4, in, out);
+}
+
+__attribute__((target("sha,sse4.1,ssse3")))
+static void hash64x8_shani(const unsigned char *const *in, unsigned char *const *out)
+{
+    hash64xN_shani(8, in, out);
+}
+
 static int cpu_has_shani(void)
 {
     unsigned int a, b, c, d;
@@ -239,8 +308,21 @@ static int cpu_has_shani(void)
 
 static void hash64_openssl(const unsigned char *in, unsigned char *out);
 
+/* Hash counters by path (x1 = one input per call, xL = L inputs interleaved), for
+ * scripts/bench_hashing.py: only counted while _stats(True) is on (plain increments: the
+ * bench counts from one thread). */
+static int stats_on = 0;
+static unsigned long long st_calls[4]; /* calls of the x1, x2, x4, x8 paths */
+#define STAT(i) do { if (stats_on) st_calls[i]++; } while (0)
+
+/* Widest interleave used by hash_many and the job runner (1, 2, 4 or 8); _tune() changes it
+ * for benchmarks and tests.  2: wider did not pay on the Xeon this was measured on (the SHA
+ * unit is saturated by two streams; BENCHMARKS.md). */
+static int max_lanes = 2;
+
 static void hash64(const unsigned char *in, unsigned char *out)
 {
+    STAT(0);
 #ifdef HAVE_SHANI_CODE
     if (use_shani) {
         hash64_shani(in, out);
@@ -250,30 +332,122 @@ static void hash64(const unsigned char *in, unsigned char *out)
     hash64_openssl(in, out);
 }
 
-static void init_shani(void)
+/* L inputs (L in 1, 2, 4, 8) hashed with the widest interleaved path allowed; every input is
+ * read before any output is written, so out[i] may alias in[j]. */
+static void hash64_lanes(int L, const unsigned char *const *in, unsigned char *const *out)
 {
 #ifdef HAVE_SHANI_CODE
-    unsigned char pad[64] = {0}, probe[64], a[32], b[32];
+    if (use_shani) {
+        if (L == 8) {
+            STAT(3);
+            hash64x8_shani(in, out);
+            return;
+        }
+        if (L == 4) {
+            STAT(2);
+            hash64x4_shani(in, out);
+            return;
+        }
+        if (L == 2) {
+            STAT(1);
+            hash64x2_shani(in[0], in[1], out[0], out[1]);
+            return;
+        }
+    }
+#endif
+    {
+        unsigned char tmp[8][32];
+        int i;
+        for (i = 0; i < L; i++)
+            hash64(in[i], tmp[i]);
+        for (i = 0; i < L; i++)
+            memcpy(out[i], tmp[i], 32);
+    }
+}
+
+static int init_shani(void)
+{
+#ifdef HAVE_SHANI_CODE
+    unsigned char pad[64] = {0}, probe[8][64], a[32], b[32], c[32], d[32], o[8][32];
+    const unsigned char *ins[8];
+    unsigned char *outs[8];
     int i, ok = 1;
     if (getenv("ERA_TOOLS_NO_SHANI") != NULL || !cpu_has_shani())
-        return;
+        return 0;
     pad[0] = 0x80;
     pad[62] = 0x02;
     shani_schedule(pad, PAD_WK);
     for (i = 0; i < 64 && ok; i++) {
-        int j;
-        for (j = 0; j < 64; j++)
-            probe[j] = (unsigned char)(i * 31 + j * 7 + (j == i ? 0x80 : 0));
-        unsigned char c[32], d[32];
-        hash64_openssl(probe, a);
-        hash64_shani(probe, b);
+        int j, l;
+        for (l = 0; l < 8; l++)
+            for (j = 0; j < 64; j++)
+                probe[l][j] = (unsigned char)(i * 31 + j * 7 + l * 101 + (j == i ? 0x80 : 0));
+        hash64_openssl(probe[0], a);
+        hash64_shani(probe[0], b);
         ok = memcmp(a, b, 32) == 0;
-        hash64x2_shani(probe, pad, c, d);
+        hash64x2_shani(probe[0], pad, c, d);
         hash64_openssl(pad, b);
         ok = ok && memcmp(a, c, 32) == 0 && memcmp(b, d, 32) == 0;
+        /* x4 and x8, each lane against OpenSSL */
+        for (l = 0; l < 8; l++) {
+            ins[l] = probe[l];
+            outs[l] = o[l];
+        }
+        hash64x4_shani(ins, outs);
+        for (l = 0; l < 4 && ok; l++) {
+            hash64_openssl(probe[l], a);
+            ok = memcmp(a, o[l], 32) == 0;
+        }
+        hash64x8_shani(ins, outs);
+        for (l = 0; l < 8 && ok; l++) {
+            hash64_openssl(probe[l], a);
+            ok = memcmp(a, o[l], 32) == 0;
+        }
+        /* in place: each output over the first half of its own input */
+        for (l = 0; l < 8; l++)
+            outs[l] = probe[l];
+        hash64x8_shani(ins, outs);
+        for (l = 0; l < 8 && ok; l++) {
+            ok = memcmp(o[l], probe[l], 32) == 0;
+            outs[l] = o[l];
+        }
     }
     use_shani = ok;
 #endif
+    return use_shani;
+}
+
+/* A queue of independent 64-byte -> 32-byte hash jobs, run max_lanes at a time.  Jobs are run
+ * in the order queued, every group reading its inputs before writing its outputs, so an
+ * in-place layer (job j: in = slots 2j, 2j+1, out = slot j, queued in j order) is safe.
+ * Jobs whose inputs are outputs of queued jobs must wait for jobs_flush(). */
+#define JOBS_CAP 64
+typedef struct {
+    const unsigned char *in[JOBS_CAP];
+    unsigned char *out[JOBS_CAP];
+    int n;
+} Jobs;
+
+static void jobs_flush(Jobs *q)
+{
+    int i = 0, n = q->n;
+    int L = max_lanes;
+    while (L > 1) {
+        for (; i + L <= n; i += L)
+            hash64_lanes(L, q->in + i, q->out + i);
+        L /= 2;
+    }
+    for (; i < n; i++)
+        hash64(q->in[i], q->out[i]); /* reads all 64 bytes before writing */
+    q->n = 0;
+}
+
+static inline void jobs_add(Jobs *q, const unsigned char *in, unsigned char *out)
+{
+    q->in[q->n] = in;
+    q->out[q->n] = out;
+    if (++q->n == JOBS_CAP)
+        jobs_flush(q);
 }
 
 /* out may equal in (in-place layer hashing: output i is written after input 2i is read). */
@@ -281,16 +455,20 @@ static void hash_many(const unsigned char *in, unsigned char *out, Py_ssize_t n)
 {
     Py_ssize_t i = 0;
     unsigned char tmp[32];
-#ifdef HAVE_SHANI_CODE
-    if (use_shani) {
-        unsigned char t0[32], t1[32];
-        for (; i + 1 < n; i += 2) { /* both inputs are read before either output is written */
-            hash64x2_shani(in + 64 * i, in + 64 * (i + 1), t0, t1);
-            memcpy(out + 32 * i, t0, 32);
-            memcpy(out + 32 * (i + 1), t1, 32);
+    int L = max_lanes;
+    while (L > 1) {
+        for (; i + L <= n; i += L) {
+            const unsigned char *ins[8];
+            unsigned char *outs[8];
+            int l;
+            for (l = 0; l < L; l++) {
+                ins[l] = in + 64 * (i + l);
+                outs[l] = out + 32 * (i + l);
+            }
+            hash64_lanes(L, ins, outs); /* all inputs are read before any output is written */
         }
+        L /= 2;
     }
-#endif
     for (; i < n; i++) {
         hash64(in + 64 * i, tmp);
         memcpy(out + 32 * i, tmp, 32);
@@ -721,6 +899,452 @@ static int walk(const Plan *p, int64_t ni, const unsigned char *d, size_t n, uns
     return -1;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Batched walker (the default; _tune(batched=False) selects the per-value walker above, kept
+ * as the benchmark baseline).  walk_batch() takes N values of one plan node at once and
+ * returns their N roots: a container batch walks each field over all N values, a list batch
+ * walks all elements of all its values as one batch of the element node, and every merkle
+ * tree of the batch (packed bytes, element roots, field roots) is hashed level by level across
+ * all trees in lockstep (merkleize_multi), so independent hashes -- the ~20 lone levels every
+ * ByteList[2**30] transaction climbs (node || ZERO_HASHES[d]), the length mix-ins, the small
+ * trees of attestations and withdrawals -- run through the interleaved SHA-NI paths instead of
+ * one dependent single hash after another.  Validation is the per-value walker's, check for
+ * check; every allocation is sized from counts already checked against the data length.
+ */
+static int batched_walker = 1;
+#define SLICE 1024 /* values per walk_batch call below the top: bounds the per-call scratch */
+
+/* N trees, tree t holding cnt[t] chunks at arena + 32 * base[t] (capacity max(cnt, 1) + 1
+ * chunks, clobbered), each merkleized to 2**depth leaves, then mixed with lens[t] if lens is
+ * not NULL; roots into out + 32 * t.  cnt is clobbered. */
+static void merkleize_multi(unsigned char *arena, size_t *base, size_t *cnt, size_t N,
+                            int depth, uint64_t *lens, unsigned char *out)
+{
+    Jobs q;
+    size_t t, j;
+    int d;
+    q.n = 0;
+    for (t = 0; t < N; t++)
+        if (cnt[t] == 0)
+            memcpy(arena + 32 * base[t], ZERO_HASHES[depth], 32);
+    for (d = 0; d < depth; d++) {
+        for (t = 0; t < N; t++) {
+            unsigned char *w = arena + 32 * base[t];
+            size_t c = cnt[t];
+            if (c == 0)
+                continue;
+            if (c & 1) {
+                memcpy(w + 32 * c, ZERO_HASHES[d], 32);
+                c++;
+            }
+            for (j = 0; j < c / 2; j++)
+                jobs_add(&q, w + 64 * j, w + 32 * j);
+            cnt[t] = c / 2;
+        }
+        jobs_flush(&q); /* the next level reads this one */
+    }
+    if (lens != NULL) {
+        for (t = 0; t < N; t++) {
+            unsigned char *w = arena + 32 * base[t];
+            int i;
+            memset(w + 32, 0, 32);
+            for (i = 0; i < 8; i++)
+                w[32 + i] = (unsigned char)(lens[t] >> (8 * i));
+            jobs_add(&q, w, w);
+        }
+        jobs_flush(&q);
+    }
+    for (t = 0; t < N; t++)
+        memcpy(out + 32 * t, arena + 32 * base[t], 32);
+}
+
+/* Scratch for one walk_batch call: one malloc for everything, or the caller's stack buffer. */
+static void *scratch(size_t size, void *stackbuf, size_t stacksize)
+{
+    return size <= stacksize ? stackbuf : malloc(size ? size : 1);
+}
+
+static int walk_batch(const Plan *p, int64_t ni, const unsigned char *const *ds, const size_t *ns,
+                      size_t N, unsigned char *out);
+
+/* Packed kinds (byte/bit vectors and lists, vectors and lists of basic types): the bytes of
+ * each value (bitlists without their delimiter) zero-padded to chunks, all N trees at once. */
+static int batch_packed(const Plan *p, const int64_t *nd, const unsigned char *const *ds,
+                        const size_t *ns, size_t N, unsigned char *out)
+{
+    int64_t kind = nd[F_KIND];
+    int depth = (int)nd[F_DEPTH];
+    int is_bool = 0, mix = kind == K_BYTELIST || kind == K_BITLIST || kind == K_LIST;
+    size_t esize = 1, t, total = 0;
+    unsigned char stackbuf[4096];
+    unsigned char *mem, *arena;
+    size_t *base, *cnt;
+    uint64_t *lens;
+    if (depth < 0 || depth > MAX_DEPTH)
+        return -1;
+    if (kind == K_VECTOR || kind == K_LIST) {
+        const int64_t *ed;
+        if (nd[F_ELEM] < 0 || nd[F_ELEM] >= p->n_nodes)
+            return -1;
+        ed = p->nodes + NF * nd[F_ELEM];
+        esize = (size_t)ed[F_SIZE];
+        is_bool = (int)ed[F_IS_BOOL];
+        if (esize == 0)
+            return -1;
+    }
+    /* checks, and the byte count each value packs */
+    for (t = 0; t < N; t++) {
+        const unsigned char *d = ds[t];
+        size_t n = ns[t], nbytes = n, i;
+        switch (kind) {
+        case K_BITVEC: {
+            int extra = (int)((8 - nd[F_LENGTH] % 8) % 8);
+            if (extra && n && (d[n - 1] & ((0xFF << (8 - extra)) & 0xFF)))
+                return -1;
+            break;
+        }
+        case K_BYTELIST:
+            if (n > (size_t)nd[F_LENGTH])
+                return -1;
+            break;
+        case K_BITLIST: {
+            unsigned char last;
+            int top = 0;
+            size_t bitlen;
+            if (n == 0)
+                return -1;
+            last = d[n - 1];
+            if (last == 0)
+                return -1;
+            while ((last >> (top + 1)) != 0)
+                top++;
+            bitlen = 8 * (n - 1) + (size_t)top;
+            if (bitlen > (size_t)nd[F_LENGTH])
+                return -1;
+            nbytes = (bitlen + 7) / 8;
+            break;
+        }
+        case K_LIST:
+            if (n % esize || n / esize > (size_t)nd[F_LENGTH])
+                return -1;
+            /* fall through */
+        case K_VECTOR:
+            if (is_bool)
+                for (i = 0; i < n; i++)
+                    if (d[i] > 1)
+                        return -1;
+            break;
+        }
+        if (depth < 62 && (nbytes + 31) / 32 > ((size_t)1 << depth))
+            return -1;
+        total += ((nbytes + 31) / 32 > 0 ? (nbytes + 31) / 32 : 1) + 1;
+    }
+    mem = (unsigned char *)scratch(32 * total + N * (2 * sizeof(size_t) + sizeof(uint64_t)),
+                                   stackbuf, sizeof(stackbuf));
+    if (mem == NULL)
+        return -2;
+    arena = mem;
+    base = (size_t *)(mem + 32 * total);
+    cnt = base + N;
+    lens = (uint64_t *)(cnt + N);
+    total = 0;
+    for (t = 0; t < N; t++) {
+        const unsigned char *d = ds[t];
+        size_t n = ns[t], nbytes = n, c;
+        uint64_t len = n;
+        unsigned char *w;
+        if (kind == K_BITLIST) {
+            unsigned char last = d[n - 1];
+            int top = 0;
+            while ((last >> (top + 1)) != 0)
+                top++;
+            len = 8 * (n - 1) + (size_t)top;
+            nbytes = (size_t)((len + 7) / 8);
+        } else if (kind == K_LIST) {
+            len = n / esize;
+        }
+        c = (nbytes + 31) / 32;
+        base[t] = total;
+        cnt[t] = c;
+        lens[t] = len;
+        w = arena + 32 * total;
+        memcpy(w, d, nbytes);
+        memset(w + nbytes, 0, 32 * c - nbytes);
+        if (kind == K_BITLIST && (len & 7)) /* clear the delimiter bit */
+            w[nbytes - 1] = (unsigned char)(d[n - 1] ^ (1u << (len & 7)));
+        total += (c > 0 ? c : 1) + 1;
+    }
+    merkleize_multi(arena, base, cnt, N, depth, mix ? lens : NULL, out);
+    if (mem != stackbuf)
+        free(mem);
+    return 0;
+}
+
+/* Walk k element values as one batch; their roots to their chunk slots in arena. */
+static int slice_run(const Plan *p, int64_t ei, const unsigned char *const *sd, const size_t *sn,
+                     const size_t *sdst, size_t k, unsigned char *roots, unsigned char *arena)
+{
+    size_t j;
+    int rc = walk_batch(p, ei, sd, sn, k, roots);
+    for (j = 0; rc == 0 && j < k; j++)
+        memcpy(arena + 32 * sdst[j], roots + 32 * j, 32);
+    return rc;
+}
+
+/* Lists and vectors of composite elements: each value's element count and element ranges
+ * (offset table) checked, then all elements of all N values walked as batches of at most SLICE
+ * of the element node, their roots gathered per value and merkleized in lockstep. */
+static int batch_elems(const Plan *p, const int64_t *nd, const unsigned char *const *ds,
+                       const size_t *ns, size_t N, int is_list, unsigned char *out)
+{
+    int64_t ei = nd[F_ELEM];
+    const int64_t *ed;
+    int depth = (int)nd[F_DEPTH];
+    size_t t, i, total = 0, esize = 0;
+    int fixed, rc = 0;
+    unsigned char *mem, *arena, *roots;
+    size_t *base, *cnt;
+    uint64_t *lens;
+    const unsigned char **sd;
+    size_t *sn, *sdst, k;
+    if (ei < 0 || ei >= p->n_nodes || depth < 0 || depth > MAX_DEPTH)
+        return -1;
+    ed = p->nodes + NF * ei;
+    fixed = (int)ed[F_FIXED];
+    if (fixed) {
+        esize = (size_t)ed[F_SIZE];
+        if (esize == 0)
+            return -1;
+    }
+    /* pass 1: counts and offset tables checked (as walk_elems) */
+    for (t = 0; t < N; t++) {
+        const unsigned char *d = ds[t];
+        size_t n = ns[t], count;
+        if (fixed) {
+            if (n % esize)
+                return -1;
+            count = n / esize;
+            if (is_list ? count > (size_t)nd[F_LENGTH] : count != (size_t)nd[F_LENGTH])
+                return -1;
+        } else if (n == 0) {
+            count = 0;
+            if (!is_list && nd[F_LENGTH] != 0)
+                return -1;
+        } else {
+            int64_t first, prev, cur, end;
+            if (n < 4)
+                return -1;
+            first = rd_off(d);
+            if (first == 0 || first % 4 || (size_t)first > n)
+                return -1;
+            count = (size_t)first / 4;
+            if (is_list ? count > (size_t)nd[F_LENGTH] : count != (size_t)nd[F_LENGTH])
+                return -1;
+            prev = first;
+            for (i = 0; i < count; i++) {
+                cur = i ? rd_off(d + 4 * i) : first;
+                if (cur < prev || (size_t)cur > n)
+                    return -1;
+                end = i + 1 < count ? rd_off(d + 4 * (i + 1)) : (int64_t)n;
+                if (end < cur || (size_t)end > n)
+                    return -1;
+                prev = cur;
+            }
+        }
+        if (depth < 62 && count > ((size_t)1 << depth))
+            return -1;
+        total += (count > 0 ? count : 1) + 1;
+    }
+    /* every element holds at least one byte of the data (fixed: esize >= 1; variable: its
+     * 4-byte offset), so total is bounded by the data length plus 2 per value */
+    mem = (unsigned char *)malloc(32 * total + N * (2 * sizeof(size_t) + sizeof(uint64_t)) +
+                                  SLICE * (32 + sizeof(void *) + 2 * sizeof(size_t)));
+    if (mem == NULL)
+        return -2;
+    arena = mem;
+    base = (size_t *)(mem + 32 * total);
+    cnt = base + N;
+    lens = (uint64_t *)(cnt + N);
+    roots = (unsigned char *)(lens + N);
+    sd = (const unsigned char **)(roots + 32 * SLICE);
+    sn = (size_t *)(sd + SLICE);
+    sdst = sn + SLICE;
+    total = 0;
+    k = 0;
+    for (t = 0; t < N && rc == 0; t++) {
+        const unsigned char *d = ds[t];
+        size_t n = ns[t], count;
+        count = fixed ? n / esize : (n == 0 ? 0 : (size_t)rd_off(d) / 4);
+        base[t] = total;
+        cnt[t] = count;
+        lens[t] = count;
+        for (i = 0; i < count && rc == 0; i++) {
+            if (fixed) {
+                sd[k] = d + esize * i;
+                sn[k] = esize;
+            } else {
+                size_t cur = (size_t)rd_off(d + 4 * i);
+                size_t end = i + 1 < count ? (size_t)rd_off(d + 4 * (i + 1)) : n;
+                sd[k] = d + cur;
+                sn[k] = end - cur;
+            }
+            sdst[k] = total + i;
+            if (++k == SLICE) {
+                rc = slice_run(p, ei, sd, sn, sdst, k, roots, arena);
+                k = 0;
+            }
+        }
+        total += (count > 0 ? count : 1) + 1;
+    }
+    if (rc == 0 && k)
+        rc = slice_run(p, ei, sd, sn, sdst, k, roots, arena);
+    if (rc == 0)
+        merkleize_multi(arena, base, cnt, N, depth, is_list ? lens : NULL, out);
+    free(mem);
+    return rc;
+}
+
+/* Containers: each value's offset table checked (as walk), then every field walked over all N
+ * values as one batch, and the N field-root trees merkleized in lockstep. */
+static int batch_container(const Plan *p, const int64_t *nd, const unsigned char *const *ds,
+                           const size_t *ns, size_t N, unsigned char *out)
+{
+    int64_t nf = nd[F_NFIELDS], k0 = nd[F_KIDS], fixed_part = nd[F_FIXED_PART];
+    int depth = (int)nd[F_DEPTH];
+    size_t t, f, stride;
+    int rc = 0;
+    unsigned char stackbuf[4096];
+    unsigned char *mem, *arena, *roots;
+    size_t *base, *cnt, *fn;
+    const unsigned char **fd;
+    if (nf <= 0 || k0 < 0 || k0 + nf > p->n_kids || depth < 0 || depth > MAX_DEPTH)
+        return -1;
+    for (f = 0; f < (size_t)nf; f++)
+        if (p->kids[k0 + f] < 0 || p->kids[k0 + f] >= p->n_nodes)
+            return -1;
+    /* offset tables */
+    for (t = 0; t < N; t++) {
+        const unsigned char *d = ds[t];
+        size_t n = ns[t];
+        int64_t prev = -1;
+        if ((size_t)fixed_part > n)
+            return -1;
+        for (f = 0; f < (size_t)nf; f++) {
+            const int64_t *cd = p->nodes + NF * p->kids[k0 + f];
+            int64_t start, end;
+            size_t j;
+            if (cd[F_FIXED])
+                continue;
+            start = rd_off(d + p->foffs[k0 + f]);
+            if ((prev < 0 && start != fixed_part) || start < prev || (size_t)start > n)
+                return -1;
+            prev = start;
+            end = (int64_t)n;
+            for (j = f + 1; j < (size_t)nf; j++) {
+                if (!p->nodes[NF * p->kids[k0 + j] + F_FIXED]) {
+                    end = rd_off(d + p->foffs[k0 + j]);
+                    break;
+                }
+            }
+            if (end < start || (size_t)end > n)
+                return -1;
+        }
+    }
+    stride = (size_t)nf + 1;
+    mem = (unsigned char *)scratch(N * (32 * stride + 32 + 3 * sizeof(size_t) + sizeof(void *)),
+                                   stackbuf, sizeof(stackbuf));
+    if (mem == NULL)
+        return -2;
+    arena = mem;
+    roots = arena + 32 * stride * N;
+    base = (size_t *)(roots + 32 * N);
+    cnt = base + N;
+    fn = cnt + N;
+    fd = (const unsigned char **)(fn + N);
+    for (f = 0; f < (size_t)nf && rc == 0; f++) {
+        int64_t ci = p->kids[k0 + f], at = p->foffs[k0 + f];
+        const int64_t *cd = p->nodes + NF * ci;
+        for (t = 0; t < N; t++) {
+            const unsigned char *d = ds[t];
+            size_t n = ns[t];
+            int64_t start, end;
+            if (cd[F_FIXED]) {
+                start = at;
+                end = at + cd[F_SIZE];
+            } else {
+                size_t j;
+                start = rd_off(d + at);
+                end = (int64_t)n;
+                for (j = f + 1; j < (size_t)nf; j++) {
+                    if (!p->nodes[NF * p->kids[k0 + j] + F_FIXED]) {
+                        end = rd_off(d + p->foffs[k0 + j]);
+                        break;
+                    }
+                }
+            }
+            fd[t] = d + start;
+            fn[t] = (size_t)(end - start);
+        }
+        rc = walk_batch(p, ci, fd, fn, N, roots);
+        for (t = 0; rc == 0 && t < N; t++)
+            memcpy(arena + 32 * (stride * t + f), roots + 32 * t, 32);
+    }
+    if (rc == 0) {
+        for (t = 0; t < N; t++) {
+            base[t] = stride * t;
+            cnt[t] = (size_t)nf;
+        }
+        merkleize_multi(arena, base, cnt, N, depth, NULL, out);
+    }
+    if (mem != stackbuf)
+        free(mem);
+    return rc;
+}
+
+static int walk_batch(const Plan *p, int64_t ni, const unsigned char *const *ds, const size_t *ns,
+                      size_t N, unsigned char *out)
+{
+    const int64_t *nd, *ed = NULL;
+    size_t t;
+    if (ni < 0 || ni >= p->n_nodes)
+        return -1;
+    nd = p->nodes + NF * ni;
+    if (N == 0)
+        return 0;
+    if (nd[F_FIXED])
+        for (t = 0; t < N; t++)
+            if (ns[t] != (size_t)nd[F_SIZE])
+                return -1;
+    if (nd[F_KIND] == K_VECTOR || nd[F_KIND] == K_LIST) {
+        if (nd[F_ELEM] < 0 || nd[F_ELEM] >= p->n_nodes)
+            return -1;
+        ed = p->nodes + NF * nd[F_ELEM];
+    }
+    switch (nd[F_KIND]) {
+    case K_BASIC:
+        for (t = 0; t < N; t++) {
+            if (ns[t] > 32 || (nd[F_IS_BOOL] && ds[t][0] > 1))
+                return -1;
+            memset(out + 32 * t, 0, 32);
+            memcpy(out + 32 * t, ds[t], ns[t]);
+        }
+        return 0;
+    case K_BYTEVEC:
+    case K_BITVEC:
+    case K_BYTELIST:
+    case K_BITLIST:
+        return batch_packed(p, nd, ds, ns, N, out);
+    case K_VECTOR:
+    case K_LIST:
+        if (ed[F_KIND] == K_BASIC)
+            return batch_packed(p, nd, ds, ns, N, out);
+        return batch_elems(p, nd, ds, ns, N, nd[F_KIND] == K_LIST, out);
+    case K_CONTAINER:
+        return batch_container(p, nd, ds, ns, N, out);
+    }
+    return -1;
+}
+
 static int get_i64(PyObject *obj, Py_buffer *view, const char *what)
 {
     if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0)
@@ -763,12 +1387,15 @@ static PyObject *py_ssz_root(PyObject *self, PyObject *args)
     plan.foffs = (const int64_t *)vf.buf;
     plan.n_kids = vk.len / 8 < vf.len / 8 ? vk.len / 8 : vf.len / 8;
     if (vn.len % (8 * NF) == 0 && plan.n_nodes > 0) {
+        const unsigned char *d0 = (const unsigned char *)data.buf;
+        size_t n0 = (size_t)data.len;
+        int batched = batched_walker;
         if (data.len >= GIL_RELEASE_BYTES) {
             Py_BEGIN_ALLOW_THREADS
-            rc = walk(&plan, 0, (const unsigned char *)data.buf, (size_t)data.len, root);
+            rc = batched ? walk_batch(&plan, 0, &d0, &n0, 1, root) : walk(&plan, 0, d0, n0, root);
             Py_END_ALLOW_THREADS
         } else {
-            rc = walk(&plan, 0, (const unsigned char *)data.buf, (size_t)data.len, root);
+            rc = batched ? walk_batch(&plan, 0, &d0, &n0, 1, root) : walk(&plan, 0, d0, n0, root);
         }
     } else {
         rc = -3;
@@ -788,6 +1415,84 @@ static PyObject *py_ssz_root(PyObject *self, PyObject *args)
     return PyBytes_FromStringAndSize((const char *)root, 32);
 }
 
+/* ---- benchmark / test hooks ------------------------------------------------------------ */
+
+/* _tune(batched=-1, lanes=-1) -> (batched, lanes): set the walker (1 batched, 0 per-value)
+ * and the widest interleave (1, 2, 4, 8); -1 keeps a setting.  Returns the previous pair. */
+static PyObject *py_tune(PyObject *self, PyObject *args)
+{
+    int batched = -1, lanes = -1;
+    PyObject *prev;
+    if (!PyArg_ParseTuple(args, "|ii:_tune", &batched, &lanes))
+        return NULL;
+    if (lanes != -1 && lanes != 1 && lanes != 2 && lanes != 4 && lanes != 8) {
+        PyErr_Format(PyExc_ValueError, "_tune: lanes must be 1, 2, 4 or 8, not %d", lanes);
+        return NULL;
+    }
+    prev = Py_BuildValue("(ii)", batched_walker, max_lanes);
+    if (batched != -1)
+        batched_walker = batched != 0;
+    if (lanes != -1)
+        max_lanes = lanes;
+    return prev;
+}
+
+/* _stats(on) -> (x1, x2, x4, x8): the calls of each hash path counted since the last _stats
+ * call (then reset); counting continues while on. */
+static PyObject *py_stats(PyObject *self, PyObject *arg)
+{
+    int on = PyObject_IsTrue(arg);
+    PyObject *r;
+    if (on < 0)
+        return NULL;
+    r = Py_BuildValue("(KKKK)", st_calls[0], st_calls[1], st_calls[2], st_calls[3]);
+    memset(st_calls, 0, sizeof(st_calls));
+    stats_on = on;
+    return r;
+}
+
+/* _chain(buf, iterations) -> bytes: buf holds L = len(buf) / 64 inputs (L in 1, 2, 4, 8);
+ * each is hashed `iterations` times in a dependent chain (the digest replaces the input's
+ * first 32 bytes, like a lone node climbing next to a fixed sibling), the L chains
+ * interleaved L-wide; returns the L final 64-byte inputs.  Measures the latency-bound cost
+ * per hash of each path. */
+static PyObject *py_chain(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t iters, it;
+    PyObject *result;
+    unsigned char *b;
+    const unsigned char *ins[8];
+    unsigned char *outs[8];
+    int L, l;
+    if (!PyArg_ParseTuple(args, "y*n:_chain", &view, &iters))
+        return NULL;
+    L = (int)(view.len / 64);
+    if (view.len % 64 || (L != 1 && L != 2 && L != 4 && L != 8) || iters < 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "_chain: 1, 2, 4 or 8 inputs of 64 bytes");
+        return NULL;
+    }
+    result = PyBytes_FromStringAndSize((const char *)view.buf, view.len);
+    PyBuffer_Release(&view);
+    if (result == NULL)
+        return NULL;
+    b = (unsigned char *)PyBytes_AS_STRING(result);
+    for (l = 0; l < L; l++) {
+        ins[l] = b + 64 * l;
+        outs[l] = b + 64 * l;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (it = 0; it < iters; it++) {
+        if (L == 1)
+            hash64(b, b);
+        else
+            hash64_lanes(L, ins, outs);
+    }
+    Py_END_ALLOW_THREADS
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"hash_pairs", py_hash_pairs, METH_O,
      "hash_pairs(buf) -> bytes: SHA-256 of each 64-byte input (len(buf) % 64 == 0)."},
@@ -799,6 +1504,14 @@ static PyMethodDef methods[] = {
     {"ssz_root", py_ssz_root, METH_VARARGS,
      "ssz_root(nodes, kids, foffs, data) -> bytes | None: hash_tree_root of the serialized value "
      "of plan node 0 (int64 plan arrays from era_tools.ssz.fast), None if data is malformed."},
+    {"_tune", py_tune, METH_VARARGS,
+     "_tune(batched=-1, lanes=-1) -> (batched, lanes): benchmark/test hook: select the "
+     "batched or per-value ssz_root walker and the widest SHA-NI interleave."},
+    {"_stats", py_stats, METH_O,
+     "_stats(on) -> (x1, x2, x4, x8): calls of each hash path since the last call; counts "
+     "while on."},
+    {"_chain", py_chain, METH_VARARGS,
+     "_chain(buf, iterations) -> bytes: len(buf)/64 dependent hash chains run interleaved."},
     {NULL, NULL, 0, NULL},
 };
 

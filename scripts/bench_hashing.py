@@ -6,7 +6,15 @@ Baseline: the hashlib loop era_tools.hashing falls back to, measured in the same
 Also a whole merkleize of 2**20 chunks both ways, and the roots of the fixture chain's 890
 blocks: era_tools.ssz.fast.hash_tree_root_bytes from the bytes vs py-ssz decode + root.
 
-    python scripts/bench_hashing.py [--pairs 1000000]
+Mainnet blocks (--blocks N, default 300, of the newest era in bench_out/ or --era PATH):
+hash_tree_root of each SignedBeaconBlock from its bytes with the native walker, batched
+(default: every list's elements and every tree hashed level by level in lockstep, through the
+interleaved SHA-NI path) beside the per-value walker it replaced (_sha256._tune(batched=0,
+lanes=2): each value's tree climbed alone), both in this run, best of 5 interleaved rounds;
+snappy decompression timed on its own; SHA-256 calls counted by path (x1 = one input per
+call, x2 = two interleaved); and the latency of dependent hash chains per path (ns/hash).
+
+    python scripts/bench_hashing.py [--pairs 1000000] [--blocks 300] [--era PATH] [--era-only]
 """
 
 from __future__ import annotations
@@ -34,9 +42,16 @@ def best_of(fn, repeat: int = 3) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=1_000_000)
+    ap.add_argument("--blocks", type=int, default=300, help="mainnet era blocks (0: skip)")
+    ap.add_argument("--era", help="era file (default: the newest in bench_out/)")
+    ap.add_argument("--era-only", action="store_true", help="only the mainnet block section")
     args = ap.parse_args()
     if hashing._native_hash_pairs is None:
         sys.exit("era_tools._sha256 is not built: nothing to compare")
+    if args.era_only:
+        bench_chains()
+        bench_era_blocks(args.era, args.blocks)
+        return
     buf = os.urandom(64 * args.pairs)
     chunks = os.urandom(32 * 2**20)
     native = hashing._native_hash_pairs
@@ -59,6 +74,84 @@ def main() -> None:
     print(f"  native (OpenSSL)  {t_native_m:.3f} s")
     print(f"  hashlib layers    {t_py_m:.3f} s  (native {t_py_m / t_native_m:.1f}x)")
     bench_blocks()
+    bench_chains()
+    bench_era_blocks(args.era, args.blocks)
+
+
+def bench_chains(iters: int = 100_000) -> None:
+    """ns per hash of L dependent hash chains run L-wide (x1: a lone node climbing)."""
+    from era_tools import _sha256
+
+    print(f"dependent hash chains ({iters:,} hashes per lane; backend {_sha256.BACKEND}):")
+    base = None
+    for lanes in (1, 2, 4, 8):
+        try:
+            prev = _sha256._tune(-1, lanes)
+        except ValueError:
+            continue  # this build has no such path
+        _sha256._tune(*prev)
+        seed = bytes(range(64)) * lanes
+        t = best_of(lambda: _sha256._chain(seed, iters), repeat=3)
+        ns = t / (iters * lanes) * 1e9
+        base = base or ns
+        print(f"  x{lanes}  {ns:6.1f} ns/hash  ({base / ns:.2f}x the x1 path)")
+
+
+def bench_era_blocks(era: str | None, count: int) -> None:
+    if count <= 0:
+        return
+    from era_tools import _sha256, ssz
+    from era_tools.config import get_network
+    from era_tools.era import EraReader
+    from era_tools.ssz.fast import hash_tree_root_bytes
+
+    root = Path(__file__).resolve().parents[1]
+    eras = sorted((root / "bench_out").glob("*.era"))
+    path = era or (str(eras[-1]) if eras else None)
+    if path is None:
+        print("no era file in bench_out/ (scripts/make_synthetic_era.py): mainnet blocks skipped")
+        return
+    net = get_network("mainnet")
+    with EraReader(path) as r:
+        slots = [s for s in r.block_slots() if s][:count]
+        framed = [(s, r.block_framed(s), r.block_record(s)) for s in slots]
+        t0 = time.perf_counter()
+        blocks = [(ssz.types_for(net.fork_name_at_slot(s), net.preset_base).SignedBeaconBlock,
+                   r._decompress(rec, f)) for s, f, rec in framed]
+        t_dec = time.perf_counter() - t0
+    n = len(blocks)
+    size = sum(len(d) for _, d in blocks) / n
+    prev = _sha256._tune()
+    modes = {"per-value walker (old)": (0, 2), "batched walker (new)": prev}
+    roots, best, counts = {}, {}, {}
+    try:
+        for name, mode in modes.items():
+            _sha256._tune(*mode)
+            roots[name] = [hash_tree_root_bytes(s, d) for s, d in blocks]
+            _sha256._stats(True)
+            for s, d in blocks:
+                hash_tree_root_bytes(s, d)
+            counts[name] = _sha256._stats(False)
+        for _ in range(5):  # interleaved rounds: both see the same machine load
+            for name, mode in modes.items():
+                _sha256._tune(*mode)
+                t0 = time.perf_counter()
+                for s, d in blocks:
+                    hash_tree_root_bytes(s, d)
+                best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
+    finally:
+        _sha256._tune(*prev)
+    assert len({tuple(r) for r in roots.values()}) == 1, "walkers disagree"
+    old, new = modes
+    print(f"SignedBeaconBlock roots, {n} blocks of {Path(path).name} (mainnet, "
+          f"{size / 1024:.0f} KiB avg): decompression alone {t_dec / n * 1e3:.3f} ms/block")
+    for name in modes:
+        x1, x2, x4, x8 = (c / n for c in counts[name])
+        total = x1 + 2 * x2 + 4 * x4 + 8 * x8
+        wide = f", x4 {4 * x4:,.0f}, x8 {8 * x8:,.0f}" if x4 or x8 else ""
+        print(f"  {name:24s} {best[name] / n * 1e3:.3f} ms/block  hashes/block {total:,.0f}: "
+              f"x1 {x1:,.0f}, x2 {2 * x2:,.0f}{wide}"
+              + (f"  ({best[old] / best[name]:.2f}x)" if name == new else ""))
 
 
 def bench_blocks() -> None:

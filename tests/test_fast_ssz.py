@@ -643,3 +643,221 @@ def test_sha_ni_and_openssl_block_functions_agree(tmp_path):
     assert "openssl" in outs
     assert len(set(outs.values())) == 1
     assert next(iter(outs.values())) == _py_merkleize(bytes(range(256)) * 125, 4096).hex()
+
+
+# --- batched native walker and interleaved hash paths -----------------------------------------
+# ssz_root walks N values of one type at once and hashes all their trees level by level in
+# lockstep through the interleaved SHA-NI path; _sha256._tune(batched, lanes) selects the
+# per-value walker it replaced and the widest interleave, so both are checked here.
+
+ERA = Path(__file__).resolve().parents[1] / "bench_out" / "mainnet-01100-b0709a77.era"
+native_walker = pytest.mark.skipif(fast._native_ssz_root is None,
+                                   reason="native extension not built")
+
+
+def _lane_widths():
+    from era_tools import _sha256
+
+    widths = []
+    for lanes in (1, 2, 4, 8):
+        try:
+            prev = _sha256._tune(-1, lanes)
+        except ValueError:
+            continue
+        _sha256._tune(*prev)
+        widths.append(lanes)
+    return widths
+
+
+@pytest.fixture
+def tune():
+    """_sha256._tune, restored after the test."""
+    from era_tools import _sha256
+
+    prev = _sha256._tune()
+    yield _sha256._tune
+    _sha256._tune(*prev)
+
+
+@native_walker
+def test_hash_chains_match_hashlib():
+    from era_tools import _sha256
+
+    for lanes in _lane_widths():
+        seed = random.Random(lanes).randbytes(64 * lanes)
+        got = _sha256._chain(seed, 7)
+        for l in range(lanes):
+            buf = seed[64 * l:64 * l + 64]
+            for _ in range(7):
+                buf = hashlib.sha256(buf).digest() + buf[32:]
+            assert got[64 * l:64 * l + 64] == buf, lanes
+    with pytest.raises(ValueError):
+        _sha256._chain(b"\x00" * 64 * 3, 1)
+
+
+@native_walker
+def test_every_lane_width_gives_hashlib_digests(tune):
+    buf = random.Random(9).randbytes(64 * 45)
+    chunks = buf[:32 * 77]
+    for lanes in _lane_widths():
+        tune(-1, lanes)
+        for n in (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 45):
+            assert hashing._native_hash_pairs(buf[:64 * n]) == _hashlib_pairs(buf[:64 * n])
+        assert hashing.merkleize(chunks, 100) == _py_merkleize(chunks, 100)
+    with pytest.raises(ValueError):
+        tune(-1, 3)
+
+
+def _walk_both(sedes, data):
+    """ssz_root of data by the batched and the per-value walker (must agree: root or None)."""
+    from era_tools import _sha256
+
+    plan = fast.native_plan(compile_sedes(sedes))
+    prev = _sha256._tune()
+    try:
+        _sha256._tune(1, -1)
+        batched = fast._native_ssz_root(*plan, data)
+        _sha256._tune(0, -1)
+        single = fast._native_ssz_root(*plan, data)
+    finally:
+        _sha256._tune(*prev)
+    assert batched == single
+    return batched
+
+
+@native_walker
+def test_batched_walker_on_mainnet_era_blocks(network):
+    """Synthetic mainnet deneb blocks (~150 transactions each): batched == per-value walker
+    == Python walker, and the batched walker hashes nearly everything two at a time."""
+    if not ERA.exists():
+        pytest.skip("synthetic mainnet era missing (scripts/make_synthetic_era.py)")
+    from era_tools import _sha256
+    from era_tools.config import get_network
+    from era_tools.era import EraReader
+
+    net = get_network("mainnet")
+    with EraReader(ERA) as r:
+        slots = [s for s in r.block_slots() if s]
+        sample = slots[:3] + random.Random(4).sample(slots, 9)
+        blocks = [(net.fork_name_at_slot(s), r.block_ssz(s)) for s in sample]
+    for fork, data in blocks:
+        sedes = ssz.types_for(fork, "mainnet").SignedBeaconBlock
+        want = fast.hash_tree_root_bytes_py(sedes, data)
+        assert _walk_both(sedes, data) == want
+        assert hash_tree_root_bytes(sedes, data) == want
+    if _sha256.BACKEND == "sha-ni" and _sha256._tune()[1] >= 2:
+        _sha256._stats(True)
+        hash_tree_root_bytes(sedes, data)
+        x1, x2, x4, x8 = _sha256._stats(False)
+        assert x2 + x4 + x8 > 0 and x1 < 0.02 * (x1 + 2 * x2 + 4 * x4 + 8 * x8), (x1, x2)
+
+
+@native_walker
+def test_batched_walker_edge_shapes(tune):
+    """Shapes the lockstep code treats specially: empty values in a batch, batches longer
+    than one slice (1024 values), lists of lists, containers with variable fields, odd
+    counts, every lane width, against the Python walker and py-ssz."""
+    from ssz.sedes import Bitlist, ByteList, ByteVector, Container, List, Vector, uint8, uint64
+
+    rng = random.Random(21)
+    inner = Container((uint64, ByteList(300), Bitlist(70), ByteVector(48)))
+    cases = [
+        (List(ByteList(2**30), 2**20),
+         [rng.randbytes(rng.choice((0, 0, 1, 31, 32, 33, 200, 1000))) for _ in range(2500)]),
+        (List(ByteList(64), 4000), [b""] * 1500),
+        (List(List(uint8, 100), 3000), [rng.randbytes(rng.randrange(0, 101)) for _ in range(1100)]),
+        (List(inner, 2000), [(rng.getrandbits(64), rng.randbytes(rng.randrange(0, 300)),
+                              (rng.random() < 0.5,) * rng.randrange(0, 71), rng.randbytes(48))
+                             for _ in range(1030)]),
+        (Vector(List(ByteList(40), 9), 5),
+         [[rng.randbytes(rng.randrange(0, 41)) for _ in range(rng.randrange(0, 10))]
+          for _ in range(5)]),
+        (List(Vector(uint64, 3), 5000), [(1, 2, 3)] * 1025),
+    ]
+    for sedes, value in cases:
+        data = sedes.serialize(value)
+        want = pyssz.get_hash_tree_root(sedes.deserialize(data))
+        assert fast.hash_tree_root_bytes_py(sedes, data) == want
+        for lanes in _lane_widths():
+            tune(-1, lanes)
+            assert _walk_both(sedes, data) == want, (sedes, lanes)
+
+
+@native_walker
+def test_batched_walker_rejects_what_the_per_value_walker_rejects(fixture_blocks, network):
+    """Corrupted blocks (offset bytes, anywhere, truncations): the batched and per-value
+    walkers return the same root or both None, and None is exactly the Python walker's
+    FormatError."""
+    rng = random.Random(31)
+    outcomes = {"accepted": 0, "rejected": 0}
+    blobs = []
+    for slot, fork, blk in fixture_blocks[-4:] + fixture_blocks[:1]:
+        tb = ssz.types_for(fork, network.preset_base)
+        blobs += [(tb.SignedBeaconBlock, blk[:cut]) for cut in (0, 3, 100, len(blk) - 1)]
+        for _ in range(60):
+            pos = rng.randrange(min(600, len(blk))) if rng.random() < 0.7 else rng.randrange(len(blk))
+            bad = bytearray(blk)
+            bad[pos] ^= 1 << rng.randrange(8)
+            blobs.append((tb.SignedBeaconBlock, bytes(bad)))
+    from ssz.sedes import ByteList, List
+    txs = List(ByteList(100), 50)
+    good = txs.serialize([b"ab", b"", b"c" * 100])
+    blobs += [(txs, good), (txs, _set_u32(good, 4, 13)), (txs, _set_u32(good, 8, 11)),
+              (txs, _set_u32(good, 0, 8)),
+              (txs, txs.serialize([b"x" * 100, b"y"]) + b"z")]
+    for sedes, data in blobs:
+        got = _walk_both(sedes, data)
+        try:
+            want = fast.hash_tree_root_bytes_py(sedes, data)
+        except FormatError:
+            assert got is None
+            outcomes["rejected"] += 1
+            continue
+        assert got == want
+        outcomes["accepted"] += 1
+    assert outcomes["accepted"] > 20 and outcomes["rejected"] > 30, outcomes
+
+
+@native_walker
+def test_batched_walker_without_sha_ni(fixture_blocks, network):
+    """ERA_TOOLS_NO_SHANI=1: OpenSSL's block function behind the same batched walker (its
+    interleaved groups fall back to single hashes) gives the same block roots."""
+    import subprocess
+    import sys
+
+    picks = [fixture_blocks[i] for i in (0, len(fixture_blocks) // 2, -1)]
+    want = []
+    for slot, fork, blk in picks:
+        tb = ssz.types_for(fork, network.preset_base)
+        want.append(pyssz.get_hash_tree_root(tb.SignedBeaconBlock.deserialize(blk)).hex())
+    code = ("import sys; from pathlib import Path; from era_tools import _sha256, ssz; "
+            "from era_tools.ssz.fast import hash_tree_root_bytes as h; "
+            "print(_sha256.BACKEND); "
+            "args = sys.argv[1:]; "
+            "[print(h(ssz.types_for(f, 'minimal').SignedBeaconBlock, Path(p).read_bytes()).hex()) "
+            "for f, p in zip(args[::2], args[1::2])]")
+    args = []
+    for slot, fork, blk in picks:
+        args += [fork, str(FIXTURE / "blocks" / f"{slot}.ssz")]
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                       env={**os.environ, "ERA_TOOLS_NO_SHANI": "1"},
+                       cwd=Path(__file__).resolve().parents[1], check=True)
+    lines = r.stdout.split()
+    assert lines[0] == "openssl"
+    assert lines[1:] == want
+
+
+@native_walker
+def test_both_walkers_give_the_manifest_block_roots(manifest):
+    """Every fixture block's root (the client's, from the manifest) from the message bytes,
+    by the batched and by the per-value native walker."""
+    checked = 0
+    for rec in manifest["blocks"]:
+        if not rec["file"]:
+            continue
+        data = (FIXTURE / rec["file"]).read_bytes()
+        msg = data[int.from_bytes(data[:4], "little"):]  # SignedBeaconBlock.message
+        sedes = ssz.types_for(rec["fork"], manifest["preset"]).BeaconBlock
+        assert _walk_both(sedes, msg) == bytes.fromhex(rec["root"][2:]), rec["slot"]
+        checked += 1
+    assert checked == 890
