@@ -57,3 +57,13 @@ def test_network_inferred_from_the_state_root(tmp_path, sample_files):
     assert res.exit_code == 2
     assert "cannot infer the network from the file names or the era state's " \
            "genesis_validators_root: pass --network NAME or --config FILE" in res.stderr
+
+
+def test_an_unreadable_file_is_named_when_the_network_cannot_be_inferred(tmp_path):
+    (tmp_path / "notes.era").write_bytes(b"hello\n")
+    res = run("info", tmp_path / "notes.era")
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'notes.era'}: offset 0: file of 6 bytes is too short (without a "
+        "readable era state the network cannot be inferred: pass --network NAME or --config "
+        "FILE)")

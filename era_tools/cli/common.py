@@ -40,7 +40,7 @@ def pick_network(network_name, config_path, paths=(), quiet=False):
         net, how = _network_from_state(paths, exc)
     else:
         if not explicit and how.startswith("inferred from file names"):
-            gvr = _first_state_gvr(paths)
+            gvr, _ = _first_state_gvr(paths)
             if gvr is not None and gvr != net.genesis_validators_root:
                 raise ConfigError(
                     f"file names say {net.name}, but the era state's genesis_validators_root "
@@ -51,22 +51,27 @@ def pick_network(network_name, config_path, paths=(), quiet=False):
 
 
 def _first_state_gvr(paths):
-    """genesis_validators_root of the first readable era file's state, or None."""
+    """(genesis_validators_root of the first readable era file's state, None) or, when none of
+    the first three reads, (None, the first file's error)."""
     from ..era import EraReader, era_files_in
     from ..errors import EraToolsError
 
+    first_error = None
     for p in era_files_in(paths)[:3]:
         try:
             with EraReader(p) as r:
-                return r.state_head().genesis_validators_root
-        except EraToolsError:
-            continue
-    return None
+                return r.state_head().genesis_validators_root, None
+        except EraToolsError as exc:
+            first_error = first_error or exc
+    return None, first_error
 
 
 def _network_from_state(paths, no_name_match: ConfigError):
-    gvr = _first_state_gvr(paths)
-    if gvr is None:  # no readable era file: the name-based answer stands
+    gvr, error = _first_state_gvr(paths)
+    if gvr is None and error is not None:  # the files say nothing: say why
+        raise ConfigError(f"{error} (without a readable era state the network cannot be "
+                          "inferred: pass --network NAME or --config FILE)")
+    if gvr is None:  # no era file at all: the name-based answer stands
         raise no_name_match
     for net in BUILTIN.values():
         if net.genesis_validators_root == gvr:
