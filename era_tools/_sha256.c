@@ -12,7 +12,11 @@
  *       buf holds n items of item_chunks 32-byte chunks each; returns the n roots (n*32 bytes),
  *       each item merkleized to 2**depth leaves (item_chunks <= 2**depth)
  *   ssz_root(nodes, kids, foffs, data) -> bytes | None
- *       hash_tree_root of a whole serialized SSZ value walked from a compiled plan (below)
+ *       hash_tree_root of a whole serialized SSZ value walked from a compiled plan (below);
+ *       with SHA-NI the batched walker (many values of a type at once, trees hashed in
+ *       lockstep two at a time), else the per-value walker
+ * Benchmark/test hooks: _tune(batched, lanes) picks the walker and 1- or 2-way hashing,
+ * _stats(on) counts hash calls by path, _chain(buf, n) times dependent hash chains.
  */
 #include <stdlib.h>
 #define PY_SSIZE_T_CLEAN
