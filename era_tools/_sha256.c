@@ -3,7 +3,9 @@
  * Links OpenSSL's libcrypto and drives its block function directly (SHA256_Transform, which
  * dispatches to SHA-NI / AVX2 code where the CPU has it): a 64-byte input is exactly one
  * message block plus one constant padding block, so each hash is two block calls with no
- * per-call allocation or algorithm lookup.
+ * per-call allocation or algorithm lookup.  Where the CPU has them (checked and self-tested at
+ * import): SHA-NI code for one or two inputs at a time, and an AVX-512 path hashing 16 inputs
+ * at once, one per 32-bit lane (ERA_TOOLS_NO_SHANI / ERA_TOOLS_NO_AVX512 turn either off).
  *
  * Entry points (all take bytes-like objects, all release the GIL on big inputs):
  *   hash_pairs(buf) -> bytes            len(buf) % 64 == 0; each 64-byte input -> 32-byte digest
@@ -13,9 +15,9 @@
  *       each item merkleized to 2**depth leaves (item_chunks <= 2**depth)
  *   ssz_root(nodes, kids, foffs, data) -> bytes | None
  *       hash_tree_root of a whole serialized SSZ value walked from a compiled plan (below);
- *       with SHA-NI the batched walker (many values of a type at once, trees hashed in
- *       lockstep two at a time), else the per-value walker
- * Benchmark/test hooks: _tune(batched, lanes) picks the walker and 1- or 2-way hashing,
+ *       with SHA-NI or AVX-512 the batched walker (many values of a type at once, trees hashed
+ *       in lockstep 16 or two at a time), else the per-value walker
+ * Benchmark/test hooks: _tune(batched, lanes) picks the walker and 1-, 2- or 16-way hashing,
  * _stats(on) counts hash calls by path, _chain(buf, n) times dependent hash chains.
  */
 #include <stdlib.h>
@@ -77,6 +79,7 @@ static void hash64_openssl(const unsigned char *in, unsigned char *out)
  * against OpenSSL; OpenSSL's block function otherwise.
  */
 static int use_shani = 0; /* set by init_shani() */
+static int use_avx512 = 0; /* set by init_avx512() */
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -239,6 +242,195 @@ static int cpu_has_shani(void)
     __cpuid_count(7, 0, a, b, c, d);
     return (b >> 29) & 1;
 }
+
+/* ------------------------------------------------------------------------------------------
+ * AVX-512: sixteen independent 64-byte inputs hashed at once, one input per 32-bit lane of a
+ * ZMM register (plain SHA-256 rounds on vectors: vprord for the rotations, vpternlogd for
+ * Ch/Maj and the three-way xors).  The 16 inputs are transposed into 16 message-word vectors,
+ * the first block runs 64 rounds with its schedule, the padding block runs 64 rounds on the
+ * precomputed PAD_WK broadcast (no schedule), and the 8 state vectors are transposed back.
+ * Chosen at import by cpuid (AVX512F + AVX512BW, ZMM state enabled by the OS per xgetbv) after a
+ * self-test against OpenSSL; ERA_TOOLS_NO_AVX512 disables it.
+ */
+#define AVX512_TARGET __attribute__((target("avx512f,avx512bw")))
+
+#define V16_ROUND(a, b, c, d, e, f, g, h, wk)                                                    \
+    do {                                                                                         \
+        __m512i t1_ = _mm512_add_epi32(                                                          \
+            _mm512_add_epi32(h, (wk)),                                                           \
+            _mm512_add_epi32(                                                                    \
+                _mm512_ternarylogic_epi32(_mm512_ror_epi32(e, 6), _mm512_ror_epi32(e, 11),       \
+                                          _mm512_ror_epi32(e, 25), 0x96),                        \
+                _mm512_ternarylogic_epi32(e, f, g, 0xCA)));                                      \
+        __m512i t2_ = _mm512_add_epi32(                                                          \
+            _mm512_ternarylogic_epi32(_mm512_ror_epi32(a, 2), _mm512_ror_epi32(a, 13),           \
+                                      _mm512_ror_epi32(a, 22), 0x96),                            \
+            _mm512_ternarylogic_epi32(a, b, c, 0xE8));                                           \
+        d = _mm512_add_epi32(d, t1_);                                                            \
+        h = _mm512_add_epi32(t1_, t2_);                                                          \
+    } while (0)
+
+/* Eight rounds from round r: the register names rotate, so after eight they are back. */
+#define V16_ROUND8(WK, r)                                                                        \
+    do {                                                                                         \
+        V16_ROUND(A, B, C, D, E, F, G, H, WK(r));                                                \
+        V16_ROUND(H, A, B, C, D, E, F, G, WK(r + 1));                                            \
+        V16_ROUND(G, H, A, B, C, D, E, F, WK(r + 2));                                            \
+        V16_ROUND(F, G, H, A, B, C, D, E, WK(r + 3));                                            \
+        V16_ROUND(E, F, G, H, A, B, C, D, WK(r + 4));                                            \
+        V16_ROUND(D, E, F, G, H, A, B, C, WK(r + 5));                                            \
+        V16_ROUND(C, D, E, F, G, H, A, B, WK(r + 6));                                            \
+        V16_ROUND(B, C, D, E, F, G, H, A, WK(r + 7));                                            \
+    } while (0)
+
+/* W[t] for t >= 16 (ring of 16), then W[t] + K[t]. */
+#define V16_SCHED(t)                                                                             \
+    (W[(t) & 15] = _mm512_add_epi32(                                                             \
+         _mm512_add_epi32(W[(t) & 15], W[((t) - 7) & 15]),                                       \
+         _mm512_add_epi32(                                                                       \
+             _mm512_ternarylogic_epi32(_mm512_ror_epi32(W[((t) - 15) & 15], 7),                  \
+                                       _mm512_ror_epi32(W[((t) - 15) & 15], 18),                 \
+                                       _mm512_srli_epi32(W[((t) - 15) & 15], 3), 0x96),          \
+             _mm512_ternarylogic_epi32(_mm512_ror_epi32(W[((t) - 2) & 15], 17),                  \
+                                       _mm512_ror_epi32(W[((t) - 2) & 15], 19),                  \
+                                       _mm512_srli_epi32(W[((t) - 2) & 15], 10), 0x96))))
+#define V16_WK_FIRST(t) _mm512_add_epi32(W[t], _mm512_set1_epi32((int)K256[t]))
+#define V16_WK_SCHED(t) _mm512_add_epi32(V16_SCHED(t), _mm512_set1_epi32((int)K256[t]))
+#define V16_WK_PAD(t) _mm512_set1_epi32((int)PAD_WK[t])
+
+/* in[l] -> out[l] for l < 16.  All inputs are read before any output is written, so an
+ * output may overlap any input (in-place layers). */
+AVX512_TARGET
+static void hash64x16_avx512(const unsigned char *const *in, unsigned char *const *out)
+{
+    /* per 32-bit word byte swap (big-endian message words and digest) */
+    const __m512i BSWAP = _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);
+    __m512i W[16], R[16], A, B, C, D, E, F, G, H, M[8];
+    int i, r;
+    for (i = 0; i < 16; i++)
+        R[i] = _mm512_shuffle_epi8(_mm512_loadu_si512((const void *)in[i]), BSWAP);
+    /* 16x16 transpose of 32-bit words: W[k] lane l = word k of input l */
+    for (i = 0; i < 16; i += 4) {
+        __m512i a = _mm512_unpacklo_epi32(R[i], R[i + 1]);
+        __m512i b = _mm512_unpackhi_epi32(R[i], R[i + 1]);
+        __m512i c = _mm512_unpacklo_epi32(R[i + 2], R[i + 3]);
+        __m512i d = _mm512_unpackhi_epi32(R[i + 2], R[i + 3]);
+        /* group i/4, word 4q+j of its four inputs in 128-bit chunk q of W[i + j] */
+        W[i] = _mm512_unpacklo_epi64(a, c);
+        W[i + 1] = _mm512_unpackhi_epi64(a, c);
+        W[i + 2] = _mm512_unpacklo_epi64(b, d);
+        W[i + 3] = _mm512_unpackhi_epi64(b, d);
+    }
+    for (r = 0; r < 4; r++) {
+        __m512i f0 = _mm512_shuffle_i32x4(W[r], W[4 + r], 0x44);
+        __m512i f1 = _mm512_shuffle_i32x4(W[r], W[4 + r], 0xEE);
+        __m512i f2 = _mm512_shuffle_i32x4(W[8 + r], W[12 + r], 0x44);
+        __m512i f3 = _mm512_shuffle_i32x4(W[8 + r], W[12 + r], 0xEE);
+        R[r] = _mm512_shuffle_i32x4(f0, f2, 0x88);
+        R[4 + r] = _mm512_shuffle_i32x4(f0, f2, 0xDD);
+        R[8 + r] = _mm512_shuffle_i32x4(f1, f3, 0x88);
+        R[12 + r] = _mm512_shuffle_i32x4(f1, f3, 0xDD);
+    }
+    for (i = 0; i < 16; i++)
+        W[i] = R[i];
+
+    A = _mm512_set1_epi32(0x6a09e667); B = _mm512_set1_epi32((int)0xbb67ae85);
+    C = _mm512_set1_epi32(0x3c6ef372); D = _mm512_set1_epi32((int)0xa54ff53a);
+    E = _mm512_set1_epi32(0x510e527f); F = _mm512_set1_epi32((int)0x9b05688c);
+    G = _mm512_set1_epi32(0x1f83d9ab); H = _mm512_set1_epi32(0x5be0cd19);
+    V16_ROUND8(V16_WK_FIRST, 0);
+    V16_ROUND8(V16_WK_FIRST, 8);
+    V16_ROUND8(V16_WK_SCHED, 16);
+    V16_ROUND8(V16_WK_SCHED, 24);
+    V16_ROUND8(V16_WK_SCHED, 32);
+    V16_ROUND8(V16_WK_SCHED, 40);
+    V16_ROUND8(V16_WK_SCHED, 48);
+    V16_ROUND8(V16_WK_SCHED, 56);
+    M[0] = A = _mm512_add_epi32(A, _mm512_set1_epi32(0x6a09e667));
+    M[1] = B = _mm512_add_epi32(B, _mm512_set1_epi32((int)0xbb67ae85));
+    M[2] = C = _mm512_add_epi32(C, _mm512_set1_epi32(0x3c6ef372));
+    M[3] = D = _mm512_add_epi32(D, _mm512_set1_epi32((int)0xa54ff53a));
+    M[4] = E = _mm512_add_epi32(E, _mm512_set1_epi32(0x510e527f));
+    M[5] = F = _mm512_add_epi32(F, _mm512_set1_epi32((int)0x9b05688c));
+    M[6] = G = _mm512_add_epi32(G, _mm512_set1_epi32(0x1f83d9ab));
+    M[7] = H = _mm512_add_epi32(H, _mm512_set1_epi32(0x5be0cd19));
+    V16_ROUND8(V16_WK_PAD, 0);
+    V16_ROUND8(V16_WK_PAD, 8);
+    V16_ROUND8(V16_WK_PAD, 16);
+    V16_ROUND8(V16_WK_PAD, 24);
+    V16_ROUND8(V16_WK_PAD, 32);
+    V16_ROUND8(V16_WK_PAD, 40);
+    V16_ROUND8(V16_WK_PAD, 48);
+    V16_ROUND8(V16_WK_PAD, 56);
+    M[0] = _mm512_shuffle_epi8(_mm512_add_epi32(A, M[0]), BSWAP);
+    M[1] = _mm512_shuffle_epi8(_mm512_add_epi32(B, M[1]), BSWAP);
+    M[2] = _mm512_shuffle_epi8(_mm512_add_epi32(C, M[2]), BSWAP);
+    M[3] = _mm512_shuffle_epi8(_mm512_add_epi32(D, M[3]), BSWAP);
+    M[4] = _mm512_shuffle_epi8(_mm512_add_epi32(E, M[4]), BSWAP);
+    M[5] = _mm512_shuffle_epi8(_mm512_add_epi32(F, M[5]), BSWAP);
+    M[6] = _mm512_shuffle_epi8(_mm512_add_epi32(G, M[6]), BSWAP);
+    M[7] = _mm512_shuffle_epi8(_mm512_add_epi32(H, M[7]), BSWAP);
+    /* 8x16 transpose back: R[r] (r < 4) holds words 0-3 of input 4q+r in 128-bit chunk q,
+     * R[4 + r] words 4-7 */
+    for (i = 0; i < 8; i += 4) {
+        __m512i a = _mm512_unpacklo_epi32(M[i], M[i + 1]);
+        __m512i b = _mm512_unpackhi_epi32(M[i], M[i + 1]);
+        __m512i c = _mm512_unpacklo_epi32(M[i + 2], M[i + 3]);
+        __m512i d = _mm512_unpackhi_epi32(M[i + 2], M[i + 3]);
+        R[i] = _mm512_unpacklo_epi64(a, c);
+        R[i + 1] = _mm512_unpackhi_epi64(a, c);
+        R[i + 2] = _mm512_unpacklo_epi64(b, d);
+        R[i + 3] = _mm512_unpackhi_epi64(b, d);
+    }
+    for (r = 0; r < 4; r++) {
+        /* [lo.q0, hi.q0, lo.q1, hi.q1] and [lo.q2, hi.q2, lo.q3, hi.q3] */
+        __m512i x = _mm512_shuffle_i32x4(R[r], R[4 + r], 0x44);
+        __m512i z = _mm512_shuffle_i32x4(R[r], R[4 + r], 0xEE);
+        W[r] = _mm512_shuffle_i32x4(x, x, 0xD8);
+        W[4 + r] = _mm512_shuffle_i32x4(z, z, 0xD8);
+    }
+    for (r = 0; r < 4; r++) {
+        _mm256_storeu_si256((__m256i *)out[r], _mm512_castsi512_si256(W[r]));
+        _mm256_storeu_si256((__m256i *)out[4 + r], _mm512_extracti64x4_epi64(W[r], 1));
+        _mm256_storeu_si256((__m256i *)out[8 + r], _mm512_castsi512_si256(W[4 + r]));
+        _mm256_storeu_si256((__m256i *)out[12 + r], _mm512_extracti64x4_epi64(W[4 + r], 1));
+    }
+}
+
+/* PAD_WK in plain C (the AVX-512 path needs it also where SHA-NI is off). */
+static void pad_schedule(void)
+{
+    uint32_t w[64];
+    int t;
+    for (t = 0; t < 16; t++)
+        w[t] = 0;
+    w[0] = 0x80000000u;
+    w[15] = 512;
+#define ROR32(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+    for (t = 16; t < 64; t++) {
+        uint32_t a = w[t - 15], b = w[t - 2];
+        w[t] = w[t - 16] + w[t - 7] + (ROR32(a, 7) ^ ROR32(a, 18) ^ (a >> 3)) +
+               (ROR32(b, 17) ^ ROR32(b, 19) ^ (b >> 10));
+    }
+#undef ROR32
+    for (t = 0; t < 64; t++)
+        PAD_WK[t] = w[t] + K256[t];
+}
+
+static int cpu_has_avx512(void)
+{
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
+        return 0;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (!(b & bit_AVX512F) || !(b & bit_AVX512BW))
+        return 0;
+    /* XCR0: SSE, AVX, opmask, ZMM_Hi256 and Hi16_ZMM state enabled by the OS */
+    __asm__ volatile("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+    return (a & 0xE6) == 0xE6;
+}
 #endif
 
 static void hash64_openssl(const unsigned char *in, unsigned char *out);
@@ -247,12 +439,13 @@ static void hash64_openssl(const unsigned char *in, unsigned char *out);
  * scripts/bench_hashing.py: only counted while _stats(True) is on (plain increments: the
  * bench counts from one thread). */
 static int stats_on = 0;
-static unsigned long long st_calls[2]; /* calls of the x1 and x2 paths */
+static unsigned long long st_calls[4]; /* calls of the x1, x2, x16 paths; spare x16 lanes */
 #define STAT(i) do { if (stats_on) st_calls[i]++; } while (0)
 
-/* Widest interleave used by hash_many and the job runner (1 or 2); _tune() changes it for
- * benchmarks and tests.  (4- and 8-way interleaves were tried: no gain on blocks on the Xeon
- * this was measured on, the SHA unit being nearly saturated by two streams; BENCHMARKS.md.) */
+/* Widest path used by hash_many and the job runner: 1, 2 (SHA-NI pairs) or 16 (AVX-512 groups
+ * of 16, the rest in pairs); _tune() changes it for benchmarks and tests.  (4- and 8-way SHA-NI
+ * interleaves were tried: no gain on blocks on the Xeon this was measured on, the SHA unit being
+ * nearly saturated by two streams; BENCHMARKS.md.) */
 static int max_lanes = 2;
 
 static void hash64(const unsigned char *in, unsigned char *out)
@@ -287,6 +480,37 @@ static void hash64_pair(const unsigned char *in0, const unsigned char *in1, unsi
     memcpy(out1, t1, 32);
 }
 
+/* Sixteen inputs in[l] -> out[l] with the AVX-512 path (only called when use_avx512). */
+static void hash64_x16(const unsigned char *const *in, unsigned char *const *out)
+{
+#ifdef HAVE_SHANI_CODE
+    STAT(2);
+    hash64x16_avx512(in, out);
+#else
+    (void)in;
+    (void)out;
+#endif
+}
+
+/* Fewer than 16 inputs (n of them) through the AVX-512 path: the spare lanes hash the first
+ * input again into a scratch digest.  Pays from x16_min_partial inputs on (set at import: the
+ * 16-lane call costs about as much as 8 SHA-NI pair hashes, or 4-5 OpenSSL ones). */
+static int x16_min_partial = 16;
+
+static void hash64_x16_partial(const unsigned char *const *in, unsigned char *const *out, int n)
+{
+    const unsigned char *ins[16];
+    unsigned char *outs[16], spare[32];
+    int l;
+    for (l = 0; l < 16; l++) {
+        ins[l] = l < n ? in[l] : in[0];
+        outs[l] = l < n ? out[l] : spare;
+    }
+    if (stats_on)
+        st_calls[3] += (unsigned long long)(16 - n);
+    hash64_x16(ins, outs);
+}
+
 static int init_shani(void)
 {
 #ifdef HAVE_SHANI_CODE
@@ -317,9 +541,60 @@ static int init_shani(void)
     return use_shani;
 }
 
+/* After init_shani (the self-test compares with hash64, whichever block function it uses). */
+static int init_avx512(void)
+{
+#ifdef HAVE_SHANI_CODE
+    unsigned char buf[17 * 64], want[16][32], got[17 * 64];
+    const unsigned char *ins[16];
+    unsigned char *outs[16];
+    int i, j, round, ok = 1;
+    if (getenv("ERA_TOOLS_NO_AVX512") != NULL || !cpu_has_avx512())
+        return 0;
+    if (!use_shani)
+        pad_schedule(); /* else init_shani computed it (the same words) */
+    for (round = 0; round < 8 && ok; round++) {
+        for (i = 0; i < 17 * 64; i++)
+            buf[i] = (unsigned char)(i * 131 + round * 29 + (i >> 6) * 7 + (i % 64 == round * 8));
+        for (i = 0; i < 16; i++)
+            hash64_openssl(buf + 64 * i, want[i]);
+        /* separate buffers, lanes in a scrambled order */
+        for (i = 0; i < 16; i++) {
+            j = (i * 5 + round) & 15;
+            ins[i] = buf + 64 * j;
+            outs[i] = got + 32 * j;
+        }
+        hash64x16_avx512(ins, outs);
+        for (i = 0; i < 16; i++)
+            ok = ok && memcmp(got + 32 * i, want[i], 32) == 0;
+        /* in place, as layers are hashed: output l over the first half of input l ... */
+        memcpy(got, buf, 16 * 64);
+        for (i = 0; i < 16; i++) {
+            ins[i] = got + 64 * i;
+            outs[i] = got + 64 * i;
+        }
+        hash64x16_avx512(ins, outs);
+        for (i = 0; i < 16; i++)
+            ok = ok && memcmp(got + 64 * i, want[i], 32) == 0;
+        /* ... and packed, output l at 32 * l over inputs at 64 * l (hash_many(buf, buf)) */
+        memcpy(got, buf, 16 * 64);
+        for (i = 0; i < 16; i++) {
+            ins[i] = got + 64 * i;
+            outs[i] = got + 32 * i;
+        }
+        hash64x16_avx512(ins, outs);
+        for (i = 0; i < 16; i++)
+            ok = ok && memcmp(got + 32 * i, want[i], 32) == 0;
+    }
+    use_avx512 = ok;
+#endif
+    return use_avx512;
+}
+
 /* A queue of independent 64-byte -> 32-byte hash jobs, run max_lanes at a time.  Jobs are run
- * in the order queued, every group reading its inputs before writing its outputs, so an
- * in-place layer (job j: in = slots 2j, 2j+1, out = slot j, queued in j order) is safe.
+ * in the order queued, every group (16, 2 or 1 jobs) reading its inputs before writing its
+ * outputs, so an in-place layer (job j: in = slots 2j, 2j+1, out = slot j, queued in j order)
+ * is safe.
  * Jobs whose inputs are outputs of queued jobs must wait for jobs_flush(). */
 #define JOBS_CAP 64
 typedef struct {
@@ -331,7 +606,16 @@ typedef struct {
 static void jobs_flush(Jobs *q)
 {
     int i = 0, n = q->n;
-    if (max_lanes == 2)
+    if (max_lanes == 16 && use_avx512)
+    {
+        for (; i + 15 < n; i += 16)
+            hash64_x16(q->in + i, q->out + i);
+        if (n - i >= x16_min_partial) {
+            hash64_x16_partial(q->in + i, q->out + i, n - i);
+            i = n;
+        }
+    }
+    if (max_lanes >= 2)
         for (; i + 1 < n; i += 2)
             hash64_pair(q->in[i], q->in[i + 1], q->out[i], q->out[i + 1]);
     for (; i < n; i++)
@@ -352,7 +636,27 @@ static void hash_many(const unsigned char *in, unsigned char *out, Py_ssize_t n)
 {
     Py_ssize_t i = 0;
     unsigned char tmp[32];
-    if (max_lanes == 2) /* both inputs are read before either output is written */
+    if (max_lanes == 16 && use_avx512) { /* all 16 inputs are read before any output is written */
+        const unsigned char *ins[16];
+        unsigned char *outs[16];
+        int l;
+        for (; i + 15 < n; i += 16) {
+            for (l = 0; l < 16; l++) {
+                ins[l] = in + 64 * (i + l);
+                outs[l] = out + 32 * (i + l);
+            }
+            hash64_x16(ins, outs);
+        }
+        if (n - i >= x16_min_partial) {
+            for (l = 0; i + l < n; l++) {
+                ins[l] = in + 64 * (i + l);
+                outs[l] = out + 32 * (i + l);
+            }
+            hash64_x16_partial(ins, outs, l);
+            i = n;
+        }
+    }
+    if (max_lanes >= 2) /* both inputs are read before either output is written */
         for (; i + 1 < n; i += 2)
             hash64_pair(in + 64 * i, in + 64 * (i + 1), out + 32 * i, out + 32 * (i + 1));
     for (; i < n; i++) {
@@ -1332,15 +1636,17 @@ static PyObject *py_ssz_root(PyObject *self, PyObject *args)
 /* ---- benchmark / test hooks ------------------------------------------------------------ */
 
 /* _tune(batched=-1, lanes=-1) -> (batched, lanes): set the walker (1 batched, 0 per-value)
- * and the widest interleave (1 or 2); -1 keeps a setting.  Returns the previous pair. */
+ * and the widest hash path (1, 2, or 16 with AVX-512); -1 keeps a setting.  Returns the
+ * previous pair. */
 static PyObject *py_tune(PyObject *self, PyObject *args)
 {
     int batched = -1, lanes = -1;
     PyObject *prev;
     if (!PyArg_ParseTuple(args, "|ii:_tune", &batched, &lanes))
         return NULL;
-    if (lanes != -1 && lanes != 1 && lanes != 2) {
-        PyErr_Format(PyExc_ValueError, "_tune: lanes must be 1 or 2, not %d", lanes);
+    if (lanes != -1 && lanes != 1 && lanes != 2 && !(lanes == 16 && use_avx512)) {
+        PyErr_Format(PyExc_ValueError, "_tune: lanes must be 1 or 2%s, not %d",
+                     use_avx512 ? " or 16" : "", lanes);
         return NULL;
     }
     prev = Py_BuildValue("(ii)", batched_walker, max_lanes);
@@ -1351,21 +1657,23 @@ static PyObject *py_tune(PyObject *self, PyObject *args)
     return prev;
 }
 
-/* _stats(on) -> (x1, x2): the calls of each hash path counted since the last _stats
- * call (then reset); counting continues while on. */
+/* _stats(on) -> (x1, x2, x16, spare): the calls of each hash path counted since the last
+ * _stats call (then reset), and the spare lanes of partial x16 groups (hashed, not used);
+ * counting continues while on. */
 static PyObject *py_stats(PyObject *self, PyObject *arg)
 {
     int on = PyObject_IsTrue(arg);
     PyObject *r;
     if (on < 0)
         return NULL;
-    r = Py_BuildValue("(KK)", st_calls[0], st_calls[1]);
+    r = Py_BuildValue("(KKKK)", st_calls[0], st_calls[1], st_calls[2], st_calls[3]);
     memset(st_calls, 0, sizeof(st_calls));
     stats_on = on;
     return r;
 }
 
-/* _chain(buf, iterations) -> bytes: buf holds L = len(buf) / 64 inputs (L = 1 or 2);
+/* _chain(buf, iterations) -> bytes: buf holds L = len(buf) / 64 inputs (L = 1, 2, or 16 with
+ * the AVX-512 path);
  * each is hashed `iterations` times in a dependent chain (the digest replaces the input's
  * first 32 bytes, like a lone node climbing next to a fixed sibling), the L chains
  * interleaved L-wide; returns the L final 64-byte inputs.  Measures the latency-bound cost
@@ -1380,9 +1688,9 @@ static PyObject *py_chain(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*n:_chain", &view, &iters))
         return NULL;
     L = (int)(view.len / 64);
-    if (view.len % 64 || (L != 1 && L != 2) || iters < 0) {
+    if (view.len % 64 || (L != 1 && L != 2 && !(L == 16 && use_avx512)) || iters < 0) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "_chain: 1 or 2 inputs of 64 bytes");
+        PyErr_SetString(PyExc_ValueError, "_chain: 1 or 2 (or 16 with AVX-512) inputs of 64 bytes");
         return NULL;
     }
     result = PyBytes_FromStringAndSize((const char *)view.buf, view.len);
@@ -1392,7 +1700,16 @@ static PyObject *py_chain(PyObject *self, PyObject *args)
     b = (unsigned char *)PyBytes_AS_STRING(result);
     Py_BEGIN_ALLOW_THREADS
     for (it = 0; it < iters; it++) {
-        if (L == 1)
+        if (L == 16) {
+            const unsigned char *ins[16];
+            unsigned char *outs[16];
+            int l;
+            for (l = 0; l < 16; l++) {
+                ins[l] = b + 64 * l;
+                outs[l] = b + 64 * l;
+            }
+            hash64_x16(ins, outs);
+        } else if (L == 1)
             hash64(b, b);
         else
             hash64_pair(b, b + 64, b, b + 64);
@@ -1414,9 +1731,10 @@ static PyMethodDef methods[] = {
      "of plan node 0 (int64 plan arrays from era_tools.ssz.fast), None if data is malformed."},
     {"_tune", py_tune, METH_VARARGS,
      "_tune(batched=-1, lanes=-1) -> (batched, lanes): benchmark/test hook: select the "
-     "batched or per-value ssz_root walker and the widest SHA-NI interleave."},
+     "batched or per-value ssz_root walker and the widest hash path (1, 2 = SHA-NI pairs, "
+     "16 = AVX-512 groups of 16 where AVX512)."},
     {"_stats", py_stats, METH_O,
-     "_stats(on) -> (x1, x2): calls of each hash path since the last call; counts "
+     "_stats(on) -> (x1, x2, x16, spare): calls of each hash path (and spare x16 lanes) since the last call; counts "
      "while on."},
     {"_chain", py_chain, METH_VARARGS,
      "_chain(buf, iterations) -> bytes: len(buf)/64 dependent hash chains run interleaved."},
@@ -1433,6 +1751,10 @@ PyMODINIT_FUNC PyInit__sha256(void)
     int d;
     PyObject *m;
     init_shani(); /* before the zero hashes: they are hashed with the chosen function */
+    if (init_avx512()) {
+        max_lanes = 16;
+        x16_min_partial = use_shani ? 8 : 5;
+    } /* 1.8x the SHA-NI pairs on mainnet blocks here (BENCHMARKS.md) */
     memset(ZERO_HASHES[0], 0, 32);
     for (d = 0; d < MAX_DEPTH; d++) {
         unsigned char pair[64];
@@ -1440,14 +1762,16 @@ PyMODINIT_FUNC PyInit__sha256(void)
         memcpy(pair + 32, ZERO_HASHES[d], 32);
         hash64(pair, ZERO_HASHES[d + 1]);
     }
-    /* The batched walker pays only through the interleaved SHA-NI path (with OpenSSL's
-     * one-at-a-time block function it measured 8% slower than the per-value walker). */
-    batched_walker = use_shani && selftest_multi();
+    /* The batched walker pays through the interleaved SHA-NI and the 16-lane AVX-512 paths
+     * (with OpenSSL's one-at-a-time block function alone it measured 8% slower than the
+     * per-value walker). */
+    batched_walker = (use_shani || use_avx512) && selftest_multi();
     m = PyModule_Create(&moduledef);
     if (m == NULL)
         return NULL;
     if (PyModule_AddStringConstant(m, "OPENSSL_VERSION", OPENSSL_VERSION_TEXT) < 0 ||
-        PyModule_AddStringConstant(m, "BACKEND", use_shani ? "sha-ni" : "openssl") < 0) {
+        PyModule_AddStringConstant(m, "BACKEND", use_shani ? "sha-ni" : "openssl") < 0 ||
+        PyModule_AddIntConstant(m, "AVX512", use_avx512) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
 """Benchmark: SHA-256 of many 64-byte inputs (one merkle layer), native vs hashlib.
 
-Native: era_tools._sha256.hash_pairs (OpenSSL's block function, SHA-NI where the CPU has it).
-Baseline: the hashlib loop era_tools.hashing falls back to, measured in the same run.
+Native: era_tools._sha256.hash_pairs (OpenSSL's block function, SHA-NI where the CPU has it,
+16-lane AVX-512 where it has that).  Baseline: the hashlib loop era_tools.hashing falls back
+to, measured in the same run.  Per hash path (_sha256._tune lanes: x1, SHA-NI pairs x2, AVX-512
+groups of 16 with the pair path for the tail x16), ns/hash of hash_pairs on --pairs inputs.
 Also a whole merkleize of 2**20 chunks both ways, and the roots of the fixture chain's 890
 blocks: era_tools.ssz.fast.hash_tree_root_bytes from the bytes vs py-ssz decode + root.
 
 Mainnet blocks (--blocks N, default 300, of the newest era in bench_out/ or --era PATH):
 hash_tree_root of each SignedBeaconBlock from its bytes with the native walker, batched
 (default: every list's elements and every tree hashed level by level in lockstep, through the
-interleaved SHA-NI path) beside the per-value walker it replaced (_sha256._tune(batched=0,
-lanes=2): each value's tree climbed alone), both in this run, best of 5 interleaved rounds;
-snappy decompression timed on its own; SHA-256 calls counted by path (x1 = one input per
-call, x2 = two interleaved); and the latency of dependent hash chains per path (ns/hash).
+16-lane AVX-512 path or the interleaved SHA-NI path) beside the per-value walker it replaced
+(_sha256._tune(batched=0, lanes=2): each value's tree climbed alone), every variant in this
+run, best of 5 interleaved rounds (so every variant runs after the others, AVX-512 clock
+effects included); snappy decompression timed on its own; SHA-256 calls counted by path (x1 =
+one input per call, x2 = two interleaved, x16 = an AVX-512 group); and the latency of
+dependent hash chains per path (ns/hash).
 
     python scripts/bench_hashing.py [--pairs 1000000] [--blocks 300] [--era PATH] [--era-only]
 """
@@ -49,6 +53,7 @@ def main() -> None:
     if hashing._native_hash_pairs is None:
         sys.exit("era_tools._sha256 is not built: nothing to compare")
     if args.era_only:
+        bench_lanes(args.pairs)
         bench_chains()
         bench_era_blocks(args.era, args.blocks)
         return
@@ -73,9 +78,39 @@ def main() -> None:
     print("merkleize, 2**20 chunks (1,048,575 hashes):")
     print(f"  native (OpenSSL)  {t_native_m:.3f} s")
     print(f"  hashlib layers    {t_py_m:.3f} s  (native {t_py_m / t_native_m:.1f}x)")
+    bench_lanes(args.pairs)
     bench_blocks()
     bench_chains()
     bench_era_blocks(args.era, args.blocks)
+
+
+def lane_widths() -> tuple[int, ...]:
+    from era_tools import _sha256
+
+    return (1, 2, 16) if _sha256.AVX512 else (1, 2)
+
+
+def bench_lanes(n: int) -> None:
+    """ns per hash of hash_pairs on n independent inputs, per widest hash path, interleaved."""
+    from era_tools import _sha256
+
+    buf = os.urandom(64 * n)
+    prev = _sha256._tune()
+    best, outs = {}, {}
+    try:
+        for _ in range(3):
+            for lanes in lane_widths():
+                _sha256._tune(-1, lanes)
+                t0 = time.perf_counter()
+                outs[lanes] = _sha256.hash_pairs(buf)
+                best[lanes] = min(best.get(lanes, float("inf")), time.perf_counter() - t0)
+    finally:
+        _sha256._tune(*prev)
+    assert len(set(outs.values())) == 1, "hash paths disagree"
+    print(f"hash_pairs per path, {n:,} x 64-byte inputs (backend {_sha256.BACKEND}, "
+          f"AVX-512 {'on' if _sha256.AVX512 else 'off'}, default x{prev[1]}; best of 3):")
+    for lanes, t in best.items():
+        print(f"  x{lanes:<3} {t / n * 1e9:6.1f} ns/hash  ({best[2] / t:.2f}x the x2 path)")
 
 
 def bench_chains(iters: int = 100_000) -> None:
@@ -84,10 +119,11 @@ def bench_chains(iters: int = 100_000) -> None:
 
     print(f"dependent hash chains ({iters:,} hashes per lane; backend {_sha256.BACKEND}):")
     base = None
-    for lanes in (1, 2):
+    for lanes in lane_widths():
         seed = bytes(range(64)) * lanes
-        t = best_of(lambda: _sha256._chain(seed, iters), repeat=3)
-        ns = t / (iters * lanes) * 1e9
+        it = iters if lanes < 16 else iters // 8
+        t = best_of(lambda: _sha256._chain(seed, it), repeat=3)
+        ns = t / (it * lanes) * 1e9
         base = base or ns
         print(f"  x{lanes}  {ns:6.1f} ns/hash  ({base / ns:.2f}x the x1 path)")
 
@@ -117,7 +153,10 @@ def bench_era_blocks(era: str | None, count: int) -> None:
     n = len(blocks)
     size = sum(len(d) for _, d in blocks) / n
     prev = _sha256._tune()
-    modes = {"per-value walker (old)": (0, 2), "batched walker (new)": (1, 2)}
+    modes = {"per-value walker (old)": (0, 2), "batched walker, x2": (1, 2)}
+    if _sha256.AVX512:
+        modes["batched walker, x16"] = (1, 16)
+        modes["per-value walker, x16"] = (0, 16)
     roots, best, counts = {}, {}, {}
     try:
         for name, mode in modes.items():
@@ -127,7 +166,7 @@ def bench_era_blocks(era: str | None, count: int) -> None:
             for s, d in blocks:
                 hash_tree_root_bytes(s, d)
             counts[name] = _sha256._stats(False)
-        for _ in range(5):  # interleaved rounds: both see the same machine load
+        for _ in range(5):  # interleaved rounds: all see the same machine load
             for name, mode in modes.items():
                 _sha256._tune(*mode)
                 t0 = time.perf_counter()
@@ -137,16 +176,21 @@ def bench_era_blocks(era: str | None, count: int) -> None:
     finally:
         _sha256._tune(*prev)
     assert len({tuple(r) for r in roots.values()}) == 1, "walkers disagree"
-    old, new = modes
+    old, x2 = list(modes)[:2]
     print(f"SignedBeaconBlock roots, {n} blocks of {Path(path).name} (mainnet, "
-          f"{size / 1024:.0f} KiB avg; backend {_sha256.BACKEND}, default walker "
-          f"{'batched' if prev[0] else 'per-value'}): decompression alone "
+          f"{size / 1024:.0f} KiB avg; backend {_sha256.BACKEND}, AVX-512 "
+          f"{'on' if _sha256.AVX512 else 'off'}, default "
+          f"{'batched' if prev[0] else 'per-value'} walker x{prev[1]}): decompression alone "
           f"{t_dec / n * 1e3:.3f} ms/block")
     for name in modes:
-        x1, x2 = (c / n for c in counts[name])
-        print(f"  {name:24s} {best[name] / n * 1e3:.3f} ms/block  hashes/block {x1 + 2 * x2:,.0f}"
-              f": x1 {x1:,.0f}, x2 {2 * x2:,.0f}"
-              + (f"  ({best[old] / best[name]:.2f}x)" if name == new else ""))
+        c1, c2, c16, spare = (c / n for c in counts[name])
+        print(f"  {name:24s} {best[name] / n * 1e3:.3f} ms/block  "
+              f"hashes/block {c1 + 2 * c2 + 16 * c16 - spare:,.0f}: x1 {c1:,.0f}, "
+              f"x2 {2 * c2:,.0f}"
+              + (f", x16 {16 * c16 - spare:,.0f} (+{spare:.0f} spare lanes)"
+                 if _sha256.AVX512 else "")
+              + (f"  ({best[old] / best[name]:.2f}x the old walker, "
+                 f"{best[x2] / best[name]:.2f}x batched x2)" if name != old else ""))
 
 
 def bench_blocks() -> None:

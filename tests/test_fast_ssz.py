@@ -656,7 +656,25 @@ native_walker = pytest.mark.skipif(fast._native_ssz_root is None,
 
 
 def _lane_widths():
-    return (1, 2)  # x1 only, and two-way interleaved (SHA-NI) where available
+    """x1 only, two-way interleaved (SHA-NI where available), and 16 lanes where the AVX-512
+    path is in use (its groups of 16, partial groups, then pairs)."""
+    from era_tools import _sha256
+
+    return (1, 2, 16) if _sha256.AVX512 else (1, 2)
+
+
+def _cpu_avx512() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512f" in flags and " avx512bw" in flags
+
+
+def _env_variants():
+    """Environments for subprocess checks: as is, and each fast path turned off."""
+    return ({}, {"ERA_TOOLS_NO_AVX512": "1"}, {"ERA_TOOLS_NO_SHANI": "1"},
+            {"ERA_TOOLS_NO_SHANI": "1", "ERA_TOOLS_NO_AVX512": "1"})
 
 
 @pytest.fixture
@@ -676,6 +694,7 @@ def test_hash_chains_match_hashlib():
     for lanes in _lane_widths():
         seed = random.Random(lanes).randbytes(64 * lanes)
         got = _sha256._chain(seed, 7)
+        assert len(got) == 64 * lanes
         for l in range(lanes):
             buf = seed[64 * l:64 * l + 64]
             for _ in range(7):
@@ -696,6 +715,66 @@ def test_every_lane_width_gives_hashlib_digests(tune):
         assert hashing.merkleize(chunks, 100) == _py_merkleize(chunks, 100)
     with pytest.raises(ValueError):
         tune(-1, 4)
+
+
+@native_walker
+def test_avx512_path_random_counts_match_hashlib(tune):
+    """hash_pairs over random inputs of every count 0..100 and 1000 (full groups of 16,
+    partial groups, pair and single tails) at every lane width, and merkleize (in-place
+    layers) of odd chunk counts, against hashlib."""
+    rng = random.Random(512)
+    buf = rng.randbytes(64 * 1000)
+    want = _hashlib_pairs(buf)
+    chunks = rng.randbytes(32 * 1000)
+    for lanes in _lane_widths():
+        tune(-1, lanes)
+        for n in list(range(101)) + [1000]:
+            start = rng.randrange(0, 1000 - n + 1)
+            got = hashing._native_hash_pairs(buf[64 * start:64 * (start + n)])
+            assert got == want[32 * start:32 * (start + n)], (lanes, n)
+        for n in (1, 17, 33, 255, 1000):
+            assert hashing.merkleize(chunks[:32 * n], 1024) == _py_merkleize(chunks[:32 * n],
+                                                                              1024), (lanes, n)
+
+
+@native_walker
+def test_avx512_switch_and_every_env_give_hashlib_digests():
+    """ERA_TOOLS_NO_AVX512 turns the 16-lane path off (AVX512 == 0, widest path 2) and
+    ERA_TOOLS_NO_SHANI the SHA-NI one; where the CPU has AVX-512F/BW the path is on by default
+    (after its import-time self-test against OpenSSL).  Every combination gives hashlib's
+    digests for random counts and the same merkle root."""
+    import subprocess
+    import sys
+
+    from era_tools import _sha256
+
+    code = ("import hashlib, random; from era_tools import _sha256 as s; "
+            "print(s.BACKEND, s.AVX512, *s._tune()); "
+            "b = random.Random(5).randbytes(64 * 1000); "
+            "bad = [n for n in list(range(101)) + [1000] if s.hash_pairs(b[:64 * n]) != "
+            "b''.join(hashlib.sha256(b[64 * i:64 * i + 64]).digest() for i in range(n))]; "
+            "print(len(bad)); print(s.merkleize(b[:32 * 999], 10).hex())")
+    cpu_avx512 = _cpu_avx512()
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("ERA_TOOLS_NO_AVX512", "ERA_TOOLS_NO_SHANI")}
+    roots = set()
+    for env in _env_variants():
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={**base, **env}, cwd=Path(__file__).resolve().parents[1],
+                           check=True)
+        head, bad, root = r.stdout.splitlines()
+        backend, avx512, batched, lanes = head.split()
+        assert bad == "0", (env, r.stdout)
+        roots.add(root)
+        if "ERA_TOOLS_NO_AVX512" in env:
+            assert (avx512, lanes) == ("0", "2"), env
+        elif cpu_avx512:
+            assert (avx512, lanes, batched) == ("1", "16", "1"), env
+        if "ERA_TOOLS_NO_SHANI" in env:
+            assert backend == "openssl"
+    assert roots == {_py_merkleize(random.Random(5).randbytes(64 * 1000)[:32 * 999], 1024).hex()}
+    if cpu_avx512 and "ERA_TOOLS_NO_AVX512" not in os.environ:
+        assert _sha256.AVX512 == 1
 
 
 def _walk_both(sedes, data):
@@ -735,11 +814,17 @@ def test_batched_walker_on_mainnet_era_blocks(network):
         want = fast.hash_tree_root_bytes_py(sedes, data)
         assert _walk_both(sedes, data) == want
         assert hash_tree_root_bytes(sedes, data) == want
-    if _sha256.BACKEND == "sha-ni" and _sha256._tune()[1] >= 2:
+    if _sha256._tune()[1] == 16:
         _sha256._stats(True)
         hash_tree_root_bytes(sedes, data)
-        x1, x2 = _sha256._stats(False)
-        assert x2 > 0 and x1 < 0.02 * (x1 + 2 * x2), (x1, x2)
+        x1, x2, x16, spare = _sha256._stats(False)
+        assert x16 > 0 and spare < 16 * x16
+        assert x1 + 2 * x2 < 0.1 * (x1 + 2 * x2 + 16 * x16), (x1, x2, x16)
+    elif _sha256.BACKEND == "sha-ni" and _sha256._tune()[1] >= 2:
+        _sha256._stats(True)
+        hash_tree_root_bytes(sedes, data)
+        x1, x2, x16, _ = _sha256._stats(False)
+        assert x2 > 0 and x16 == 0 and x1 < 0.02 * (x1 + 2 * x2), (x1, x2)
 
 
 @native_walker
@@ -809,9 +894,11 @@ def test_batched_walker_rejects_what_the_per_value_walker_rejects(fixture_blocks
 
 
 @native_walker
-def test_batched_walker_without_sha_ni(fixture_blocks, network):
-    """ERA_TOOLS_NO_SHANI=1: OpenSSL's block function, the per-value walker by default; the
-    batched walker (its interleaved pairs fall back to single hashes) gives the same roots."""
+@pytest.mark.parametrize("no_avx512", [False, True])
+def test_batched_walker_without_sha_ni(fixture_blocks, network, no_avx512):
+    """ERA_TOOLS_NO_SHANI=1: OpenSSL's block function, with the AVX-512 path where the CPU has
+    it (then the batched walker by default), else the per-value walker by default; the batched
+    walker (its interleaved pairs fall back to single hashes) gives the same roots."""
     import subprocess
     import sys
 
@@ -830,11 +917,16 @@ def test_batched_walker_without_sha_ni(fixture_blocks, network):
     args = []
     for slot, fork, blk in picks:
         args += [fork, str(FIXTURE / "blocks" / f"{slot}.ssz")]
+    env = {**os.environ, "ERA_TOOLS_NO_SHANI": "1"}
+    if no_avx512:
+        env["ERA_TOOLS_NO_AVX512"] = "1"
     r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                       env={**os.environ, "ERA_TOOLS_NO_SHANI": "1"},
-                       cwd=Path(__file__).resolve().parents[1], check=True)
+                       env=env, cwd=Path(__file__).resolve().parents[1], check=True)
     lines = r.stdout.split()
-    assert lines[:3] == ["openssl", "0", "2"]  # per-value walker by default without SHA-NI
+    if no_avx512 or not _cpu_avx512() or "ERA_TOOLS_NO_AVX512" in os.environ:
+        assert lines[:3] == ["openssl", "0", "2"]  # per-value walker by default without both
+    else:
+        assert lines[:3] == ["openssl", "1", "16"]  # batched walker, 16 lanes with AVX-512
     assert lines[3:] == want + want  # batched, then per-value
 
 
