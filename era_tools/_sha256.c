@@ -250,7 +250,12 @@ static int cpu_has_shani(void)
  * the first block runs 64 rounds with its schedule, the padding block runs 64 rounds on the
  * precomputed PAD_WK broadcast (no schedule), and the 8 state vectors are transposed back.
  * Chosen at import by cpuid (AVX512F + AVX512BW, ZMM state enabled by the OS per xgetbv) after a
- * self-test against OpenSSL; ERA_TOOLS_NO_AVX512 disables it.
+ * self-test against OpenSSL; ERA_TOOLS_NO_AVX512 disables it.  On the Xeon it was measured on
+ * (BENCHMARKS.md) ~34 ns/hash against ~70-80 for the SHA-NI pairs.  Tried and dropped: fusing
+ * 16 AVX-512 lanes with a SHA-NI pair in one instruction stream (18 inputs per call) ran at
+ * ~1,250 ns/hash: the SHA instructions exist only in legacy SSE encoding, and SSE code with
+ * dirty upper ZMM state pays a transition penalty on every instruction.  GCC emits vzeroupper
+ * on leaving hash64x16_avx512, so the SHA-NI code after it runs at full speed.
  */
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw")))
 
@@ -294,8 +299,8 @@ static int cpu_has_shani(void)
              _mm512_ternarylogic_epi32(_mm512_ror_epi32(W[((t) - 2) & 15], 17),                  \
                                        _mm512_ror_epi32(W[((t) - 2) & 15], 19),                  \
                                        _mm512_srli_epi32(W[((t) - 2) & 15], 10), 0x96))))
-#define V16_WK_FIRST(t) _mm512_add_epi32(W[t], _mm512_set1_epi32((int)K256[t]))
-#define V16_WK_SCHED(t) _mm512_add_epi32(V16_SCHED(t), _mm512_set1_epi32((int)K256[t]))
+#define V16_WK_FIRST(t) _mm512_add_epi32(W[t], _mm512_set1_epi32((int)kp[t]))
+#define V16_WK_SCHED(t) _mm512_add_epi32(V16_SCHED(t), _mm512_set1_epi32((int)kp[t]))
 #define V16_WK_PAD(t) _mm512_set1_epi32((int)PAD_WK[t])
 
 /* in[l] -> out[l] for l < 16.  All inputs are read before any output is written, so an
@@ -306,7 +311,11 @@ static void hash64x16_avx512(const unsigned char *const *in, unsigned char *cons
     /* per 32-bit word byte swap (big-endian message words and digest) */
     const __m512i BSWAP = _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);
     __m512i W[16], R[16], A, B, C, D, E, F, G, H, M[8];
+    /* K read through an opaque pointer: an add with a broadcast memory operand (a load),
+     * not a constant moved to a GPR and broadcast on a vector port */
+    const uint32_t *kp = K256;
     int i, r;
+    __asm__("" : "+r"(kp));
     for (i = 0; i < 16; i++)
         R[i] = _mm512_shuffle_epi8(_mm512_loadu_si512((const void *)in[i]), BSWAP);
     /* 16x16 transpose of 32-bit words: W[k] lane l = word k of input l */

@@ -18,7 +18,13 @@ effects included); snappy decompression timed on its own; SHA-256 calls counted 
 one input per call, x2 = two interleaved, x16 = an AVX-512 group); and the latency of
 dependent hash chains per path (ns/hash).
 
+End to end (--verify N): `era verify --level roots -j 1` of that era file in a fresh process,
+as is and with ERA_TOOLS_NO_AVX512=1 (SHA-NI pairs), alternating, N rounds each, best wall time
+(decompression, walk and hashing of every block and the state, with whatever clock effects the
+AVX-512 code has on the rest).
+
     python scripts/bench_hashing.py [--pairs 1000000] [--blocks 300] [--era PATH] [--era-only]
+                                    [--verify N]
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=300, help="mainnet era blocks (0: skip)")
     ap.add_argument("--era", help="era file (default: the newest in bench_out/)")
     ap.add_argument("--era-only", action="store_true", help="only the mainnet block section")
+    ap.add_argument("--verify", type=int, default=0, metavar="N",
+                    help="also time `era verify --level roots` with and without AVX-512, N rounds")
     args = ap.parse_args()
     if hashing._native_hash_pairs is None:
         sys.exit("era_tools._sha256 is not built: nothing to compare")
@@ -56,6 +64,7 @@ def main() -> None:
         bench_lanes(args.pairs)
         bench_chains()
         bench_era_blocks(args.era, args.blocks)
+        bench_verify(args.era, args.verify)
         return
     buf = os.urandom(64 * args.pairs)
     chunks = os.urandom(32 * 2**20)
@@ -82,6 +91,36 @@ def main() -> None:
     bench_blocks()
     bench_chains()
     bench_era_blocks(args.era, args.blocks)
+    bench_verify(args.era, args.verify)
+
+
+def newest_era(era: str | None) -> str | None:
+    eras = sorted((Path(__file__).resolve().parents[1] / "bench_out").glob("*.era"))
+    return era or (str(eras[-1]) if eras else None)
+
+
+def bench_verify(era: str | None, rounds: int) -> None:
+    """Best wall time of `era verify --level roots -j 1`, AVX-512 on (as is) and off."""
+    import subprocess
+
+    path = newest_era(era)
+    if rounds <= 0 or path is None:
+        return
+    cmd = [sys.executable, "-c", "import sys; from era_tools.cli import main; sys.exit(main())",
+           "verify", "--level", "roots", "-j", "1", "--network", "mainnet", path]
+    variants = {"as is": {}, "ERA_TOOLS_NO_AVX512=1": {"ERA_TOOLS_NO_AVX512": "1"}}
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, extra in variants.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, env={**os.environ, **extra}, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
+    base = best["ERA_TOOLS_NO_AVX512=1"]
+    print(f"era verify --level roots -j 1 {Path(path).name}, best of {rounds} alternating "
+          f"(load average {os.getloadavg()[0]:.2f}):")
+    for name, t in best.items():
+        print(f"  {name:22s} {t:6.2f} s  ({base / t:.2f}x without AVX-512)")
 
 
 def lane_widths() -> tuple[int, ...]:
@@ -136,9 +175,7 @@ def bench_era_blocks(era: str | None, count: int) -> None:
     from era_tools.era import EraReader
     from era_tools.ssz.fast import hash_tree_root_bytes
 
-    root = Path(__file__).resolve().parents[1]
-    eras = sorted((root / "bench_out").glob("*.era"))
-    path = era or (str(eras[-1]) if eras else None)
+    path = newest_era(era)
     if path is None:
         print("no era file in bench_out/ (scripts/make_synthetic_era.py): mainnet blocks skipped")
         return
