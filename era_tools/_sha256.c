@@ -253,9 +253,9 @@ static int cpu_has_shani(void)
  * self-test against OpenSSL; ERA_TOOLS_NO_AVX512 disables it.  On the Xeon it was measured on
  * (BENCHMARKS.md) ~34 ns/hash against ~70-80 for the SHA-NI pairs.  Tried and dropped: fusing
  * 16 AVX-512 lanes with a SHA-NI pair in one instruction stream (18 inputs per call) ran at
- * ~1,250 ns/hash: the SHA instructions exist only in legacy SSE encoding, and SSE code with
- * dirty upper ZMM state pays a transition penalty on every instruction.  GCC emits vzeroupper
- * on leaving hash64x16_avx512, so the SHA-NI code after it runs at full speed.
+ * ~1,250 ns/hash, most likely because the SHA instructions exist only in legacy SSE encoding
+ * and SSE code run with dirty upper ZMM state is penalized.  GCC emits vzeroupper on leaving
+ * hash64x16_avx512, so the SHA-NI code after it runs at full speed.
  */
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw")))
 
