@@ -1099,15 +1099,15 @@ static int walk(const Plan *p, int64_t ni, const unsigned char *d, size_t n, uns
 }
 
 /* ------------------------------------------------------------------------------------------
- * Batched walker (the default with SHA-NI; _tune(batched=0) selects the per-value walker above,
+ * Batched walker (the default with SHA-NI or AVX-512; _tune(batched=0) selects the per-value walker above,
  * the default with OpenSSL's block function and the benchmark baseline).  walk_batch() takes N values of one plan node at once and
  * returns their N roots: a container batch walks each field over all N values, a list batch
  * walks all elements of all its values as one batch of the element node, and every merkle
  * tree of the batch (packed bytes, element roots, field roots) is hashed level by level across
  * all trees in lockstep (merkleize_multi), so independent hashes -- the ~20 lone levels every
  * ByteList[2**30] transaction climbs (node || ZERO_HASHES[d]), the length mix-ins, the small
- * trees of attestations and withdrawals -- run through the interleaved SHA-NI paths instead of
- * one dependent single hash after another.  Validation is the per-value walker's, check for
+ * trees of attestations and withdrawals -- run through the 16-lane AVX-512 path and the
+ * interleaved SHA-NI pairs instead of one dependent single hash after another.  Validation is the per-value walker's, check for
  * check; every allocation is sized from counts already checked against the data length.
  */
 static int batched_walker = 1;
