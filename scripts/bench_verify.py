@@ -241,8 +241,9 @@ def main() -> int:
     path = args.path or str(sorted((ROOT / "bench_out").glob("*.era"))[-1])
     from era_tools import _sha256
 
+    sha = _sha256.BACKEND + (" + avx512 x16" if getattr(_sha256, "AVX512", 0) else "")
     print(f"era file: {path} ({os.path.getsize(path) / 1e6:.0f} MB), jobs={args.jobs}, "
-          f"SHA-256: {_sha256.BACKEND}, {loadavg()}")
+          f"SHA-256: {sha}, {loadavg()}")
     results = []
     for level in args.levels.split(","):
         out = subprocess.run([sys.executable, __file__, path, "--_child", level, "--jobs",
