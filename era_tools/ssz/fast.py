@@ -5,8 +5,11 @@ decoding: no Python object per element.  Lists and vectors of basic types are pa
 lie in the bytes; lists and vectors of fixed-size containers (`validators`: 1M x 121 bytes) are
 hashed in batches with numpy: every element's field leaves are built as one (n, fields, 32)
 array and hashed layer by layer across all elements at once with the batch hasher of
-`era_tools.hashing` (native OpenSSL when built, hashlib otherwise).  Variable-size elements
-(transactions, attestations) are walked one by one.
+`era_tools.hashing` (native when built, hashlib otherwise).  In this Python walker
+variable-size elements (transactions, attestations) are walked one by one; the native walker
+(`_sha256.ssz_root`, used whenever the extension is built) takes all values of a type at once
+and hashes their trees level by level together, 16 inputs per AVX-512 call or two per SHA-NI
+call.
 
 The bytes are untrusted: every offset is checked (first offset = fixed part size, offsets
 non-decreasing and inside the data), every fixed size and list limit is checked before
