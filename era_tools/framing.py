@@ -134,3 +134,81 @@ def decompress_prefix(data, nbytes: int, where: str = "payload", base: int = 0) 
     except Exception as exc:
         raise FormatError(f"{where}: offset {base}: bad snappy data: {exc}") from exc
     return bytes(out[:nbytes])
+
+
+def peek_prefix(data, nbytes: int, where: str = "payload", base: int = 0) -> bytes:
+    """The first `nbytes` of the uncompressed stream, decoded from the start of the first data
+    chunk only as far as needed.  Unlike `decompress_prefix` the chunk's CRC is *not* checked
+    (it covers the whole chunk), so the caller must decompress and check the whole payload
+    later and compare what it read here.  For reading a block header out of a 64 KB chunk
+    without inflating all of it.  Falls back to `decompress_prefix` when the first chunk holds
+    fewer than `nbytes` bytes."""
+    mv = memoryview(data)
+    n = len(mv)
+    if n < 14 or bytes(mv[:10]) != STREAM_IDENTIFIER:
+        return decompress_prefix(data, nbytes, where, base)  # raises the right error
+    ctype = mv[10]
+    clen = mv[11] | (mv[12] << 8) | (mv[13] << 16)
+    body, end = 14, 14 + clen
+    if ctype not in (CHUNK_COMPRESSED, CHUNK_UNCOMPRESSED) or end > n or clen < 4:
+        return decompress_prefix(data, nbytes, where, base)
+    if ctype == CHUNK_UNCOMPRESSED:
+        if clen - 4 < nbytes:
+            return decompress_prefix(data, nbytes, where, base)
+        return bytes(mv[body + 4:body + 4 + nbytes])
+    pos = body + 4
+    ulen = 0
+    for shift in range(0, 35, 7):  # the raw block's uncompressed length (varint)
+        if pos >= end:
+            raise FormatError(f"{where}: offset {base + pos}: truncated snappy length varint")
+        b = mv[pos]
+        pos += 1
+        ulen |= (b & 0x7F) << shift
+        if not b & 0x80:
+            break
+    else:
+        raise FormatError(f"{where}: offset {base + pos}: snappy length varint too long")
+    if ulen < nbytes:
+        return decompress_prefix(data, nbytes, where, base)
+    out = bytearray()
+    while len(out) < nbytes:
+        if pos >= end:
+            raise FormatError(f"{where}: offset {base + pos}: snappy chunk ends early")
+        tag = mv[pos]
+        pos += 1
+        kind = tag & 3
+        if kind == 0:  # literal
+            length = tag >> 2
+            if length >= 60:
+                extra = length - 59
+                if pos + extra > end:
+                    raise FormatError(f"{where}: offset {base + pos}: truncated literal length")
+                length = int.from_bytes(mv[pos:pos + extra], "little")
+                pos += extra
+            length += 1
+            if pos + length > end:
+                raise FormatError(f"{where}: offset {base + pos}: snappy literal of {length} "
+                                  "bytes runs past its chunk")
+            take = min(length, nbytes - len(out))
+            out += mv[pos:pos + take]
+            pos += length
+            continue
+        if kind == 1:
+            if pos + 1 > end:
+                raise FormatError(f"{where}: offset {base + pos}: truncated snappy copy")
+            length = 4 + ((tag >> 2) & 7)
+            offset = ((tag >> 5) << 8) | mv[pos]
+            pos += 1
+        else:
+            width = 2 if kind == 2 else 4
+            if pos + width > end:
+                raise FormatError(f"{where}: offset {base + pos}: truncated snappy copy")
+            length = 1 + (tag >> 2)
+            offset = int.from_bytes(mv[pos:pos + width], "little")
+            pos += width
+        if offset == 0 or offset > len(out):
+            raise FormatError(f"{where}: offset {base + pos}: snappy copy offset {offset} "
+                              f"outside the {len(out)} bytes decoded so far")
+        for _ in range(min(length, nbytes - len(out))):  # may overlap its own output
+            out.append(out[-offset])
+    return bytes(out)

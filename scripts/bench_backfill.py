@@ -156,7 +156,7 @@ def verify_floor(reader: EraReader, net, pubkeys, procs: int, batch: int) -> flo
     with cf.ProcessPoolExecutor(procs, mp_context=ctx) as pool:
         list(pool.map(_check_blocks_task, chunks[:procs], ["mainnet"] * procs))  # warm up
         t = time.perf_counter()
-        for roots, _, errors, bad in pool.map(_check_blocks_task, chunks,
+        for roots, _, errors, bad, _ in pool.map(_check_blocks_task, chunks,
                                               ["mainnet"] * len(chunks)):
             assert not errors and not bad
         return time.perf_counter() - t

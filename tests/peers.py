@@ -150,7 +150,9 @@ class RangeNode(FixtureNode):
     over the fixture chain, besides the Beacon API.  Records the `start_slot` and `count` of
     every range request in `range_starts` and `range_counts`.  Lies on request, for slots with `slot % 32 in lie_slots`:
     `lie = "badsig"` flips a signature byte (a well-formed block whose signature fails);
-    `lie = "omit"` leaves the block out (claims the slot is empty)."""
+    `lie = "omit"` leaves the block out (claims the slot is empty);
+    `lie = "crc"` flips a byte of the parent_root inside the snappy stream (its CRC fails, but a
+    decoder that reads only the header without the CRC would see another parent)."""
 
     lie: str | None = None
     lie_slots = frozenset({5})
@@ -180,12 +182,17 @@ class RangeNode(FixtureNode):
             if got is None:
                 continue
             data = bytearray(got[1])
-            if self.lie and slot % 32 in self.lie_slots and slot > 0:
+            if self.lie in ("badsig", "omit") and slot % 32 in self.lie_slots and slot > 0:
                 if self.lie == "omit":
                     continue
                 data[10] ^= 0x01  # inside the 96-byte signature at offset 4
             version = net.fork_at_epoch(slot // net.slots_per_epoch).version
+            framed = framing.compress(bytes(data))
+            if self.lie == "crc" and slot % 32 in self.lie_slots and slot > 0:
+                framed = bytearray(framed)
+                framed[framed.index(bytes(data[116:148])) + 7] ^= 0x01
+                framed = bytes(framed)
             body += b"\x00" + compute_fork_data_root(version, net.genesis_validators_root)[:4]
-            body += _uvarint(len(data)) + framing.compress(bytes(data))
+            body += _uvarint(len(data)) + framed
         return self._send(h, 200, bytes(body), "application/octet-stream",
                           {"Era-Tools-Last-Slot": str(last)})

@@ -184,7 +184,7 @@ def test_era_serve_range_peers(sample_dir, honest, net, checkpointed, reference,
     assert set(res.peer_kinds.values()) == {"range"}
 
 
-@pytest.mark.parametrize("lie", ["badsig", "omit"])
+@pytest.mark.parametrize("lie", ["badsig", "omit", "crc"])
 def test_range_requests_span_several_batches_and_blame_per_batch(fixture_dir, net, checkpointed,
                                                                  reference, tmp_path, lie):
     """Range peers get 4 epoch batches per request; a liar's bad block fails only its own
@@ -202,6 +202,8 @@ def test_range_requests_span_several_batches_and_blame_per_batch(fixture_dir, ne
     scores = {p["url"]: p for p in res.queue.peers}
     assert not scores[good.url]["dropped"]
     assert scores[bad.url]["faults"] >= 1
+    if lie == "crc":  # the header is read without the CRC; the full decompression catches it
+        assert "checksum" in scores[bad.url]["last_fault"]
     if lie == "badsig":
         assert scores[bad.url]["dropped"]
         assert "proposer signature does not verify" in scores[bad.url]["last_fault"]
@@ -264,3 +266,28 @@ def test_sigkill_at_five_points_then_resume(honest, checkpointed, reference, tmp
     assert r.returncode == 0, r.stderr
     with ChainStore.open(db) as store:
         assert_equals_reference(store, reference)
+
+
+def test_a_header_peek_that_disagrees_with_the_full_decompression_is_a_fault(
+        fixture_dir, net, checkpointed, reference, tmp_path, monkeypatch):
+    """The importer reads each block's header from a CRC-less partial decode; the pool task
+    decompresses the whole block and hands back the header it saw.  Should the two ever differ
+    (a decoder bug a peer could aim at), the reply is refused and the range fetched again."""
+    from era_tools import framing
+
+    real, calls = framing.peek_prefix, []
+
+    def doctored(data, nbytes, where="payload", base=0):
+        head = real(data, nbytes, where, base)
+        calls.append(1)
+        if len(calls) == 3:  # one block of one reply: another parent_root
+            head = head[:120] + bytes([head[120] ^ 1]) + head[121:]
+        return head
+
+    monkeypatch.setattr(framing, "peek_prefix", doctored)
+    with RangeNode(fixture_dir, network=net) as a, RangeNode(fixture_dir, network=net) as b:
+        with ChainStore.open(fresh(checkpointed, tmp_path)) as store:
+            res = backfill(store, [a.url, b.url], workers=2, timeout=10, bls_processes=0)
+            assert_equals_reference(store, reference)
+    faults = [p["last_fault"] or "" for p in res.queue.peers]
+    assert any("differs between a partial and a full decompression" in f for f in faults)

@@ -63,6 +63,32 @@ def test_framing_round_trip(data):
     assert framing.decompress_prefix(framed, n) == data[:n]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=100_000) | st.builds(lambda n, b: b * n, st.integers(0, 200_000),
+                                                st.binary(min_size=1, max_size=7)),
+       st.integers(0, 300))
+def test_peek_prefix_reads_what_decompression_reads(data, n):
+    framed = framing.compress(data)
+    assert framing.peek_prefix(framed, n) == framing.decompress_prefix(framed, n) == data[:n]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=200, max_size=5000), st.data())
+def test_peek_prefix_on_corrupt_streams_is_bounded(data, draw):
+    """Any byte flipped or cut: a FormatError or at most n bytes, never another exception."""
+    framed = bytearray(framing.compress(data * 3))
+    pos = draw.draw(st.integers(10, len(framed) - 1))
+    if draw.draw(st.booleans()):
+        framed[pos] ^= draw.draw(st.integers(1, 255))
+    else:
+        del framed[pos:]
+    try:
+        got = framing.peek_prefix(bytes(framed), 148)
+    except FormatError:
+        return
+    assert len(got) <= 148
+
+
 def test_framing_bad_crc():
     framed = bytearray(framing.compress(b"hello world" * 1000))
     framed[14] ^= 0x01  # inside the first chunk's masked CRC

@@ -160,10 +160,11 @@ def _check_blocks_task(items: list, preset: str):
     called in the worker thread): for each (payload, is_framed, length, fork, pubkey, domain)
     decompress (bounded; REST payloads are compressed for the store instead), hash the block
     root and, when a pubkey is given, batch-verify the proposer signatures of all items
-    together.  Returns (roots, framed payloads, {index: error}, bad signature indices)."""
-    roots, framed_out, sets, idx, errors = [], [], [], [], {}
+    together.  Returns (roots, framed payloads, {index: error}, bad signature indices, header
+    bytes 4..148 of each block as decompressed here)."""
+    roots, framed_out, sets, idx, errors, heads = [], [], [], [], {}, []
     for i, (payload, is_framed, length, fork, pubkey, domain) in enumerate(items):
-        root = fo = None
+        root = fo = head = None
         try:
             if is_framed:
                 data = framing.decompress(payload, max_size=length, where="block")
@@ -175,16 +176,18 @@ def _check_blocks_task(items: list, preset: str):
             cls = ssz.types_for(fork, preset).BeaconBlock
             root = (_htr_bytes(cls, memoryview(data)[100:]) if _htr_bytes is not None else
                     ssz.block_root(ssz.decode_block(data, fork, preset)))
+            head = bytes(data[4:148])
         except FormatError as exc:
             errors[i] = f"not a {fork} block: {exc}"
         roots.append(root)
         framed_out.append(fo)
+        heads.append(head)
         if root is not None and pubkey is not None:
             sets.append(bls.SignatureSet(pubkey, compute_signing_root(root, domain),
                                          bytes(data[4:100])))
             idx.append(i)
     bad = bls.find_invalid(sets, _pk_cache=_pk_cache) if sets else []
-    return roots, framed_out, errors, [idx[j] for j in bad]
+    return roots, framed_out, errors, [idx[j] for j in bad], heads
 
 
 class Verifier:
@@ -247,12 +250,14 @@ class Verifier:
             raise faults[0] if len(ranges) == 1 else PeerFault(
                 f"{where}: the peer covers only up to slot {reply.last_slot}", "missing")
         his = [r[1] for r in ranges]
-        heads, items = [], []     # heads: (slot, parent, proposer, framed, range index)
+        # heads: (slot, parent, proposer, framed, range index, header bytes 4..148 as peeked)
+        heads, items = [], []
         prev_slot = lo - 1
         for raw in reply.blocks:
             if raw.framed is not None:
-                try:
-                    head = framing.decompress_prefix(raw.framed, 148, where=where)
+                try:  # CRC-less peek: the pool task decompresses it all and hands back the
+                    # header it saw, compared below
+                    head = framing.peek_prefix(raw.framed, 148, where=where)
                 except FormatError as exc:
                     raise PeerFault(f"{where}: bad snappy payload: {exc}") from exc
                 payload, is_framed, length = raw.framed, True, raw.length
@@ -300,16 +305,21 @@ class Verifier:
                 domain = self.domain(net.fork_at_epoch(slot // net.slots_per_epoch).version)
             if k >= 0 and faults[k] is not None:
                 continue  # that batch fails anyway: spare the hashing and BLS
-            heads.append((slot, bytes(head[116:148]), proposer, raw.framed, k))
+            heads.append((slot, bytes(head[116:148]), proposer, raw.framed, k,
+                          bytes(head[4:148])))
             items.append((payload, is_framed, length, net.fork_name_at_slot(slot), pubkey,
                           domain))
         if not items:
-            roots, framed_out, errors, bad = [], [], {}, []
+            roots, framed_out, errors, bad, seen = [], [], {}, [], []
         elif self.bls_pool is not None:
-            roots, framed_out, errors, bad = self.bls_pool.submit(
+            roots, framed_out, errors, bad, seen = self.bls_pool.submit(
                 _check_blocks_task, items, net.preset_base).result()
         else:
-            roots, framed_out, errors, bad = _check_blocks_task(items, net.preset_base)
+            roots, framed_out, errors, bad, seen = _check_blocks_task(items, net.preset_base)
+        for h, real in zip(heads, seen):
+            if real is not None and real != h[5]:  # a stream whose prefix decodes two ways
+                raise PeerFault(f"{where}: slot {h[0]}: block header differs between a "
+                                "partial and a full decompression")
         for i, msg in sorted(errors.items()):
             slot, k = heads[i][0], heads[i][4]
             if k < 0:
@@ -319,13 +329,13 @@ class Verifier:
         for i in bad:
             nbad[heads[i][4]] = nbad.get(heads[i][4], 0) + 1
         for i in bad:
-            slot, _, proposer, _, k = heads[i]
+            slot, _, proposer, _, k, _ = heads[i]
             faults[k] = faults[k] or PeerFault(
                 f"{where}: slot {slot}: proposer signature does not verify (proposer "
                 f"{proposer}; {nbad[k]} bad in the batch)")
         out: list = [([], 0) for _ in ranges]
         anchor_seen = False
-        for (slot, parent, _, framed, k), root, fo in zip(heads, roots, framed_out):
+        for (slot, parent, _, framed, k, _), root, fo in zip(heads, roots, framed_out):
             if k < 0:
                 if root != link.root:
                     raise PeerFault(f"{where}: slot {slot}: block {hex0x(root)} is not the "
