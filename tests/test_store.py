@@ -287,3 +287,44 @@ def test_a_new_store_creates_missing_parent_directories(tmp_path, network):
         s.put_blocks_batch(empty_slots=[3], cover=(3, 3))
     with ChainStore.open(tmp_path / "a" / "b" / "db", readonly=True) as s:
         assert s.index_entry(3) == b""
+
+
+def test_referenced_era_files_stay_open_within_a_bound_under_concurrent_readers(
+        tmp_path, network, sample_files, monkeypatch):
+    """Reference mode reads blocks out of the era files; with 17 files and a cap of 3 open
+    handles, eight threads reading every block see the right bytes, and no more than the cap
+    (plus the files in use at that moment) stays open."""
+    import threading
+
+    from era_tools import era
+    from era_tools.frontfill import frontfill
+    from era_tools.store import chain
+
+    monkeypatch.setattr(chain, "MAX_OPEN_FILES", 3)
+    want = {}
+    for p in sample_files:
+        with era.EraReader(p) as r:
+            head = r.state_head(network.slots_per_historical_root)
+            for slot in r.block_slots():
+                want[head.block_root_at(slot)] = bytes(r.block_framed(slot))
+    with ChainStore.open(tmp_path / "db", network) as store:
+        frontfill(store, sample_files, mode="reference")
+        assert len(store.referenced_files()) == len(sample_files)
+        roots = sorted(want)
+        errors, peak = [], [0]
+
+        def read(k):
+            try:
+                for root in roots[k::8] + roots[::-1][k::8]:
+                    assert store.get_block_framed(root) == want[root]
+                    peak[0] = max(peak[0], len(store._handles))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=read, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[0]
+        assert peak[0] <= 3 + 8 and len(store._handles) <= 3

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from . import schema
 from .db import KV
 from .schema import Anchor
 
+MAX_OPEN_FILES = 64     # referenced era files kept open at once (LRU)
 STATES_DIR = "states"  # era-boundary state files of put_state_file, inside the store directory
 
 
@@ -251,7 +253,8 @@ class ChainStore:
         self.readonly = kv.readonly
         self._file_ids: dict[str, int] = {}
         self._files: dict[int, dict] = {}
-        self._handles: dict[int, object] = {}
+        # open referenced files, least recently used first: fid -> [file, readers]
+        self._handles: OrderedDict[int, list] = OrderedDict()
         self._lock = threading.Lock()
         self._pending_meta: dict = {}
         self._tables: dict[int, schema.EraTable | None] = {}  # first slot -> table (cache)
@@ -333,8 +336,8 @@ class ChainStore:
             raise
 
     def close(self) -> None:
-        for h in self._handles.values():
-            h.close()
+        for f, _ in self._handles.values():
+            f.close()
         self._handles.clear()
         self.kv.close()
 
@@ -548,9 +551,27 @@ class ChainStore:
         info = self._files.get(fid)
         if info is None:
             raise StoreError(f"{self.path}: {what} references unknown era file id {fid}")
+        f = self._acquire(fid, info, what)
+        try:
+            try:
+                rec = e2store.read_header(f, offset, info["size"], info["path"])
+            except Exception as exc:
+                raise StoreError(f"{info['path']}: offset {offset}: bad reference for {what}: "
+                                 f"{exc}") from exc
+            if rec.type != rtype:
+                raise StoreError(f"{info['path']}: offset {offset}: {what} reference points "
+                                 f"at a {e2store.type_name(rec.type)} record")
+            return e2store.read_data(f, rec)
+        finally:
+            self._release(fid)
+
+    def _acquire(self, fid: int, info: dict, what: str):
+        """An open handle of referenced file `fid`, counted as in use until `_release`.  At
+        most MAX_OPEN_FILES stay open (mainnet has ~1,400 era files); only idle handles are
+        closed, so a reader in another thread never loses its file mid-read."""
         with self._lock:
-            f = self._handles.get(fid)
-            if f is None:
+            entry = self._handles.get(fid)
+            if entry is None:
                 try:
                     f = open(info["path"], "rb")
                 except OSError as exc:
@@ -561,16 +582,19 @@ class ChainStore:
                     f.close()
                     raise StoreError(f"{info['path']}: referenced era file changed size "
                                      f"({size} bytes, {info['size']} when front-filled)")
-                self._handles[fid] = f
-        try:
-            rec = e2store.read_header(f, offset, info["size"], info["path"])
-        except Exception as exc:
-            raise StoreError(f"{info['path']}: offset {offset}: bad reference for {what}: "
-                             f"{exc}") from exc
-        if rec.type != rtype:
-            raise StoreError(f"{info['path']}: offset {offset}: {what} reference points at a "
-                             f"{e2store.type_name(rec.type)} record")
-        return e2store.read_data(f, rec)
+                entry = self._handles[fid] = [f, 1]
+                excess = len(self._handles) - MAX_OPEN_FILES
+                for old in [k for k, (_, users) in self._handles.items() if users == 0][
+                        :max(0, excess)]:
+                    self._handles.pop(old)[0].close()
+            else:
+                self._handles.move_to_end(fid)
+                entry[1] += 1
+            return entry[0]
+
+    def _release(self, fid: int) -> None:
+        with self._lock:
+            self._handles[fid][1] -= 1
 
     # -- writes ----------------------------------------------------------------------------
     def batch(self) -> Batch:
