@@ -82,12 +82,26 @@ def assert_equals_reference(store, reference):
 @pytest.mark.parametrize("procs", [0, 2], ids=["in-thread", "process-pool"])
 def test_honest_peers_equal_pulled_store(honest, checkpointed, reference, tmp_path, procs):
     lines = []
-    with ChainStore.open(fresh(checkpointed, tmp_path)) as store:
+    db = fresh(checkpointed, tmp_path)
+    orphan = db / "blocks" / "000000000001-000000000002.e2s"  # as left by a killed run
+    orphan.parent.mkdir()
+    orphan.write_bytes(b"not committed")
+    (db / "blocks" / "x.e2s.tmp").write_bytes(b"half written")
+    with ChainStore.open(db) as store:
         res = backfill(store, [p.url for p in honest], workers=4, timeout=10,
                        status=lines.append, status_every=0.0, bls_processes=procs)
         assert res.queue.stopped == "genesis"
         assert res.queue.slots == 1024 and res.queue.blocks == 889
         assert_equals_reference(store, reference)
+        # the 889 blocks went to the store's own block files and LevelDB holds references
+        # (only the checkpoint block is inline); the killed run's leftovers are gone
+        counts = store.referenced_file_counts()
+        assert counts["blocks"] >= 1 and counts["era"] == 0
+        assert store.table_stats()["blocks"]["entries"] == 1
+        assert store.table_stats()["block_refs"]["entries"] == 889
+        assert sorted(p.name for p in (db / "blocks").iterdir()) == sorted(
+            os.path.basename(f["path"]) for f in store.referenced_files().values()
+            if "/blocks/" in f["path"])
     assert all(p["score"] > 300 and not p["dropped"] for p in res.queue.peers)
     assert set(res.peer_kinds.values()) == {"rest"}
     # Nimbus-style status line: time left, percent, speed, worker map, current slot

@@ -182,8 +182,8 @@ def status(db, network_name, config_path, as_json):
             "gaps": [[x, y] for x, y in store.gaps()],
             "anchor": a.to_json(),
             "era_states": [s // store.sphr for s in store.state_slots()],
-            "referenced_files": sum(1 for f in store.referenced_files().values()
-                                    if f["path"].endswith(".era")),
+            "referenced_files": store.referenced_file_counts()["era"],
+            "block_files": store.referenced_file_counts()["blocks"],
             "tables": stats,
             "disk_bytes": store.disk_bytes(),
         }
@@ -203,6 +203,7 @@ def status(db, network_name, config_path, as_json):
     eras = info["era_states"]
     click.echo(f"states:   {len(eras)} era-boundary states" +
                (f" (eras {eras[0]}..{eras[-1]})" if eras else ""))
-    click.echo(f"blocks:   {stats['blocks']['entries']} stored, {stats['block_refs']['entries']} "
-               f"referenced in {info['referenced_files']} era files")
+    click.echo(f"blocks:   {stats['blocks']['entries']} in LevelDB, "
+               f"{stats['block_refs']['entries']} referenced in {info['referenced_files']} era "
+               f"files and {info['block_files']} block files")
     click.echo(f"size:     {info['disk_bytes']} bytes on disk")

@@ -14,8 +14,11 @@
     store.block_root_at(slot)    # the block_roots[] meaning: root of the latest block <= slot
     store.get_block_framed(root), store.get_summary(root), store.get_state_framed(slot)
 
-Blocks may be stored inline (framed bytes in LevelDB) or as references into era files
-(`put_block_ref`), which front-fill uses by default.  Readers do not care which.
+Blocks may be stored inline (framed bytes in LevelDB), as references into era files
+(`put_block_ref`), which front-fill uses by default, or as references into the store's own
+immutable block files (`put_blocks_file`, one per backfill commit: LevelDB would otherwise
+rewrite every block on each compaction, since blocks are keyed by random roots).  Readers do
+not care which.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from .schema import Anchor
 
 MAX_OPEN_FILES = 64     # referenced era files kept open at once (LRU)
 STATES_DIR = "states"  # era-boundary state files of put_state_file, inside the store directory
+BLOCKS_DIR = "blocks"  # block files of put_blocks_file, inside the store directory
 
 
 def _network_identity(net: Network) -> dict:
@@ -194,17 +198,45 @@ class Batch:
         that references it (an `S` reference and an `f` entry, path relative to the store)
         commits.  A run killed in between leaves a file nothing references; the rerun, which
         finds no state at that slot, replaces it."""
+        final, offsets = self._write_file(STATES_DIR, f"{slot:012d}",
+                                          e2store.COMPRESSED_BEACON_STATE, [framed], "state")
+        self.put_state_ref(slot, self.file_id(final), offsets[0])
+
+    def put_blocks_file(self, blocks, name: str) -> None:
+        """Store `blocks` ([(slot, root, parent_root, framed)]) in a new immutable e2store file
+        inside the store directory, `<store>/blocks/<name>.e2s` (a Version record, then one
+        CompressedSignedBeaconBlock record per block), and reference them from this batch.
+        Written like `put_state_file`: complete and fsync'ed before the batch commits; a
+        run killed in between leaves a file nothing references (`remove_unreferenced_files`)."""
+        blocks = list(blocks)
+        final, offsets = self._write_file(BLOCKS_DIR, name,
+                                          e2store.COMPRESSED_SIGNED_BEACON_BLOCK,
+                                          [b[3] for b in blocks], "block")
+        fid = self.file_id(final)
+        for (slot, root, parent, _), off in zip(blocks, offsets):
+            self.put_block_ref(slot, root, parent, fid, off)
+
+    def _write_file(self, subdir: str, name: str, rtype: bytes, payloads, what: str):
+        """tmp + fsync + rename + directory fsync of an e2store file in the store directory;
+        (path, record offsets)."""
         if self.store.readonly:
             raise StoreError(f"{self.store.path}: the store is open read-only")
-        d = os.path.join(self.store.path, STATES_DIR)
-        final = os.path.join(d, f"{slot:012d}.e2s")
+        d = os.path.join(self.store.path, subdir)
+        final = os.path.join(d, f"{name}.e2s")
+        n = 0
+        while os.path.abspath(final) in self.store._file_ids:  # never replace a referenced file
+            n += 1
+            final = os.path.join(d, f"{name}.{n}.e2s")
         tmp = final + ".tmp"
+        offsets = []
         try:
             os.makedirs(d, exist_ok=True)
             with open(tmp, "wb") as f:
-                f.write(e2store.encode_record(e2store.VERSION, b""))
-                f.write(e2store.encode_header(e2store.COMPRESSED_BEACON_STATE, len(framed)))
-                f.write(framed)
+                pos = f.write(e2store.encode_record(e2store.VERSION, b""))
+                for data in payloads:
+                    offsets.append(pos)
+                    pos += f.write(e2store.encode_header(rtype, len(data)))
+                    pos += f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, final)
@@ -214,8 +246,8 @@ class Batch:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise StoreError(f"{final}: cannot write the state file: {exc.strerror}") from exc
-        self.put_state_ref(slot, self.file_id(final), e2store.HEADER_SIZE)
+            raise StoreError(f"{final}: cannot write the {what} file: {exc.strerror}") from exc
+        return final, offsets
 
     def file_id(self, path: str) -> int:
         """The id of a referenced era file, registering it in this batch if new.  A file
@@ -547,6 +579,16 @@ class ChainStore:
     def referenced_files(self) -> dict[int, dict]:
         return dict(self._files)
 
+    def referenced_file_counts(self) -> dict[str, int]:
+        """How many referenced files are era files, the store's block files, state files."""
+        out = {"era": 0, "blocks": 0, "states": 0}
+        home = os.path.abspath(self.path)
+        for info in self._files.values():
+            sub = os.path.relpath(os.path.dirname(info["path"]), home)
+            kind = "blocks" if sub == BLOCKS_DIR else "states" if sub == STATES_DIR else "era"
+            out[kind] += 1
+        return out
+
     def _read_ref(self, fid: int, offset: int, rtype: bytes, what: str) -> bytes:
         info = self._files.get(fid)
         if info is None:
@@ -696,10 +738,35 @@ class ChainStore:
             out[name] = {"entries": n, "approx_bytes": size}
         return out
 
+    def remove_unreferenced_files(self) -> list[str]:
+        """Delete the store's own state and block files that no committed entry references
+        (left by a run killed between writing a file and committing its batch) and stray
+        `.tmp` files.  Only for the store's single writer.  Returns the removed paths."""
+        if self.readonly:
+            raise StoreError(f"{self.path}: the store is open read-only")
+        known = {os.path.abspath(info["path"]) for info in self._files.values()}
+        removed = []
+        for sub in (STATES_DIR, BLOCKS_DIR):
+            d = os.path.join(self.path, sub)
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            for n in names:
+                p = os.path.abspath(os.path.join(d, n))
+                if p not in known and (n.endswith(".e2s") or n.endswith(".e2s.tmp")):
+                    try:
+                        os.remove(p)
+                        removed.append(p)
+                    except OSError:
+                        pass
+        return removed
+
     def disk_bytes(self) -> int:
-        """Bytes on disk: the LevelDB files and the state files inside the store."""
+        """Bytes on disk: the LevelDB files and the state and block files inside the store."""
         total = 0
-        for d in (self.path, os.path.join(self.path, STATES_DIR)):
+        for d in (self.path, os.path.join(self.path, STATES_DIR),
+                  os.path.join(self.path, BLOCKS_DIR)):
             try:
                 names = os.listdir(d)
             except OSError:

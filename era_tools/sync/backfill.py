@@ -124,6 +124,7 @@ def backfill(store, peer_urls, *, to_slot: int | None = None, workers: int = 4,
     p = plan(store)
     if p is None:
         return BackfillResult(None, QueueResult(stopped="already at genesis"), {})
+    store.remove_unreferenced_files()  # block files of a run killed before its commit
     if on_plan:
         on_plan(p)
     net = store.network

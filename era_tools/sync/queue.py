@@ -680,8 +680,6 @@ class BackfillQueue:
             final = f"--to-slot {self.to_slot}"
         wb = self.store.batch()
         have = {blk.slot for blk in linked}
-        for blk in linked:
-            wb.put_block(blk.slot, blk.root, blk.parent, blk.framed)
         for s in range(lo, hi + 1):
             if s not in have:
                 wb.put_empty(s)
@@ -690,6 +688,9 @@ class BackfillQueue:
         # queued/active batches; the run is ready and only the importer changes it).
         self.cond.release()
         try:
+            if linked:  # one immutable block file per commit; LevelDB holds the references
+                wb.put_blocks_file([(b.slot, b.root, b.parent, b.framed) for b in linked],
+                                   f"{lo:012d}-{hi:012d}")
             self.store.commit(wb)
         finally:
             self.cond.acquire()
