@@ -80,6 +80,7 @@ class _BlstC:
     blst_p1 (Jacobian, 144 bytes), G2 as blst_p2 (288 bytes); affine forms only inside."""
 
     name = "blst"
+    releases_gil = True  # ctypes drops the GIL around every blst call
     _SIZES = {"blst_p1_affine_sizeof": 96, "blst_p2_affine_sizeof": 192, "blst_p1_sizeof": 144,
               "blst_p2_sizeof": 288, "blst_fp12_sizeof": 576}
     # A valid (pubkey, message, signature) made with py_ecc from sk = 0x2a * 32 mod r.
@@ -285,6 +286,7 @@ class _BlstC:
 
 class _PyBlst:
     name = "pyblst"
+    releases_gil = False
 
     def __init__(self):
         import pyblst
@@ -352,6 +354,7 @@ class _PyBlst:
 
 class _PyEcc:
     name = "py_ecc"
+    releases_gil = False
 
     def __init__(self):
         import hashlib

@@ -25,6 +25,11 @@ for _ in range(64):
     ZERO_HASHES.append(_sha256(ZERO_HASHES[-1] * 2).digest())
 
 
+def native() -> bool:
+    """True when the native hasher is in use (it drops the GIL while it hashes a block)."""
+    return _native_hash_pairs is not None
+
+
 def sha256(data: bytes) -> bytes:
     return _sha256(data).digest()
 

@@ -37,7 +37,7 @@ from era_tools.hashing import sha256  # noqa: E402
 from era_tools.signing import (DOMAIN_BEACON_PROPOSER, compute_domain,  # noqa: E402
                                compute_signing_root)
 from era_tools.store import ChainStore  # noqa: E402
-from era_tools.sync.backfill import backfill  # noqa: E402
+from era_tools.sync.backfill import backfill, default_bls_processes  # noqa: E402
 from era_tools.sync.queue import _check_blocks_task, _verify_sets_task  # noqa: E402
 
 try:
@@ -90,6 +90,8 @@ class CpuMeter:
                 if st:
                     stats[int(d)] = st
         for pid, (ppid, cpu) in stats.items():
+            if pid == me:  # counted as "main" from os.times()
+                continue
             p, depth = pid, 0
             while p in stats and p != me and depth < 6:
                 p, depth = stats[p][0], depth + 1
@@ -239,10 +241,13 @@ def main() -> int:
                     help="validators in the synthetic state when it has to be made")
     ap.add_argument("--peers", type=int, default=2)
     ap.add_argument("--workers", type=int, default=4, help="as `era backfill`")
-    ap.add_argument("--bls-procs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--bls-procs", type=int, default=None,
+                    help="as `era backfill --bls-procs` (default: the same default)")
     ap.add_argument("--range-batches", type=int, default=RANGE_BATCHES,
                     help="epoch batches per range request")
     args = ap.parse_args()
+    if args.bls_procs is None:
+        args.bls_procs = default_bls_processes()
 
     files = era_files_in([args.eras]) if args.eras.exists() else []
     if not files:
@@ -291,9 +296,10 @@ def main() -> int:
             assert store.index_entry(min(slots)) is not None
         # the floors, same run
         load2 = os.getloadavg()[0]
-        floor_s, n = bls_floor(reader, net, pubkeys, args.bls_procs, 32)
+        fprocs = args.bls_procs or os.cpu_count() or 1  # the floors always use processes
+        floor_s, n = bls_floor(reader, net, pubkeys, fprocs, 32)
         with CpuMeter() as vcpu:
-            vfloor_s = verify_floor(reader, net, pubkeys, args.bls_procs,
+            vfloor_s = verify_floor(reader, net, pubkeys, fprocs,
                                     32 * args.range_batches)
         vpool = vcpu.by_kind.get("pool", 0.0)
         store_s, store_cpu = store_floor(reader, net, tmp / "db2", 32 * args.range_batches)
@@ -304,7 +310,8 @@ def main() -> int:
         span = S - min(slots)
         print(f"backfill: {span} slots ({q.blocks} blocks, {q.bytes / 1e6:.0f} MB framed) "
               f"from {args.peers} `era serve` peers ({kinds} endpoint), {args.workers} "
-              f"workers, {args.bls_procs} BLS processes: {wall:.2f} s = "
+              f"workers, {args.bls_procs or 'no'} verification processes "
+              f"{'' if args.bls_procs else '(verified in the worker threads) '}: {wall:.2f} s = "
               f"{span / wall:.0f} slots/s (incl. pool start-up; {args.range_batches} batches "
               f"per range request; load {load0:.1f} -> {load1:.1f})")
         nb = q.blocks
@@ -314,9 +321,9 @@ def main() -> int:
               f"counts; the whole machine was busy {cpu.machine_busy:.1f} of "
               f"{cpu.machine_all:.1f} core-s)")
         print(f"BLS-only floor: {n} signatures in {floor_s:.2f} s = {span / floor_s:.0f} "
-              f"slots/s ({n / floor_s:.0f} signatures/s, {args.bls_procs} processes)")
+              f"slots/s ({n / floor_s:.0f} signatures/s, {fprocs} processes)")
         print(f"verification floor (decompress + hash + BLS, {32 * args.range_batches} blocks "
-              f"per task, {args.bls_procs} processes): {vfloor_s:.2f} s = "
+              f"per task, {fprocs} processes): {vfloor_s:.2f} s = "
               f"{span / vfloor_s:.0f} slots/s (load {load2:.1f} -> {load3:.1f}); pool CPU "
               f"{vpool:.1f} s incl. start-up and warm-up = {1e3 * vpool / n:.2f} ms per block")
         print(f"store floor (the same blocks, index and anchor written to a fresh store, "

@@ -94,8 +94,9 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Seconds per request before a peer counts as stalled.")
 @click.option("--bls-procs", type=click.IntRange(0, 64), default=None,
-              help="Processes for signature checks (default: one per core, 0 = in the "
-                   "worker threads).")
+              help="Processes for decompression, hashing and signature checks (0 = in the "
+                   "worker threads; default: 0 when the BLS library and the hasher release "
+                   "the GIL, else one per core).")
 @click.option("--status-every", type=float, default=5.0, show_default=True,
               help="Seconds between status lines.")
 @network_options
