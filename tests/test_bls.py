@@ -195,3 +195,17 @@ def test_a_blst_library_that_fails_its_known_answer_test_is_not_used(monkeypatch
     with pytest.raises(ImportError, match="known-answer"):
         bls.get_backend("blst")
     assert bls.get_backend().name == "pyblst"
+
+
+@pytest.mark.parametrize("name", ["blst", "pyblst"])
+def test_registry_pubkeys_skip_only_the_pubkey_subgroup_check(sets, name):
+    """Pubkeys from a trusted state's registry skip their G1 subgroup check (blst); every
+    other check stands: bad signatures are still named, non-subgroup signatures rejected."""
+    b = bls.get_backend(name)
+    assert bls.find_invalid(sets, b, registry_pubkeys=True) == []
+    bad = list(sets)
+    bad[3] = bad[3]._replace(signature=sets[4].signature)
+    bad[7] = bad[7]._replace(signature=NON_SUBGROUP_SIG)
+    assert bls.find_invalid(bad, b, registry_pubkeys=True) == [3, 7]
+    assert bls.find_invalid([sets[0], sets[1]._replace(pubkey=b"\xc0" + bytes(47))], b,
+                            registry_pubkeys=True) == [1]  # the identity is still refused

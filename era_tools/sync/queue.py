@@ -133,7 +133,8 @@ class Link:
     parent: bytes   # what the batch's newest block must hash to
 
 
-_pk_cache: dict = {}
+_pk_cache: dict = {}  # decompressed proposer pubkeys, per process; cleared when it gets big
+_PK_CACHE_MAX = 65536
 
 
 def warm_task(fork: str, preset: str) -> None:
@@ -152,7 +153,8 @@ def warm_task(fork: str, preset: str) -> None:
 def _verify_sets_task(sets: list) -> list:
     """BLS check of (pubkey, message, signature) triples -> indices of bad ones (process pool
     entry point)."""
-    return bls.find_invalid([bls.SignatureSet(*s) for s in sets], _pk_cache=_pk_cache)
+    return bls.find_invalid([bls.SignatureSet(*s) for s in sets], _pk_cache=_pk_cache,
+                            registry_pubkeys=True)
 
 
 def _check_blocks_task(items: list, preset: str):
@@ -186,7 +188,10 @@ def _check_blocks_task(items: list, preset: str):
             sets.append(bls.SignatureSet(pubkey, compute_signing_root(root, domain),
                                          bytes(data[4:100])))
             idx.append(i)
-    bad = bls.find_invalid(sets, _pk_cache=_pk_cache) if sets else []
+    if len(_pk_cache) > _PK_CACHE_MAX:
+        _pk_cache.clear()
+    # the pubkeys are the checkpoint state's registry (see bls.find_invalid)
+    bad = bls.find_invalid(sets, _pk_cache=_pk_cache, registry_pubkeys=True) if sets else []
     return roots, framed_out, errors, [idx[j] for j in bad], heads
 
 
