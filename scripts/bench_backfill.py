@@ -310,9 +310,9 @@ def main() -> int:
         span = S - min(slots)
         print(f"backfill: {span} slots ({q.blocks} blocks, {q.bytes / 1e6:.0f} MB framed) "
               f"from {args.peers} `era serve` peers ({kinds} endpoint), {args.workers} "
-              f"workers, {args.bls_procs or 'no'} verification processes "
-              f"{'' if args.bls_procs else '(verified in the worker threads) '}: {wall:.2f} s = "
-              f"{span / wall:.0f} slots/s (incl. pool start-up; {args.range_batches} batches "
+              f"workers, " + (f"{args.bls_procs} verification processes" if args.bls_procs
+                              else "verified in the worker threads") + f": {wall:.2f} s = "
+              f"{span / wall:.0f} slots/s (incl. start-up; {args.range_batches} batches "
               f"per range request; load {load0:.1f} -> {load1:.1f})")
         nb = q.blocks
         print("backfill CPU: " + ", ".join(f"{k} {v:.1f} s" for k, v in cpu.by_kind.items())
