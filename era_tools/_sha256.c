@@ -557,7 +557,7 @@ static int init_avx512(void)
     unsigned char buf[17 * 64], want[16][32], got[17 * 64];
     const unsigned char *ins[16];
     unsigned char *outs[16];
-    int i, j, round, ok = 1;
+    int i, j, mode, round, ok = 1;
     if (getenv("ERA_TOOLS_NO_AVX512") != NULL || !cpu_has_avx512())
         return 0;
     if (!use_shani)
@@ -567,33 +567,22 @@ static int init_avx512(void)
             buf[i] = (unsigned char)(i * 131 + round * 29 + (i >> 6) * 7 + (i % 64 == round * 8));
         for (i = 0; i < 16; i++)
             hash64_openssl(buf + 64 * i, want[i]);
-        /* separate buffers, lanes in a scrambled order */
-        for (i = 0; i < 16; i++) {
-            j = (i * 5 + round) & 15;
-            ins[i] = buf + 64 * j;
-            outs[i] = got + 32 * j;
+        /* three layouts: separate buffers with the lanes in a scrambled order; in place, as
+         * layers are hashed (output l over the first half of input l); packed, output l at
+         * 32 * l over inputs at 64 * l (hash_many(buf, buf)) */
+        for (mode = 0; mode < 3; mode++) {
+            int out_stride = mode == 1 ? 64 : 32;
+            if (mode)
+                memcpy(got, buf, 16 * 64);
+            for (i = 0; i < 16; i++) {
+                j = mode == 0 ? (i * 5 + round) & 15 : i;
+                ins[i] = (mode == 0 ? buf : got) + 64 * j;
+                outs[i] = got + out_stride * j;
+            }
+            hash64x16_avx512(ins, outs);
+            for (i = 0; i < 16; i++)
+                ok = ok && memcmp(got + out_stride * i, want[i], 32) == 0;
         }
-        hash64x16_avx512(ins, outs);
-        for (i = 0; i < 16; i++)
-            ok = ok && memcmp(got + 32 * i, want[i], 32) == 0;
-        /* in place, as layers are hashed: output l over the first half of input l ... */
-        memcpy(got, buf, 16 * 64);
-        for (i = 0; i < 16; i++) {
-            ins[i] = got + 64 * i;
-            outs[i] = got + 64 * i;
-        }
-        hash64x16_avx512(ins, outs);
-        for (i = 0; i < 16; i++)
-            ok = ok && memcmp(got + 64 * i, want[i], 32) == 0;
-        /* ... and packed, output l at 32 * l over inputs at 64 * l (hash_many(buf, buf)) */
-        memcpy(got, buf, 16 * 64);
-        for (i = 0; i < 16; i++) {
-            ins[i] = got + 64 * i;
-            outs[i] = got + 32 * i;
-        }
-        hash64x16_avx512(ins, outs);
-        for (i = 0; i < 16; i++)
-            ok = ok && memcmp(got + 32 * i, want[i], 32) == 0;
     }
     use_avx512 = ok;
 #endif
