@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from era_tools import framing  # noqa: E402
+from era_tools import bls, framing  # noqa: E402
 from era_tools.config import get_network  # noqa: E402
 from era_tools.era import EraReader, era_files_in  # noqa: E402
 from era_tools.hashing import sha256  # noqa: E402
@@ -38,7 +38,7 @@ from era_tools.signing import (DOMAIN_BEACON_PROPOSER, compute_domain,  # noqa: 
                                compute_signing_root)
 from era_tools.store import ChainStore  # noqa: E402
 from era_tools.sync.backfill import backfill, default_bls_processes  # noqa: E402
-from era_tools.sync.queue import _check_blocks_task, _verify_sets_task  # noqa: E402
+from era_tools.sync.queue import _check_blocks_task  # noqa: E402
 
 try:
     from era_tools.sync.queue import RANGE_BATCHES  # noqa: E402
@@ -200,6 +200,16 @@ def store_floor(reader: EraReader, net, path: Path, slots_per_commit: int,
             b.cover(lo, hi)
             store.commit(b)
         return time.perf_counter() - t, time.process_time() - c
+
+
+_pk_cache: dict = {}
+
+
+def _verify_sets_task(sets: list) -> list:
+    """The signature check of `_check_blocks_task` alone: (pubkey, message, signature)
+    triples -> indices of bad ones (pool entry point)."""
+    return bls.find_invalid([bls.SignatureSet(*s) for s in sets], _pk_cache=_pk_cache,
+                            registry_pubkeys=True)
 
 
 def bls_floor(reader: EraReader, net, pubkeys, procs: int, batch: int) -> tuple[float, int]:

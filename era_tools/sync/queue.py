@@ -150,13 +150,6 @@ def warm_task(fork: str, preset: str) -> None:
     bls.get_backend()
 
 
-def _verify_sets_task(sets: list) -> list:
-    """BLS check of (pubkey, message, signature) triples -> indices of bad ones (process pool
-    entry point)."""
-    return bls.find_invalid([bls.SignatureSet(*s) for s in sets], _pk_cache=_pk_cache,
-                            registry_pubkeys=True)
-
-
 def _check_blocks_task(items: list, preset: str):
     """Hashing and signature side of `Verifier.check_group` (a process-pool entry point, or
     called in the worker thread): for each (payload, is_framed, length, fork, pubkey, domain)
