@@ -207,13 +207,6 @@ class _BlstC:
         self._L.blst_p2_cneg(out, 1)
         return out.raw
 
-    def msm_g2(self, points, scalars):
-        acc = None
-        for p, r in zip(points, scalars):
-            x = self.mul_g2(p, r)
-            acc = x if acc is None else self.add_g2(acc, x)
-        return acc
-
     def compress_g1(self, p) -> bytes:
         out = self._C.create_string_buffer(48)
         self._L.blst_p1_compress(out, p)
