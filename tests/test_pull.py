@@ -193,10 +193,11 @@ def test_malformed_block_is_one_clear_error_and_commits_nothing(server, tmp_path
     assert dump(str(db)) == []
 
 
-def test_states_are_files_beside_the_tables(server, tmp_path, sample_dir):
-    """pull keeps era-boundary states out of LevelDB: each is an e2store file in
-    <db>/states/, written before the batch that references it; the store can be moved, read
-    beside a writer, and a stale file left by a killed run is replaced."""
+def test_states_and_blocks_are_files_beside_the_tables(server, tmp_path, sample_dir):
+    """pull keeps era-boundary states and blocks out of LevelDB: each state is an e2store file
+    in <db>/states/, each batch's blocks one in <db>/blocks/, written before the batch that
+    references them; the store can be moved, read beside a writer, and stale files left by a
+    killed run are replaced or removed."""
     from era_tools.era import EraReader
     from era_tools.era import contents_equal as same
     from era_tools.store import schema
@@ -204,14 +205,21 @@ def test_states_are_files_beside_the_tables(server, tmp_path, sample_dir):
     db = tmp_path / "db"
     os.makedirs(db / "states")
     (db / "states" / "000000000128.e2s").write_bytes(b"left by a killed run")
+    os.makedirs(db / "blocks")
+    (db / "blocks" / "000000000001-000000000003.e2s").write_bytes(b"left by a killed run")
     res = run("pull", "--beacon-api", server.url, "--db", db, "--to-slot", 192)
     assert res.exit_code == 0, res.output
     assert sorted(os.listdir(db / "states")) == [f"{s:012d}.e2s" for s in (0, 64, 128, 192)]
     with ChainStore.open(db, readonly=True) as s:
         stats = s.table_stats()
         assert stats["states"]["entries"] == 0 and stats["state_refs"]["entries"] == 4
-        assert [json.loads(v)["path"] for _k, v in s.kv.iterate(schema.P_FILE)] == [
+        assert stats["blocks"]["entries"] == 0 and stats["block_refs"]["entries"] > 150
+        paths = [json.loads(v)["path"] for _k, v in s.kv.iterate(schema.P_FILE)]
+        assert [p for p in paths if p.startswith("states/")] == [
             f"states/{x:012d}.e2s" for x in (0, 64, 128, 192)]
+        assert sorted(p for p in paths if p.startswith("blocks/")) == sorted(
+            f"blocks/{n}" for n in os.listdir(db / "blocks"))  # the stale one is gone
+        assert len(paths) == len(set(paths))
         assert s.disk_bytes() > sum(os.path.getsize(db / "states" / n)
                                     for n in os.listdir(db / "states"))
     moved = tmp_path / "moved"

@@ -104,6 +104,7 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
     if a > b:
         raise PeerError(f"--from-slot {a} is after --to-slot {b}")
     res = PullResult(from_slot=a, to_slot=b)
+    store.remove_unreferenced_files()  # files of a run killed before their commit
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         # era 0: the genesis state
         if a == 0 and not store.has_state(0):
@@ -173,6 +174,7 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
     else:
         prev = store.block_root_at(first - 1)
     batch = store.batch()
+    blocks = []
     for slot, resp, parsed in pool.map(lambda s: _fetch(api, net, s), range(first, last + 1)):
         if resp is None:
             batch.put_empty(slot)
@@ -189,7 +191,7 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
                 f"the previous block {hex0x(prev)}; nothing from slots {first}..{last} "
                 "was written")
         prev = root
-        batch.put_block(slot, root, parent, framed)
+        blocks.append((slot, root, parent, framed))
         res.blocks += 1
         res.bytes += len(resp.ssz)
     # link to the store's history right above the batch, if any
@@ -206,6 +208,8 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
                         f"{api.base_url}: slot {last}: the pulled chain ends at {hex0x(prev)} "
                         f"but the stored block at slot {sm[0]} has parent {hex0x(sm[1])}")
                 break
+    if blocks:  # one block file per batch, LevelDB holds the references (docs/store.md)
+        batch.put_blocks_file(blocks, f"{first:012d}-{last:012d}")
     batch.cover(first, last)
     store.commit(batch)
     res.slots += last - first + 1
