@@ -75,6 +75,7 @@ def make_body(spec, fork: str, rng: np.random.Generator, n_tx: int, n_att: int):
                                                    address=b"\x11" * 20, amount=10**7))
     body.execution_payload = payload
     committee = 440
+    n_att = min(n_att, spec.BeaconBlockBody.fields()["attestations"].limit())  # electra: 8
     att_fields = spec.Attestation.fields()
     for i in range(n_att):
         if fork == "electra":

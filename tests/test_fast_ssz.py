@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import os
 import random
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -650,7 +651,6 @@ def test_sha_ni_and_openssl_block_functions_agree(tmp_path):
 # lockstep through the interleaved SHA-NI path; _sha256._tune(batched, lanes) selects the
 # per-value walker it replaced and the widest interleave, so both are checked here.
 
-ERA = Path(__file__).resolve().parents[1] / "bench_out" / "mainnet-01100-b0709a77.era"
 native_walker = pytest.mark.skipif(fast._native_ssz_root is None,
                                    reason="native extension not built")
 
@@ -794,21 +794,34 @@ def _walk_both(sedes, data):
     return batched
 
 
-@native_walker
-def test_batched_walker_on_mainnet_era_blocks(network):
-    """Synthetic mainnet deneb blocks (~150 transactions each): batched == per-value walker
-    == Python walker, and the batched walker hashes nearly everything two at a time."""
-    if not ERA.exists():
-        pytest.skip("synthetic mainnet era missing (scripts/make_synthetic_era.py)")
-    from era_tools import _sha256
-    from era_tools.config import get_network
-    from era_tools.era import EraReader
+def _mainnet_blocks():
+    """(fork, SignedBeaconBlock SSZ) shaped like recent mainnet blocks, built the way
+    scripts/make_synthetic_era.py builds its era: 40-150 transactions of 300-1300 bytes,
+    16 withdrawals, 64 attestations; deneb and electra."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    try:
+        synth = importlib.import_module("make_synthetic_era")
+    finally:
+        sys.path.pop(0)
+    out = []
+    for fork, seed, n_tx in (("deneb", 1, 150), ("deneb", 2, 41), ("electra", 3, 120)):
+        spec = synth.spec_module(fork)
+        body = synth.make_body(spec, fork, np.random.default_rng(seed), n_tx, 64)
+        msg = (synth.u64(9_000_000 + seed) + synth.u64(seed * 977) + bytes([seed]) * 32
+               + bytes([seed + 1]) * 32 + (84).to_bytes(4, "little"))
+        out.append((fork, (100).to_bytes(4, "little") + bytes([seed]) * 96 + msg
+                    + body.encode_bytes()))
+    return out
 
-    net = get_network("mainnet")
-    with EraReader(ERA) as r:
-        slots = [s for s in r.block_slots() if s]
-        sample = slots[:3] + random.Random(4).sample(slots, 9)
-        blocks = [(net.fork_name_at_slot(s), r.block_ssz(s)) for s in sample]
+
+@native_walker
+def test_batched_walker_on_mainnet_sized_blocks():
+    """Mainnet-sized deneb and electra blocks (up to ~150 transactions): batched ==
+    per-value walker == Python walker, and the batched walker hashes nearly everything 16 or
+    two at a time."""
+    from era_tools import _sha256
+
+    blocks = _mainnet_blocks()
     for fork, data in blocks:
         sedes = ssz.types_for(fork, "mainnet").SignedBeaconBlock
         want = fast.hash_tree_root_bytes_py(sedes, data)
