@@ -3,10 +3,10 @@ small interface.  The only module that imports a BLS library.
 
 Backends (the first that loads is the default):
 - ``blst``: supranational/blst's own C API, through ctypes, from the copy that `ckzg` (the
-  Ethereum Foundation's KZG binding) links in and exports.  The whole batch runs inside blst's
-  pairing aggregator: decompression, subgroup checks, hash-to-G2, the 64-bit scalar
-  multiplications, multi-Miller loops of 8, and blst's Pippenger for sum r_i * sig_i.  ctypes
-  drops the GIL for every call.  Loaded only when every symbol is there, the struct sizes are
+  Ethereum Foundation's KZG binding) links in and exports.  Each batch is a few blst calls per
+  signature (decompression, subgroup checks, then blst's pairing aggregator for hash-to-G2,
+  the 64-bit scalar multiplication and multi-Miller loops of 8) and blst's Pippenger for
+  sum r_i * sig_i; no point object is made in Python.  ctypes drops the GIL for every call.  Loaded only when every symbol is there, the struct sizes are
   the ones this module assumes, and a known-answer test passes; otherwise skipped.
 - ``pyblst``: the `pyblst` binding to blst (point objects, Miller loop, final_verify); the
   batch is assembled here in Python (see below).  About 1.3x slower per signature.
@@ -43,7 +43,9 @@ Subgroup checks (KeyValidate for pubkeys, signature_to_point + subgroup for sign
   (BLST_POINT_NOT_IN_GROUP); the identity pubkey is rejected here by its infinity flag.
 - py_ecc: `pubkey_to_G1`/`signature_to_G2` check the curve; the subgroup is checked here by
   multiplying by the curve order.
-tests/test_bls.py feeds both backends on-curve points outside the subgroups.
+tests/test_bls.py feeds every backend on-curve points outside the subgroups.  Pubkeys read from
+a trusted state's validator registry may skip their subgroup check (`find_invalid(...,
+registry_pubkeys=True)`, blst only): the registry admits only keys that pass KeyValidate.
 """
 
 from __future__ import annotations
