@@ -96,13 +96,22 @@ def test_anchor_ranges_and_block_roots(tmp_path, network):
 def test_status_cli(tmp_path, network):
     with ChainStore.open(tmp_path / "db", network) as s:
         s.put_blocks_batch(blocks=[(0, r(1), b"\0" * 32, b"x")], empty_slots=[1], cover=(0, 1))
+        b = s.batch()  # and two blocks in a block file, as backfill and pull write them
+        b.put_blocks_file([(2, r(2), r(1), b"yy"), (3, r(3), r(2), b"zzz")], "2-3")
+        b.cover(2, 3)
+        s.commit(b)
+        assert s.get_block_framed(r(3)) == b"zzz"
     res = CliRunner().invoke(main, ["status", "--db", str(tmp_path / "db"), "--json"])
     assert res.exit_code == 0, res.output
     import json
 
     info = json.loads(res.output)
-    assert info["network"] == "minimal" and info["covered"] == [[0, 1]]
-    assert info["tables"]["index"]["entries"] == 2
+    assert info["network"] == "minimal" and info["covered"] == [[0, 3]]
+    assert info["tables"]["index"]["entries"] == 4
+    assert info["tables"]["blocks"]["entries"] == 1 and info["tables"]["block_refs"]["entries"] == 2
+    assert info["block_files"] == 1 and info["referenced_files"] == 0
+    res = CliRunner().invoke(main, ["status", "--db", str(tmp_path / "db")])
+    assert "blocks:   1 in LevelDB, 2 referenced in 0 era files and 1 block files" in res.output
     res = CliRunner().invoke(main, ["status", "--db", str(tmp_path / "nope")])
     assert res.exit_code == 2
     assert "no chain store here" in res.output
