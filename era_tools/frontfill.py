@@ -13,11 +13,12 @@ For each era file, before it touches the store:
 Each era is one atomic write batch (blocks or references, summaries, index, state, anchor), so
 a killed run resumes at the first era not yet covered.
 
-Blocks are either copied into LevelDB (mode "copy") or referenced by era file + record offset
-(mode "reference", the default: see BENCHMARKS.md).  In reference mode an era the store does not
-index yet is written compactly: one era-table value (`I`, the era's record offsets and
-block_roots) and one root -> slot entry per block (see docs/store.md); an era that overlaps
-slots already indexed is written per slot.
+Blocks are either referenced by era file + record offset (mode "reference", the default: see
+BENCHMARKS.md) or copied, with the state, into files of the store's own (mode "copy":
+`blocks/era-NNNNN.e2s` and `states/`, so the era files may be deleted afterwards) and indexed
+the same way.  An era the store does not index yet is written compactly: one era-table value
+(`I`, the era's record offsets and block_roots) and one root -> slot entry per block (see
+docs/store.md); an era that overlaps slots already indexed is written per slot.
 """
 
 from __future__ import annotations
@@ -186,6 +187,8 @@ def frontfill(store: ChainStore, paths, mode: str = "reference", check: str = "r
     net = store.network
     sphr = net.slots_per_historical_root
     files = era_files_in(paths)
+    if mode == "copy":
+        store.remove_unreferenced_files()  # files of a run killed before their commit
     eras: list[_Era] = []
     res = FrontfillResult()
     try:
@@ -374,23 +377,24 @@ def _import_era(store: ChainStore, e: _Era, prev: _Era | None, mode: str, check:
                         f"{r.path}: slot {slot}: the store indexes "
                         f"{hex0x(have) if have else 'an empty slot'}, the era file has "
                         f"{hex0x(got) if got else 'an empty slot'}")
-        positions = r.block_index.positions[slots - start]
-        if mode == "reference" and era_tables and not existing:
-            # a fresh era: one era-table value + one root -> slot entry per block
-            b.put_era_refs(start, b.file_id(r.path), r.block_index.positions,
-                           head.block_roots_array(),
-                           parents[0].tobytes() if len(slots) else ZERO_ROOT)
-        elif mode == "reference":
-            b.put_block_refs(slots, roots, parents, b.file_id(r.path), positions,
-                             first=start, last=end, skip=existing)
+        if mode == "reference":
+            fid, all_positions = b.file_id(r.path), r.block_index.positions
         else:
-            framed = []
-            for s in slots.tolist():
-                f = b"" if s in existing else r.block_framed(s)
-                framed.append(f)
-                res.bytes_read += len(f)
-            b.put_blocks_framed(slots, roots, parents, framed, first=start, last=end,
-                                skip=existing)
+            # copy: the era's blocks into one file of the store's own (blocks/), then indexed
+            # exactly like reference mode indexes the era file
+            framed = [r.block_framed(s) for s in slots.tolist()]
+            res.bytes_read += sum(len(f) for f in framed)
+            fid, offsets = b.write_blocks_file(framed, f"era-{e.era:05d}")
+            all_positions = np.zeros(sphr, dtype=np.uint64)
+            all_positions[slots - start] = offsets
+        positions = all_positions[slots - start]
+        if era_tables and not existing:
+            # a fresh era: one era-table value + one root -> slot entry per block
+            b.put_era_refs(start, fid, all_positions, head.block_roots_array(),
+                           parents[0].tobytes() if len(slots) else ZERO_ROOT)
+        else:
+            b.put_block_refs(slots, roots, parents, fid, positions,
+                             first=start, last=end, skip=existing)
         res.blocks += len(slots)
         b.cover(start, end)
         res.slots_indexed += sphr
@@ -413,5 +417,5 @@ def _import_era(store: ChainStore, e: _Era, prev: _Era | None, mode: str, check:
     else:
         framed = r.state_framed()
         res.bytes_read += len(framed)
-        b.put_state(state_slot, framed)
+        b.put_state_file(state_slot, framed)  # states/, beside the tables (not in LevelDB)
     store.commit(b)

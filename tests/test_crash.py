@@ -105,6 +105,22 @@ def test_frontfill_killed_then_rerun(frontfill_reference, tmp_path, kill_after, 
     assert dump(db) == frontfill_reference
 
 
+@pytest.mark.parametrize("kill_after", [2, 4])
+def test_frontfill_copy_mode_killed_then_rerun(tmp_path, kill_after, small_eras):
+    """Copy mode writes each era's blocks and state into files of the store's own before the
+    batch commits; a killed run and its rerun end with the same store and the same files."""
+    ref, db = tmp_path / "ref", tmp_path / "db"
+    assert era(["frontfill", "--db", ref, "--mode", "copy", small_eras]).returncode == 0
+    r = era(["frontfill", "--db", db, "--mode", "copy", small_eras],
+            {"ERA_TOOLS_KILL_AFTER_BATCHES": str(kill_after)})
+    assert r.returncode == -signal.SIGKILL
+    r = era(["frontfill", "--db", db, "--mode", "copy", small_eras])
+    assert r.returncode == 0, r.stderr
+    assert dump(db) == dump(ref)
+    for sub in ("blocks", "states"):
+        assert sorted(os.listdir(db / sub)) == sorted(os.listdir(ref / sub))
+
+
 @pytest.fixture(scope="module")
 def export_db(tmp_path_factory, small_eras):
     db = tmp_path_factory.mktemp("exportdb") / "db"

@@ -36,16 +36,24 @@ def test_frontfill_then_export_reproduces_sample_eras(tmp_path, era_copy, sample
         assert contents_equal(str(out / f.name), str(f))
     with ChainStore.open(db, readonly=True) as s:
         stats = s.table_stats()
-        if mode == "reference":
-            assert stats["block_refs"]["entries"] == 889 and stats["blocks"]["entries"] == 0
-        else:
-            assert stats["blocks"]["entries"] == 889 and stats["block_refs"]["entries"] == 0
+        # both modes index eras the same way; copy mode points into the store's own files
+        assert stats["block_refs"]["entries"] == 889 and stats["blocks"]["entries"] == 0
+        counts = s.referenced_file_counts()
+        assert counts == ({"era": 17, "blocks": 0, "states": 0} if mode == "reference" else
+                          {"era": 0, "blocks": 16, "states": 17})
         before = s.dump()
     # rerun: everything already there
     res = run("frontfill", "--db", db, "--mode", mode, "--json", era_copy)
     assert json.loads(res.output)["eras_skipped"] == list(range(17))
     with ChainStore.open(db, readonly=True) as s:
         assert s.dump() == before
+    if mode == "copy":  # the store no longer needs the era files
+        for f in era_copy.iterdir():
+            f.unlink()
+        res = run("export", "--db", db, "--out", tmp_path / "out2")
+        assert res.exit_code == 0, res.output
+        for f in sample_files:
+            assert contents_equal(str(tmp_path / "out2" / f.name), str(f))
 
 
 def test_wrong_file_name_root_is_refused_before_writing(tmp_path, era_copy):
@@ -136,18 +144,18 @@ def test_era_files_of_another_network(tmp_path, era_copy, network):
     assert res.exit_code == 2
 
 
-def test_reference_mode_era_tables_answer_like_copy_mode(tmp_path, era_copy):
-    """Reference mode writes one era table per era (no per-slot `i`/`h` entries); every read
-    of the API gives what a copy-mode (per-slot) store gives."""
+def test_era_tables_answer_like_per_slot_entries(tmp_path, era_copy):
+    """Front-fill writes one era table per era (no per-slot `i`/`h` entries); every read of
+    the API gives what the per-slot layout (`era_tables=False`) gives."""
     from era_tools.frontfill import frontfill
     from era_tools.store import schema
 
-    stores = {}
-    for mode in ("reference", "copy"):
-        res = run("frontfill", "--db", tmp_path / mode, "--mode", mode, era_copy)
-        assert res.exit_code == 0, res.output
-        stores[mode] = ChainStore.open(tmp_path / mode, readonly=True)
-    ref, cp = stores["reference"], stores["copy"]
+    res = run("frontfill", "--db", tmp_path / "reference", era_copy)
+    assert res.exit_code == 0, res.output
+    ref = ChainStore.open(tmp_path / "reference", readonly=True)
+    with ChainStore.open(tmp_path / "per-slot", ref.network) as s:
+        frontfill(s, [era_copy], era_tables=False)
+    cp = ChainStore.open(tmp_path / "per-slot", readonly=True)
     try:
         stats = ref.table_stats()
         assert stats["index_eras"]["entries"] == 16 and stats["index"]["entries"] == 0
@@ -179,7 +187,7 @@ def test_reference_mode_era_tables_answer_like_copy_mode(tmp_path, era_copy):
         frontfill(s, [era_copy], mode="reference")
         assert s.table_stats()["index_eras"]["entries"] == 15
     with ChainStore.open(tmp_path / "mixed", readonly=True) as s, \
-            ChainStore.open(tmp_path / "copy", readonly=True) as c:
+            ChainStore.open(tmp_path / "per-slot", readonly=True) as c:
         assert list(s.iter_index(0, 1023)) == list(c.iter_index(0, 1023))
         assert s.covered_ranges() == [(0, 1023)]
         assert schema.slot_of_key(next(iter(s.iter_index(64, 64)))[0]) == 64

@@ -209,12 +209,17 @@ class Batch:
         Written like `put_state_file`: complete and fsync'ed before the batch commits; a
         run killed in between leaves a file nothing references (`remove_unreferenced_files`)."""
         blocks = list(blocks)
-        final, offsets = self._write_file(BLOCKS_DIR, name,
-                                          e2store.COMPRESSED_SIGNED_BEACON_BLOCK,
-                                          [b[3] for b in blocks], "block")
-        fid = self.file_id(final)
+        fid, offsets = self.write_blocks_file([b[3] for b in blocks], name)
         for (slot, root, parent, _), off in zip(blocks, offsets):
             self.put_block_ref(slot, root, parent, fid, off)
+
+    def write_blocks_file(self, framed: list, name: str) -> tuple[int, list[int]]:
+        """The file of `put_blocks_file` alone: (file id, record offsets), for callers that
+        index the blocks themselves (front-fill's copy mode writes an era table over it)."""
+        final, offsets = self._write_file(BLOCKS_DIR, name,
+                                          e2store.COMPRESSED_SIGNED_BEACON_BLOCK, framed,
+                                          "block")
+        return self.file_id(final), offsets
 
     def _write_file(self, subdir: str, name: str, rtype: bytes, payloads, what: str):
         """tmp + fsync + rename + directory fsync of an e2store file in the store directory;
