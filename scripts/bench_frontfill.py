@@ -140,7 +140,7 @@ def run(out: Path, n_eras: int, block_kb: int, repeat: int = 3) -> dict:
         if len(times) > 1:
             print(f"front-fill {mode} runs: " + ", ".join(f"{res.slots_indexed / x:,.0f}"
                                                           for x in times) + " slots/s")
-        disk = sum(f.stat().st_size for f in db.iterdir())
+        disk = sum(f.stat().st_size for f in db.rglob("*") if f.is_file())  # + blocks/, states/
         results[mode] = dict(seconds=dt, slots_per_s=res.slots_indexed / dt,
                              mb_per_s=file_bytes / dt / 1e6, db_bytes=disk)
         print(f"front-fill {mode:9s}: {res.slots_indexed} slots in {dt:.2f} s = "
