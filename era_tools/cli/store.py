@@ -173,6 +173,7 @@ def status(db, network_name, config_path, as_json):
         a = store.anchor
         net = store.network
         stats = store.table_stats()
+        files = store.referenced_file_counts()
         info = {
             "path": store.path,
             "network": net.config_name,
@@ -182,8 +183,8 @@ def status(db, network_name, config_path, as_json):
             "gaps": [[x, y] for x, y in store.gaps()],
             "anchor": a.to_json(),
             "era_states": [s // store.sphr for s in store.state_slots()],
-            "referenced_files": store.referenced_file_counts()["era"],
-            "block_files": store.referenced_file_counts()["blocks"],
+            "referenced_files": files["era"],
+            "block_files": files["blocks"],
             "tables": stats,
             "disk_bytes": store.disk_bytes(),
         }
