@@ -382,11 +382,12 @@ def _import_era(store: ChainStore, e: _Era, prev: _Era | None, mode: str, check:
         else:
             # copy: the era's blocks into one file of the store's own (blocks/), then indexed
             # exactly like reference mode indexes the era file
-            framed = [r.block_framed(s) for s in slots.tolist()]
+            new = [s for s in slots.tolist() if s not in existing]  # the rest is stored
+            framed = [r.block_framed(s) for s in new]
             res.bytes_read += sum(len(f) for f in framed)
             fid, offsets = b.write_blocks_file(framed, f"era-{e.era:05d}")
             all_positions = np.zeros(sphr, dtype=np.uint64)
-            all_positions[slots - start] = offsets
+            all_positions[np.asarray(new, dtype=np.int64) - start] = offsets
         positions = all_positions[slots - start]
         if era_tables and not existing:
             # a fresh era: one era-table value + one root -> slot entry per block

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from beacon_api_server import BeaconApiServer
 from era_tools.cli import main
+from era_tools import e2store
 from era_tools.era import contents_equal
 from era_tools.store import ChainStore
 from era_tools.store.db import KV
@@ -178,26 +179,42 @@ def test_era_tables_answer_like_per_slot_entries(tmp_path, era_copy):
     finally:
         ref.close()
         cp.close()
-    # an era that overlaps slots already indexed is written per slot, and still agrees
-    with ChainStore.open(tmp_path / "mixed", ref.network) as s:
-        b = s.batch()
-        b.put_empty(empty)  # an empty slot of era 2 (as a pull would have stored it)
-        b.cover(empty, empty)
-        s.commit(b)
-        frontfill(s, [era_copy], mode="reference")
-        assert s.table_stats()["index_eras"]["entries"] == 15
-    with ChainStore.open(tmp_path / "mixed", readonly=True) as s, \
-            ChainStore.open(tmp_path / "per-slot", readonly=True) as c:
-        assert list(s.iter_index(0, 1023)) == list(c.iter_index(0, 1023))
-        assert s.covered_ranges() == [(0, 1023)]
-        assert schema.slot_of_key(next(iter(s.iter_index(64, 64)))[0]) == 64
-    # export: era 2 (per-slot entries) goes through the index, the others are copied from the
-    # era files; all reproduce sample_eras/
-    res = run("export", "--db", tmp_path / "mixed", "--out", tmp_path / "out")
-    assert res.exit_code == 0, res.output
-    for n in os.listdir(era_copy):
-        if n.endswith(".era"):
-            assert contents_equal(str(tmp_path / "out" / n), str(era_copy / n))
+    # an era that overlaps slots already indexed is written per slot, and still agrees, in
+    # both modes (copy mode copies only the blocks the store lacks into its block file)
+    with ChainStore.open(tmp_path / "per-slot", readonly=True) as c:
+        first = next((schema.slot_of_key(k), bytes(v)) for k, v in c.iter_index(64, 127) if v)
+        held = (first[0], first[1], c.get_summary(first[1])[1], c.get_block_framed(first[1]))
+    for mode in ("reference", "copy"):
+        mixed = tmp_path / f"mixed-{mode}"
+        with ChainStore.open(mixed, ref.network) as s:
+            b = s.batch()
+            b.put_empty(empty)  # an empty slot of era 2 (as a pull would have stored it)
+            b.cover(empty, empty)
+            if mode == "copy":
+                b.put_block(*held)  # and its first block
+                b.cover(held[0], held[0])
+            s.commit(b)
+            frontfill(s, [era_copy], mode=mode)
+            assert s.table_stats()["index_eras"]["entries"] == 15
+            if mode == "copy":
+                path = next(f["path"] for f in s.referenced_files().values()
+                            if f["path"].endswith("era-00002.e2s"))
+                with open(path, "rb") as f:  # the block the store held is not copied again
+                    n = sum(1 for rec in e2store.iter_records(f, os.path.getsize(path), path)
+                            if rec.type == e2store.COMPRESSED_SIGNED_BEACON_BLOCK)
+                assert n == sum(1 for _k, v in s.iter_index(64, 127) if v) - 1
+        with ChainStore.open(mixed, readonly=True) as s, \
+                ChainStore.open(tmp_path / "per-slot", readonly=True) as c:
+            assert list(s.iter_index(0, 1023)) == list(c.iter_index(0, 1023))
+            assert s.covered_ranges() == [(0, 1023)]
+            assert schema.slot_of_key(next(iter(s.iter_index(64, 64)))[0]) == 64
+        # export: era 2 (per-slot entries) goes through the index, the others are copied from
+        # the era files (or the store's block files); all reproduce sample_eras/
+        res = run("export", "--db", mixed, "--out", tmp_path / f"out-{mode}")
+        assert res.exit_code == 0, res.output
+        for n in os.listdir(era_copy):
+            if n.endswith(".era"):
+                assert contents_equal(str(tmp_path / f"out-{mode}" / n), str(era_copy / n))
 
 
 def test_frontfill_keeps_at_most_two_era_files_open(tmp_path, era_copy, network):

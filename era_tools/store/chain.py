@@ -151,11 +151,6 @@ class Batch:
         self._bulk(slots, roots, parents, schema.block_ref_keys,
                    schema.refs(file_id, record_offsets), first, last, skip)
 
-    def put_blocks_framed(self, slots, roots, parents, framed: list, first: int, last: int,
-                          skip=()) -> None:
-        """Bulk put_block: blocks at `slots` with their framed bytes, empty slots elsewhere."""
-        self._bulk(slots, roots, parents, schema.block_keys, framed, first, last, skip)
-
     def put_era_refs(self, first: int, file_id: int, record_offsets, block_roots,
                      first_parent: bytes) -> None:
         """Index one whole era compactly: ONE era-table value (prefix `I`) for the slots

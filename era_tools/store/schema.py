@@ -121,10 +121,6 @@ def block_ref_keys(roots: np.ndarray) -> list:
     return _rows(P_BLOCK_REF, [roots])
 
 
-def block_keys(roots: np.ndarray) -> list:
-    return _rows(P_BLOCK, [roots])
-
-
 def summary_keys(roots: np.ndarray) -> list:
     return _rows(P_SUMMARY, [roots])
 
