@@ -31,6 +31,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import e2store, framing
+from ..fileio import DirectFile
 from ..config import Network, network_from_spec
 from ..errors import StoreError, hex0x
 from . import schema
@@ -231,14 +232,12 @@ class Batch:
         offsets = []
         try:
             os.makedirs(d, exist_ok=True)
-            with open(tmp, "wb") as f:
+            with DirectFile(tmp) as f:  # O_DIRECT: no page-cache copy before the fsync
                 pos = f.write(e2store.encode_record(e2store.VERSION, b""))
                 for data in payloads:
                     offsets.append(pos)
                     pos += f.write(e2store.encode_header(rtype, len(data)))
                     pos += f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
             os.replace(tmp, final)
             fd = os.open(d, os.O_RDONLY)
             try:
