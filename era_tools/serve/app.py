@@ -693,14 +693,14 @@ async def handle_blocks_by_range(request: web.Request) -> web.StreamResponse:
                 buf += framed
                 blocks += 1
                 if len(buf) >= 256 * 1024:
-                    await resp.write(bytes(buf))
-                    buf.clear()
+                    await resp.write(buf)  # handed over, not copied: a new buffer follows
+                    buf = bytearray()
         except EraToolsError as exc:
             log.warning("range %s+%s: %s", start, count, exc)
             buf += error_chunk(RESULT_SERVER_ERROR, str(exc))
         app[STATE]["stats"].add_range_blocks(blocks)
         if buf:
-            await resp.write(bytes(buf))
+            await resp.write(buf)
         await resp.write_eof()
         return resp
 
