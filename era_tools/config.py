@@ -82,7 +82,8 @@ _MINIMAL_PRESET = dict(
     PENDING_CONSOLIDATIONS_LIMIT=64,
 )
 
-# Gnosis chain preset (gnosischain/configs presets/gnosis): mainnet with these differences.
+# Gnosis chain preset (gnosischain/configs presets/gnosis): mainnet with these differences, the
+# only ones that size an SSZ type (also in Lodestar's gnosis preset; tests/test_config.py).
 _GNOSIS_PRESET = dict(
     _MAINNET_PRESET,
     SLOTS_PER_EPOCH=16,

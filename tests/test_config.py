@@ -103,3 +103,34 @@ def test_eip4844_alias():
                                   "EIP4844_FORK_VERSION": "0x04000001", "EIP4844_FORK_EPOCH": "2"}))
     net = network_from_spec(spec)
     assert net.forks[-1].name == "deneb" and net.forks[-1].epoch == 2
+
+
+def test_gnosis_preset_ssz_sizes():
+    """The gnosis preset differs from mainnet, where SSZ sizes are concerned, in SLOTS_PER_EPOCH
+    (16) and MAX_WITHDRAWALS_PER_PAYLOAD (8): gnosischain/configs presets/gnosis and Lodestar's
+    gnosis preset (its other differences, BASE_REWARD_FACTOR, EPOCHS_PER_SYNC_COMMITTEE_PERIOD,
+    MAX_VALIDATORS_PER_WITHDRAWALS_SWEEP, change no type).  No executable spec builds this
+    preset, so the check is that the preset differs in exactly those two (the fork modules
+    build every type from the preset) and that the lists and vectors sized from them follow."""
+    from era_tools import ssz
+    from era_tools.config import PRESETS
+
+    diff = {k for k in PRESETS["mainnet"] if PRESETS["gnosis"][k] != PRESETS["mainnet"][k]}
+    assert diff == {"SLOTS_PER_EPOCH", "MAX_WITHDRAWALS_PER_PAYLOAD"}
+    assert PRESETS["gnosis"]["SLOTS_PER_EPOCH"] == 16
+    assert PRESETS["gnosis"]["MAX_WITHDRAWALS_PER_PAYLOAD"] == 8
+
+    def fields(fork, preset, name):
+        return dict(getattr(ssz.types_for(fork, preset), name)._meta.fields)
+
+    for fork in ("phase0", "altair", "bellatrix", "capella", "deneb", "electra", "fulu"):
+        g, m = fields(fork, "gnosis", "BeaconState"), fields(fork, "mainnet", "BeaconState")
+        assert g["eth1_data_votes"].max_length == 64 * 16
+        assert m["eth1_data_votes"].max_length == 64 * 32
+        if fork == "phase0":
+            assert g["previous_epoch_attestations"].max_length == 128 * 16
+        if fork in ("capella", "deneb", "electra", "fulu"):
+            assert fields(fork, "gnosis", "ExecutionPayload")["withdrawals"].max_length == 8
+            assert fields(fork, "mainnet", "ExecutionPayload")["withdrawals"].max_length == 16
+        if fork == "fulu":
+            assert g["proposer_lookahead"].length == 2 * 16
