@@ -31,9 +31,9 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import e2store, framing
-from ..fileio import DirectFile
 from ..config import Network, network_from_spec
 from ..errors import StoreError, hex0x
+from ..fileio import DirectFile
 from . import schema
 from .db import KV
 from .schema import Anchor
