@@ -47,18 +47,8 @@ except ImportError:  # an older tree
     RANGE_BATCHES = 1
 from era_tools.verify import validator_pubkeys  # noqa: E402
 
-
-def warm_page_cache(path: Path) -> float:
-    """Read `path` once so the peers serve it from the page cache, as a node that serves
-    history does; returns the seconds it took.  (On the benchmark VM the page cache is
-    reclaimed within a minute: a cold era file costs the two local peers ~1.7 s of system CPU
-    filling it, which a remote peer's disk never puts on our cores.)"""
-    t = time.perf_counter()
-    buf = bytearray(8 << 20)
-    with open(path, "rb", buffering=0) as f:
-        while f.readinto(buf):
-            pass
-    return time.perf_counter() - t
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_verify import warm_page_cache  # noqa: E402  (one copy, shared by both benches)
 
 
 def start_peer(era_dir: Path):
