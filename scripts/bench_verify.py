@@ -8,9 +8,10 @@ processes: the BLS-only floor (the same proposer signature sets batch-verified w
 else) and the block-hashing-only figure (decompress + hash_tree_root of every block, what the
 `roots` level adds), each with its CPU seconds, so the idle-machine wall time is bounded below by
 (BLS CPU + hashing CPU) / cores.  The load average is printed beside the figures (the machine
-is shared); each level starts with the file read into the page cache.  `--backends N` also times N signatures through every installed BLS binding
-(blst's C API, pyblst, and with the `bench` extra py_arkworks_bls12381 and blspy: RLC batch
-where the binding allows it, else one by one).
+is shared); each level starts with the file read into the page cache.  `--backends N` also
+times N signatures through every installed BLS binding (blst's C API, pyblst, and with the
+`bench` extra py_arkworks_bls12381 and blspy: RLC batch where the binding allows it, else one
+by one).
 """
 
 from __future__ import annotations
