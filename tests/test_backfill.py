@@ -305,3 +305,21 @@ def test_a_header_peek_that_disagrees_with_the_full_decompression_is_a_fault(
             assert_equals_reference(store, reference)
     faults = [p["last_fault"] or "" for p in res.queue.peers]
     assert any("differs between a partial and a full decompression" in f for f in faults)
+
+
+def test_range_requests_taper_to_single_batches_at_the_end(fixture_dir, net, checkpointed,
+                                                           reference, tmp_path):
+    """Near the end the groups shrink (so no core idles while one worker checks a full-size
+    last group): the lowest requests are single epoch batches, the first ones full groups."""
+    with RangeNode(fixture_dir, network=net) as a, RangeNode(fixture_dir, network=net) as b:
+        with ChainStore.open(fresh(checkpointed, tmp_path)) as store:
+            backfill(store, [a.url, b.url], workers=2, timeout=10, bls_processes=0,
+                     range_batches=4)
+            assert_equals_reference(store, reference)
+        spe = net.slots_per_epoch
+        reqs = sorted(zip(a.range_starts + b.range_starts, a.range_counts + b.range_counts))
+        reqs = [(s, c) for s, c in reqs if s != 1023]  # the kind probe
+    assert reqs[0] == (0, spe)  # the lowest request: one epoch batch
+    assert max(c for _, c in reqs) in (4 * spe, 4 * spe + 1)
+    sizes = [c for _, c in reqs]
+    assert sizes[:3] == sorted(sizes[:3])  # growing from the bottom, i.e. shrinking as it ends

@@ -516,7 +516,8 @@ class BackfillQueue:
         batch.state = "active"
         if peer.peer.kind == "range":
             top = link.slot if link else batch.hi
-            while len(group) < self.range_batches:
+            limit = self._group_limit()
+            while len(group) < limit:
                 low = group[-1]
                 nb = self.batches.get(low.lo - 1)
                 if nb is None:
@@ -533,6 +534,15 @@ class BackfillQueue:
                 group.append(nb)
         peer.busy += 1
         return group, peer, link
+
+    def _group_limit(self) -> int:
+        """Batches per range request: `range_batches`, tapering near the end so the last
+        requests are small and the workers finish together (no core idles while one worker
+        checks a full-size last group)."""
+        end = max(self.floor, self.to_slot or 0)
+        left = sum(1 for b in self.batches.values() if b.state == "queued") + max(
+            0, (self.next_hi - end) // self.bs + 1)
+        return max(1, min(self.range_batches, -(-left // self.nworkers)))
 
     # -- workers -----------------------------------------------------------------------------
     def _worker(self, i: int) -> None:
