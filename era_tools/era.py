@@ -309,15 +309,17 @@ class EraReader:
         rec = self.block_record(slot)
         return None if rec is None else e2store.read_data(self._f, rec)
 
-    def _decompress(self, rec: Record, data: bytes) -> bytes:
+    def _decompress(self, rec: Record, data: bytes, mutable: bool = False) -> bytes:
         return framing.decompress(data, self.max_payload, where=self.path,
-                                  base=rec.data_offset)
+                                  base=rec.data_offset, mutable=mutable)
 
-    def block_ssz(self, slot: int) -> bytes | None:
+    def block_ssz(self, slot: int, mutable: bool = False) -> bytes | None:
+        """The uncompressed SSZ SignedBeaconBlock at `slot` (None: empty); `mutable`: as a
+        bytearray, without the final copy (framing.decompress)."""
         rec = self.block_record(slot)
         if rec is None:
             return None
-        return self._decompress(rec, e2store.read_data(self._f, rec))
+        return self._decompress(rec, e2store.read_data(self._f, rec), mutable)
 
     def iter_block_records(self) -> Iterator[tuple[int, Record]]:
         for slot in self.block_slots():
@@ -339,9 +341,10 @@ class EraReader:
     def state_framed(self) -> bytes:
         return e2store.read_data(self._f, self.state_record())
 
-    def state_ssz(self) -> bytes:
+    def state_ssz(self, mutable: bool = False) -> bytes:
+        """The uncompressed SSZ BeaconState; `mutable`: as a bytearray, without a copy of it."""
         rec = self.state_record()
-        return self._decompress(rec, e2store.read_data(self._f, rec))
+        return self._decompress(rec, e2store.read_data(self._f, rec), mutable)
 
     def state_head(self, slots_per_historical_root: int | None = None) -> StateHead:
         """slot, genesis_validators_root, block_roots, state_roots, ... of the era state,

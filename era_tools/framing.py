@@ -97,8 +97,11 @@ def uncompressed_length(data, where: str = "payload", base: int = 0) -> int:
 
 
 def decompress(data, max_size: int = DEFAULT_MAX_SIZE, where: str = "payload",
-               base: int = 0) -> bytes:
-    """Decompress a framed stream into a buffer of exactly the announced size (≤ max_size)."""
+               base: int = 0, mutable: bool = False) -> bytes | bytearray:
+    """Decompress a framed stream into a buffer of exactly the announced size (≤ max_size).
+
+    `mutable=True` returns that bytearray itself instead of a bytes copy (for big states:
+    saves a copy of hundreds of MB, and that much peak memory)."""
     chunks = walk(data, where, base)
     total = sum(c[2] for c in chunks)
     if total > max_size:
@@ -115,7 +118,7 @@ def decompress(data, max_size: int = DEFAULT_MAX_SIZE, where: str = "payload",
         raise FormatError(
             f"{where}: offset {base}: snappy data decompressed to {written} bytes, "
             f"chunk headers announced {total}")
-    return bytes(out)
+    return out if mutable else bytes(out)
 
 
 def decompress_prefix(data, nbytes: int, where: str = "payload", base: int = 0) -> bytes:

@@ -35,6 +35,7 @@ from . import bls, e2store, ssz
 from .config import Network
 from .era import EraReader, era_files_in, parse_era_file_name
 from .errors import ConfigError, EraToolsError, FormatError, hex0x
+from .procs import pool_context
 from .signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root
 from .ssz.fast import container_field_ranges, hash_tree_root_bytes
 
@@ -366,21 +367,20 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
                     expected=(reader.state_slot // sphr) * sphr, actual=reader.state_slot)
         return
     report.era = reader.state_slot // sphr
-    _check_records(reader, report)
-
-    # Block decoding and hashing start now: in the pool's workers, while this process reads
-    # and checks the state.
+    # Block decoding and hashing start now: in the pool's workers, while this process walks
+    # the records and reads and checks the state.
     block_facts = _block_facts(reader, network, block_slots, bls_pool)
+    _check_records(reader, report)
 
     # -- structure: the state ------------------------------------------------------------------
     state_fork = network.fork_name_at_slot(reader.state_slot)
     state_cls = ssz.types_for(state_fork, preset).BeaconState
-    state_data = reader.state_ssz()
+    state_data = reader.state_ssz(mutable=True)  # read-only here; no copy of it
     head = reader.state_head(sphr)
     decoded_state = None
     try:
         if len(state_data) <= FULL_STATE_DECODE_LIMIT:
-            decoded_state = ssz.decode_state(state_data, state_fork, preset,
+            decoded_state = ssz.decode_state(bytes(state_data), state_fork, preset,
                                              where=f"{path}: state slot {reader.state_slot}")
             detail = f"decoded as {state_fork}"
         else:
@@ -519,7 +519,7 @@ def _facts_of(reader: EraReader, network: Network, slots) -> list[tuple]:
     for slot in slots:
         fork = network.fork_name_at_slot(slot)
         try:
-            data = reader.block_ssz(slot)
+            data = reader.block_ssz(slot, mutable=True)
             root = _decode_block_root(data, fork, preset, f"{reader.path}: slot {slot}")
         except FormatError as exc:
             out.append((slot, f"slot {slot}: block does not decode as {fork} SignedBeaconBlock: "
@@ -855,15 +855,9 @@ def verify_archive(paths: Sequence[str], network: Network, level: str = "signatu
 
 
 def _mp_context():
-    methods = mp.get_all_start_methods()
-    if "forkserver" in methods:
-        ctx = mp.get_context("forkserver")
-        # Workers fork from a server that has already imported this module (numpy, py-ssz,
-        # the native hasher, the BLS binding), instead of each importing it (~0.5 s CPU each).
-        # Only takes effect if the forkserver has not started yet in this process.
-        ctx.set_forkserver_preload([__name__])
-        return ctx
-    return mp.get_context("spawn")
+    # fork (no second import of this module) unless a thread is running; then a forkserver
+    # that has already imported it
+    return pool_context([__name__])
 
 
 def _verify_parallel(files, network, level, jobs, progress) -> list[FileReport]:
@@ -881,12 +875,12 @@ def _verify_parallel(files, network, level, jobs, progress) -> list[FileReport]:
                 return
 
     drainer = threading.Thread(target=drain, daemon=True) if q is not None else None
-    if drainer:
-        drainer.start()
     try:
         with cf.ProcessPoolExecutor(min(jobs, len(files)), mp_context=ctx,
                                     initializer=_init_worker, initargs=(q,)) as pool:
             futs = [pool.submit(_file_task, p, network, level) for p in files]
+            if drainer:  # after the first submit has started (forked) the workers
+                drainer.start()
             reports = []
             for p, f in zip(files, futs):
                 try:
@@ -897,6 +891,6 @@ def _verify_parallel(files, network, level, jobs, progress) -> list[FileReport]:
                     reports.append(r)
     finally:
         stop.set()
-        if drainer:
+        if drainer and drainer.is_alive():
             drainer.join(timeout=5)
     return reports

@@ -2,8 +2,8 @@
 """Benchmark `era verify` on one era file (e.g. from scripts/make_synthetic_era.py).
 
 For each level (structure, roots, signatures), in a fresh subprocess: wall time, blocks/s and
-peak RSS (sampled from /proc and summed over the whole process tree: the verifying process, the
-forkserver and its pool workers).  Baselines in the same run, with the same number of
+peak RSS (sampled from /proc by this process and summed over the child's whole process tree: the
+verifying process and its pool workers).  Baselines in the same run, with the same number of
 processes: the BLS-only floor (the same proposer signature sets batch-verified with nothing
 else) and the block-hashing-only figure (decompress + hash_tree_root of every block, what the
 `roots` level adds), each with its CPU seconds, so the idle-machine wall time is bounded below by
@@ -67,16 +67,19 @@ def _rss_kb(pid: int) -> int:
 
 
 class TreeRss:
-    """Peak of the summed RSS of this process and all its descendants, sampled every 50 ms."""
+    """Peak of the summed RSS of process `root` and all its descendants, sampled every 50 ms
+    from another process (a sampling thread inside the measured process would change how it
+    starts its pool: era_tools.procs forks only from a single-threaded process)."""
 
-    def __init__(self):
+    def __init__(self, root: int):
+        self.root = root
         self.peak_kb = 0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, sum(_rss_kb(p) for p in _tree_pids(os.getpid())))
+            self.peak_kb = max(self.peak_kb, sum(_rss_kb(p) for p in _tree_pids(self.root)))
             self._stop.wait(0.05)
 
     def __enter__(self):
@@ -86,8 +89,6 @@ class TreeRss:
     def __exit__(self, *exc):
         self._stop.set()
         self._t.join()
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        self.peak_kb = max(self.peak_kb, own)
 
 
 def loadavg() -> str:
@@ -98,13 +99,30 @@ def run_level(path: str, level: str, jobs: int, network: str) -> dict:
     from era_tools.config import get_network
     from era_tools.verify import verify_archive
 
-    with TreeRss() as rss:
-        t = time.perf_counter()
-        rep = verify_archive([path], get_network(network), level, jobs=jobs)
-        dt = time.perf_counter() - t
+    t = time.perf_counter()
+    rep = verify_archive([path], get_network(network), level, jobs=jobs)
+    dt = time.perf_counter() - t
     f = rep.files[0]
+    own_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"level": level, "seconds": dt, "blocks": f.blocks, "ok": f.ok, "line": f.line(),
-            "blocks_per_s": f.blocks / dt if dt else 0, "peak_rss_mb": rss.peak_kb / 1024}
+            "blocks_per_s": f.blocks / dt if dt else 0, "own_peak_rss_mb": own_kb / 1024}
+
+
+def measure_level(path: str, level: str, jobs: int, network: str) -> dict:
+    """run_level in a fresh subprocess, its process tree's peak RSS sampled from here.  Each
+    level starts with the file in the page cache (the VM this was measured on reclaims it
+    within a minute), so levels compare on their checks, not on disk reads."""
+    warm = warm_page_cache(path)
+    child = subprocess.Popen([sys.executable, __file__, path, "--_child", level, "--jobs",
+                              str(jobs), "--network", network], stdout=subprocess.PIPE, text=True)
+    with TreeRss(child.pid) as rss:
+        stdout, _ = child.communicate()
+    if child.returncode:
+        raise SystemExit(f"level {level}: the verifying process exited {child.returncode}")
+    r = json.loads(stdout.strip().splitlines()[-1])
+    r["peak_rss_mb"] = max(rss.peak_kb / 1024, r["own_peak_rss_mb"])
+    r["warm_s"] = warm
+    return r
 
 
 def collect_sets(path: str, network: str):
@@ -244,6 +262,10 @@ def main() -> int:
     ap.add_argument("--levels", default="structure,roots,signatures")
     ap.add_argument("--backends", type=int, default=0, metavar="N",
                     help="also compare BLS bindings on N signatures")
+    ap.add_argument("--rounds", type=int, default=1, metavar="N",
+                    help="measure signatures level and BLS-only floor N times, alternating, "
+                         "and print the median ratio (this machine's speed drifts by up to "
+                         "1.6x within minutes, so one pair can mislead)")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
@@ -257,17 +279,11 @@ def main() -> int:
           f"SHA-256: {sha}, {loadavg()}")
     results = []
     for level in args.levels.split(","):
-        # Each level starts with the file in the page cache (the VM this was measured on
-        # reclaims it within a minute), so levels compare on their checks, not on disk reads.
-        warm = warm_page_cache(path)
-        out = subprocess.run([sys.executable, __file__, path, "--_child", level, "--jobs",
-                              str(args.jobs), "--network", args.network],
-                             capture_output=True, text=True, check=True)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = measure_level(path, level, args.jobs, args.network)
         results.append(r)
         print(f"  {level:<11} {r['seconds']:7.2f} s  {r['blocks_per_s']:8.0f} blocks/s  "
               f"peak RSS {r['peak_rss_mb']:6.0f} MB  {r['line']}  ({loadavg()}; file read "
-              f"into the page cache first, {warm:.1f} s)")
+              f"into the page cache first, {r['warm_s']:.1f} s)")
     sets = collect_sets(path, args.network)
     floor = bls_floor(sets, args.jobs)
     print(f"  BLS-only floor: {floor['seconds']:.2f} s for {floor['signatures']} signatures "
@@ -284,6 +300,17 @@ def main() -> int:
     sig = next((r for r in results if r["level"] == "signatures"), None)
     if sig:
         print(f"  signatures level / BLS floor = {sig['seconds'] / floor['seconds']:.2f}x")
+    if args.rounds > 1:
+        ratios = []
+        for i in range(args.rounds):
+            r = measure_level(path, "signatures", args.jobs, args.network)
+            f = bls_floor(sets, args.jobs)
+            ratios.append(r["seconds"] / f["seconds"])
+            print(f"  round {i + 1}: signatures {r['seconds']:.2f} s, BLS-only floor "
+                  f"{f['seconds']:.2f} s, ratio {ratios[-1]:.2f}x  ({loadavg()})")
+        ratios.sort()
+        print(f"  median ratio over {args.rounds} rounds: {ratios[len(ratios) // 2]:.2f}x "
+              f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}x)")
     if args.backends:
         for b in bench_backends(args.backends):
             print(f"  backend {b['binding']}: {b['us_per_sig']:.0f} us/signature "

@@ -89,5 +89,8 @@ def progress_bar(total: int, desc: str, unit: str = "it", disable: bool | None =
     """A tqdm bar on stderr; `update(n)` is the callback library code gets."""
     from tqdm import tqdm
 
+    # No monitor thread: our callers update often, and a single-threaded process may fork
+    # its worker pools (era_tools.procs) instead of starting a forkserver.
+    tqdm.monitor_interval = 0
     return tqdm(total=total, desc=desc, unit=unit, disable=disable, leave=False,
                 dynamic_ncols=True, file=sys.stderr)

@@ -20,6 +20,7 @@ from typing import Callable
 
 from .. import bls, hashing
 from ..errors import StoreError, hex0x
+from ..procs import pool_context
 from .peers import BackfillPeer, PeerFault
 from .queue import (RANGE_BATCHES, SCORE_NO_VALUES, BackfillQueue, PeerState, QueueResult,
                     Verifier, warm_task)
@@ -134,14 +135,9 @@ def backfill(store, peer_urls, *, to_slot: int | None = None, workers: int = 4,
         # made first and warmed up (imports, BLS backend, hashing plan) while the pubkeys
         # load and the peers are probed
         import concurrent.futures as cf
-        import multiprocessing as mp
 
-        methods = mp.get_all_start_methods()
-        if "forkserver" in methods:
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload([warm_task.__module__])  # no-op once it runs
-        else:
-            ctx = mp.get_context("spawn")
+        # not fork: the open LevelDB store has a compaction thread Python does not see
+        ctx = pool_context([warm_task.__module__], allow_fork=False)
         pool = cf.ProcessPoolExecutor(bls_processes, mp_context=ctx)
         for _ in range(bls_processes):
             pool.submit(warm_task, net.fork_name_at_slot(max(0, p.top - 1)), net.preset_base)
