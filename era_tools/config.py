@@ -301,22 +301,37 @@ def network_from_spec(spec: dict, name: str | None = None,
         if epoch < forks[-1].epoch:
             raise ConfigError(f"config: {fork_name} epoch {epoch} precedes {forks[-1].name}")
         forks.append(Fork(fork_name, epoch, v))
+    def num(key):
+        try:
+            return int(spec[key])
+        except (TypeError, ValueError):
+            raise ConfigError(f"config: {key} is not an integer: {spec[key]!r}") from None
+
     for key in ("SLOTS_PER_EPOCH", "SLOTS_PER_HISTORICAL_ROOT"):
-        if key in spec and int(spec[key]) != PRESETS[preset][key]:
+        if key in spec and num(key) != PRESETS[preset][key]:
             raise ConfigError(f"config: {key}={spec[key]} does not match preset {preset}")
     if "SECONDS_PER_SLOT" in spec:
-        sps = int(spec["SECONDS_PER_SLOT"])
+        sps = num("SECONDS_PER_SLOT")
     elif "SLOT_DURATION_MS" in spec:
-        sps = max(1, int(spec["SLOT_DURATION_MS"]) // 1000)
+        sps = max(1, num("SLOT_DURATION_MS") // 1000)
     else:
         sps = 12
     gvr = gtime = None
     if genesis:
-        g = genesis.get("data", genesis)
-        if g.get("genesis_validators_root"):
-            gvr = _v(g["genesis_validators_root"])
-        if g.get("genesis_time") is not None:
-            gtime = int(g["genesis_time"])
+        g = genesis.get("data", genesis) if isinstance(genesis, dict) else genesis
+        if not isinstance(g, dict):
+            raise ConfigError("genesis: not a mapping")
+        root, gtime = g.get("genesis_validators_root"), g.get("genesis_time")
+        try:
+            gvr = _v(str(root)) if root else None
+        except ValueError:
+            gvr = b""
+        if gvr is not None and len(gvr) != 32:
+            raise ConfigError(f"genesis: genesis_validators_root {root!r} is not 32 bytes of hex")
+        try:
+            gtime = None if gtime is None else int(gtime)
+        except (TypeError, ValueError):
+            raise ConfigError(f"genesis: genesis_time {gtime!r} is not an integer") from None
     builtin = BUILTIN.get(config_name)
     if gvr is None and builtin is not None and builtin.forks == tuple(forks):
         gvr = builtin.genesis_validators_root
@@ -345,7 +360,10 @@ def load_config(path: str | os.PathLike) -> Network:
 
             spec = yaml.safe_load(raw)
     except Exception as exc:  # json/yaml errors have no common base
-        raise ConfigError(f"{path}: not a valid config file: {exc}") from exc
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        why = (f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark and problem
+               else " ".join(str(exc).split()))  # yaml's own messages span lines
+        raise ConfigError(f"{path}: not a valid config file: {why}") from exc
     if not isinstance(spec, dict):
         raise ConfigError(f"{path}: config is not a mapping")
     genesis = None
@@ -356,7 +374,11 @@ def load_config(path: str | os.PathLike) -> Network:
                 genesis = json.load(f)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{gpath}: not a valid genesis file: {exc}") from exc
-    return network_from_spec(spec, genesis=genesis)
+    try:
+        return network_from_spec(spec, genesis=genesis)
+    except ConfigError as exc:  # say which file
+        where = gpath if str(exc).startswith("genesis:") else path
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 CONFIG_FILE_NAMES = ("config.yaml", "spec.json")
