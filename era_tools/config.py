@@ -301,6 +301,7 @@ def network_from_spec(spec: dict, name: str | None = None,
         if epoch < forks[-1].epoch:
             raise ConfigError(f"config: {fork_name} epoch {epoch} precedes {forks[-1].name}")
         forks.append(Fork(fork_name, epoch, v))
+
     def num(key):
         try:
             return int(spec[key])

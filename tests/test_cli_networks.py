@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 from click.testing import CliRunner
 
 from era_tools.cli import main
@@ -67,3 +70,52 @@ def test_an_unreadable_file_is_named_when_the_network_cannot_be_inferred(tmp_pat
         f"error: {tmp_path / 'notes.era'}: offset 0: file of 6 bytes is too short (without a "
         "readable era state the network cannot be inferred: pass --network NAME or --config "
         "FILE)")
+
+
+def _spec_dir(tmp_path, sample_dir, **changes):
+    spec = json.loads((sample_dir / "spec.json").read_text())
+    spec.get("data", spec).update(changes)
+    d = tmp_path / "cfg"
+    d.mkdir()
+    (d / "spec.json").write_text(json.dumps(spec))
+    return d
+
+
+def test_a_config_value_that_is_not_an_integer_names_the_file(tmp_path, sample_dir,
+                                                              sample_files):
+    d = _spec_dir(tmp_path, sample_dir, SLOTS_PER_EPOCH="abc")
+    res = run("info", "--config", d / "spec.json", sample_files[3])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == (f"error: {d / 'spec.json'}: config: SLOTS_PER_EPOCH is not an "
+                                  "integer: 'abc'")
+
+
+def test_a_malformed_genesis_json_names_the_file(tmp_path, sample_dir, sample_files):
+    d = _spec_dir(tmp_path, sample_dir)
+    for genesis, why in (('["x"]', "not a mapping"),
+                         ('{"data": {"genesis_validators_root": "0x1234"}}',
+                          "genesis_validators_root '0x1234' is not 32 bytes of hex"),
+                         ('{"data": {"genesis_time": "soon"}}',
+                          "genesis_time 'soon' is not an integer")):
+        (d / "genesis.json").write_text(genesis)
+        res = run("info", "--config", d / "spec.json", sample_files[3])
+        assert res.exit_code == 2, res.output
+        assert res.stderr.strip() == f"error: {d / 'genesis.json'}: genesis: {why}"
+
+
+def test_garbage_yaml_is_one_line_with_its_position(tmp_path, sample_files):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("PRESET_BASE: [minimal\n")
+    res = run("info", "--config", bad, sample_files[3])
+    assert res.exit_code == 2
+    assert res.stderr == (f"error: {bad}: not a valid config file: line 2, column 1: "
+                          "expected ',' or ']', but got '<stream end>'\n")
+
+
+def test_a_broken_config_beside_the_files_is_named(tmp_path, sample_files):
+    shutil.copy(sample_files[3], tmp_path)
+    (tmp_path / "config.yaml").write_text("PRESET_BASE: [\n")
+    res = run("verify", tmp_path)
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"error: {tmp_path / 'config.yaml'}: not a valid config file: "
+                                 "line 2, column 1: ")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..config import BUILTIN, resolve_network
+from ..config import BUILTIN, find_config_beside, resolve_network
 from ..errors import ConfigError
 
 network_option = click.option("--network", "network_name", metavar="NAME",
@@ -35,7 +35,7 @@ def pick_network(network_name, config_path, paths=(), quiet=False):
     try:
         net, how = resolve_network(network_name, config_path, paths)
     except ConfigError as exc:
-        if explicit:
+        if explicit or find_config_beside(paths):  # a broken config beside the files: say so
             raise
         net, how = _network_from_state(paths, exc)
     else:
