@@ -118,3 +118,16 @@ def test_extract_errors(sample_files, args, code, line):
     assert res.exit_code == code
     assert line in res.stderr
     assert "Traceback" not in res.output
+
+
+def test_extract_under_the_wrong_network_names_file_and_slot(sample_files):
+    # --network minimal has the built-in minimal fork schedule: slot 130 is phase0 there
+    f = sample_files[3]
+    res = run("extract", "--network", "minimal", f, "--slot", 130)
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"error: {f}: block at slot 130 (minimal): cannot decode "
+                                 "phase0 SignedBeaconBlock: ")
+    res = run("extract", "--network", "minimal", f, "--state")
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"error: {f}: state at slot 192 (minimal): cannot decode "
+                                 "phase0 BeaconState: ")

@@ -106,8 +106,9 @@ def extract(file, slot, want_state, fmt, output, network_name, config_path):
     if fmt == "ssz":
         out = data
     else:
-        obj = ssz.decode_state(data, fork, net.preset_base) if want_state else \
-            ssz.decode_block(data, fork, net.preset_base)
+        where = f"{file}: {'state' if want_state else 'block'} at slot {at} ({net.name})"
+        obj = ssz.decode_state(data, fork, net.preset_base, where=where) if want_state else \
+            ssz.decode_block(data, fork, net.preset_base, where=where)
         from ..ssz.json import to_json
 
         out = (json.dumps({"version": fork, "data": to_json(obj)}, indent=2) + "\n").encode()
