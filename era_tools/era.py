@@ -400,8 +400,9 @@ def era_files_in(paths) -> list[str]:
     out = []
     for p in paths:
         p = os.fspath(p)
-        if os.path.isdir(p):
-            out.extend(os.path.join(p, n) for n in os.listdir(p) if n.endswith(".era"))
+        if os.path.isdir(p):  # its .era files, not subdirectories that happen to be so named
+            out.extend(os.path.join(p, n) for n in os.listdir(p)
+                       if n.endswith(".era") and not os.path.isdir(os.path.join(p, n)))
         else:
             out.append(p)
     return sorted(out, key=lambda x: (os.path.dirname(x), os.path.basename(x)))

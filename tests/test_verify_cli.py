@@ -140,3 +140,10 @@ def test_truncated_file_exits_1(runner, sample_dir, tmp_path):
 def test_help(runner):
     res = runner.invoke(main, ["verify", "--help"])
     assert res.exit_code == 0 and "--trusted-state" in res.output
+
+
+def test_a_subdirectory_named_like_an_era_file_is_not_an_era_file(runner, tmp_path):
+    (tmp_path / "minimal-00003-00fea774.era").mkdir()
+    res = runner.invoke(main, ["verify", "--network", "minimal", str(tmp_path)])
+    assert res.exit_code == 2  # was exit 0, "OK: 0 files" (the directory was expanded twice)
+    assert "no .era files found in the given paths" in res.stderr
