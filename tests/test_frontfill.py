@@ -255,3 +255,11 @@ def test_per_slot_reference_layout_reads_the_same(tmp_path, era_copy, network):
         for _k, root in b.iter_index(0, 1023):
             if root:
                 assert a.get_summary(root) == b.get_summary(root)
+
+
+def test_a_directory_without_era_files_says_so(tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = run("frontfill", "--db", tmp_path / "db", tmp_path / "empty")
+    assert res.exit_code == 2
+    assert res.stderr == f"error: no .era files in {tmp_path / 'empty'}\n"
+    assert not (tmp_path / "db").exists()

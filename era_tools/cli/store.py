@@ -143,10 +143,10 @@ def frontfill(db, era_paths, mode, check, network_name, config_path, as_json):
     from ..era import era_files_in
     from ..frontfill import frontfill as do_frontfill
 
-    net = pick_network(network_name, config_path, era_paths, quiet=as_json)
     files = era_files_in(era_paths)
     if not files:
         raise StoreError(f"no .era files in {', '.join(era_paths)}")
+    net = pick_network(network_name, config_path, era_paths, quiet=as_json)
     with _open_store(db, net) as store:
         with progress_bar(len(files) * store.sphr, "frontfill", unit="slot",
                           disable=None if not as_json else True) as bar:
