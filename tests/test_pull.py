@@ -239,3 +239,66 @@ def test_states_and_blocks_are_files_beside_the_tables(server, tmp_path, sample_
                            if n.endswith(".era") and int(n.split("-")[1]) <= 3)
     for n in names:
         assert same(str(tmp_path / "out" / n), str(sample_dir / n))
+
+
+class _Answering:
+    """A 127.0.0.1 HTTP server answering 200 with routes[path] for GET, 404 otherwise."""
+
+    def __init__(self, routes: dict):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                body = routes.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                body = (body or "not found").encode()
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+SYNCED = {"/eth/v1/node/syncing": '{"data": {"is_syncing": false}}',
+          "/eth/v1/beacon/genesis": '{"data": {}}'}
+
+
+@pytest.mark.parametrize("routes, line", [
+    ({"/eth/v1/config/spec": "<html><body>hello</body></html>"},
+     "{url}/eth/v1/config/spec: response is not JSON"),
+    ({"/eth/v1/config/spec": '{"data": [1]}'},
+     "{url}/eth/v1/config/spec: `data` is list, not an object"),
+    ({"/eth/v1/config/spec": json.dumps({"data": {"PRESET_BASE": "minimal",
+                                                  "GENESIS_FORK_VERSION": "0x00000001"}}),
+      **SYNCED, "/eth/v1/beacon/genesis": '{"data": {"genesis_validators_root": "0x12"}}'},
+     "{url}: genesis: genesis_validators_root '0x12' is not 32 bytes of hex"),
+    ({**SYNCED, "/eth/v1/config/spec": '{"data": {"GENESIS_FORK_VERSION": "0x00000001", '
+                                       '"SLOTS_PER_EPOCH": "many"}}'},
+     "{url}: config: SLOTS_PER_EPOCH is not an integer: 'many'"),
+])
+def test_a_node_answering_200_with_nonsense_is_one_line(tmp_path, routes, line):
+    with _Answering(routes) as node:
+        res = run("pull", "--beacon-api", node.url, "--db", tmp_path / "db", "--retries", 1)
+    assert res.exit_code == 2  # was exit 3 (internal error) for a list or "many"; a 1-byte root passed
+    assert res.stderr == "error: " + line.format(url=node.url) + "\n"
+
+
+def test_a_zero_timeout_is_a_usage_error(tmp_path):
+    res = run("pull", "--beacon-api", "http://127.0.0.1:9", "--db", tmp_path / "db",
+              "--timeout", 0)
+    assert res.exit_code == 2  # was an internal error from requests
+    assert "Invalid value for '--timeout': 0.0 is not in the range x>0." in res.stderr

@@ -97,13 +97,13 @@ class BeaconApiClient:
 
     # -- node facts ------------------------------------------------------------------------
     def spec(self) -> dict:
-        return _data(self.get_json("/eth/v1/config/spec"), "/eth/v1/config/spec", self)
+        return _mapping(self.get_json("/eth/v1/config/spec"), "/eth/v1/config/spec", self)
 
     def genesis(self) -> dict:
-        return _data(self.get_json("/eth/v1/beacon/genesis"), "/eth/v1/beacon/genesis", self)
+        return _mapping(self.get_json("/eth/v1/beacon/genesis"), "/eth/v1/beacon/genesis", self)
 
     def syncing(self) -> dict:
-        return _data(self.get_json("/eth/v1/node/syncing"), "/eth/v1/node/syncing", self)
+        return _mapping(self.get_json("/eth/v1/node/syncing"), "/eth/v1/node/syncing", self)
 
     def finality_checkpoints(self, state_id: str = "head") -> dict:
         path = f"/eth/v1/beacon/states/{state_id}/finality_checkpoints"
@@ -156,6 +156,13 @@ def _data(doc, path, client):
     if not isinstance(doc, dict) or "data" not in doc:
         raise PeerError(f"{client.base_url}{path}: response has no `data`")
     return doc["data"]
+
+
+def _mapping(doc, path, client) -> dict:
+    data = _data(doc, path, client)
+    if not isinstance(data, dict):
+        raise PeerError(f"{client.base_url}{path}: `data` is {type(data).__name__}, not an object")
+    return data
 
 
 def _short(text: str, n: int = 200) -> str:

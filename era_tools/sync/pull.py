@@ -21,7 +21,7 @@ from typing import Callable
 from .. import framing, ssz
 from ..config import Network, network_from_spec
 from ..era import StateHead, state_prefix_size
-from ..errors import FormatError, PeerError, VerificationError, hex0x
+from ..errors import ConfigError, FormatError, PeerError, VerificationError, hex0x
 from ..ssz.fast import hash_tree_root_bytes
 from ..store import ChainStore, schema
 from .peers import BeaconApiClient
@@ -62,7 +62,10 @@ def node_network(api: BeaconApiClient, expected: Network | None = None) -> Netwo
         raise PeerError(f"{api.base_url}: the node is syncing (head_slot "
                         f"{syncing.get('head_slot')}, sync_distance "
                         f"{syncing.get('sync_distance')}); pull from a synced node")
-    net = network_from_spec(spec, genesis=genesis)
+    try:
+        net = network_from_spec(spec, genesis=genesis)
+    except ConfigError as exc:  # the node's own answers do not make a network
+        raise PeerError(f"{api.base_url}: {exc}") from None
     if net.genesis_validators_root is None:
         raise PeerError(f"{api.base_url}: /eth/v1/beacon/genesis gave no "
                         "genesis_validators_root")
