@@ -323,3 +323,23 @@ def test_range_requests_taper_to_single_batches_at_the_end(fixture_dir, net, che
     assert max(c for _, c in reqs) in (4 * spe, 4 * spe + 1)
     sizes = [c for _, c in reqs]
     assert sizes[:3] == sorted(sizes[:3])  # growing from the bottom, i.e. shrinking as it ends
+
+
+def test_to_slot_at_or_above_the_oldest_block_is_nothing_to_do(sample_dir, tmp_path):
+    db = tmp_path / "db"
+    files = [str(p) for p in sorted(sample_dir.glob("*.era")) if int(p.name.split("-")[1]) >= 10]
+    r = CliRunner().invoke(main, ["frontfill", "--db", str(db), *files])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["backfill", "--db", str(db), "--peer", "http://127.0.0.1:9",
+                                  "--to-slot", "5000", "--bls-procs", "0"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout == ("nothing to do: the store's oldest linked block is at slot 576, at or "
+                        "below --to-slot 5000\n")  # was "down to slot None"
+
+
+@pytest.mark.parametrize("flag", ["--timeout", "--status-every"])
+def test_zero_timeout_or_status_interval_is_a_usage_error(tmp_path, flag):
+    r = CliRunner().invoke(main, ["backfill", "--db", str(tmp_path / "db"), "--peer",
+                                  "http://127.0.0.1:9", flag, "0"])
+    assert r.exit_code == 2  # --timeout 0 was an internal error (exit 3) from requests
+    assert f"Invalid value for '{flag}': 0.0 is not in the range" in r.stderr

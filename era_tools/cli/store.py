@@ -40,7 +40,8 @@ def expected_network(network_name, config_path):
               help="Concurrent block requests.")
 @click.option("--batch-slots", type=click.IntRange(1, 100000), default=256, show_default=True,
               help="Slots per atomic store write.")
-@click.option("--timeout", type=float, default=30.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+              default=30.0, show_default=True,
               help="Seconds per block request (states get 12x).")
 @click.option("--retries", type=click.IntRange(1, 20), default=3, show_default=True)
 @network_options

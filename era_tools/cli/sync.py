@@ -24,7 +24,8 @@ def _root(value):
     except ValueError:
         b = b""
     if len(b) != 32:
-        raise click.BadParameter(f"{value!r} is not a 0x-prefixed 32-byte hex root")
+        raise click.BadParameter(f"{value!r} is not a 0x-prefixed 32-byte hex root",
+                                 param_hint="--trusted-block-root")
     return b
 
 
@@ -36,7 +37,8 @@ def _root(value):
               help="`finalized` or a slot (an epoch boundary).")
 @click.option("--trusted-block-root", "trusted", metavar="0x..",
               help="Refuse the checkpoint unless its block has this root.")
-@click.option("--timeout", type=float, default=360.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+              default=360.0, show_default=True,
               help="Seconds allowed for the state download (mainnet states are hundreds of "
                    "MB).")
 @network_options
@@ -91,13 +93,14 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
               help="Batches downloaded and verified in parallel.")
 @click.option("--max-rate", type=click.FloatRange(min=0.1), default=None,
               metavar="SLOTS_PER_S", help="Cap the speed (slots per second).")
-@click.option("--timeout", type=float, default=30.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+              default=30.0, show_default=True,
               help="Seconds per request before a peer counts as stalled.")
 @click.option("--bls-procs", type=click.IntRange(0, 64), default=None,
               help="Processes for decompression, hashing and signature checks (0 = in the "
                    "worker threads; default: 0 when the BLS library and the hasher release "
                    "the GIL, else one per core).")
-@click.option("--status-every", type=float, default=5.0, show_default=True,
+@click.option("--status-every", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               help="Seconds between status lines.")
 @network_options
 @json_option
@@ -148,6 +151,11 @@ def backfill(db, peers, to_slot, workers, max_rate, timeout, bls_procs, status_e
     q = res.queue
     if res.plan is None:
         click.echo("nothing to do: the store already reaches genesis")
+        return
+    if q.stopped == "nothing to do":
+        click.echo(f"nothing to do: the store's oldest linked block is at slot "
+                   f"{res.plan.anchor_slot}" + (f", at or below --to-slot {to_slot}"
+                                                if to_slot is not None else ""))
         return
     rate = f", {q.slots / q.elapsed:.0f} slots/s" if q.elapsed else ""
     click.echo(f"backfilled {q.slots} slots ({q.blocks} blocks) down to slot "
