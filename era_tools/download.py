@@ -479,6 +479,8 @@ async def _download_async(url, dest, from_era, to_era, jobs, level, network, net
         emit("listing", source=lst.source, files=len(lst.files), checksums=lst.checksums)
         for w in lst.warnings:
             emit("warning", message=w)
+        if not lst.files:  # a wrong URL, not an empty mirror
+            raise PeerError(f"{_base(url)}: the {lst.source} listing names no .era files")
         eras = [f.era for f in lst.files]
         seen = {}
         for f in lst.files:

@@ -328,6 +328,22 @@ def test_unreachable_host_and_bad_url(tmp_path):
     assert r.output.strip().splitlines()[-1] == "error: --from-era 5 is after --to-era 3"
 
 
+def test_a_listing_without_era_files_is_an_error(plain_host, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html><body>hello</body></html>")
+    url = plain_host(site)
+    r = run_cli(url, tmp_path / "d")
+    assert r.exit_code == 2  # was exit 0: "0 downloaded" from a page that lists nothing
+    assert r.stderr.strip().splitlines()[-1] == \
+        f"error: {url}: the html listing names no .era files"
+    (site / "index.json").write_text('{"files": [{"name": 5}]}')
+    r = run_cli(url, tmp_path / "d")
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines()[-1] == \
+        f"error: {url}: the index.json listing names no .era files"
+
+
 # --------------------------------------------------------------------------------------------
 # parsing units
 
