@@ -687,6 +687,24 @@ def test_cli_serve_workers_usage_errors(sample_dir, tmp_path):
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use")
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_cli_serve_cannot_listen_names_host_and_port(sample_dir, workers):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = CliRunner().invoke(main, ["serve", str(sample_dir), "--port", str(port),
+                                      "--workers", workers])
+    assert r.exit_code == 2  # one worker said aiohttp's long message
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use")
+    r = CliRunner().invoke(main, ["serve", str(sample_dir), "--host", "256.1.1.1", "--port",
+                                  "0", "--workers", workers])
+    assert r.exit_code == 2  # was "error: Name or service not known": no host
+    assert r.stderr.strip().splitlines()[-1].startswith(
+        "error: cannot listen on 256.1.1.1:0: ")
+
+
 def test_metrics_stats_sum_over_workers(tmp_path):
     from era_tools.serve.metrics import Stats, new_registry, render
 

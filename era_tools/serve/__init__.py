@@ -48,7 +48,13 @@ def run(era_dir, network, store=None, host: str = "127.0.0.1", port: int = 8080,
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:  # as workers.py says it
+                import os
+
+                why = os.strerror(exc.errno) if (exc.errno or 0) > 0 else exc.strerror or exc
+                raise OSError(exc.errno, f"cannot listen on {host}:{port}: {why}") from exc
             if on_ready is not None:
                 addrs = runner.addresses
                 on_ready(*(addrs[0][:2] if addrs else (host, port)))

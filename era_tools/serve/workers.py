@@ -47,7 +47,10 @@ def default_workers() -> int:
 
 def _bind_placeholder(host: str, port: int) -> tuple[socket.socket, tuple]:
     """A socket bound (not listening) to (host, port) with SO_REUSEPORT; its address."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     if not infos:
         raise OSError(errno.EADDRNOTAVAIL, f"cannot resolve {host}")
     family, stype, proto, _, addr = infos[0]
