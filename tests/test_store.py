@@ -337,3 +337,51 @@ def test_referenced_era_files_stay_open_within_a_bound_under_concurrent_readers(
             t.join()
         assert not errors, errors[0]
         assert peak[0] <= 3 + 8 and len(store._handles) <= 3
+
+
+def _leveldb(path, puts):
+    import plyvel
+
+    db = plyvel.DB(str(path), create_if_missing=True)
+    for k, v in puts.items():
+        db.put(k, v)
+    db.close()
+    return path
+
+
+def test_a_leveldb_of_something_else_is_not_a_chain_store(tmp_path, sample_files):
+    db = _leveldb(tmp_path / "other", {b"foo": b"bar"})
+    for cmd in (["frontfill", "--db", str(db), str(sample_files[1])],
+                ["backfill", "--db", str(db), "--peer", "http://127.0.0.1:9"]):
+        r = CliRunner().invoke(main, cmd)
+        assert r.exit_code == 2, r.output  # frontfill was an internal error (exit 3)
+        assert r.stderr.strip().splitlines()[-1] == (
+            f"error: {db}: not a chain store (a LevelDB database with other data and no "
+            "schema version)")
+
+
+def test_corrupt_store_metadata_is_a_store_error(tmp_path):
+    version = schema.meta_key(schema.META_SCHEMA_VERSION)
+    cases = {
+        "short_version": ({version: b"\x01\x02"},
+                          "corrupt store: schema version is 0x0102, not 8 bytes"),
+        "no_network": ({version: schema.encode_u64(schema.SCHEMA_VERSION)},
+                       "corrupt store: no network record"),
+        "bad_network": ({version: schema.encode_u64(schema.SCHEMA_VERSION),
+                         schema.meta_key(schema.META_NETWORK): b"[1]"},
+                        "corrupt store: its network record does not load (AttributeError: "),
+    }
+    for name, (puts, why) in cases.items():
+        db = _leveldb(tmp_path / name, puts)
+        r = CliRunner().invoke(main, ["status", "--db", str(db)])
+        assert r.exit_code == 2, (name, r.output)  # each was an internal error (exit 3)
+        assert r.stderr.startswith(f"error: {db}: {why}"), (name, r.stderr)
+
+
+def test_a_damaged_leveldb_says_why_in_text(tmp_path):
+    db = tmp_path / "db"
+    db.mkdir()
+    (db / "CURRENT").write_text("garbage\n")
+    r = CliRunner().invoke(main, ["status", "--db", str(db)])
+    assert r.exit_code == 2
+    assert r.stderr.startswith(f"error: {db}: cannot open the chain store: Corruption: ")

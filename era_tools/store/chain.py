@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import threading
 from collections import OrderedDict
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from .. import e2store, framing
 from ..config import Network, network_from_spec
-from ..errors import StoreError, hex0x
+from ..errors import ConfigError, StoreError, hex0x
 from ..fileio import DirectFile
 from . import schema
 from .db import KV
@@ -322,6 +323,9 @@ class ChainStore:
             if raw_version is None:
                 if readonly:
                     raise StoreError(f"{path}: not a chain store (no schema version)")
+                if next(iter(kv.iterate(b"", include_value=False)), None) is not None:
+                    raise StoreError(f"{path}: not a chain store (a LevelDB database with "
+                                     "other data and no schema version)")
                 if network is None:
                     raise StoreError(f"{path}: a new chain store needs a network")
                 if network.genesis_validators_root is None:
@@ -338,12 +342,23 @@ class ChainStore:
                     schema.meta_key(schema.META_GVR): network.genesis_validators_root,
                 }
                 return store
-            version = schema.decode_u64(raw_version)
+            try:
+                version = schema.decode_u64(raw_version)
+            except struct.error:
+                raise StoreError(f"{path}: corrupt store: schema version is "
+                                 f"{hex0x(raw_version)}, not 8 bytes") from None
             if version not in schema.READABLE_SCHEMA_VERSIONS:
                 raise StoreError(f"{path}: store schema version {version}, this era_tools "
                                  "reads versions "
                                  f"{', '.join(map(str, schema.READABLE_SCHEMA_VERSIONS))}")
-            stored = network_from_spec(json.loads(kv.get(schema.meta_key(schema.META_NETWORK))))
+            raw_net = kv.get(schema.meta_key(schema.META_NETWORK))
+            if raw_net is None:
+                raise StoreError(f"{path}: corrupt store: no network record")
+            try:
+                stored = network_from_spec(json.loads(raw_net))
+            except (TypeError, ValueError, AttributeError, ConfigError) as exc:
+                raise StoreError(f"{path}: corrupt store: its network record does not load "
+                                 f"({type(exc).__name__}: {exc})") from None
             gvr = kv.get(schema.meta_key(schema.META_GVR))
             stored = stored.with_genesis(genesis_validators_root=gvr)
             if network is not None:

@@ -45,6 +45,12 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in msg
 
 
+def _why(exc) -> str:
+    """plyvel's message: its argument is LevelDB's status as bytes."""
+    arg = exc.args[0] if exc.args else exc
+    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+
+
 class KV:
     """A LevelDB database (or a read-only snapshot copy of one)."""
 
@@ -82,9 +88,9 @@ class KV:
                 raise StoreError(f"{path}: the chain store is in use by another process "
                                  "(LevelDB lock held); read-only commands can run beside it"
                                  ) from exc
-            raise StoreError(f"{path}: cannot open the chain store: {exc}") from exc
+            raise StoreError(f"{path}: cannot open the chain store: {_why(exc)}") from exc
         except plyvel.Error as exc:
-            raise StoreError(f"{path}: cannot open the chain store: {exc}") from exc
+            raise StoreError(f"{path}: cannot open the chain store: {_why(exc)}") from exc
 
     @staticmethod
     def _open_snapshot(path: str, retries: int) -> "KV":
