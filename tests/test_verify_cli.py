@@ -147,3 +147,10 @@ def test_a_subdirectory_named_like_an_era_file_is_not_an_era_file(runner, tmp_pa
     res = runner.invoke(main, ["verify", "--network", "minimal", str(tmp_path)])
     assert res.exit_code == 2  # was exit 0, "OK: 0 files" (the directory was expanded twice)
     assert "no .era files found in the given paths" in res.stderr
+
+
+def test_jobs_is_bounded_like_the_other_commands(runner, sample_dir):
+    res = runner.invoke(main, ["verify", "--jobs", "100000", str(sample_dir)])
+    assert res.exit_code == 2  # was accepted: one file forks a pool of that many processes
+    assert "Invalid value for '--jobs' / '-j': 100000 is not in the range 1<=x<=256." \
+        in res.stderr

@@ -34,7 +34,7 @@ def _parse_root(value: str | None) -> bytes | None:
 @click.option("--trusted-state", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
               help="Trusted SSZ BeaconState (e.g. a recent finalized one): each era's root is "
                    "checked against its historical_roots / historical_summaries.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+@click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None,
               help="Processes to verify files in parallel [default: all cores].")
 @json_option
 @network_options
