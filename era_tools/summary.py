@@ -1,4 +1,4 @@
-"""What is in an era file: the facts `era info` prints, as a plain dict.
+"""What is in an era (or era1) file: the facts `era info` prints, as a plain dict.
 
 Reads through EraReader; hashes the state once for its root (verify.state_root, the fast
 bytes path).  Knows nothing of the terminal.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 
-from . import e2store
+from . import e2store, era1
 from .config import Network
 from .era import EraReader, parse_era_file_name
 from .errors import hex0x
@@ -56,3 +56,33 @@ def describe(path: str, network: Network) -> dict:
             "unknown_records": unknown,
         }
         return out
+
+
+def describe_era1(path: str) -> dict:
+    """The facts of an era1 file from its index, records and total difficulties (no
+    decompression, no hashing: `era verify` recomputes the accumulator)."""
+    with era1.Era1Reader(path) as r:
+        root = r.accumulator_root()
+        parsed = era1.parse_era1_file_name(r.name)
+        network = parsed[0] if parsed else "<network>"
+        expected = era1.era1_file_name(network, r.epoch, root)
+        records: "OrderedDict[str, dict]" = OrderedDict()
+        for rec in r.records():
+            agg = records.setdefault(e2store.type_name(rec.type), {"count": 0, "bytes": 0})
+            agg["count"] += 1
+            agg["bytes"] += rec.length + e2store.HEADER_SIZE
+        return {
+            "file": path,
+            "kind": "era1",
+            "name": r.name,
+            "epoch": r.epoch,
+            "expected_name": expected,
+            "name_ok": r.name == expected,
+            "start_number": r.start_number,
+            "end_number": r.end_number,
+            "blocks": r.count,
+            "total_difficulty": [str(r.total_difficulty(0)), str(r.total_difficulty(r.count - 1))],
+            "accumulator_root": hex0x(root),
+            "file_size": os.path.getsize(path),
+            "records": records,
+        }

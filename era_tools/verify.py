@@ -15,7 +15,9 @@
   no two files for one era.
 
 `verify_file` checks one file; `verify_archive` checks many (in parallel processes) and adds the
-checks that need several files.  Library code: progress goes through callbacks, failures are
+checks that need several files.  era1 files (execution-layer history, era1.py) get their own
+checks: structure, then from `roots` up the header chain, total difficulties, accumulator root
+and file name, and at `chain` the links between consecutive epochs.  Library code: progress goes through callbacks, failures are
 returned as data (a `Failure` names level, check, slot, expected and actual).
 """
 
@@ -31,7 +33,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import bls, e2store, ssz
+from . import bls, e2store, era1, ssz
 from .config import Network
 from .era import EraReader, era_files_in, parse_era_file_name
 from .errors import ConfigError, EraToolsError, FormatError, hex0x
@@ -77,7 +79,7 @@ class Failure:
 class FileReport:
     path: str
     level: str
-    era: int | None = None
+    era: int | None = None          # None for an era1 file (its epoch is in `link`)
     state_slot: int | None = None
     blocks: int = 0
     checks: dict = field(default_factory=dict)  # name -> {"level", "status", "detail"?}
@@ -119,7 +121,8 @@ class FileReport:
         return f"{self.path}: FAIL {f.level}: {f.message}"
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "era": self.era, "state_slot": self.state_slot,
+        return {"path": self.path, "kind": "era1" if is_era1(self.path) else "era",
+                "era": self.era, "state_slot": self.state_slot,
                 "ok": self.ok, "blocks": self.blocks, "checks": self.checks,
                 "failures": [f.to_dict() for f in self.failures], "notes": self.notes}
 
@@ -329,6 +332,8 @@ class _Signatures:
 def verify_file(path: str, network: Network, level: str = "signatures", *,
                 progress: Callable[[int], None] | None = None, bls_pool=None) -> FileReport:
     """Check one era file up to `level`; failures are returned in the report, not raised."""
+    if is_era1(path):
+        return verify_era1_file(path, level, progress=progress)
     lvl = level_index(level)
     report = FileReport(path=os.fspath(path), level=level)
     try:
@@ -799,10 +804,113 @@ def _check_trusted_state(r: FileReport, t: TrustedState, network: Network) -> No
             r.check("anchor", "chain", detail="trusted state")
 
 
+# --------------------------------------------------------------------------------------------
+# era1 files (execution-layer history before the merge, read only: era1.py)
+
+# check of era1.check_era1_file -> (level, report check name)
+_ERA1_LEVELS = {"structure": ("structure", "era1_structure"),
+                "header chain": ("roots", "header_chain"),
+                "total difficulty": ("roots", "total_difficulty"),
+                "accumulator": ("roots", "accumulator"),
+                "name": ("roots", "file_name")}
+
+
+def is_era1(path) -> bool:
+    return os.fspath(path).endswith(".era1")
+
+
+def archive_files_in(paths) -> list[str]:
+    """era_files_in (.era files, directories expanded) plus the .era1 files of directories."""
+    out = era_files_in(paths)
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            out.extend(os.path.join(p, n) for n in os.listdir(p)
+                       if n.endswith(".era1") and os.path.isfile(os.path.join(p, n)))
+    return sorted(set(out), key=lambda x: (os.path.dirname(x), os.path.basename(x)))
+
+
+def verify_era1_file(path, level: str = "signatures", *,
+                     progress: Callable[[int], None] | None = None) -> FileReport:
+    """Check an era1 file: `structure` (records, decompression, header numbers) and, from
+    `roots` up, the header chain, total difficulties, accumulator root and file name.  era1
+    blocks carry no signatures (proof of work is not checked); at `chain` consecutive files
+    must link (`_era1_link_checks`)."""
+    lvl = level_index(level)
+    report = FileReport(path=os.fspath(path), level=level)
+    for res in era1.check_era1_file(path):
+        check_level, name = _ERA1_LEVELS[res.check]
+        if level_index(check_level) > lvl:
+            continue
+        if res.ok:
+            report.check(name, check_level, detail=res.detail)
+        else:
+            report.fail(check_level, name, res.detail)
+    try:
+        with era1.Era1Reader(path) as r:
+            report.blocks = r.count
+            report.link.update(epoch=r.epoch, start_number=r.start_number,
+                               first_parent=era1.header_fields(r.header_rlp(0), r.path)[0],
+                               last_hash=era1.keccak256(r.header_rlp(r.count - 1)))
+    except FormatError:
+        pass  # already reported by the structure check
+    if progress and report.blocks:
+        progress(report.blocks)
+    return report
+
+
+def _era1_link_checks(reports: Sequence[FileReport], archive: ArchiveReport) -> None:
+    """chain level over era1 files: one file per epoch, no gaps, and each file's first
+    header names the previous file's last header as its parent."""
+    by_epoch: dict[int, list[FileReport]] = {}
+    for r in reports:
+        if is_era1(r.path) and "epoch" in r.link:
+            by_epoch.setdefault(r.link["epoch"], []).append(r)
+    for epoch, rs in sorted(by_epoch.items()):
+        if len(rs) > 1:
+            names = ", ".join(x.path for x in rs)
+            for r in rs:
+                r.fail("chain", "era1_sequence", f"epoch {epoch}: {len(rs)} era1 files ({names})")
+            continue
+        prev = by_epoch.get(epoch - 1)
+        if prev is None or len(prev) != 1:
+            continue
+        r, p = rs[0], prev[0]
+        if r.link["first_parent"] != p.link["last_hash"]:
+            r.fail("chain", "era1_links",
+                   f"block {r.link['start_number']}: parent_hash "
+                   f"{hex0x(r.link['first_parent'])} != hash {hex0x(p.link['last_hash'])} of "
+                   f"the last header of {p.path}", expected=p.link["last_hash"],
+                   actual=r.link["first_parent"])
+        else:
+            r.check("era1_links", "chain")
+    epochs = sorted(by_epoch)
+    missing = sorted(set(range(epochs[0], epochs[-1] + 1)) - set(epochs)) if epochs else []
+    if missing:
+        archive.failures.append(Failure("chain", "era1_sequence",
+                                        f"era1 epochs missing between {epochs[0]} and "
+                                        f"{epochs[-1]}: {_ranges(missing)}"))
+
+
+def _ranges(nums: list[int]) -> str:
+    out, i = [], 0
+    while i < len(nums):
+        j = i
+        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
+            j += 1
+        out.append(str(nums[i]) if i == j else f"{nums[i]}-{nums[j]}")
+        i = j + 1
+    return ", ".join(out)
+
+
 def count_blocks(paths: Iterable[str]) -> int:
     n = 0
     for p in paths:
         try:
+            if is_era1(p):
+                with era1.Era1Reader(p) as r1:
+                    n += r1.count
+                continue
             with EraReader(p) as r:
                 n += len(r.block_slots())
         except FormatError:
@@ -823,20 +931,23 @@ def _file_task(path: str, network: Network, level: str) -> FileReport:
     return verify_file(path, network, level, progress=(q.put if q is not None else None))
 
 
-def verify_archive(paths: Sequence[str], network: Network, level: str = "signatures", *,
+def verify_archive(paths: Sequence[str], network: Network | None, level: str = "signatures", *,
                    trusted_root: bytes | None = None, trusted_state: TrustedState | None = None,
                    jobs: int | None = None,
                    progress: Callable[[int], None] | None = None) -> ArchiveReport:
-    """Verify era files (paths: files or directories) and the links between them.
+    """Verify era files (paths: files or directories) and the links between them; era1 files
+    among them (`verify_era1_file`) need no network.
 
     Files are verified in parallel in `jobs` processes (default: all cores); with one file, or
     jobs=1, the file is verified in this process (a single file still spreads its block
     hashing and signature batches over `jobs` worker processes: each worker reads its chunk of
     blocks from the file itself and returns only roots and header fields)."""
     lvl = level_index(level)
-    files = era_files_in(paths)
+    files = archive_files_in(paths)
     jobs = max(1, jobs or os.cpu_count() or 1)
-    archive = ArchiveReport(level=level, network=network.name)
+    if network is None and not all(is_era1(p) for p in files):
+        raise ConfigError("era files need a network (era1 files alone do not)")
+    archive = ArchiveReport(level=level, network=network.name if network else _era1_network(files))
     if jobs == 1 or len(files) <= 1:
         pool = None
         if jobs > 1:  # block hashing (every level) and signature batches go to the pool
@@ -849,9 +960,22 @@ def verify_archive(paths: Sequence[str], network: Network, level: str = "signatu
                 pool.shutdown(cancel_futures=True)
     else:
         reports = _verify_parallel(files, network, level, jobs, progress)
-    _link_checks(reports, archive, lvl, trusted_root, trusted_state, network)
+    era_reports = [r for r in reports if not is_era1(r.path)]
+    if era_reports:
+        _link_checks(era_reports, archive, lvl, trusted_root, trusted_state, network)
+    if len(era_reports) < len(reports):
+        if lvl >= 2:
+            archive.notes.append("era1 files are checked up to the roots level: their blocks "
+                                 "carry no proposer signatures (proof of work is not checked)")
+        if lvl >= 3:
+            _era1_link_checks(reports, archive)
     archive.files = sorted(reports, key=lambda r: (r.era if r.era is not None else -1, r.path))
     return archive
+
+
+def _era1_network(files) -> str:
+    names = {era1.parse_era1_file_name(p)[0] for p in files if era1.parse_era1_file_name(p)}
+    return names.pop() if len(names) == 1 else "unknown"
 
 
 def _mp_context():

@@ -83,11 +83,12 @@ def _receipt(rng: random.Random, cumulative_gas: int) -> list:
 
 
 def make_chain(n: int = 50, start: int = 3 * EPOCH_SIZE, seed: int = 1,
-               start_td: int = 10**21) -> list[Block]:
+               start_td: int = 10**21, parent: bytes | None = None) -> list[Block]:
     """n pre-merge blocks numbered from `start`, linked by parent hash, with bodies, receipts
-    and total difficulty (td of the block before `start` is `start_td`)."""
+    and total difficulty (td of the block before `start` is `start_td`; the first block's
+    parent is `parent`, else random)."""
     rng = random.Random(seed)
-    parent = rng.randbytes(32)
+    parent = rng.randbytes(32) if parent is None else parent
     td = start_td
     timestamp = 1_500_000_000 + start * 14
     difficulty = 2_000_000_000_000 + rng.randrange(10**9)

@@ -115,7 +115,7 @@ def test_usage_errors_exit_2(runner, sample_dir, args, message):
 def test_no_era_files_exit_2(runner, tmp_path):
     res = runner.invoke(main, ["verify", str(tmp_path)])
     assert res.exit_code == 2
-    assert "Error: no .era files found in the given paths" in res.stderr
+    assert "Error: no .era or .era1 files found in the given paths" in res.stderr
 
 
 def test_bad_trusted_state_exit_2(runner, sample_dir, tmp_path):
@@ -146,7 +146,7 @@ def test_a_subdirectory_named_like_an_era_file_is_not_an_era_file(runner, tmp_pa
     (tmp_path / "minimal-00003-00fea774.era").mkdir()
     res = runner.invoke(main, ["verify", "--network", "minimal", str(tmp_path)])
     assert res.exit_code == 2  # was exit 0, "OK: 0 files" (the directory was expanded twice)
-    assert "no .era files found in the given paths" in res.stderr
+    assert "no .era or .era1 files found in the given paths" in res.stderr
 
 
 def test_jobs_is_bounded_like_the_other_commands(runner, sample_dir):

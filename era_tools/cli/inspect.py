@@ -19,20 +19,22 @@ from ..errors import EraToolsError, FormatError
 def info(files, network_name, config_path, as_json):
     """Summarize era FILES: era, name check, slots, blocks, forks, state and records.
 
-    Directories are expanded to the .era files inside.  Exits 1 if a name check fails,
-    2 if a file is malformed.
+    Directories are expanded to the .era and .era1 files inside (an era1 file: epoch, name
+    check, block numbers, total difficulty, stored accumulator root).  Exits 1 if a name
+    check fails, 2 if a file is malformed.
     """
-    from ..era import era_files_in
-    from ..summary import describe
+    from ..summary import describe, describe_era1
+    from ..verify import archive_files_in, is_era1
 
-    paths = era_files_in(files)
+    paths = archive_files_in(files)
     if not paths:
-        raise click.UsageError("no .era files given")
-    net = pick_network(network_name, config_path, paths, quiet=as_json)
+        raise click.UsageError("no .era or .era1 files given")
+    eras = [p for p in paths if not is_era1(p)]
+    net = pick_network(network_name, config_path, eras, quiet=as_json) if eras else None
     results, failed, bad_names = [], [], 0
     for p in paths:
         try:
-            d = describe(p, net)
+            d = describe_era1(p) if is_era1(p) else describe(p, net)
         except EraToolsError as exc:
             failed.append((p, exc))
             if as_json:
@@ -53,6 +55,8 @@ def info(files, network_name, config_path, as_json):
 
 
 def _print_info(d: dict) -> None:
+    if d.get("kind") == "era1":
+        return _print_era1_info(d)
     name_check = "OK" if d["name_ok"] else f"MISMATCH (state says {d['expected_name']})"
     click.echo(f"{d['name']}")
     click.echo(f"  era          {d['era']}   name check: {name_check}")
@@ -69,6 +73,19 @@ def _print_info(d: dict) -> None:
     for u in d["unknown_records"]:
         click.echo(f"  unknown record type {u['type']} at offset {u['offset']} "
                    f"({u['length']} bytes), skipped")
+
+
+def _print_era1_info(d: dict) -> None:
+    name_check = "OK" if d["name_ok"] else f"MISMATCH (contents say {d['expected_name']})"
+    click.echo(f"{d['name']}")
+    click.echo(f"  epoch        {d['epoch']}   name check: {name_check}")
+    click.echo(f"  blocks       {d['start_number']}..{d['end_number']}   ({d['blocks']} "
+               "execution-layer blocks)")
+    click.echo(f"  total diff.  {d['total_difficulty'][0]}..{d['total_difficulty'][1]}")
+    click.echo(f"  accumulator  {d['accumulator_root']} (stored; `era verify` recomputes it)")
+    click.echo(f"  size         {d['file_size']} bytes")
+    for name, agg in d["records"].items():
+        click.echo(f"    {name:28s} {agg['count']:6d} records {agg['bytes']:12d} bytes")
 
 
 @main.command()

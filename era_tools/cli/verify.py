@@ -9,7 +9,8 @@ import click
 from . import main
 from .common import echo_json, json_option, network_options, pick_network, progress_bar
 from ..errors import ConfigError, hex0x
-from ..verify import LEVELS, count_blocks, era_files_in, load_trusted_state, verify_archive
+from ..verify import (LEVELS, archive_files_in, count_blocks, is_era1, load_trusted_state,
+                      verify_archive)
 
 
 def _parse_root(value: str | None) -> bytes | None:
@@ -39,15 +40,21 @@ def _parse_root(value: str | None) -> bytes | None:
 @json_option
 @network_options
 def verify(paths, level, trusted_root, trusted_state, jobs, as_json, network_name, config_path):
-    """Verify era files (files or directories).
+    """Verify era files (files or directories; .era1 files too, up to the roots level).
 
     Exit status: 0 all good, 1 a verification failure, 2 a usage or I/O error.
     """
     root = _parse_root(trusted_root)
-    files = era_files_in(paths)
+    files = archive_files_in(paths)
     if not files:
-        raise click.UsageError("no .era files found in the given paths")
-    net = pick_network(network_name, config_path, paths)
+        raise click.UsageError("no .era or .era1 files found in the given paths")
+    eras = [f for f in files if not is_era1(f)]
+    net = None
+    if eras:
+        net = pick_network(network_name, config_path, [p for p in paths if not is_era1(p)])
+    elif root or trusted_state:
+        raise ConfigError("--trusted-root/--trusted-state anchor consensus-layer .era files; "
+                          "only .era1 files were given")
     trusted = None
     if trusted_state:
         with open(trusted_state, "rb") as f:
@@ -76,7 +83,7 @@ def verify(paths, level, trusted_root, trusted_state, jobs, as_json, network_nam
         d = report.to_dict()["summary"]
         status = "OK" if report.ok else "FAILED"
         click.echo(f"{status}: {d['files']} files, {d['blocks']} blocks checked at level "
-                   f"{level} on {net.name}: {d['ok']} ok, {d['failed']} failed"
+                   f"{level} on {report.network}: {d['ok']} ok, {d['failed']} failed"
                    + (f", {len(report.failures)} archive failures" if report.failures else ""))
         if trusted is not None and trusted.root is not None:
             click.echo(f"trusted state: slot {trusted.slot}, root {hex0x(trusted.root)}, "
