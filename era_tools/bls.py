@@ -6,7 +6,8 @@ Backends (the first that loads is the default):
   Ethereum Foundation's KZG binding) links in and exports.  Each batch is a few blst calls per
   signature (decompression, subgroup checks, then blst's pairing aggregator for hash-to-G2,
   the 64-bit scalar multiplication and multi-Miller loops of 8) and blst's Pippenger for
-  sum r_i * sig_i; no point object is made in Python.  ctypes drops the GIL for every call.  Loaded only when every symbol is there, the struct sizes are
+  sum r_i * sig_i; no point object is made in Python.  ctypes drops the GIL for every call.
+  Loaded only when every symbol is there, the struct sizes are
   the ones this module assumes, and a known-answer test passes; otherwise skipped.
 - ``pyblst``: the `pyblst` binding to blst (point objects, Miller loop, final_verify); the
   batch is assembled here in Python (see below).  About 1.3x slower per signature.

@@ -111,7 +111,8 @@ def decompress(data, max_size: int = DEFAULT_MAX_SIZE, where: str = "payload",
         return b""
     out = bytearray(total)
     try:
-        written = cramjam.snappy.decompress_into(bytes(data) if not isinstance(data, (bytes, bytearray)) else data, out)
+        src = data if isinstance(data, (bytes, bytearray)) else bytes(data)
+        written = cramjam.snappy.decompress_into(src, out)
     except Exception as exc:  # cramjam.DecompressionError and buffer errors
         raise FormatError(f"{where}: offset {base}: bad snappy data: {exc}") from exc
     if written != total:

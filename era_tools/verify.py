@@ -17,8 +17,9 @@
 `verify_file` checks one file; `verify_archive` checks many (in parallel processes) and adds the
 checks that need several files.  era1 files (execution-layer history, era1.py) get their own
 checks: structure, then from `roots` up the header chain, total difficulties, accumulator root
-and file name, and at `chain` the links between consecutive epochs.  Library code: progress goes through callbacks, failures are
-returned as data (a `Failure` names level, check, slot, expected and actual).
+and file name, and at `chain` the links between consecutive epochs.  Library code: progress
+goes through callbacks, failures are returned as data (a `Failure` names level, check, slot,
+expected and actual).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from .signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_roo
 from .ssz.fast import container_field_ranges, hash_tree_root_bytes
 
 LEVELS = ("structure", "roots", "signatures", "chain")
-VALIDATOR_SIZE = 121  # pubkey 48 | withdrawal_credentials 32 | effective_balance 8 | slashed 1 | 4 epochs
+# pubkey 48 | withdrawal_credentials 32 | effective_balance 8 | slashed 1 | 4 epochs of 8
+VALIDATOR_SIZE = 121
 # States up to this size are decoded into py-ssz objects at the structure level; bigger ones
 # (mainnet: hundreds of MB) get their offset table and list shapes checked on the bytes.
 FULL_STATE_DECODE_LIMIT = 1024 * 1024

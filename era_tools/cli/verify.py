@@ -22,7 +22,8 @@ def _parse_root(value: str | None) -> bytes | None:
     except ValueError:
         b = b""
     if len(b) != 32:
-        raise click.BadParameter(f"{value!r} is not a 32-byte hex root", param_hint="--trusted-root")
+        raise click.BadParameter(f"{value!r} is not a 32-byte hex root",
+                                 param_hint="--trusted-root")
     return b
 
 
