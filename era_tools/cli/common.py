@@ -21,6 +21,19 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print machine-readable JSON instead of text.")
 
 
+def http_url(ctx, param, value):
+    """Click callback: an http:// or https:// URL with a host (each value, for multiple=True)."""
+    from urllib.parse import urlsplit
+
+    for v in (value if isinstance(value, tuple) else (value,)):
+        if v is None:
+            continue
+        u = urlsplit(v)
+        if u.scheme not in ("http", "https") or not u.netloc:
+            raise click.BadParameter(f"{v!r} is not an http:// or https:// URL with a host")
+    return value
+
+
 def network_options(f):
     return network_option(config_option(f))
 

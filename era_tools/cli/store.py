@@ -7,7 +7,8 @@ import sys
 import click
 
 from . import main
-from .common import echo_json, json_option, network_options, pick_network, progress_bar
+from .common import (echo_json, http_url, json_option, network_options, pick_network,
+                     progress_bar)
 from ..errors import StoreError, hex0x
 
 db_option = click.option("--db", "db", required=True, type=click.Path(file_okay=False),
@@ -29,7 +30,7 @@ def expected_network(network_name, config_path):
 
 
 @main.command()
-@click.option("--beacon-api", "url", required=True, metavar="URL",
+@click.option("--beacon-api", "url", required=True, metavar="URL", callback=http_url,
               help="Beacon node REST API, e.g. http://127.0.0.1:5052")
 @db_option
 @click.option("--from-slot", type=click.IntRange(min=0), default=None,

@@ -8,7 +8,8 @@ import sys
 import click
 
 from . import main
-from .common import echo_json, json_option, network_options, pick_network, progress_bar
+from .common import (echo_json, http_url, json_option, network_options, pick_network,
+                     progress_bar)
 from ..errors import ConfigError, hex0x
 
 db_option = click.option("--db", "db", required=True, type=click.Path(file_okay=False),
@@ -31,7 +32,7 @@ def _root(value):
 
 @main.command("checkpoint-sync")
 @db_option
-@click.option("--beacon-api", "url", required=True, metavar="URL",
+@click.option("--beacon-api", "url", required=True, metavar="URL", callback=http_url,
               help="Trusted beacon node REST API, e.g. http://127.0.0.1:5052")
 @click.option("--state-id", default="finalized", show_default=True,
               help="`finalized` or a slot (an epoch boundary).")
@@ -86,6 +87,7 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
 @main.command()
 @db_option
 @click.option("--peer", "peers", multiple=True, required=True, metavar="URL",
+              callback=http_url,
               help="A beacon node REST API or an `era serve` server; repeat for several.")
 @click.option("--to-slot", type=click.IntRange(min=0), default=None,
               help="Stop once the store holds a linked block at or below this slot.")
