@@ -1,4 +1,5 @@
-"""A standard Beacon API client (HTTP, `requests`): the only module that imports requests.
+"""A standard Beacon API client (HTTP, `requests`): the only module that imports requests;
+and the backfill peer, whose range requests use `http.client` directly (see `BackfillPeer`).
 
     api = BeaconApiClient("http://127.0.0.1:5052")
     api.spec(), api.genesis(), api.syncing(), api.finalized_slot()
@@ -15,8 +16,10 @@ one client can be shared by a thread pool.  Errors are PeerError with the URL an
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Callable
 
@@ -280,7 +283,13 @@ def parse_range_body(body: bytes, first: int, last: int, where: str) -> list:
 
 class BackfillPeer:
     """One backfill peer.  `kind` is "range" (era_tools server) or "rest" (Beacon API), found
-    by `detect()`.  `fetch(first, last)` returns a PeerReply or raises PeerFault."""
+    by `detect()`.  `fetch(first, last)` returns a PeerReply or raises PeerFault.
+
+    Range replies (~18 MB for 8 mainnet epochs) are read with `http.client` over one kept-alive
+    connection per thread, straight into a buffer the thread reuses, and each block is copied
+    out once: `requests` would hand over 1 MB chunks and join them (two more copies into fresh
+    memory, 0.15-0.2 s of CPU per era; BENCHMARKS.md).  They go to the peer directly, not
+    through a proxy from the environment.  Everything else uses `requests`."""
 
     def __init__(self, url: str, timeout: float = 30.0, rest_concurrency: int = 16):
         self.url = url.rstrip("/")
@@ -290,6 +299,7 @@ class BackfillPeer:
         self._rest_concurrency = rest_concurrency
         self._pool = None
         self._pool_lock = threading.Lock()
+        self._conns: set = set()  # every thread's range connection, for close()
 
     def __repr__(self) -> str:
         return f"BackfillPeer({self.url}, {self.kind})"
@@ -328,6 +338,91 @@ class BackfillPeer:
         except requests.RequestException as exc:
             raise PeerFault(f"{url}: {type(exc).__name__}: {exc}", "timeout") from exc
 
+    def _range_conn(self, fresh: bool = False) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and not fresh:
+            return conn
+        if conn is not None:
+            self._drop_range_conn()
+        u = urlsplit(self.url)
+        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        conn = self._local.conn = cls(u.hostname, u.port, timeout=self.timeout)
+        with self._pool_lock:
+            self._conns.add(conn)
+        return conn
+
+    def _get_into(self, path: str, accept: str, limit: int, timeout: float | None = None):
+        """(status, headers, body) like `_get`, the body a memoryview of this thread's reused
+        buffer: valid until this thread's next call."""
+        url = self.url + path
+        t = timeout or self.timeout
+        target = urlsplit(self.url).path.rstrip("/") + path
+        headers = {"Accept": accept, "Accept-Encoding": "identity",
+                   "User-Agent": "era_tools-backfill"}
+        try:
+            for attempt in (0, 1):
+                reused = getattr(self._local, "conn", None) is not None
+                conn = self._range_conn(fresh=attempt > 0)
+                conn.timeout = t
+                if conn.sock is not None:
+                    conn.sock.settimeout(t)
+                try:
+                    conn.request("GET", target, headers=headers)
+                    resp = conn.getresponse()
+                    break
+                except (http.client.RemoteDisconnected, BrokenPipeError,
+                        ConnectionResetError):
+                    if attempt or not reused:  # a kept-alive connection the peer closed: once
+                        raise
+            try:
+                clen = resp.getheader("Content-Length")
+                if clen and clen.isdigit() and int(clen) > limit:
+                    raise PeerFault(f"{url}: response of {clen} bytes exceeds the limit {limit}")
+                buf = getattr(self._local, "buf", None)
+                if buf is None:
+                    buf = self._local.buf = bytearray(4 << 20)
+                size = 0
+                deadline = time.monotonic() + 4 * t  # a trickling peer is a stalling peer
+                while True:
+                    if size == len(buf):
+                        if size >= limit + 1:
+                            raise PeerFault(f"{url}: response exceeds the limit {limit} bytes")
+                        grown = bytearray(min(2 * len(buf), limit + 1))
+                        grown[:size] = buf
+                        buf = self._local.buf = grown
+                    with memoryview(buf) as mv:
+                        k = resp.readinto(mv[size:size + (1 << 20)])
+                    if not k:
+                        break
+                    size += k
+                    if size > limit:
+                        raise PeerFault(f"{url}: response exceeds the limit {limit} bytes")
+                    if time.monotonic() > deadline:
+                        raise PeerFault(f"{url}: response not complete within {4 * t:g} s",
+                                        "timeout")
+                if resp.will_close:
+                    self._drop_range_conn()
+                return resp.status, resp.headers, memoryview(buf)[:size]
+            except BaseException:
+                self._drop_range_conn()  # a half-read response: the connection is unusable
+                raise
+        except PeerFault:
+            raise
+        except TimeoutError as exc:
+            self._drop_range_conn()
+            raise PeerFault(f"{url}: no answer within {t:g} s", "timeout") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_range_conn()
+            raise PeerFault(f"{url}: {type(exc).__name__}: {exc}", "timeout") from exc
+
+    def _drop_range_conn(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            with self._pool_lock:
+                self._conns.discard(conn)
+
     def genesis_validators_root(self) -> bytes | None:
         """The peer's genesis_validators_root, or None when it does not say."""
         try:
@@ -364,7 +459,7 @@ class BackfillPeer:
         count = hi - first + 1
         path = f"{RANGE_PATH}?start_slot={first}&count={count}"
         where = self.url + path
-        st, h, body = self._get(path, SSZ_MIME, count * MAX_BLOCK_BYTES // 8 + (1 << 20))
+        st, h, body = self._get_into(path, SSZ_MIME, count * MAX_BLOCK_BYTES // 8 + (1 << 20))
         if st in (404, 429) or st >= 500:
             raise PeerFault(f"{where}: HTTP {st}: {h.get('Era-Tools-Error', '')}", "missing")
         if st != 200:
@@ -410,6 +505,10 @@ class BackfillPeer:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._pool_lock:
+            conns, self._conns = self._conns, set()
+        for conn in conns:
+            conn.close()
 
 
 def fetch_ssz_streaming(api: BeaconApiClient, path: str, timeout: float,
