@@ -111,8 +111,7 @@ def decompress(data, max_size: int = DEFAULT_MAX_SIZE, where: str = "payload",
         return b""
     out = bytearray(total)
     try:
-        src = data if isinstance(data, (bytes, bytearray)) else bytes(data)
-        written = cramjam.snappy.decompress_into(src, out)
+        written = cramjam.snappy.decompress_into(data, out)  # any buffer, no copy
     except Exception as exc:  # cramjam.DecompressionError and buffer errors
         raise FormatError(f"{where}: offset {base}: bad snappy data: {exc}") from exc
     if written != total:
@@ -120,6 +119,22 @@ def decompress(data, max_size: int = DEFAULT_MAX_SIZE, where: str = "payload",
             f"{where}: offset {base}: snappy data decompressed to {written} bytes, "
             f"chunk headers announced {total}")
     return out if mutable else bytes(out)
+
+
+def decompress_exact(data, length: int, where: str = "payload") -> bytearray:
+    """Decompress a framed stream that must inflate to exactly `length` bytes, a size the
+    caller has already bounded (e.g. a chunk header it checked against a limit).  Skips the
+    chunk-header walk of `decompress`: the engine writes into a buffer of `length` bytes and
+    fails on overflow, a shorter result is refused here, and CRCs are checked as always."""
+    out = bytearray(length)
+    try:
+        written = cramjam.snappy.decompress_into(data, out)
+    except Exception as exc:  # cramjam.DecompressionError and buffer errors
+        raise FormatError(f"{where}: bad snappy data: {exc}") from exc
+    if written != length:
+        raise FormatError(f"{where}: snappy data decompressed to {written} bytes, expected "
+                          f"{length}")
+    return out
 
 
 def decompress_prefix(data, nbytes: int, where: str = "payload", base: int = 0) -> bytes:

@@ -348,3 +348,20 @@ def test_corrupt_file_cli_one_line(tmp_path, sample_files):
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and str(p) in lines[0] and "offset" in lines[0], res.stderr
     assert "Traceback" not in res.output
+
+
+def test_decompress_exact():
+    """The announced length must be exact: the engine refuses to overflow the buffer, a short
+    stream is refused here, CRCs are checked, and any buffer (a memoryview) is read in place."""
+    data = os.urandom(3000) + bytes(150_000)
+    framed = framing.compress(data)
+    assert framing.decompress_exact(memoryview(framed), len(data)) == data
+    with pytest.raises(FormatError, match="block: bad snappy data"):
+        framing.decompress_exact(framed, len(data) - 1, where="block")
+    with pytest.raises(FormatError, match=f"decompressed to {len(data)} bytes, expected "
+                                          f"{len(data) + 1}"):
+        framing.decompress_exact(framed, len(data) + 1, where="block")
+    bad = bytearray(framed)
+    bad[40] ^= 1
+    with pytest.raises(FormatError, match="checksum|corrupt"):
+        framing.decompress_exact(bytes(bad), len(data), where="block")

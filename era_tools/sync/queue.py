@@ -161,10 +161,8 @@ def _check_blocks_task(items: list, preset: str):
     for i, (payload, is_framed, length, fork, pubkey, domain) in enumerate(items):
         root = fo = head = None
         try:
-            if is_framed:
-                data = framing.decompress(payload, max_size=length, where="block")
-                if len(data) != length:
-                    raise FormatError(f"payload is {len(data)} bytes, chunk says {length}")
+            if is_framed:  # `length`: the chunk's announced size, checked against the cap
+                data = framing.decompress_exact(payload, length, where="block")
             else:
                 data = payload
                 fo = framing.compress(data)
