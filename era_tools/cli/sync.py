@@ -143,7 +143,7 @@ def backfill(db, peers, to_slot, workers, max_rate, timeout, bls_procs, status_e
             a = store.anchor
             click.echo(f"interrupted: the store is consistent down to slot "
                        f"{a.covered[-1][0] if a.covered else '?'}; rerun to resume", err=True)
-            raise
+            sys.exit(130)
         anchor = store.anchor
     out = res.to_dict()
     out["covered"] = [[x, y] for x, y in anchor.covered]
