@@ -1,4 +1,4 @@
-"""`era download`: mirror the era files of a host into a directory.
+"""`era download`: mirror the era and era1 files of a host into a directory.
 
     report = download(url, dest, from_era=None, to_era=None, jobs=4, verify="roots",
                       network=None, on_event=callback)
@@ -7,12 +7,14 @@
    HTML directory listing (nginx autoindex, `python -m http.server`, ...).
 2. Take checksums from index.json, or from `checksums.txt` (`sha256sum` lines, or one bare hash
    per line in listing order as era1 hosts publish).
+   era1 files (`<network>-<epoch>-<root>.era1`, execution history) are mirrored beside era
+   files; the two kinds are numbered apart (era numbers, era1 epochs) and handled kind by kind.
 3. Download each wanted file to `<name>.tmp` with a streaming sha256; after an interruption a
    rerun (or a retry) resumes with `Range: bytes=N-`, re-hashing the N bytes already there.
 4. Check the checksum, verify the file at the chosen level, then rename `.tmp` -> `.era`.  A
    file that fails is renamed `<name>.bad` and reported; nothing half-written is ever named
-   `.era`.
-5. Report gaps in the host's era numbering.
+   `.era`.  era1 files are checked with era1.check_era1_file (no network needed).
+5. Report gaps in the host's era numbering (and, apart, in its era1 epochs).
 
 Progress goes through `on_event(kind, **info)`; this module never prints.  Its HTTP goes
 through `serve.client` (aiohttp lives in serve/).
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from .era import fsync_dir, parse_era_file_name
+from .era1 import parse_era1_file_name
 from .errors import EraToolsError, FormatError, PeerError, VerificationError
 from .serve import client
 
@@ -45,15 +48,20 @@ STAGING = ".era-download"   # complete files wait here, under their own name, fo
 class RemoteFile:
     name: str
     url: str
-    era: int | None = None
+    era: int | None = None           # era number; for an era1 file its epoch
     size: int | None = None
     sha256: str | None = None
+    kind: str = ""                   # "era" | "era1" (from the name when not given)
+
+    def __post_init__(self):
+        if not self.kind:
+            self.kind = _kind_of(self.name) or "era"
 
 
 @dataclass
 class Listing:
     source: str                      # "index.json" | "s3" | "html"
-    files: list[RemoteFile]          # era files, sorted by name
+    files: list[RemoteFile]          # era and era1 files, sorted by name
     extras: list[RemoteFile] = field(default_factory=list)
     checksums: str | None = None     # where checksums came from, if anywhere
     warnings: list[str] = field(default_factory=list)
@@ -66,7 +74,9 @@ class Report:
     skipped: list[str] = field(default_factory=list)      # already present and matching
     bad: dict[str, str] = field(default_factory=dict)     # name -> why (kept as .bad)
     failed: dict[str, str] = field(default_factory=dict)  # name -> network/IO error
-    gaps: list[tuple[int, int]] = field(default_factory=list)
+    gaps: list[tuple[int, int]] = field(default_factory=list)        # in era numbers
+    era1_gaps: list[tuple[int, int]] = field(default_factory=list)   # in era1 epochs
+    wanted: list[RemoteFile] = field(default_factory=list)
     verified_level: str = "none"
     warnings: list[str] = field(default_factory=list)
     bytes_downloaded: int = 0
@@ -75,11 +85,23 @@ class Report:
     def ok(self) -> bool:
         return not self.bad and not self.failed
 
+    def status(self, name: str) -> str:
+        if name in self.bad:
+            return "bad"
+        if name in self.failed:
+            return "failed"
+        return "present" if name in self.skipped else "downloaded"
+
     def to_json(self) -> dict:
         return {"source": self.listing.source if self.listing else None,
                 "checksums": self.listing.checksums if self.listing else None,
                 "downloaded": self.downloaded, "skipped": self.skipped, "bad": self.bad,
                 "failed": self.failed, "gaps": [list(g) for g in self.gaps],
+                "era1_gaps": [list(g) for g in self.era1_gaps],
+                "files": [{"name": f.name, "kind": f.kind,
+                           ("epoch" if f.kind == "era1" else "era"): f.era,
+                           "status": self.status(f.name)}
+                          for f in sorted(self.wanted, key=lambda f: f.name)],
                 "verify": self.verified_level, "bytes_downloaded": self.bytes_downloaded,
                 "warnings": self.warnings}
 
@@ -96,8 +118,14 @@ def _base(url: str) -> str:
     return base if base.endswith("/") else base + "/"
 
 
+def _kind_of(name: str) -> str | None:
+    """"era" or "era1" by the file's extension; None for any other file."""
+    return "era1" if name.endswith(".era1") else "era" if name.endswith(".era") else None
+
+
 def _era_of(name: str) -> int | None:
-    p = parse_era_file_name(name)
+    """The era number of an era file, the epoch of an era1 file, or None (bad name)."""
+    p = parse_era1_file_name(name) if name.endswith(".era1") else parse_era_file_name(name)
     return p[1] if p else None
 
 
@@ -113,7 +141,7 @@ def parse_index_json(body: bytes, base: str) -> Listing | None:
         if not isinstance(f, dict) or not isinstance(f.get("name"), str):
             continue
         name = f["name"]
-        if not _safe_name(name) or not name.endswith(".era"):
+        if not _safe_name(name) or _kind_of(name) is None:
             continue
         sha = f.get("sha256") if isinstance(f.get("sha256"), str) and _HEX64.match(
             f.get("sha256") or "") else None
@@ -147,7 +175,7 @@ def parse_s3(body: bytes, base: str) -> tuple[list[RemoteFile], list[RemoteFile]
             continue
         url = urljoin(base, quote(key))
         sz = int(size) if size and size.isdigit() else None
-        if name.endswith(".era"):
+        if _kind_of(name):
             files.append(RemoteFile(name, url, _era_of(name), sz))
         elif name in EXTRA_FILES:
             extras.append(RemoteFile(name, url, None, sz))
@@ -173,7 +201,7 @@ def parse_html(body: bytes, base: str) -> tuple[list[RemoteFile], list[RemoteFil
         if "/" in name or not _safe_name(name) or name in seen:
             continue
         seen.add(name)
-        if name.endswith(".era"):
+        if _kind_of(name):
             files.append(RemoteFile(name, url, _era_of(name)))
         elif name in EXTRA_FILES:
             extras.append(RemoteFile(name, url))
@@ -186,8 +214,9 @@ def _safe_name(name: str) -> bool:
 
 
 def parse_checksums(text: str, files: list[RemoteFile]) -> tuple[dict[str, str], str | None]:
-    """name -> sha256 hex from `sha256sum` lines, or bare hashes (line N = file N).
-    Returns (mapping, warning or None)."""
+    """name -> sha256 hex from `sha256sum` lines, or bare hashes (line N = file N: the Nth
+    era1 file by epoch when the listing has era1 files, as era1 hosts publish them, else the
+    Nth file by name).  Returns (mapping, warning or None)."""
     named, bare = {}, []
     for line in text.splitlines():
         line = line.strip()
@@ -205,9 +234,14 @@ def parse_checksums(text: str, files: list[RemoteFile]) -> tuple[dict[str, str],
     if named:
         return named, None
     if bare:
-        names = sorted(f.name for f in files)
+        era1 = sorted((f for f in files if f.kind == "era1"),
+                      key=lambda f: (f.era is None, f.era or 0, f.name))
+        if era1:
+            names, what = [f.name for f in era1], "era1 files"
+        else:
+            names, what = sorted(f.name for f in files), "files"
         if len(bare) != len(names):
-            return {}, (f"checksums.txt has {len(bare)} bare hashes for {len(names)} files; "
+            return {}, (f"checksums.txt has {len(bare)} bare hashes for {len(names)} {what}; "
                         "ignored")
         return dict(zip(names, bare)), None
     return {}, None
@@ -390,8 +424,13 @@ def verify_file(path: str, name: str, level: str, network) -> None:
 
     `path` must already carry its final base name `name` (the name is checked against the
     state).  With a network, era_tools.verify does the work; without one, only the structure
-    and the name are checked here."""
+    and the name are checked here.  An era1 file needs no network: `structure` requires its
+    structure check, `roots` and `signatures` every check of era1.check_era1_file (era1 blocks
+    carry no signatures)."""
     if level == "none":
+        return
+    if _kind_of(name) == "era1":
+        _verify_era1(path, name, level)
         return
     if network is not None:
         from . import verify as _verify
@@ -402,6 +441,18 @@ def verify_file(path: str, name: str, level: str, network) -> None:
             raise VerificationError(f"{name}: {f.level} check {f.check} failed: {f.message}")
         return
     _fallback_verify(path, name, "structure", None)
+
+
+def _verify_era1(path: str, name: str, level: str) -> None:
+    from .era1 import check_era1_file
+
+    for res in check_era1_file(path):
+        if res.ok or (level == "structure" and res.check != "structure"):
+            continue
+        detail = res.detail
+        if detail.startswith(path + ": "):
+            detail = detail[len(path) + 2:]  # the staging path; the report names the file
+        raise VerificationError(f"{name}: era1 check {res.check} failed: {detail}")
 
 
 def _fallback_verify(path: str, name: str, level: str, network) -> None:
@@ -476,30 +527,43 @@ async def _download_async(url, dest, from_era, to_era, jobs, level, network, net
         lst = await discover(sess, url)
         rep.listing = lst
         rep.warnings += lst.warnings
-        emit("listing", source=lst.source, files=len(lst.files), checksums=lst.checksums)
+        emit("listing", source=lst.source, files=len(lst.files), checksums=lst.checksums,
+             era1=sum(f.kind == "era1" for f in lst.files))
         for w in lst.warnings:
             emit("warning", message=w)
         if not lst.files:  # a wrong URL, not an empty mirror
-            raise PeerError(f"{_base(url)}: the {lst.source} listing names no .era files")
-        eras = [f.era for f in lst.files]
-        seen = {}
-        for f in lst.files:
-            if f.era is not None and f.era in seen:
-                w = f"host lists two files for era {f.era}: {seen[f.era]} and {f.name}"
+            raise PeerError(f"{_base(url)}: the {lst.source} listing names no .era or .era1 "
+                            "files")
+        wanted = []
+        for kind, what in (("era", "era"), ("era1", "era1 epoch")):
+            # era numbers and era1 epochs are different counts: each kind on its own
+            files = [f for f in lst.files if f.kind == kind]
+            if not files:
+                continue
+            seen = {}
+            for f in files:
+                if f.era is not None and f.era in seen:
+                    w = f"host lists two files for {what} {f.era}: {seen[f.era]} and {f.name}"
+                    rep.warnings.append(w)
+                    emit("warning", message=w)
+                seen.setdefault(f.era, f.name)
+            gaps = era_gaps([f.era for f in files], from_era, to_era)
+            if kind == "era":
+                rep.gaps = gaps
+            else:
+                rep.era1_gaps = gaps
+            for a, b in gaps:
+                emit("gap", first=a, last=b, file_kind=kind)
+            wanted += [f for f in files if f.era is not None
+                       and (from_era is None or f.era >= from_era)
+                       and (to_era is None or f.era <= to_era)]
+            unnamed = [f.name for f in files if f.era is None]
+            if unnamed:
+                w = (f"{len(unnamed)} listed .{kind} file(s) do not follow the naming rule, "
+                     "skipped")
                 rep.warnings.append(w)
                 emit("warning", message=w)
-            seen.setdefault(f.era, f.name)
-        rep.gaps = era_gaps(eras, from_era, to_era)
-        for a, b in rep.gaps:
-            emit("gap", first=a, last=b)
-        wanted = [f for f in lst.files if f.era is not None
-                  and (from_era is None or f.era >= from_era)
-                  and (to_era is None or f.era <= to_era)]
-        unnamed = [f.name for f in lst.files if f.era is None]
-        if unnamed:
-            w = f"{len(unnamed)} listed .era file(s) do not follow the naming rule, skipped"
-            rep.warnings.append(w)
-            emit("warning", message=w)
+        rep.wanted = wanted
         os.makedirs(dest, exist_ok=True)
         _unstage(dest)
         # small config files first: they name the network for verification
@@ -512,8 +576,9 @@ async def _download_async(url, dest, from_era, to_era, jobs, level, network, net
                 with open(target + ".tmp", "wb") as fh:
                     fh.write(r.body)
                 os.replace(target + ".tmp", target)
-        if level != "none" and network is None and network_loader is not None:
-            network = network_loader(dest, [f.name for f in wanted])
+        era_names = [f.name for f in wanted if f.kind == "era"]  # era1 files need no network
+        if level != "none" and network is None and network_loader is not None and era_names:
+            network = network_loader(dest, era_names)
         emit("plan", files=len(wanted), bytes=sum(f.size or 0 for f in wanted),
              sizes_known=all(f.size is not None for f in wanted))
         sem = asyncio.Semaphore(max(1, jobs))
@@ -587,7 +652,8 @@ async def _download_async(url, dest, from_era, to_era, jobs, level, network, net
 def download(url: str, dest: str, from_era: int | None = None, to_era: int | None = None,
              jobs: int = 4, verify: str = "roots", network=None, network_loader=None,
              on_event=None) -> Report:
-    """Mirror the era files at `url` into `dest`; see the module docstring.
+    """Mirror the era and era1 files at `url` into `dest`; see the module docstring.
+    `from_era`/`to_era` bound era numbers and era1 epochs alike.
 
     `network_loader(dest, names)` is called (after config files are fetched) when verification
     needs a network and none was given; it may return None."""

@@ -336,12 +336,12 @@ def test_a_listing_without_era_files_is_an_error(plain_host, tmp_path):
     r = run_cli(url, tmp_path / "d")
     assert r.exit_code == 2  # was exit 0: "0 downloaded" from a page that lists nothing
     assert r.stderr.strip().splitlines()[-1] == \
-        f"error: {url}: the html listing names no .era files"
+        f"error: {url}: the html listing names no .era or .era1 files"
     (site / "index.json").write_text('{"files": [{"name": 5}]}')
     r = run_cli(url, tmp_path / "d")
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines()[-1] == \
-        f"error: {url}: the index.json listing names no .era files"
+        f"error: {url}: the index.json listing names no .era or .era1 files"
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from ..errors import ConfigError
 def serve(era_dir, db_path, host, port, max_ranges, workers, network_name, config_path):
     """Serve ERA_DIR over HTTP: an nginx-style listing, /index.json, /checksums.txt, the era
     files (Range, ETag), a Beacon API subset, the blocks_by_range endpoint and /metrics.
+    Any .era1 files in ERA_DIR are listed, checksummed and served as plain files.
 
     The network comes from --network/--config, a spec.json or config.yaml in ERA_DIR, or the
     file names.  See docs/protocol.md.  Ctrl-C or SIGTERM stops every worker and exits 0.
@@ -77,26 +78,37 @@ def serve(era_dir, db_path, host, port, max_ranges, workers, network_name, confi
 @main.command()
 @click.argument("url")
 @click.argument("dest", type=click.Path(file_okay=False))
-@click.option("--from-era", type=click.IntRange(0), help="First era to fetch.")
-@click.option("--to-era", type=click.IntRange(0), help="Last era to fetch.")
+@click.option("--from-era", type=click.IntRange(0),
+              help="First era to fetch; for .era1 files, the first era1 epoch.")
+@click.option("--to-era", type=click.IntRange(0),
+              help="Last era to fetch; for .era1 files, the last era1 epoch.")
 @click.option("--jobs", "-j", default=4, show_default=True, type=click.IntRange(1, 64),
               help="Parallel downloads.")
 @click.option("--verify", "level", default="roots", show_default=True,
               type=click.Choice(["none", "structure", "roots", "signatures"]),
-              help="Verify each file before it gets its .era name.")
+              help="Verify each file before it gets its final name.  era1 files have no "
+                   "signature level: `structure` checks their records, `roots` and "
+                   "`signatures` every era1 check (header chain, total difficulty, "
+                   "accumulator, name).")
 @click.option("--allow-gaps", is_flag=True,
-              help="Exit 0 even when the host's era numbering has gaps (still reported).")
+              help="Exit 0 even when the host's era (or era1 epoch) numbering has gaps "
+                   "(still reported).")
 @network_options
 @json_option
 def download(url, dest, from_era, to_era, jobs, level, allow_gaps, network_name, config_path,
              as_json):
-    """Mirror the era files listed at URL into DEST.
+    """Mirror the era and era1 files listed at URL into DEST.
 
     URL may be an `era serve` host (index.json, checksums), an S3 bucket (?list-type=2) or any
     HTML directory listing (nginx autoindex, python -m http.server).  Files download to
     <name>.tmp with a streaming sha256 and resume with Range after an interruption; each is
     checked against the host's checksum and verified before it is renamed.  A file that fails
     is kept as <name>.bad.
+
+    era1 files (<network>-<epoch>-<root>.era1, execution history) are mirrored the same way;
+    they need no network.  Their checksums.txt may hold one bare sha256 per line: line N is
+    the Nth era1 file by epoch.  Gaps and duplicates are found per kind: era numbers and era1
+    epochs are never mixed.
 
     Exit codes: 0 all good; 1 a file failed its checksum or verification, or the host's
     numbering has gaps (unless --allow-gaps); 2 network or usage errors.
@@ -133,11 +145,14 @@ def download(url, dest, from_era, to_era, jobs, level, allow_gaps, network_name,
     for a, b in rep.gaps:
         span = f"era {a}" if a == b else f"eras {a}-{b}"
         click.echo(f"gap: the host has no file for {span}", err=True)
+    for a, b in rep.era1_gaps:
+        span = f"epoch {a}" if a == b else f"epochs {a}-{b}"
+        click.echo(f"gap: the host has no era1 file for {span}", err=True)
     if rep.bad:
         sys.exit(1)
     if rep.failed:
         sys.exit(2)
-    if rep.gaps and not allow_gaps:
+    if (rep.gaps or rep.era1_gaps) and not allow_gaps:
         sys.exit(1)
 
 
@@ -165,7 +180,11 @@ class _Progress:
         if self.quiet:
             return
         if kind == "listing":
-            click.echo(f"listing: {info['files']} era files ({info['source']}), checksums: "
+            n1 = info.get("era1", 0)
+            n = info["files"] - n1
+            what = (f"{n} era files" if not n1 else f"{n1} era1 files" if not n
+                    else f"{n} era and {n1} era1 files")
+            click.echo(f"listing: {what} ({info['source']}), checksums: "
                        f"{info['checksums'] or 'none'}", err=True)
         elif kind == "plan":
             self.total = self._bar(total=info["bytes"] or None, desc="total", position=0)

@@ -8,6 +8,7 @@ Routes (docs/protocol.md has the details):
     /index.json               name, era, size, sha256, first/last slot, forks (+ errors)
     /checksums.txt            sha256sum lines, cached per (size, mtime)
     /<file>                   the era files (HEAD, single Range, ETag, Last-Modified, sendfile)
+                              and any .era1 files, as plain files (not opened or checked)
     /eth/...                  a Beacon API subset answered from the era files and the store
     /era_tools/v1/blocks_by_range?start_slot=&count=   libp2p BeaconBlocksByRange chunks
     /metrics                  Prometheus
@@ -285,6 +286,7 @@ def _listing_html(cat: Catalog) -> str:
     rows = []
     files = [(e.name, e.mtime_ns, e.size) for e in cat.entries.values() if e.ok]
     files += [(x.name, x.mtime_ns, x.size) for x in cat.extras.values()]
+    files += [(x.name, x.mtime_ns, x.size) for x in cat.era1.values()]
     files.append(("checksums.txt", max((f[1] for f in files), default=0), None))
     files.sort()
     for name, mtime_ns, size in files:
@@ -338,7 +340,8 @@ async def handle_index(request: web.Request) -> web.Response:
     body = {
         "network": net.config_name if net else None,
         "slots_per_historical_root": cat.sphr,
-        "files": [e.to_json() for e in entries if e.ok],
+        "files": [e.to_json() for e in entries if e.ok] +
+                 [x.to_json() for _, x in sorted(cat.era1.items())],
         "errors": [e.to_json() for e in entries if not e.ok],
         "extras": [{"name": x.name, "size": x.size} for x in cat.extras.values()],
         "gaps": _gaps([e.era for e in entries if e.ok]),
@@ -362,6 +365,7 @@ async def handle_checksums(request: web.Request) -> web.Response:
     lines = [f"{sums[e.name]}  {e.name}\n" for e in sorted(cat.entries.values(),
                                                            key=lambda e: e.name)
              if e.ok and e.name in sums]
+    lines += [f"{sums[n]}  {n}\n" for n in sorted(cat.era1) if n in sums]
     return web.Response(text="".join(lines), content_type="text/plain")
 
 
@@ -369,10 +373,10 @@ async def handle_file(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     app = request.app
     cat = app[CATALOG]
-    e = cat.entries.get(name) or cat.extras.get(name)
+    e = cat.entries.get(name) or cat.extras.get(name) or cat.era1.get(name)
     if e is None:
         await _refresh(app)
-        e = cat.entries.get(name) or cat.extras.get(name)
+        e = cat.entries.get(name) or cat.extras.get(name) or cat.era1.get(name)
     if e is None or (hasattr(e, "error") and e.error):
         raise ApiError(404, "not found")
     rng = request.headers.get("Range")

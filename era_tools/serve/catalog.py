@@ -1,5 +1,8 @@
 """What an `era serve` directory holds: era files, their metadata, checksums, and block lookups.
 
+era1 files (execution history) are served as plain files: listed, checksummed and sent, but
+not opened or checked here.
+
 The catalog is the only thing that touches ERA_DIR.  Only regular files directly inside the
 directory (symlinks allowed when they resolve inside it) are ever known, so a request can never
 name anything else: the HTTP layer looks names up here and serves nothing it did not find.
@@ -26,6 +29,7 @@ from .. import e2store, framing
 from ..config import Network
 from ..e2store import COMPRESSED_SIGNED_BEACON_BLOCK, HEADER_SIZE
 from ..era import EraReader, parse_era_file_name
+from ..era1 import parse_era1_file_name
 from ..errors import EraToolsError, FormatError, hex0x
 
 # Small files beside the eras that a mirror wants too (network config).
@@ -74,6 +78,26 @@ class ExtraEntry:
     path: str
     size: int
     mtime_ns: int
+
+
+@dataclass
+class Era1Entry:
+    """An era1 file, served as a plain file (its epoch from the name, None if it has none)."""
+
+    name: str
+    path: str
+    size: int
+    mtime_ns: int
+    epoch: int | None = None
+    sha256: str | None = None
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.size, self.mtime_ns)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "kind": "era1", "epoch": self.epoch, "size": self.size,
+                "sha256": self.sha256}
 
 
 class _Open:
@@ -147,6 +171,7 @@ class Catalog:
         self.max_open = max_open
         self.entries: dict[str, EraEntry] = {}   # every *.era name found (ok or not)
         self.extras: dict[str, ExtraEntry] = {}
+        self.era1: dict[str, Era1Entry] = {}     # *.era1 files, served as they are
         self.by_era: dict[int, EraEntry] = {}    # usable files only
         self.skipped: list[str] = []             # names refused (symlinks out, not files)
         self._open: OrderedDict[str, _Open] = OrderedDict()
@@ -161,6 +186,7 @@ class Catalog:
         """Rescan the directory; re-inspect new or changed files.  True if anything changed."""
         found: dict[str, os.stat_result] = {}
         extras: dict[str, os.stat_result] = {}
+        era1: dict[str, os.stat_result] = {}
         skipped = []
         try:
             names = sorted(os.listdir(self.era_dir))
@@ -168,7 +194,7 @@ class Catalog:
             raise FormatError(f"{self.era_dir}: cannot list: {exc.strerror}") from exc
         for name in names:
             is_era = name.endswith(".era")
-            if not (is_era or name in EXTRA_FILES):
+            if not (is_era or name in EXTRA_FILES or name.endswith(".era1")):
                 continue
             path = os.path.join(self.era_dir, name)
             if not _inside(self.root_real, path):
@@ -182,7 +208,7 @@ class Catalog:
             if not os.path.isfile(path):
                 skipped.append(name)
                 continue
-            (found if is_era else extras)[name] = st
+            (found if is_era else era1 if name.endswith(".era1") else extras)[name] = st
         changed = False
         with self._lock:
             for name in list(self.entries):
@@ -199,6 +225,14 @@ class Catalog:
                 changed = True
             self.extras = {n: ExtraEntry(n, os.path.join(self.era_dir, n), st.st_size,
                                          st.st_mtime_ns) for n, st in extras.items()}
+            old1, self.era1 = self.era1, {}
+            for n, st in era1.items():
+                e = old1.get(n)
+                if e is None or e.key != (st.st_size, st.st_mtime_ns):
+                    parsed = parse_era1_file_name(n)
+                    e = Era1Entry(n, os.path.join(self.era_dir, n), st.st_size,
+                                  st.st_mtime_ns, parsed[1] if parsed else None)
+                self.era1[n] = e
             self.skipped = skipped
             if changed:
                 self._rebuild()
@@ -401,11 +435,11 @@ class Catalog:
 
     # -- checksums -------------------------------------------------------------------------
     def checksums(self, names=None) -> dict[str, str]:
-        """sha256 hex of every era file (or those named), computing only what is missing or
-        changed since last time.  Thread-safe; one pass at a time."""
+        """sha256 hex of every era and era1 file (or those named), computing only what is
+        missing or changed since last time.  Thread-safe; one pass at a time."""
         with self._hash_lock:
             with self._lock:
-                todo = [e for e in self.entries.values()
+                todo = [e for e in [*self.entries.values(), *self.era1.values()]
                         if (names is None or e.name in names)]
             out = {}
             for e in todo:
@@ -413,7 +447,7 @@ class Catalog:
                     digest = (sha256_file(e.path, e.key) if self.share_dir is None else
                               shared_sha256(self.share_dir, e.name, e.path, e.key))
                     with self._lock:
-                        cur = self.entries.get(e.name)
+                        cur = self.entries.get(e.name) or self.era1.get(e.name)
                         if cur is e and digest is not None:
                             e.sha256 = digest
                 if e.sha256:
