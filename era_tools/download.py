@@ -33,7 +33,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from .era import fsync_dir, parse_era_file_name
 from .era1 import parse_era1_file_name
-from .errors import EraToolsError, FormatError, PeerError, VerificationError
+from .errors import EraToolsError, PeerError, VerificationError
 from .serve import client
 
 EXTRA_FILES = ("spec.json", "genesis.json", "config.yaml")

@@ -129,3 +129,12 @@ def iter_records(f: BinaryIO, file_size: int, where: str, start: int = 0,
 
 def file_size_of(f: BinaryIO) -> int:
     return os.fstat(f.fileno()).st_size
+
+
+def open_for_reading(path: str) -> tuple[BinaryIO, int]:
+    """(file, size) of an e2store file; FormatError naming `path` if it cannot be opened."""
+    try:
+        f: BinaryIO = open(path, "rb")
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot open: {exc.strerror}") from exc
+    return f, file_size_of(f)

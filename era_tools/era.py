@@ -17,7 +17,7 @@ import os
 import re
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -193,12 +193,8 @@ class EraReader:
         self.path = os.fspath(path)
         self.name = os.path.basename(self.path)
         self.max_payload = max_payload
+        self._f, self.size = e2store.open_for_reading(self.path)
         try:
-            self._f: BinaryIO = open(self.path, "rb")
-        except OSError as exc:
-            raise FormatError(f"{self.path}: cannot open: {exc.strerror}") from exc
-        try:
-            self.size = e2store.file_size_of(self._f)
             self._open()
         except BaseException:
             self._f.close()

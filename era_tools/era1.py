@@ -21,7 +21,7 @@ import operator
 import os
 import re
 import struct
-from typing import BinaryIO, Iterable, Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 from Crypto.Hash import keccak as _keccak
 
@@ -217,12 +217,8 @@ class Era1Reader:
         self.path = os.fspath(path)
         self.name = os.path.basename(self.path)
         self.max_payload = max_payload
+        self._f, self.size = e2store.open_for_reading(self.path)
         try:
-            self._f: BinaryIO = open(self.path, "rb")
-        except OSError as exc:
-            raise FormatError(f"{self.path}: cannot open: {exc.strerror}") from exc
-        try:
-            self.size = e2store.file_size_of(self._f)
             self._open()
         except BaseException:
             self._f.close()
@@ -546,6 +542,17 @@ def _first_missing(r: Era1Reader, facts) -> int | None:
     return None
 
 
+def _unreadable(r: Era1Reader, facts, check: str) -> CheckResult | None:
+    """The failed `check` for the first block whose records the structure walk could not read
+    (that block could not be checked), or None."""
+    missing = _first_missing(r, facts)
+    if missing is None:
+        return None
+    return CheckResult(check, False,
+                       f"{r.path}: block {missing}: not checked, its records are unreadable",
+                       missing)
+
+
 def _check_chain(r: Era1Reader, facts) -> CheckResult:
     for i in range(1, len(facts)):
         a, b = facts[i - 1], facts[i]
@@ -556,11 +563,9 @@ def _check_chain(r: Era1Reader, facts) -> CheckResult:
             return CheckResult("header chain", False,
                                f"{r.path}: block {n}: parent_hash {hex0x(b.parent)}, expected "
                                f"keccak of block {n - 1}'s header {hex0x(a.hash)}", n)
-    missing = _first_missing(r, facts)
-    if missing is not None:
-        return CheckResult("header chain", False,
-                           f"{r.path}: block {missing}: not checked, its records are unreadable",
-                           missing)
+    unreadable = _unreadable(r, facts, "header chain")
+    if unreadable is not None:
+        return unreadable
     return CheckResult("header chain", True, f"{len(facts)} headers linked by parent hash", None)
 
 
@@ -579,11 +584,9 @@ def _check_td(r: Era1Reader, facts) -> CheckResult:
                                f"{r.path}: block {n}: total difficulty {b.td}, expected "
                                f"{a.td + b.difficulty} (block {n - 1}'s {a.td} + difficulty "
                                f"{b.difficulty})", n)
-    missing = _first_missing(r, facts)
-    if missing is not None:
-        return CheckResult("total difficulty", False,
-                           f"{r.path}: block {missing}: not checked, its records are unreadable",
-                           missing)
+    unreadable = _unreadable(r, facts, "total difficulty")
+    if unreadable is not None:
+        return unreadable
     return CheckResult("total difficulty", True,
                        f"{facts[0].td}..{facts[-1].td}, each the previous plus the difficulty",
                        None)

@@ -25,7 +25,6 @@ expected and actual).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing as mp
 import os
 import queue
 import threading

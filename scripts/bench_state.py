@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from era_tools import e2store, framing, hashing  # noqa: E402
 from era_tools import ssz  # noqa: E402
-from era_tools.ssz.fast import compile_sedes, hash_tree_root_bytes, serialize_container  # noqa: E402
+from era_tools.ssz.fast import compile_sedes, serialize_container  # noqa: E402
 from era_tools.ssz.view import StateView, numpy_dtype  # noqa: E402
 
 FORK, PRESET = "capella", "mainnet"

@@ -126,7 +126,6 @@ def measure_level(path: str, level: str, jobs: int, network: str) -> dict:
 
 
 def collect_sets(path: str, network: str):
-    from era_tools import bls
     from era_tools.config import get_network
     from era_tools.era import EraReader
     from era_tools.signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
-
-import pytest
 
 import era1_builder as B
 from era_tools.download import RemoteFile, parse_checksums, parse_html, parse_index_json
 from era_tools.era1 import Era1Reader
-from test_download import SAMPLE, ERA_NAMES, plain_host, run_cli  # noqa: F401  (fixture)
+from test_download import ERA_NAMES, plain_host, run_cli  # noqa: F401  (fixture)
 
 EPOCHS = (3, 4, 5)
 BLOCKS = 12  # blocks per file: enough for a chain, small enough to be quick
