@@ -49,6 +49,21 @@ def test_fresh_store_writes_nothing_until_first_commit(tmp_path, network):
     s.close()
 
 
+def test_a_store_made_by_a_run_that_imports_nothing_is_removed(tmp_path, network):
+    """A run that fails before its first import (a dead node, a refused checkpoint) leaves no
+    empty store behind; a directory that was there before, or a store that committed, stays."""
+    s = ChainStore.open(tmp_path / "new", network)
+    s.close()
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    ChainStore.open(tmp_path / "mine", network).close()
+    assert (tmp_path / "mine").is_dir()  # not made here: left as it was (plus LevelDB's files)
+    with ChainStore.open(tmp_path / "kept", network) as s:
+        s.put_blocks_batch(empty_slots=[3], cover=(3, 3))
+    with ChainStore.open(tmp_path / "kept", readonly=True) as s:
+        assert s.index_entry(3) == b""
+
+
 def test_other_network_is_a_store_error(tmp_path, network):
     with ChainStore.open(tmp_path / "db", network) as s:
         s.put_blocks_batch(empty_slots=[5], cover=(5, 5))

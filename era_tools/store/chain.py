@@ -289,6 +289,7 @@ class ChainStore:
         self._handles: OrderedDict[int, list] = OrderedDict()
         self._lock = threading.Lock()
         self._pending_meta: dict = {}
+        self._made_dir = False  # this open created the store's directory
         self._tables: dict[int, schema.EraTable | None] = {}  # first slot -> table (cache)
         self.schema_version = schema.SCHEMA_VERSION
         for k, v in kv.iterate(schema.P_FILE):
@@ -317,6 +318,7 @@ class ChainStore:
         path = os.fspath(path)
         if not readonly and not create and not os.path.exists(os.path.join(path, "CURRENT")):
             raise StoreError(f"{path}: no chain store here")
+        made_here = not readonly and create and not os.path.exists(path)
         kv = KV.open(path, create=create, readonly=readonly)
         try:
             raw_version = kv.get(schema.meta_key(schema.META_SCHEMA_VERSION))
@@ -331,9 +333,10 @@ class ChainStore:
                 if network.genesis_validators_root is None:
                     raise StoreError(f"{path}: network {network.name} has no "
                                      "genesis_validators_root; pass a genesis.json")
-                # The metadata is written with the first import step, so a run that fails
-                # before importing anything leaves an empty database.
+                # The metadata is written with the first import step; a run that fails
+                # before importing anything removes the directory it made (close()).
                 store = cls(kv, network)
+                store._made_dir = made_here
                 store._pending_meta = {
                     schema.meta_key(schema.META_SCHEMA_VERSION): schema.encode_u64(
                         schema.SCHEMA_VERSION),
@@ -382,10 +385,17 @@ class ChainStore:
             raise
 
     def close(self) -> None:
+        """Close; a store this open created that never committed anything (a run that failed
+        before its first import) is removed again, directory and all."""
         for f, _ in self._handles.values():
             f.close()
         self._handles.clear()
         self.kv.close()
+        if self._made_dir and self._pending_meta:
+            import shutil
+
+            shutil.rmtree(self.path, ignore_errors=True)
+            self._made_dir = False
 
     def __enter__(self) -> "ChainStore":
         return self
