@@ -9,7 +9,8 @@ backfills the whole era with full checks (decode, roots, parent links, every pro
 signature).  Prints slots/s beside the BLS-only floor measured in the same run: the same
 signature sets verified in batches of one epoch with the same number of processes and nothing
 else.  The era file is read once before the timed run, so the peers serve it from the page
-cache as a serving node would (their CPU is still counted and printed).
+cache as a serving node would (their CPU is still counted and printed).  `--rounds N` adds N
+rounds alternating a backfill and the verification floor, with their medians.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import inspect
+import json
 import multiprocessing as mp
 import os
 import re
@@ -248,6 +250,21 @@ def bls_floor(reader: EraReader, net, pubkeys, procs: int, batch: int) -> tuple[
     return dt, len(sets)
 
 
+def checkpointed_store(path: Path, net, reader: EraReader) -> ChainStore:
+    """A store whose anchor sits right above the era: the era's state stands in for the
+    checkpoint state (proposer keys come from it), with a stand-in anchor block at its slot
+    whose parent is the era's last block root."""
+    S = reader.state_slot
+    store = ChainStore.open(path, net)
+    b = store.batch()
+    b.put_block(S, sha256(b"checkpoint stand-in"), reader.state_head(8192).block_root_at(S - 1),
+                framing.compress(b"stand-in"))
+    b.put_state(S, reader.state_framed())
+    b.cover(S, S)
+    store.commit(b)
+    return store
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--eras", type=Path, default=ROOT / "bench_out" / "backfill" / "eras")
@@ -259,9 +276,24 @@ def main() -> int:
                     help="as `era backfill --bls-procs` (default: the same default)")
     ap.add_argument("--range-batches", type=int, default=RANGE_BATCHES,
                     help="epoch batches per range request")
+    ap.add_argument("--_child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--peer", action="append", help=argparse.SUPPRESS)
+    ap.add_argument("--to-slot", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=1, metavar="N",
+                    help="then N more rounds alternating a backfill into a fresh store and the "
+                         "verification floor, with the medians (this VM's speed drifts by "
+                         "10-20 %% between back-to-back runs, so one pair can mislead)")
     args = ap.parse_args()
     if args.bls_procs is None:
         args.bls_procs = default_bls_processes()
+    if args._child:  # one timed backfill into a prepared store (a --rounds round)
+        with ChainStore.open(args._child) as store:
+            t = time.perf_counter()
+            res = backfill(store, args.peer, to_slot=args.to_slot, workers=args.workers,
+                           bls_processes=args.bls_procs, timeout=60,
+                           range_batches=args.range_batches)
+            print(json.dumps({"seconds": time.perf_counter() - t, "blocks": res.queue.blocks}))
+        return 0
 
     files = era_files_in([args.eras]) if args.eras.exists() else []
     if not files:
@@ -283,15 +315,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench_backfill_"))
     peers = [start_peer(args.eras) for _ in range(args.peers)]
     try:
-        # the store: the era's state as the checkpoint state, a stand-in anchor block at S
-        with ChainStore.open(tmp / "db", net) as store:
-            b = store.batch()
-            last_root = reader.state_head(8192).block_root_at(S - 1)
-            b.put_block(S, sha256(b"checkpoint stand-in"), last_root,
-                        framing.compress(b"stand-in"))
-            b.put_state(S, reader.state_framed())
-            b.cover(S, S)
-            store.commit(b)
+        with checkpointed_store(tmp / "db", net, reader) as store:
             warm_s = warm_page_cache(path)
             load0 = os.getloadavg()[0]
             t = time.perf_counter()
@@ -354,6 +378,37 @@ def main() -> int:
               f"{span / bound_s:.0f} slots/s, before any HTTP or hand-over cost")
         print(f"backfill / BLS-only floor: {floor_s / wall:.2f}; "
               f"backfill / verification floor: {vfloor_s / wall:.2f}")
+        if args.rounds > 1:
+            rates, ratios = [], []
+            for i in range(args.rounds):
+                db = tmp / f"db-round{i}"
+                checkpointed_store(db, net, reader).close()
+                warm_page_cache(path)
+                # each round's backfill in a fresh process, as a CLI run would be (a second
+                # backfill in this process would find its pubkey cache and heap warm); the
+                # peers stay up, as real ones do
+                out = subprocess.run(
+                    [sys.executable, __file__, "--_child", str(db), "--workers",
+                     str(args.workers), "--bls-procs", str(args.bls_procs), "--range-batches",
+                     str(args.range_batches), "--to-slot", str(min(slots)),
+                     *[x for _, u in peers for x in ("--peer", u)]],
+                    capture_output=True, text=True, check=True,
+                    env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                child = json.loads(out.stdout.strip().splitlines()[-1])
+                assert child["blocks"] == len(slots), child
+                wall = child["seconds"]
+                shutil.rmtree(db, ignore_errors=True)
+                vfloor_s = verify_floor(reader, net, pubkeys, fprocs, 32 * args.range_batches)
+                rates.append(span / wall)
+                ratios.append(vfloor_s / wall)
+                print(f"round {i + 1}: backfill {span / wall:.0f} slots/s, verification floor "
+                      f"{span / vfloor_s:.0f} slots/s, ratio {ratios[-1]:.2f} (load "
+                      f"{os.getloadavg()[0]:.1f})")
+            rates.sort()
+            ratios.sort()
+            print(f"median over {args.rounds} rounds: backfill {rates[len(rates) // 2]:.0f} "
+                  f"slots/s ({rates[0]:.0f}-{rates[-1]:.0f}), backfill / verification floor "
+                  f"{ratios[len(ratios) // 2]:.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})")
     finally:
         for p, _ in peers:
             p.terminate()
