@@ -11,8 +11,8 @@ signature sets verified in batches of one epoch with the same number of processe
 else.  The era file is read once before the timed run, so the peers serve it from the page
 cache as a serving node would (their CPU is still counted and printed), and only after the
 peers have finished their start-up work (hashing their files for checksums.txt), as a
-long-running server has.  `--rounds N` adds N
-rounds alternating a backfill and the verification floor, with their medians.
+long-running server has.  `--rounds N` adds N rounds alternating a backfill and the
+verification floor, with their medians.
 """
 
 from __future__ import annotations
