@@ -271,17 +271,24 @@ def test_truncated_file(tmp_path, good):
         assert len(out) == 1 and out[0].check == "structure" and not out[0].ok
 
 
+def open_fails(path):
+    """(pytest's ExceptionInfo of the FormatError that opening `path` raises, peak bytes
+    allocated while trying)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError) as exc:
+            era1.Era1Reader(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return exc, peak
+
+
 def test_block_index_count_past_the_end(good):
     size = os.path.getsize(good)
     for count in (2**64 - 1, 2**62, 8192, 51, 0):
         patch(good, size - 8, struct.pack("<Q", count))
-        tracemalloc.start()
-        try:
-            with pytest.raises(FormatError) as exc:
-                era1.Era1Reader(good)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        exc, peak = open_fails(good)
         msg = str(exc.value)
         assert msg.startswith(good + ": offset "), msg
         assert peak < 256 * 1024, (count, peak)
@@ -305,13 +312,7 @@ def test_block_index_offsets_outside_the_file(good):
                       (body5 - index_pos, "CompressedBody"), (p5 + 3 - index_pos, "")]:
         patch(good, 0, original)
         patch(good, field, struct.pack("<q", rel))
-        tracemalloc.start()
-        try:
-            with pytest.raises(FormatError) as exc:
-                era1.Era1Reader(good)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        exc, peak = open_fails(good)
         msg = str(exc.value)
         assert msg.startswith(good + ": offset "), msg
         assert what in msg, msg
