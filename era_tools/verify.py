@@ -35,7 +35,7 @@ import numpy as np
 
 from . import bls, e2store, era1, ssz
 from .config import Network
-from .era import EraReader, era_files_in, parse_era_file_name
+from .era import EraReader, era_files_in, format_spans, parse_era_file_name, spans
 from .errors import ConfigError, EraToolsError, FormatError, hex0x
 from .procs import pool_context
 from .signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root
@@ -87,6 +87,7 @@ class FileReport:
     failures: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     link: dict = field(default_factory=dict)  # facts the cross-file checks need
+    anchored: bool | None = None  # chain level: tied to --trusted-root/--trusted-state
 
     @property
     def ok(self) -> bool:
@@ -125,7 +126,8 @@ class FileReport:
         return {"path": self.path, "kind": "era1" if is_era1(self.path) else "era",
                 "era": self.era, "state_slot": self.state_slot,
                 "ok": self.ok, "blocks": self.blocks, "checks": self.checks,
-                "failures": [f.to_dict() for f in self.failures], "notes": self.notes}
+                "failures": [f.to_dict() for f in self.failures], "notes": self.notes,
+                **({} if self.anchored is None else {"anchored": self.anchored})}
 
 
 def _fmt(v):
@@ -143,6 +145,8 @@ class ArchiveReport:
     files: list = field(default_factory=list)
     failures: list = field(default_factory=list)  # checks over the whole set (gaps, ...)
     notes: list = field(default_factory=list)
+    anchor: dict | None = None   # chain level: which trusted value anchored what
+    unanchored: list = field(default_factory=list)  # chain level: eras no anchor reaches
 
     @property
     def ok(self) -> bool:
@@ -157,10 +161,13 @@ class ArchiveReport:
                 "files": [f.to_dict() for f in self.files],
                 "archive_failures": [f.to_dict() for f in self.failures],
                 "notes": self.notes,
+                **({} if self.anchor is None else {"anchor": self.anchor}),
                 "summary": {"files": len(self.files),
                             "ok": sum(1 for f in self.files if f.ok),
                             "failed": sum(1 for f in self.files if not f.ok),
-                            "blocks": self.blocks}}
+                            "blocks": self.blocks,
+                            **({"unanchored": [list(x) for x in spans(self.unanchored)]}
+                               if self.level == "chain" else {})}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,13 +734,12 @@ def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: int
             for r in rs:
                 r.fail("chain", "era_sequence", f"era {era}: {len(rs)} files ({names})")
     eras = sorted(by_era)
-    if eras:
-        missing = sorted(set(range(eras[0], eras[-1] + 1)) - set(eras))
-        for era in missing:
-            archive.failures.append(Failure("chain", "era_sequence",
-                                            f"era {era} is missing (gap between era "
-                                            f"{max(e for e in eras if e < era)} and "
-                                            f"{min(e for e in eras if e > era)})"))
+    for before, after in zip(eras, eras[1:]):  # one failure per gap, not per missing era
+        if after - before > 1:
+            what = (f"era {before + 1} is missing" if after - before == 2 else
+                    f"eras {before + 1}..{after - 1} are missing")
+            archive.failures.append(Failure("chain", "era_sequence", f"{what} (gap between "
+                                            f"era {before} and {after})"))
     # chain: links between consecutive states
     for era in eras:
         rs, prev = by_era[era], by_era.get(era - 1)
@@ -752,23 +758,156 @@ def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: int
         else:
             r.check("links", "chain")
     # chain: anchors
-    newest = by_era[eras[-1]] if eras else []
-    if trusted_root is not None and len(newest) == 1 and "state_root" in newest[0].link:
-        n = newest[0]
-        if n.link["state_root"] != trusted_root:
-            n.fail("chain", "anchor",
-                   f"state slot {n.state_slot}: state root {hex0x(n.link['state_root'])} != "
-                   f"trusted root {hex0x(trusted_root)}", n.state_slot,
-                   expected=trusted_root, actual=n.link["state_root"])
-        else:
-            n.check("anchor", "chain", detail="trusted root")
     if trusted is not None:
         for era in eras:
             for r in by_era[era]:
                 _check_trusted_state(r, trusted, network)
+    _anchor(by_era, eras, archive, trusted_root, trusted, network)
+
+
+def _anchor(by_era: dict, eras: list, archive: ArchiveReport, trusted_root: bytes | None,
+            trusted: TrustedState | None, network: Network) -> None:
+    """Check --trusted-root, then say which eras the anchors reach (`FileReport.anchored`,
+    `ArchiveReport.unanchored`).
+
+    The trusted root may be the newest era state's root, the root of the trusted state, or
+    the root of a block in the files.  A block root anchors the blocks up to its slot (through
+    their parent roots) and, walking down to the nearest era boundary slot that holds a block,
+    the era state there (that block's state_root is the state at the boundary).  An anchored
+    era state anchors the era before it through the checked link (state_roots[0]).  A file is
+    `anchored` when its state is (and with it its block_roots, so its blocks)."""
+    sphr = network.slots_per_historical_root
+    newest = by_era[eras[-1]] if eras else []
+    direct: set[int] = set()  # eras whose own roots matched a trusted value
+    blocks_to = None          # block anchor: blocks up to this slot are anchored
+    if trusted is not None:
+        direct |= {e for e in eras for r in by_era[e]
+                   if _ok(r, "historical_roots") or _ok(r, "anchor")}
+        archive.anchor = {"kind": "trusted_state", "slot": trusted.slot,
+                          "root": hex0x(trusted.root) if trusted.root else None,
+                          "covers_eras": [1, trusted.covered_eras] if trusted.covered_eras
+                          else [], "matched": bool(direct) and not any(
+                              f.check in ("historical_roots", "anchor")
+                              for e in eras for r in by_era[e] for f in r.failures)}
+    if trusted_root is not None:
+        n = newest[0] if len(newest) == 1 and "state_root" in newest[0].link else None
+        if n is not None and n.link["state_root"] == trusted_root:
+            n.check("anchor", "chain", detail="trusted root")
+            direct.add(n.era)
+            archive.anchor = {"kind": "state_root", "root": hex0x(trusted_root),
+                              "era": n.era, "slot": n.state_slot, "path": n.path,
+                              "matched": True}
+        elif trusted is not None and trusted.root == trusted_root:
+            archive.anchor["root_matched"] = True  # --trusted-state is the trusted root's
+        else:
+            hit = _find_block(by_era, eras, trusted_root, sphr)
+            if hit is not None:
+                r, slot = hit
+                r.check("anchor", "chain", detail=f"trusted block root at slot {slot}")
+                blocks_to = slot
+                archive.anchor = {"kind": "block_root", "root": hex0x(trusted_root),
+                                  "slot": slot, "era": r.era, "path": r.path, "matched": True}
+                state_era = _walk_to_boundary(by_era, eras, slot, sphr, network)
+                if state_era is not None:
+                    archive.anchor.update(state_era=state_era, state_slot=state_era * sphr)
+                    direct.add(state_era)
+            elif n is not None:
+                n.fail("chain", "anchor",
+                       f"state slot {n.state_slot}: state root {hex0x(n.link['state_root'])} "
+                       f"!= trusted root {hex0x(trusted_root)}", n.state_slot,
+                       expected=trusted_root, actual=n.link["state_root"])
+                archive.notes.append(
+                    f"the trusted root {hex0x(trusted_root)} is not the newest era state's "
+                    "root" + (", nor the trusted state's," if trusted is not None else "")
+                    + " nor the root of a block in these files")
+                archive.anchor = {"kind": "none", "root": hex0x(trusted_root),
+                                  "matched": False}
     if trusted_root is None and trusted is None:
         archive.notes.append("chain not anchored: links between files checked only (give "
                              "--trusted-root or --trusted-state)")
+    # an anchored era state anchors the era before it, where the link between them holds
+    anchored = set()
+    for era in reversed(eras):
+        if era in direct or (era + 1 in anchored and len(by_era[era + 1]) == 1
+                             and _ok(by_era[era + 1][0], "links")):
+            anchored.add(era)
+    for era in eras:
+        for r in by_era[era]:
+            r.anchored = era in anchored and len(by_era[era]) == 1
+    archive.unanchored = [e for e in eras if e not in anchored]
+    if archive.unanchored and (trusted_root is not None or trusted is not None) and \
+            (archive.anchor or {}).get("kind") != "none":
+        which = format_spans(spans(archive.unanchored))
+        what = "era" if len(archive.unanchored) == 1 else "eras"
+        if blocks_to is not None:
+            states = (f"the era states up to era {archive.anchor['state_era']}"
+                      if "state_era" in archive.anchor else "no era state")
+            why = (f"the trusted block root anchors the blocks up to slot {blocks_to} and "
+                   f"{states}, not the state of these eras")
+        elif archive.anchor and archive.anchor["kind"] == "trusted_state":
+            why = ((f"the trusted state (slot {trusted.slot}) covers eras "
+                    f"1..{trusted.covered_eras}" if trusted.covered_eras else
+                    f"the trusted state (slot {trusted.slot}) holds no era roots")
+                   + "; only their links to each other were checked")
+        else:
+            why = "the trusted state does not reach them"
+        archive.notes.append(f"{what} {which} not anchored: {why}")
+
+
+def _ok(r: FileReport, check: str) -> bool:
+    return r.checks.get(check, {}).get("status") == "ok"
+
+
+def _find_block(by_era: dict, eras: list, root: bytes, sphr: int):
+    """(report, slot) of the file holding the block whose root is `root`, newest first (each
+    file's state head is read again: block_roots are not kept in the reports)."""
+    want = np.frombuffer(root, dtype=np.uint8)
+    for era in reversed(eras):
+        rs = by_era[era]
+        if era == 0 or len(rs) != 1 or not rs[0].ok:
+            continue
+        try:
+            with EraReader(rs[0].path) as reader:
+                roots = reader.state_head(sphr).block_roots_array()
+                for i in np.flatnonzero((roots == want).all(axis=1)).tolist():
+                    slot = reader.start_slot + i
+                    if reader.block_index.position(slot):
+                        return rs[0], slot
+        except EraToolsError:
+            continue
+    return None
+
+
+def _walk_to_boundary(by_era: dict, eras: list, slot: int, sphr: int,
+                      network: Network) -> int | None:
+    """From an anchored block at `slot` down to the nearest era boundary slot k*SPHR that
+    holds a block: that block's state_root is the era k state's root.  Returns k when it
+    matches (a mismatch fails the era k file), None when no such boundary is in the files."""
+    for k in sorted((e for e in eras if e * sphr <= slot and e + 1 in by_era), reverse=True):
+        state, holder = by_era[k], by_era[k + 1]
+        if len(state) != 1 or len(holder) != 1 or "state_root" not in state[0].link:
+            return None
+        try:
+            with EraReader(holder[0].path) as reader:
+                data = reader.block_ssz(k * sphr)
+        except EraToolsError:
+            return None
+        if data is None:
+            continue  # an empty boundary slot: walk down to the one before
+        # SignedBeaconBlock: offset 4 | signature 96 | slot 8 | proposer 8 | parent 32 |
+        # state_root 32
+        block_state_root = bytes(data[148:180])
+        r = state[0]
+        if block_state_root != r.link["state_root"]:
+            r.fail("chain", "anchor",
+                   f"state slot {r.state_slot}: state root {hex0x(r.link['state_root'])} != "
+                   f"state_root {hex0x(block_state_root)} of the anchored block at slot "
+                   f"{k * sphr}", r.state_slot, expected=block_state_root,
+                   actual=r.link["state_root"])
+            return None
+        r.check("anchor", "chain", detail=f"state_root of the block at slot {k * sphr}")
+        return k
+    return None
 
 
 def _check_trusted_state(r: FileReport, t: TrustedState, network: Network) -> None:
@@ -890,18 +1029,7 @@ def _era1_link_checks(reports: Sequence[FileReport], archive: ArchiveReport) -> 
     if missing:
         archive.failures.append(Failure("chain", "era1_sequence",
                                         f"era1 epochs missing between {epochs[0]} and "
-                                        f"{epochs[-1]}: {_ranges(missing)}"))
-
-
-def _ranges(nums: list[int]) -> str:
-    out, i = [], 0
-    while i < len(nums):
-        j = i
-        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
-            j += 1
-        out.append(str(nums[i]) if i == j else f"{nums[i]}-{nums[j]}")
-        i = j + 1
-    return ", ".join(out)
+                                        f"{epochs[-1]}: {format_spans(spans(missing), '-')}"))
 
 
 def count_blocks(paths: Iterable[str]) -> int:

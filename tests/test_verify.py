@@ -373,3 +373,11 @@ def test_worker_reopens_a_replaced_file(sample_dir, network, tmp_path):
     again = verify_mod._facts_task(str(path), network, slots[:4])
     assert first[0][4] != again[0][4] and again[0][4] == first[1][4]
     assert again[0][2] == slots[1]  # the donor block's own slot
+
+
+def test_a_gap_of_several_eras_is_one_failure(sample_dir, network, tmp_path):
+    copy_eras(sample_dir, tmp_path, (1, 4))
+    rep = verify_archive([tmp_path], network, "chain", jobs=1)
+    # was one failure per missing era (and a scan of every era for each)
+    assert [f.message for f in rep.failures] == ["eras 2..3 are missing (gap between era 1 "
+                                                 "and 4)"]

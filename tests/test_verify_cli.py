@@ -35,8 +35,10 @@ def test_chain_anchored_at_fixture_root(runner, sample_dir, manifest):
     lines = res.stdout.splitlines()
     assert lines[0] == f"{sample_dir / 'minimal-00000-83431ec7.era'}: OK"
     assert sum(line.endswith(": OK") for line in lines) == 17
-    assert lines[-1] == ("OK: 17 files, 889 blocks checked at level chain on minimal: "
+    assert lines[-2] == ("OK: 17 files, 889 blocks checked at level chain on minimal: "
                          "17 ok, 0 failed")
+    # the anchor is named, and said to match (it was not said at all)
+    assert lines[-1] == f"anchor: state root {root} of era 16 (slot 1024) matched"
 
 
 def test_renamed_file_exits_1_with_the_failure_line(runner, sample_dir, tmp_path):
@@ -97,7 +99,9 @@ def test_json_report(runner, sample_dir, tmp_path):
     assert rep["archive_failures"] == [{"level": "chain", "check": "era_sequence",
                                         "message": "era 3 is missing (gap between era 2 and 4)"}]
     assert rep["files"][1]["checks"]["links"] == {"level": "chain", "status": "ok"}
-    assert rep["summary"] == {"files": 3, "ok": 3, "failed": 0, "blocks": 169}
+    assert rep["summary"] == {"files": 3, "ok": 3, "failed": 0, "blocks": 169,
+                              "unanchored": [[1, 2], [4, 4]]}  # no anchor given
+    assert [f["anchored"] for f in rep["files"]] == [False, False, False]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -154,3 +158,62 @@ def test_jobs_is_bounded_like_the_other_commands(runner, sample_dir):
     assert res.exit_code == 2  # was accepted: one file forks a pool of that many processes
     assert "Invalid value for '--jobs' / '-j': 100000 is not in the range 1<=x<=256." \
         in res.stderr
+
+
+def test_eras_past_the_trusted_state_are_reported_unanchored(runner, sample_dir, tmp_path,
+                                                             fixture_dir):
+    # the state at slot 640 holds the roots of eras 1..10: eras 11 and 12 are beyond it
+    copy(sample_dir, tmp_path, range(8, 13))
+    state = str(fixture_dir / "states" / "640.ssz")
+    args = ["verify", str(tmp_path), "--level", "chain", "--trusted-state", state, "-j", "1"]
+    res = runner.invoke(main, args + ["--json"])
+    assert res.exit_code == 0, res.output  # consistent files, only not all anchored
+    rep = json.loads(res.stdout)
+    assert [(f["era"], f["anchored"]) for f in rep["files"]] == [
+        (8, True), (9, True), (10, True), (11, False), (12, False)]
+    assert rep["summary"]["unanchored"] == [[11, 12]]
+    assert rep["anchor"]["kind"] == "trusted_state" and rep["anchor"]["covers_eras"] == [1, 10]
+    res = runner.invoke(main, args)  # was "OK: ... 5 ok, 0 failed" and no word of it
+    assert res.exit_code == 0
+    lines = res.stdout.splitlines()
+    assert ("note: eras 11..12 not anchored: the trusted state (slot 640) covers eras 1..10; "
+            "only their links to each other were checked") in lines
+    assert ("OK: 5 files, 278 blocks checked at level chain on minimal: 5 ok, 0 failed, "
+            "2 unanchored") in lines
+
+
+def test_trusted_root_may_be_a_block_root(runner, sample_dir, tmp_path, manifest):
+    # The newest era's state (slot 1024) is what --trusted-root used to need; a node readily
+    # gives a block root instead.  The last block of era 16 is at slot 1023; slot 960 (era
+    # 15's state slot) is empty, so the walk down to an era boundary stops at slot 896.
+    copy(sample_dir, tmp_path, range(13, 17))
+    block = next(b for b in manifest["blocks"] if b["slot"] == 1023)["root"]
+    res = runner.invoke(main, ["verify", str(tmp_path), "--level", "chain", "--trusted-root",
+                               block, "-j", "1"])
+    assert res.exit_code == 0, res.output  # was 1: "state root ... != trusted root"
+    lines = res.stdout.splitlines()
+    assert lines[-1] == (f"anchor: block root {block} at slot 1023 matched; through the block "
+                         "at slot 896 it anchors the era 14 state")
+    assert ("note: eras 15..16 not anchored: the trusted block root anchors the blocks up to "
+            "slot 1023 and the era states up to era 14, not the state of these eras") in lines
+    res = runner.invoke(main, ["verify", str(tmp_path), "--level", "chain", "--trusted-root",
+                               block, "-j", "1", "--json"])
+    rep = json.loads(res.stdout)
+    assert rep["anchor"] == {"kind": "block_root", "root": block, "slot": 1023, "era": 16,
+                             "path": str(next(tmp_path.glob("minimal-00016-*.era"))),
+                             "matched": True, "state_era": 14, "state_slot": 896}
+    assert rep["summary"]["unanchored"] == [[15, 16]]
+
+
+def test_trusted_root_of_a_later_trusted_state(runner, sample_dir, tmp_path, fixture_dir,
+                                               manifest):
+    # eras 9..10, anchored by a state after them (slot 1024) whose root the user trusts
+    copy(sample_dir, tmp_path, (9, 10))
+    root = next(s for s in manifest["states"] if s["slot"] == 1024)["state_root"]
+    res = runner.invoke(main, ["verify", str(tmp_path), "--level", "chain", "--trusted-root",
+                               root, "--trusted-state", str(fixture_dir / "states" / "1024.ssz"),
+                               "-j", "1"])
+    assert res.exit_code == 0, res.output  # was 1: era 10's state root != the trusted root
+    assert res.stdout.splitlines()[-1] == (
+        f"anchor: trusted state at slot 1024 (state root {root}, matched --trusted-root): its "
+        "historical roots matched")

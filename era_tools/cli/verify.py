@@ -27,12 +27,31 @@ def _parse_root(value: str | None) -> bytes | None:
     return b
 
 
+def anchor_line(a: dict) -> str:
+    """What anchored the chain level, in words (the report's `anchor`)."""
+    kind = a["kind"]
+    if kind == "state_root":
+        return (f"state root {a['root']} of era {a['era']} (slot {a['slot']}) matched")
+    if kind == "block_root":
+        tail = (f"; through the block at slot {a['state_slot']} it anchors the era "
+                f"{a['state_era']} state" if "state_era" in a else "")
+        return f"block root {a['root']} at slot {a['slot']} matched{tail}"
+    if kind == "trusted_state":
+        how = ", matched --trusted-root" if a.get("root_matched") else ""
+        got = "matched" if a["matched"] else "did not match"
+        return (f"trusted state at slot {a['slot']} (state root {a['root']}{how}): its "
+                f"historical roots {got}")
+    return f"trusted root {a['root']} matched nothing in these files"
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--level", type=click.Choice(LEVELS), default="signatures", show_default=True,
               help="How far to check; each level includes the ones before it.")
 @click.option("--trusted-root", metavar="0xROOT",
-              help="Trusted state root of the newest era's state (anchors --level chain).")
+              help="Anchors --level chain: the newest era state's root, the root of a "
+                   "block in the files (e.g. a finalized block root), or the root of "
+                   "--trusted-state.  Eras it does not reach are reported as unanchored.")
 @click.option("--trusted-state", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
               help="Trusted SSZ BeaconState (e.g. a recent finalized one): each era's root is "
                    "checked against its historical_roots / historical_summaries.")
@@ -83,11 +102,17 @@ def verify(paths, level, trusted_root, trusted_state, jobs, as_json, network_nam
                 click.echo(f"note: {f.path}: {note}")
         d = report.to_dict()["summary"]
         status = "OK" if report.ok else "FAILED"
+        anchored = (root is not None or trusted is not None) and not (
+            report.anchor and report.anchor["kind"] == "none")  # a failed anchor says so
         click.echo(f"{status}: {d['files']} files, {d['blocks']} blocks checked at level "
                    f"{level} on {report.network}: {d['ok']} ok, {d['failed']} failed"
-                   + (f", {len(report.failures)} archive failures" if report.failures else ""))
+                   + (f", {len(report.failures)} archive failures" if report.failures else "")
+                   + (f", {len(report.unanchored)} unanchored"
+                      if anchored and report.unanchored else ""))
         if trusted is not None and trusted.root is not None:
             click.echo(f"trusted state: slot {trusted.slot}, root {hex0x(trusted.root)}, "
                        f"covers eras 1..{trusted.covered_eras}")
+        if report.anchor is not None:
+            click.echo(f"anchor: {anchor_line(report.anchor)}")
     if not report.ok:
         click.get_current_context().exit(1)
