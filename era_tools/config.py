@@ -341,6 +341,81 @@ def network_from_spec(spec: dict, name: str | None = None,
                    seconds_per_slot=sps)
 
 
+# The fork whose types a preset value first sizes (the groups of _MAINNET_PRESET): a value
+# matters for a network once that fork is scheduled.
+_PRESET_FORK = {k: "phase0" for k in _MAINNET_PRESET}
+_PRESET_FORK.update(dict.fromkeys(("SYNC_COMMITTEE_SIZE",), "altair"))
+_PRESET_FORK.update(dict.fromkeys(("MAX_BYTES_PER_TRANSACTION", "MAX_TRANSACTIONS_PER_PAYLOAD",
+                                   "BYTES_PER_LOGS_BLOOM", "MAX_EXTRA_DATA_BYTES"), "bellatrix"))
+_PRESET_FORK.update(dict.fromkeys(("MAX_BLS_TO_EXECUTION_CHANGES",
+                                   "MAX_WITHDRAWALS_PER_PAYLOAD"), "capella"))
+_PRESET_FORK.update(dict.fromkeys(("MAX_BLOB_COMMITMENTS_PER_BLOCK", "FIELD_ELEMENTS_PER_BLOB",
+                                   "KZG_COMMITMENT_INCLUSION_PROOF_DEPTH"), "deneb"))
+_PRESET_FORK.update(dict.fromkeys((
+    "MAX_ATTESTER_SLASHINGS_ELECTRA", "MAX_ATTESTATIONS_ELECTRA", "PENDING_DEPOSITS_LIMIT", "PENDING_PARTIAL_WITHDRAWALS_LIMIT",
+    "PENDING_CONSOLIDATIONS_LIMIT", "MAX_DEPOSIT_REQUESTS_PER_PAYLOAD",
+    "MAX_WITHDRAWAL_REQUESTS_PER_PAYLOAD", "MAX_CONSOLIDATION_REQUESTS_PER_PAYLOAD"), "electra"))
+_PRESET_FORK.update(dict.fromkeys(("MIN_SEED_LOOKAHEAD", "FIELD_ELEMENTS_PER_CELL",
+                                   "KZG_COMMITMENTS_INCLUSION_PROOF_DEPTH"), "fulu"))
+
+
+def spec_mismatch(expected: Network, spec: dict) -> tuple[str, str, str] | None:
+    """The first key where a beacon node's `/eth/v1/config/spec` (`data` or flat) contradicts
+    `expected`: (key, expected value, the node's value), or None when they agree.
+
+    Compared: PRESET_BASE, the genesis fork version, every fork's epoch (an unscheduled fork,
+    or a key the node does not publish, counts as FAR_FUTURE_EPOCH) and, for forks both
+    schedule, its version; then the preset values that size the types of the scheduled forks
+    (keys the node does not publish are not compared)."""
+    if "data" in spec and isinstance(spec["data"], dict):
+        spec = spec["data"]
+    spec = {str(k): v for k, v in spec.items()}
+    for old, new in _FORK_KEY_ALIASES.items():
+        for suffix in ("_FORK_VERSION", "_FORK_EPOCH"):
+            if old + suffix in spec and new + suffix not in spec:
+                spec[new + suffix] = spec[old + suffix]
+
+    def text(v) -> str:
+        return str(v).strip("'\"").lower()
+
+    def version(v) -> str:
+        if isinstance(v, int):  # YAML may parse 0x00000000 as an int
+            return "0x" + v.to_bytes(4, "big").hex()
+        return text(v)
+
+    preset = text(spec.get("PRESET_BASE", expected.preset_base))
+    if preset != expected.preset_base:
+        return "PRESET_BASE", expected.preset_base, preset
+    if "GENESIS_FORK_VERSION" in spec and \
+            version(spec["GENESIS_FORK_VERSION"]) != hex_version(expected.genesis_fork_version):
+        return ("GENESIS_FORK_VERSION", hex_version(expected.genesis_fork_version),
+                version(spec["GENESIS_FORK_VERSION"]))
+    scheduled = {f.name: f for f in expected.forks}
+    for name in FORKS[1:]:
+        key = name.upper()
+        want = scheduled[name].epoch if name in scheduled else FAR_FUTURE_EPOCH
+        raw = spec.get(f"{key}_FORK_EPOCH")
+        try:
+            got = FAR_FUTURE_EPOCH if raw is None else int(raw)
+        except (TypeError, ValueError):
+            return f"{key}_FORK_EPOCH", str(want), text(raw)
+        if got != want:
+            return f"{key}_FORK_EPOCH", str(want), str(got)
+        if name in scheduled and f"{key}_FORK_VERSION" in spec and \
+                version(spec[f"{key}_FORK_VERSION"]) != hex_version(scheduled[name].version):
+            return (f"{key}_FORK_VERSION", hex_version(scheduled[name].version),
+                    version(spec[f"{key}_FORK_VERSION"]))
+    for key, want in expected.preset.items():
+        if _PRESET_FORK.get(key, "phase0") in scheduled and key in spec and \
+                text(spec[key]) != str(want):
+            return key, str(want), text(spec[key])
+    return None
+
+
+def hex_version(v: bytes) -> str:
+    return "0x" + v.hex()
+
+
 def load_config(path: str | os.PathLike) -> Network:
     """Load a client `config.yaml` or a `/eth/v1/config/spec` JSON file.
 

@@ -127,6 +127,41 @@ def test_hostile_peers_are_dropped_and_result_is_correct(fixture_dir, honest, ne
     assert not scores[honest[0].url]["dropped"]
 
 
+def test_json_only_rest_peer_is_usable_and_ranks_below_ssz_peers(fixture_dir, honest,
+                                                                  checkpointed, reference,
+                                                                  tmp_path):
+    """A standard node that answers blocks in JSON only (no Eth-Consensus-Version header,
+    `version` in the JSON, as Lodestar 1.5.1 does) is a usable peer: its blocks are converted
+    to SSZ, the store equals the pulled one, and its score stays below an SSZ peer's."""
+    with FixtureNode(fixture_dir) as js:
+        js.faults.json_only = True
+        with ChainStore.open(fresh(checkpointed, tmp_path / "alone")) as store:
+            res = backfill(store, [js.url], workers=2, timeout=10)
+            assert res.queue.stopped == "genesis"
+            assert_equals_reference(store, reference)
+        (p,) = res.queue.peers
+        assert p["kind"] == "rest-json" and not p["dropped"] and p["faults"] == 0
+        with ChainStore.open(fresh(checkpointed, tmp_path / "both")) as store:
+            res = backfill(store, [js.url, honest[0].url], workers=4, timeout=10)
+            assert_equals_reference(store, reference)
+    scores = {p["url"]: p for p in res.queue.peers}
+    assert scores[js.url]["kind"] == "rest-json" and scores[honest[0].url]["kind"] == "rest"
+    assert 0 < scores[js.url]["score"] < scores[honest[0].url]["score"]
+
+
+def test_peer_whose_spec_has_another_fork_schedule_is_dropped(fixture_dir, honest,
+                                                              checkpointed, reference,
+                                                              tmp_path):
+    with FixtureNode(fixture_dir) as other:
+        other.chain.spec = dict(other.chain.spec, CAPELLA_FORK_EPOCH="4")
+        with ChainStore.open(fresh(checkpointed, tmp_path)) as store:
+            res = backfill(store, [other.url, honest[0].url], workers=2, timeout=10)
+            assert_equals_reference(store, reference)
+    p = {p["url"]: p for p in res.queue.peers}[other.url]
+    assert p["dropped"] and p["good_batches"] == 0
+    assert "CAPELLA_FORK_EPOCH=4" in p["last_fault"] and "has 3" in p["last_fault"]
+
+
 def test_only_liars_exit_nonzero_and_store_nothing(fixture_dir, net, checkpointed, tmp_path):
     db = fresh(checkpointed, tmp_path)
     with OtherChainNode(fixture_dir, network=net) as other, EmptyNode(fixture_dir) as empty, \

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from era_tools.cli import main
-from era_tools.errors import VerificationError
+from era_tools.errors import PeerError, VerificationError
 from era_tools.sync.pull import node_network
 from era_tools.store import ChainStore
 from era_tools.sync.checkpoint import checkpoint_sync
@@ -71,3 +71,45 @@ def test_state_id_not_a_slot_is_a_usage_error(node, tmp_path):
                                   "--beacon-api", node.url, "--state-id", "head"])
     assert r.exit_code == 2
     assert "error: --state-id 'head': give `finalized` or a slot number" in r.output
+
+
+class FlakyFinalizedNode(FixtureNode):
+    """Answers 404 to the first `misses` requests for states/finalized, as a node moving its
+    finalized checkpoint does (Lodestar 1.5.1)."""
+
+    misses = 2
+
+    def _route(self, h, n):
+        if h.path.startswith("/eth/v2/debug/beacon/states/finalized"):
+            self.finalized_asks = getattr(self, "finalized_asks", 0) + 1
+            if self.finalized_asks <= self.misses:
+                return self._not_found(h, "finalized state")
+        return super()._route(h, n)
+
+
+def test_a_transient_404_for_the_finalized_state_is_retried(fixture_dir, tmp_path):
+    with FlakyFinalizedNode(fixture_dir) as srv:
+        api = BeaconApiClient(srv.url)
+        with ChainStore.open(tmp_path / "db", node_network(api)) as store:
+            res = checkpoint_sync(store, api, retry_delays=(0.01, 0.02, 0.04))
+            assert res.state_slot == 1024 and store.has_state(1024)
+        assert srv.finalized_asks == 3
+    # still missing after every retry: one clear line, nothing stored
+    FlakyFinalizedNode.misses = 10
+    try:
+        with FlakyFinalizedNode(fixture_dir) as srv:
+            api = BeaconApiClient(srv.url)
+            with ChainStore.open(tmp_path / "db2", node_network(api)) as store:
+                with pytest.raises(PeerError) as e:
+                    checkpoint_sync(store, api, retry_delays=(0.01, 0.02))
+            assert srv.finalized_asks == 3
+    finally:
+        FlakyFinalizedNode.misses = 2
+    assert str(e.value) == (f"{srv.url}/eth/v2/debug/beacon/states/finalized: the node has no "
+                            "such state (404, 3 tries over 0.03 s; a node moving its finalized "
+                            "checkpoint answers so for a while: try again)")
+    assert not (tmp_path / "db2").exists()
+    # the default delays grow from 0.5 s to at most 4 s and stay within ~30 s in all
+    from era_tools.sync.checkpoint import FINALIZED_RETRY_DELAYS as d
+
+    assert d[0] == 0.5 and max(d) == 4 and list(d) == sorted(d) and sum(d) <= 30

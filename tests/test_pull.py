@@ -114,6 +114,60 @@ def test_node_on_another_network(server, tmp_path, sample_dir):
     assert dump(str(tmp_path / "db2")) == []
 
 
+def test_a_named_network_must_match_the_nodes_fork_schedule(server, tmp_path):
+    """The built-in `minimal` is the spec's config with no fork scheduled; the fixture node
+    runs a minimal chain with forks at epochs 1/2/3: refused, naming the first differing key,
+    for pull and checkpoint-sync alike, and no store is created."""
+    for cmd in (["pull", "--to-slot", 10], ["checkpoint-sync"]):
+        res = run(cmd[0], "--beacon-api", server.url, "--db", tmp_path / "db", "--network",
+                  "minimal", *cmd[1:])
+        assert res.exit_code == 2, res.output
+        assert res.output.strip().splitlines()[-1] == (
+            f"error: {server.url}: the node's /eth/v1/config/spec has ALTAIR_FORK_EPOCH=1, "
+            "network minimal has 18446744073709551615 (another fork schedule or preset; pass "
+            "the node's spec with --config, or give no --network)")
+        assert dump(str(tmp_path / "db")) == []
+    # a preset value that sizes a scheduled fork's types counts too
+    server.chain.spec = dict(server.chain.spec, MAX_WITHDRAWALS_PER_PAYLOAD="16")
+    from conftest import SAMPLE_ERAS
+    from era_tools.config import load_config, spec_mismatch
+
+    assert spec_mismatch(load_config(SAMPLE_ERAS / "spec.json"), server.chain.spec) == (
+        "MAX_WITHDRAWALS_PER_PAYLOAD", "4", "16")
+    res = run("pull", "--beacon-api", server.url, "--db", tmp_path / "db", "--config",
+              SAMPLE_ERAS / "spec.json", "--to-slot", 10)
+    assert res.exit_code == 2 and "MAX_WITHDRAWALS_PER_PAYLOAD=16" in res.output
+
+
+class CountingServer(BeaconApiServer):
+    """Records the path of every request."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.paths = []
+
+    def _route(self, h, n):
+        self.paths.append(h.path)
+        return super()._route(h, n)
+
+
+def test_a_rerun_resumes_after_the_newest_stored_slot(tmp_path, fixture_dir):
+    db = tmp_path / "db"
+    with CountingServer(fixture_dir) as srv:
+        assert run("pull", "--beacon-api", srv.url, "--db", db, "--to-slot", 1000).exit_code == 0
+        srv.paths.clear()
+        res = run("pull", "--beacon-api", srv.url, "--db", db, "--json")
+        assert res.exit_code == 0, res.output
+        blocks = sorted(int(p.rsplit("/", 1)[1]) for p in srv.paths
+                        if p.startswith("/eth/v2/beacon/blocks/"))
+        states = [p for p in srv.paths if p.startswith("/eth/v2/debug/beacon/states/")]
+    assert blocks == list(range(1001, 1025))  # not from the era boundary 960
+    assert states == ["/eth/v2/debug/beacon/states/1024"]
+    assert json.loads(res.output)["slots_already_stored"] == 1001
+    with ChainStore.open(db, readonly=True) as s:
+        assert s.covered_ranges() == [(0, 1024)] and s.has_state(1024)
+
+
 def test_syncing_node_is_refused(server, tmp_path):
     server.faults.syncing = True
     res = run("pull", "--beacon-api", server.url, "--db", tmp_path / "db")

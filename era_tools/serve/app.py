@@ -43,6 +43,7 @@ MAX_RANGE_COUNT = 1024
 INLINE_DECOMPRESS = 256 * 1024
 SSZ = "application/octet-stream"
 JSON = "application/json"
+_STATE_HEADER = 64  # BeaconState.latest_block_header: after genesis_time, gvr, slot, fork
 RESULT_OK, RESULT_INVALID, RESULT_SERVER_ERROR, RESULT_UNAVAILABLE = 0, 1, 2, 3
 U64_MAX = 2**64 - 1
 
@@ -129,6 +130,7 @@ class Sources:
         self.network = network
         self.store = store
         self._digests: dict[bytes, bytes] = {}
+        self._checkpoints: dict[tuple, tuple[int, bytes]] = {}
 
     def fork_digest(self, slot: int) -> bytes:
         version = self.network.fork_at_slot(slot).version
@@ -150,17 +152,82 @@ class Sources:
                 best = a.newest_slot
         return best
 
+    def finalized(self) -> tuple[int, bytes, int] | None:
+        """The archive's finalized checkpoint (everything served is final) as (epoch, block
+        root, the block's slot), or None when nothing is served.  It covers everything
+        served: the epoch of the newest state, or of the newest epoch start among the served
+        blocks when those reach further (`era serve --db`).  At the newest state the root is
+        its latest_block_header's (the block at the state's own slot begins the next era, so
+        an archive of era files does not hold it)."""
+        spe = self.network.slots_per_epoch
+        head, state_slot = self.head_slot(), self.latest_state_slot()
+        if head is None and state_slot is None:
+            return None
+        if state_slot is None or (head is not None and head // spe * spe > state_slot):
+            slot = head // spe * spe
+            found = self.latest_block_at_or_below(slot)
+            if found is None:
+                return None
+            return slot // spe, found[1], found[0]
+        got = self._state_checkpoint(state_slot)
+        if got is None:
+            return None
+        return state_slot // spe, got[1], got[0]
+
+    def latest_block_at_or_below(self, slot: int) -> tuple[int, bytes] | None:
+        for s in range(slot, max(-1, slot - 4 * self.network.slots_per_historical_root), -1):
+            r = self.block_root(s)
+            if r is not None:
+                return s, r
+        return None
+
+    def _state_checkpoint(self, slot: int) -> tuple[int, bytes] | None:
+        """(slot, root) of the block in the state at `slot`'s latest_block_header (cached:
+        when that block is at the state's own slot, its root needs the state's root)."""
+        framed = self.state_framed(slot)
+        if framed is None:
+            return None
+        head = framing.decompress_prefix(framed, _STATE_HEADER + 112,
+                                         where=f"state at slot {slot}")
+        h = bytes(head[_STATE_HEADER:_STATE_HEADER + 112])
+        key = (slot, h)
+        got = self._checkpoints.get(key)
+        if got is None:
+            bslot = int.from_bytes(h[0:8], "little")
+            state_root = h[48:80]
+            if state_root == b"\x00" * 32:  # the header of a block at `slot` itself
+                from ..verify import state_root as compute_state_root
+
+                state_root = compute_state_root(
+                    framing.decompress(framed, where=f"state at slot {slot}"),
+                    self.network.fork_name_at_slot(slot), self.network.preset_base)
+            from ..hashing import merkleize
+
+            leaves = (h[0:8].ljust(32, b"\0") + h[8:16].ljust(32, b"\0") + h[16:48] +
+                      state_root + h[80:112])
+            got = self._checkpoints[key] = (bslot, merkleize(leaves, 8))
+            if len(self._checkpoints) > 64:
+                self._checkpoints.pop(next(iter(self._checkpoints)))
+        return got
+
     def resolve_block_id(self, block_id: str) -> tuple[int, bytes | None]:
         """(slot, root or None) for a block id; raises ApiError 400/404."""
-        if block_id in ("head", "finalized"):
-            slot = self.head_slot()
-            if slot is None:
+        if block_id == "finalized":
+            cp = self.finalized()
+            if cp is None:
                 raise ApiError(404, "no blocks served")
-            # the latest non-empty slot at or below
-            for s in range(slot, max(-1, slot - 4 * self.network.slots_per_historical_root), -1):
-                if self.block_framed(s) is not None:
-                    return s, None
-            raise ApiError(404, "no blocks served")
+            _, root, slot = cp
+            if self.block_framed(slot) is None:
+                raise ApiError(404, f"the finalized block (slot {slot}, root {hex0x(root)}) "
+                                    "begins the next era: this archive holds its state "
+                                    "(states/finalized), not the block")
+            return slot, root
+        if block_id == "head":
+            slot = self.head_slot()
+            found = None if slot is None else self.latest_block_at_or_below(slot)
+            if found is None:
+                raise ApiError(404, "no blocks served")
+            return found[0], found[1]
         if block_id == "genesis":
             return 0, None
         if block_id == "justified":
@@ -604,27 +671,16 @@ async def handle_fork_schedule(request: web.Request) -> web.Response:
 
 
 async def handle_finality(request: web.Request) -> web.Response:
-    """Everything served is final: the newest epoch whose start slot is held, with the block
-    root at that slot (the block_roots meaning: the latest block at or before it)."""
+    """Everything served is final: the checkpoint of Sources.finalized (the newest state's,
+    or the newest epoch start among the served blocks when they reach further)."""
     sid = request.match_info["state_id"]
     if sid not in ("head", "finalized", "justified", "genesis"):
         _parse_u64(sid, "state id") if not sid.startswith("0x") else None
     src: Sources = request.app[STATE]["sources"]
-    net: Network = request.app[STATE]["network"]
-    head = src.head_slot()
-    if head is None:
+    got = await _run(src.finalized)
+    if got is None:
         raise ApiError(404, "no blocks served")
-    spe = net.slots_per_epoch
-    epoch = head // spe
-
-    def root_at(slot):
-        for s in range(slot, max(-1, slot - 4 * net.slots_per_historical_root), -1):
-            r = src.block_root(s)
-            if r is not None:
-                return r
-        return b"\x00" * 32
-
-    root = await _run(root_at, epoch * spe)
+    epoch, root, _ = got
     cp = {"epoch": str(epoch), "root": hex0x(root)}
     return _json({"execution_optimistic": False, "finalized": True, "data": {
         "previous_justified": cp, "current_justified": cp, "finalized": cp}})

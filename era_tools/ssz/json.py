@@ -10,6 +10,8 @@
 
 `to_json(obj)` works on any container object from `era_tools.ssz.types_for(...)`;
 `from_json(data, cls)` is its inverse.  Neither does I/O: pair them with the stdlib `json`.
+`json_to_ssz_for(preset)` gives the converter that beacon-node clients use for nodes that
+answer JSON only: (data, type name, fork) -> SSZ bytes.
 """
 
 from __future__ import annotations
@@ -139,3 +141,15 @@ def _from_json(data: Any, sedes: Any, path: str) -> Any:
         element = sedes.element_sedes
         return tuple(_from_json(v, element, f"{path}[{i}]") for i, v in enumerate(data))
     raise TypeError(f"no Beacon-API JSON decoding for sedes {sedes!r}")
+
+
+def json_to_ssz_for(preset_base: str):
+    """A converter for nodes that answer JSON only: Beacon API JSON `data` of `type_name`
+    (e.g. "SignedBeaconBlock") in `fork` -> SSZ bytes."""
+    from .. import ssz
+
+    def convert(data: dict, type_name: str, fork: str) -> bytes:
+        cls = getattr(ssz.types_for(fork, preset_base), type_name)
+        return ssz.encode(from_json(data, cls, where=f"{type_name} ({fork}) JSON"))
+
+    return convert

@@ -96,10 +96,17 @@ def load_pubkeys(store, slot: int):
     return validator_pubkeys(data, net.fork_name_at_slot(slot), net.preset_base)
 
 
-def make_peers(urls, gvr: bytes, probe_slot: int, timeout: float) -> list[PeerState]:
+def make_peers(urls, net, probe_slot: int, timeout: float) -> list[PeerState]:
+    """A PeerState per URL, probed for the range endpoint; a peer whose genesis or config
+    spec contradicts the store's network `net` is dropped before it is asked for blocks."""
+    from ..config import spec_mismatch
+    from ..ssz.json import json_to_ssz_for
+
+    gvr = net.genesis_validators_root
+    convert = json_to_ssz_for(net.preset_base)
     out = []
     for url in urls:
-        p = BackfillPeer(url, timeout=timeout)
+        p = BackfillPeer(url, timeout=timeout, json_to_ssz=convert)
         st = PeerState(p)
         try:
             p.detect(probe_slot)
@@ -107,11 +114,17 @@ def make_peers(urls, gvr: bytes, probe_slot: int, timeout: float) -> list[PeerSt
             p.kind = "rest"
             st.adjust(SCORE_NO_VALUES, str(exc))
         theirs = p.genesis_validators_root()
+        spec = p.spec()
+        diff = spec_mismatch(net, spec) if spec is not None else None
+        why = None
         if theirs is not None and theirs != gvr:
-            st.score = 0
-            st.dropped = True
-            st.reason = (f"{url}: genesis_validators_root {hex0x(theirs)}, expected "
-                         f"{hex0x(gvr)} (another network)")
+            why = (f"{url}: genesis_validators_root {hex0x(theirs)}, expected {hex0x(gvr)} "
+                   "(another network)")
+        elif diff is not None:
+            why = (f"{url}: /eth/v1/config/spec has {diff[0]}={diff[2]}, the store's network "
+                   f"has {diff[1]} (another fork schedule)")
+        if why is not None:
+            st.score, st.dropped, st.reason = 0, True, why
         out.append(st)
     return out
 
@@ -143,7 +156,7 @@ def backfill(store, peer_urls, *, to_slot: int | None = None, workers: int = 4,
             pool.submit(warm_task, net.fork_name_at_slot(max(0, p.top - 1)), net.preset_base)
     try:
         pubkeys = load_pubkeys(store, p.state_slot)
-        peers = make_peers(peer_urls, net.genesis_validators_root, p.top - 1, timeout)
+        peers = make_peers(peer_urls, net, p.top - 1, timeout)
         verifier = Verifier(net, pubkeys, pool)
         q = BackfillQueue(store, peers, verifier, top=p.top, expect=p.expect,
                           anchor_block=(p.anchor_slot, p.anchor_root), floor=p.floor,

@@ -13,20 +13,28 @@ MB), then the block at `state.latest_block_header.slot`, and checks before writi
 * where the store already holds history right below or at the block, it links.
 
 Block, empty slots up to the state slot, and the state go into the store with the new anchor
-in one atomic write.
+in one atomic write.  A 404 for a named state (`finalized`: a node moving its finality) is
+retried with growing delays (FINALIZED_RETRY_DELAYS).  When the node holds the state but not
+the block at the state's own slot (an `era serve` archive: that block begins the next era),
+the block the state's block_roots name for the slot before is used, and the store covers up
+to the slot before the state.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 from .. import framing, ssz
+from ..era import StateHead, state_prefix_size
 from ..errors import FormatError, PeerError, StoreError, VerificationError, hex0x
 from ..hashing import merkleize
 from .peers import BeaconApiClient, fetch_ssz_streaming
 
 ZERO_ROOT = b"\x00" * 32
+# Waits before the retries of a 404 for states/finalized: 0.5 s doubling to 4 s, ~28 s in all.
+FINALIZED_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0)
 # BeaconState: genesis_time 8 | genesis_validators_root 32 | slot 8 | fork (4+4+8) |
 # latest_block_header (slot 8, proposer 8, parent 32, state_root 32, body_root 32)
 _GVR = slice(8, 40)
@@ -74,14 +82,31 @@ def block_root_of(data: bytes, fork: str, preset: str, where: str) -> bytes:
 
 def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
                     trusted_block_root: bytes | None = None,
-                    progress: Callable[[int, int | None], None] | None = None
-                    ) -> CheckpointResult:
+                    progress: Callable[[int, int | None], None] | None = None,
+                    retry_delays=None) -> CheckpointResult:
+    """See the module docstring.  `retry_delays`: seconds to wait before each retry of a 404
+    for a named state id (default FINALIZED_RETRY_DELAYS)."""
     from ..verify import state_root as compute_state_root
 
     net = store.network
     path = f"/eth/v2/debug/beacon/states/{state_id}"
     resp = fetch_ssz_streaming(api, path, api.state_timeout, progress)
+    # A named state (`finalized`) is 404 for a while on a node that is moving its finalized
+    # checkpoint (Lodestar): retry a few times, with growing delays, before giving up.
+    delays = () if str(state_id).isdigit() else (
+        FINALIZED_RETRY_DELAYS if retry_delays is None else tuple(retry_delays))
+    waited = 0.0
+    for delay in delays:
+        if resp is not None:
+            break
+        time.sleep(delay)
+        waited += delay
+        resp = fetch_ssz_streaming(api, path, api.state_timeout, progress)
     if resp is None:
+        if delays:
+            raise PeerError(f"{api.base_url}{path}: the node has no such state (404, "
+                            f"{len(delays) + 1} tries over {waited:g} s; a node moving its "
+                            "finalized checkpoint answers so for a while: try again)")
         raise PeerError(f"{api.base_url}{path}: the node has no such state (404)")
     data = resp.ssz
     where = resp.url
@@ -114,7 +139,25 @@ def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
     if bslot > slot:
         raise VerificationError(f"{where}: latest_block_header.slot {bslot} is after the "
                                 f"state slot {slot}")
+    if trusted_block_root is not None and hroot != trusted_block_root:
+        raise VerificationError(f"slot {bslot}: checkpoint block root {hex0x(hroot)} is not the "
+                                f"trusted block root {hex0x(trusted_block_root)}")
+    cover_to = slot
     blk = api.block(bslot)
+    if blk is None and bslot == slot and slot > 0:
+        # An archive (`era serve`) holds the era-boundary state but not the block at that very
+        # slot (it begins the next era): start from the block the state's block_roots name
+        # at slot - 1 instead, and cover up to there; the state still anchors its slot.
+        want = StateHead.parse(data[:state_prefix_size(net.slots_per_historical_root)],
+                               net.slots_per_historical_root, where).block_root_at(slot - 1)
+        blk, hroot, cover_to = api.block(hex0x(want)), want, slot - 1
+        if blk is None:
+            raise PeerError(f"{api.base_url}/eth/v2/beacon/blocks/{slot}: the node has neither "
+                            f"the checkpoint block nor the block {hex0x(want)} before it (404)")
+        bslot = int.from_bytes(blk.ssz[100:108], "little") if len(blk.ssz) >= 108 else slot
+        if bslot >= slot:
+            raise PeerError(f"{blk.url}: block of slot {bslot}, the state at {slot} names it "
+                            "for a slot before")
     if blk is None:
         raise PeerError(f"{api.base_url}/eth/v2/beacon/blocks/{bslot}: the node has no block "
                         "at the checkpoint's latest_block_header.slot (404)")
@@ -127,11 +170,10 @@ def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
     if got_slot != bslot:
         raise PeerError(f"{blk.url}: block of slot {got_slot}, asked for {bslot}")
     if root != hroot:
+        what = ("latest_block_header root" if cover_to == slot else
+                f"block_roots entry for slot {slot - 1}")
         raise VerificationError(f"{blk.url}: block root {hex0x(root)} != the state's "
-                                f"latest_block_header root {hex0x(hroot)} (state slot {slot})")
-    if trusted_block_root is not None and root != trusted_block_root:
-        raise VerificationError(f"slot {bslot}: checkpoint block root {hex0x(root)} is not the "
-                                f"trusted block root {hex0x(trusted_block_root)}")
+                                f"{what} {hex0x(hroot)} (state slot {slot})")
     res = CheckpointResult(slot, bslot, root, sroot, len(data))
     # agreement with what the store already holds
     have = store.index_entry(bslot)
@@ -139,7 +181,7 @@ def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
         raise StoreError(f"{store.path}: slot {bslot}: the store holds "
                          f"{hex0x(bytes(have)) if have else 'an empty slot'}, the checkpoint "
                          f"block is {hex0x(root)}")
-    if store.is_covered(bslot, slot) and store.has_state(slot):
+    if store.is_covered(bslot, cover_to) and store.has_state(slot):
         res.already = True
         return res
     if bslot > 0 and store.index_entry(bslot - 1) is not None:
@@ -150,9 +192,9 @@ def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
                 f"block's parent {hex0x(parent)}; nothing written")
     b = store.batch()
     b.put_block(bslot, root, parent, framing.compress(blk.ssz))
-    for s in range(bslot + 1, slot + 1):
+    for s in range(bslot + 1, cover_to + 1):
         b.put_empty(s)
     b.put_state(slot, framing.compress(data))
-    b.cover(bslot, slot)
+    b.cover(bslot, cover_to)
     store.commit(b)
     return res

@@ -2,7 +2,7 @@
 and the backfill peer, whose range requests use `http.client` directly (see `BackfillPeer`).
 
     api = BeaconApiClient("http://127.0.0.1:5052")
-    api.spec(), api.genesis(), api.syncing(), api.finalized_slot()
+    api.spec(), api.genesis(), api.syncing(), api.finalized_checkpoint()
     api.block(slot)    -> BlockResponse(fork, ssz) or None (404: empty slot / not held)
     api.state(slot)    -> StateResponse(fork, ssz) or None
 
@@ -25,7 +25,7 @@ from typing import Callable
 
 import requests
 
-from ..errors import PeerError
+from ..errors import EraToolsError, PeerError
 
 SSZ_MIME = "application/octet-stream"
 RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -113,12 +113,21 @@ class BeaconApiClient:
         return _data(self.get_json(path), path, self)
 
     def finalized_epoch(self) -> int:
+        return self.finalized_checkpoint()[0]
+
+    def finalized_checkpoint(self) -> tuple[int, bytes | None]:
+        """(epoch, block root or None when not 32 bytes of hex) of the finalized checkpoint."""
         cp = self.finality_checkpoints()
         try:
-            return int(cp["finalized"]["epoch"])
+            epoch = int(cp["finalized"]["epoch"])
         except (KeyError, TypeError, ValueError) as exc:
             raise PeerError(f"{self.base_url}: finality_checkpoints has no finalized epoch") \
                 from exc
+        try:
+            root = bytes.fromhex(str(cp["finalized"].get("root", ""))[2:])
+        except ValueError:
+            root = b""
+        return epoch, root if len(root) == 32 else None
 
     # -- SSZ objects -----------------------------------------------------------------------
     def block(self, slot: int | str) -> SszResponse | None:
@@ -141,18 +150,33 @@ class BeaconApiClient:
                 doc = resp.json()
             except ValueError as exc:
                 raise PeerError(f"{url}: JSON response does not parse") from exc
-            fork = (doc.get("version") or fork or "").lower() or None
-            if fork is None:
-                raise PeerError(f"{url}: JSON response names no fork (no `version`, no "
-                                "Eth-Consensus-Version header)")
-            if self._json_to_ssz is None:
-                raise PeerError(f"{url}: node answered JSON and no JSON decoder is set")
-            try:
-                data = self._json_to_ssz(doc["data"], type_name, fork)
-            except KeyError as exc:
-                raise PeerError(f"{url}: JSON response has no `data`") from exc
-            return SszResponse(fork, data, url)
+            return ssz_from_json(doc, type_name, fork, self._json_to_ssz, url)
         return SszResponse(fork, resp.content, url)
+
+
+def ssz_from_json(doc, type_name: str, fork: str | None,
+                  convert: Callable[[dict, str, str], bytes] | None, url: str,
+                  error=PeerError) -> SszResponse:
+    """A JSON answer of a node that ignores `Accept: application/octet-stream` (older nodes,
+    Lodestar 1.5.1): the fork from `version` (else the Eth-Consensus-Version header `fork`),
+    `data` converted to SSZ by `convert` (era_tools.ssz.json.json_to_ssz_for)."""
+    if not isinstance(doc, dict):
+        raise error(f"{url}: JSON response is not an object")
+    fork = (str(doc.get("version") or fork or "")).lower() or None
+    if fork is None:
+        raise error(f"{url}: JSON response names no fork (no `version`, no "
+                    "Eth-Consensus-Version header)")
+    if convert is None:
+        raise error(f"{url}: node answered JSON and no JSON decoder is set")
+    if "data" not in doc:
+        raise error(f"{url}: JSON response has no `data`")
+    try:
+        data = convert(doc["data"], type_name, fork)
+    except AttributeError as exc:  # a fork this preset's types do not have
+        raise error(f"{url}: JSON response names fork {fork!r}: {exc}") from exc
+    except EraToolsError as exc:
+        raise error(f"{url}: {exc}") from exc
+    return SszResponse(fork, data, url)
 
 
 def _data(doc, path, client):
@@ -198,6 +222,7 @@ class RawBlock:
     framed: bytes | None = None      # snappy-framed SSZ (range peers, stored as is)
     digest: bytes | None = None      # fork digest of the chunk (range peers)
     length: int | None = None        # announced uncompressed length (range peers)
+    fork: str | None = None          # the fork a JSON answer named (REST peers)
 
 
 @dataclass
@@ -291,10 +316,13 @@ class BackfillPeer:
     memory, 0.15-0.2 s of CPU per era; BENCHMARKS.md).  They go to the peer directly, not
     through a proxy from the environment.  Everything else uses `requests`."""
 
-    def __init__(self, url: str, timeout: float = 30.0, rest_concurrency: int = 16):
+    def __init__(self, url: str, timeout: float = 30.0, rest_concurrency: int = 16,
+                 json_to_ssz: Callable[[dict, str, str], bytes] | None = None):
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.kind: str | None = None
+        self.json_to_ssz = json_to_ssz   # for REST nodes that answer blocks in JSON only
+        self.answers_json = False        # set once such an answer came (slower: scored so)
         self._local = threading.local()
         self._rest_concurrency = rest_concurrency
         self._pool = None
@@ -423,18 +451,30 @@ class BackfillPeer:
             with self._pool_lock:
                 self._conns.discard(conn)
 
-    def genesis_validators_root(self) -> bytes | None:
-        """The peer's genesis_validators_root, or None when it does not say."""
+    def _get_data(self, path: str):
+        """The `data` of a small JSON answer, or None when the peer does not give one."""
         try:
-            st, _, body = self._get("/eth/v1/beacon/genesis", "application/json", 1 << 16)
+            st, _, body = self._get(path, "application/json", 1 << 20)
             if st != 200:
                 return None
             import json
 
-            v = json.loads(body)["data"]["genesis_validators_root"]
-            return bytes.fromhex(v[2:])
+            return json.loads(body)["data"]
         except (PeerFault, ValueError, KeyError, TypeError):
             return None
+
+    def genesis_validators_root(self) -> bytes | None:
+        """The peer's genesis_validators_root, or None when it does not say."""
+        try:
+            return bytes.fromhex(self._get_data("/eth/v1/beacon/genesis")
+                                 ["genesis_validators_root"][2:])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def spec(self) -> dict | None:
+        """The peer's /eth/v1/config/spec, or None when it does not say."""
+        data = self._get_data("/eth/v1/config/spec")
+        return data if isinstance(data, dict) else None
 
     def detect(self, probe_slot: int) -> str:
         """Range endpoint if the peer answers it sensibly, else the standard Beacon API."""
@@ -491,8 +531,18 @@ class BackfillPeer:
             if st != 200:
                 raise PeerFault(f"{self.url}{path}: HTTP {st}", "missing")
             ctype = h.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype == "application/json":
-                raise PeerFault(f"{self.url}{path}: answered JSON, not SSZ", "missing")
+            if ctype == "application/json":  # a node that ignores Accept (Lodestar 1.5.1)
+                import json
+
+                where = self.url + path
+                try:
+                    doc = json.loads(body)
+                except ValueError as exc:
+                    raise PeerFault(f"{where}: JSON response does not parse") from exc
+                resp = ssz_from_json(doc, "SignedBeaconBlock", h.get("Eth-Consensus-Version"),
+                                     self.json_to_ssz, where, error=PeerFault)
+                self.answers_json = True
+                return RawBlock(slot=slot, ssz=resp.ssz, fork=resp.fork)
             return RawBlock(slot=slot, ssz=body)
 
         out, nbytes = [], 0

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import framing, ssz
-from ..config import Network, network_from_spec
+from ..config import Network, network_from_spec, spec_mismatch
 from ..era import StateHead, state_prefix_size
 from ..errors import ConfigError, FormatError, PeerError, VerificationError, hex0x
 from ..ssz.fast import hash_tree_root_bytes
+from ..ssz.json import json_to_ssz_for
 from ..store import ChainStore, schema
 from .peers import BeaconApiClient
 
@@ -39,17 +40,6 @@ class PullResult:
     from_slot: int = 0
     to_slot: int = 0
     batches: int = field(default=0)
-
-
-def json_to_ssz_for(preset_base: str):
-    """A converter for nodes that answer JSON only: Beacon API JSON -> SSZ bytes."""
-    from ..ssz import json as ssz_json
-
-    def convert(data: dict, type_name: str, fork: str) -> bytes:
-        cls = getattr(ssz.types_for(fork, preset_base), type_name)
-        return ssz.encode(ssz_json.from_json(data, cls, where=f"{type_name} ({fork}) JSON"))
-
-    return convert
 
 
 def node_network(api: BeaconApiClient, expected: Network | None = None) -> Network:
@@ -76,6 +66,7 @@ def node_network(api: BeaconApiClient, expected: Network | None = None) -> Netwo
                 f"{api.base_url}: node's genesis_validators_root "
                 f"{hex0x(net.genesis_validators_root)} is not {expected.name}'s "
                 f"{hex0x(expected.genesis_validators_root)} (another network)")
+        check_spec(api.base_url, expected, spec)
         if (expected.config_name, expected.preset_base) != (net.config_name, net.preset_base):
             raise PeerError(f"{api.base_url}: node runs {net.config_name} "
                             f"({net.preset_base} preset), expected {expected.config_name}")
@@ -85,12 +76,20 @@ def node_network(api: BeaconApiClient, expected: Network | None = None) -> Netwo
     return net
 
 
+def check_spec(url: str, expected: Network, spec: dict) -> None:
+    """PeerError naming the first key where the node's /eth/v1/config/spec contradicts the
+    named network (fork versions and epochs, preset values): the same name can mean another
+    fork schedule (the spec's `minimal` schedules no fork, dev chains do)."""
+    diff = spec_mismatch(expected, spec)
+    if diff is not None:
+        key, want, got = diff
+        raise PeerError(f"{url}: the node's /eth/v1/config/spec has {key}={got}, network "
+                        f"{expected.name} has {want} (another fork schedule or preset; pass "
+                        "the node's spec with --config, or give no --network)")
+
+
 def _truthy(v) -> bool:
     return v is True or str(v).lower() == "true"
-
-
-def finalized_slot(api: BeaconApiClient, net: Network) -> int:
-    return api.finalized_epoch() * net.slots_per_epoch
 
 
 def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
@@ -98,7 +97,8 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
          progress: Callable[[int], None] | None = None) -> PullResult:
     net = store.network
     sphr = net.slots_per_historical_root
-    fin = finalized_slot(api, net)
+    fin_epoch, fin_root = api.finalized_checkpoint()
+    fin = fin_epoch * net.slots_per_epoch
     a = 0 if from_slot is None else from_slot
     b = fin if to_slot is None else to_slot
     if b > fin:
@@ -118,10 +118,11 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
             s = lo
             while s <= hi:
                 e = min(hi, s + batch_slots - 1)
-                if store.is_covered(s, e):
-                    res.skipped_slots += e - s + 1
-                else:
-                    _pull_blocks(store, api, net, pool, s, e, res)
+                todo = _uncovered(store, s, e)  # a rerun resumes after the newest stored slot
+                res.skipped_slots += e - s + 1 - sum(y - x + 1 for x, y in todo)
+                for x, y in todo:
+                    _pull_blocks(store, api, net, pool, x, y, res,
+                                 tip=(fin, fin_root) if y == fin else None)
                 if progress:
                     progress(e - s + 1)
                 s = e + 1
@@ -130,6 +131,23 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
                 _pull_state(store, api, net, state_slot, res)
             era += 1
     return res
+
+
+def _uncovered(store: ChainStore, first: int, last: int) -> list[tuple[int, int]]:
+    """The sub-ranges of [first, last] the store does not cover yet, ascending."""
+    out, s = [], first
+    for x, y in store.covered_ranges():
+        if y < s:
+            continue
+        if x > last:
+            break
+        if x > s:
+            out.append((s, x - 1))
+        s = y + 1
+        if s > last:
+            return out
+    out.append((s, last))
+    return out
 
 
 # SignedBeaconBlock SSZ: offset(message) u32 = 100 | signature 96 | message: slot u64 |
@@ -169,8 +187,14 @@ def _fetch(api: BeaconApiClient, net: Network, slot: int):
 
 
 def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, first: int,
-                 last: int, res: PullResult) -> None:
-    """Fetch [first, last], check the links and commit them as one batch."""
+                 last: int, res: PullResult, tip: tuple[int, bytes | None] | None = None
+                 ) -> None:
+    """Fetch [first, last], check the links and commit them as one batch.
+
+    `tip`: (the finalized slot `last`, the finalized checkpoint root).  A 404 there is an
+    empty slot only when the chain below ends at the checkpoint root; otherwise the node does
+    not hold that block (an archive holds the boundary state, not the block that begins the
+    next era) and the slot is left uncovered, for a later pull."""
     # the root just before `first`: from the store (None if unknown)
     if first == 0:
         prev = None
@@ -180,6 +204,9 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
     blocks = []
     for slot, resp, parsed in pool.map(lambda s: _fetch(api, net, s), range(first, last + 1)):
         if resp is None:
+            if tip is not None and slot == tip[0] and tip[1] is not None and prev != tip[1]:
+                last = slot - 1  # not proven empty: leave it uncovered
+                break
             batch.put_empty(slot)
             continue
         bslot, root, parent, framed = parsed
@@ -193,6 +220,10 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
                 f"{resp.url}: slot {slot}: block parent_root {hex0x(parent)} does not link to "
                 f"the previous block {hex0x(prev)}; nothing from slots {first}..{last} "
                 "was written")
+        if tip is not None and slot == tip[0] and tip[1] is not None and root != tip[1]:
+            raise PeerError(f"{resp.url}: block root {hex0x(root)} at the finalized slot "
+                            f"{slot} is not the node's finalized checkpoint root "
+                            f"{hex0x(tip[1])}")
         prev = root
         blocks.append((slot, root, parent, framed))
         res.blocks += 1
@@ -211,6 +242,8 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
                         f"{api.base_url}: slot {last}: the pulled chain ends at {hex0x(prev)} "
                         f"but the stored block at slot {sm[0]} has parent {hex0x(sm[1])}")
                 break
+    if last < first:
+        return
     if blocks:  # one block file per batch, LevelDB holds the references (docs/store.md)
         batch.put_blocks_file(blocks, f"{first:012d}-{last:012d}")
     batch.cover(first, last)

@@ -31,7 +31,9 @@ Design (after Nimbus `SyncQueue` in Backward mode, Lighthouse backfill and Prysm
   failed attempt keeps its claims (slot -> root); when the batch is finally accepted, attempts
   that differ from it are blamed on their peers (Lighthouse's attempt hashing).
 * **Scores** (Nimbus `peer_scores.nim`): start 300, dropped at <= 0; bad data or signatures
-  -1000, no answer / proven-empty -100, missing or short -25, accepted batch +100.
+  -1000, no answer / proven-empty -100, missing or short -25, accepted batch +100.  A REST
+  peer that answers blocks in JSON only (older nodes; converted to SSZ here) is usable but
+  slower: -100 once and a cap of 900 instead of 1000, so SSZ peers rank above it.
 * **Stops** at `to_slot` (once a linked block at or below it is stored), at genesis (slot 0,
   zero signature), or at `floor` where front-filled era history ends: there the lowest block's
   parent must equal `floor_root` (the era root at slot floor - 1), else VerificationError and
@@ -64,6 +66,7 @@ SCORE_GOOD = 100
 SCORE_NO_VALUES = -100
 SCORE_MISSING = -25
 SCORE_BAD = -1000
+SCORE_JSON = -100          # once, for a REST peer that answers JSON only (slower to use)
 MAX_ATTEMPTS = 12
 ZERO_ROOT = b"\x00" * 32
 RANGE_BATCHES = 8          # batches per range request (era_tools peers)
@@ -87,6 +90,8 @@ class PeerState:
     faults: int = 0
     bytes: int = 0
     events: list = field(default_factory=list)
+    json_noted: bool = False
+    cap: int = SCORE_MAX
 
     @property
     def url(self) -> str:
@@ -97,7 +102,7 @@ class PeerState:
         return not self.dropped
 
     def adjust(self, delta: int, why: str) -> None:
-        self.score = min(SCORE_MAX, self.score + delta)
+        self.score = min(self.cap, self.score + delta)
         if delta < 0:
             self.faults += 1
             self.reason = why
@@ -106,8 +111,22 @@ class PeerState:
         if self.score <= 0 and not self.dropped:
             self.dropped = True
 
+    def note_json(self) -> None:
+        """A REST peer that answers blocks in JSON only: usable, but each block costs a JSON
+        decode and an SSZ encode here, so it ranks below the SSZ peers (not a fault)."""
+        if not self.json_noted:
+            self.json_noted = True
+            self.cap = SCORE_MAX + SCORE_JSON
+            self.score = max(1, self.score + SCORE_JSON)
+            self.events.append(f"{SCORE_JSON:+d} answers JSON only (converted, slower)")
+
+    @property
+    def kind(self) -> str | None:
+        k = self.peer.kind
+        return f"{k}-json" if k == "rest" and self.peer.answers_json else k
+
     def to_dict(self) -> dict:
-        return {"url": self.url, "kind": self.peer.kind, "score": self.score,
+        return {"url": self.url, "kind": self.kind, "score": self.score,
                 "dropped": self.dropped, "good_batches": self.good_batches,
                 "faults": self.faults, "bytes": self.bytes,
                 "last_fault": self.reason or None}
@@ -272,6 +291,9 @@ class Verifier:
             if raw.digest is not None and raw.digest != self.fork_digest(slot):
                 raise PeerFault(f"{where}: slot {slot}: fork digest {hex0x(raw.digest)}, "
                                 f"expected {hex0x(self.fork_digest(slot))}")
+            if raw.fork is not None and raw.fork != net.fork_name_at_slot(slot):
+                raise PeerFault(f"{where}: slot {slot}: the peer says fork {raw.fork}, the "
+                                f"schedule has {net.fork_name_at_slot(slot)}")
             if slot < lo:
                 raise PeerFault(f"{where}: block of slot {slot} outside the request")
             if slot > reply.last_slot:
@@ -580,6 +602,8 @@ class BackfillQueue:
             with self.cond:
                 peer.busy -= 1
                 self.worker_map[i] = "Q"
+                if peer.peer.answers_json:
+                    peer.note_json()
                 faults = [r for r in results if isinstance(r, PeerFault)]
                 if faults:  # one penalty per reply: the worst of its faults
                     worst = min(faults, key=lambda e: PENALTY.get(e.kind, SCORE_BAD))
