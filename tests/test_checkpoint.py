@@ -113,3 +113,14 @@ def test_a_transient_404_for_the_finalized_state_is_retried(fixture_dir, tmp_pat
     from era_tools.sync.checkpoint import FINALIZED_RETRY_DELAYS as d
 
     assert d[0] == 0.5 and max(d) == 4 and list(d) == sorted(d) and sum(d) <= 30
+
+
+def test_state_id_off_an_epoch_boundary_is_a_usage_error(node, tmp_path):
+    db = tmp_path / "a"
+    r = CliRunner().invoke(main, ["checkpoint-sync", "--db", str(db), "--beacon-api", node.url,
+                                  "--state-id", "1025"])
+    assert r.exit_code == 2, r.output  # was 1 (a verification failure), after the download
+    assert r.output.strip().splitlines()[-1] == (
+        "error: --state-id 1025: not an epoch boundary (8 slots per epoch on minimal); give "
+        "`finalized` or a slot such as 1024 or 1032")
+    assert not db.exists()  # refused before the store is opened

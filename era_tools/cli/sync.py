@@ -61,6 +61,12 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
         network_name or config_path) else None
     api = BeaconApiClient(url, timeout=min(60.0, timeout), state_timeout=timeout)
     net = node_network(api, expected)
+    spe = net.slots_per_epoch
+    if state_id != "finalized" and int(state_id) % spe:  # bad input, before any download
+        below = int(state_id) // spe * spe
+        raise ConfigError(f"--state-id {state_id}: not an epoch boundary ({spe} slots per "
+                          f"epoch on {net.name}); give `finalized` or a slot such as {below} "
+                          f"or {below + spe}")
     with ChainStore.open(db, net) as store:
         bar = progress_bar(None, "state", unit="B", disable=True if as_json else None)
         bar.unit_scale = True
