@@ -132,6 +132,26 @@ def test_status_cli(tmp_path, network):
     assert "no chain store here" in res.output
 
 
+def test_status_names_a_state_off_an_era_boundary_by_its_slot(tmp_path, network):
+    from era_tools import framing
+
+    with ChainStore.open(tmp_path / "db", network) as s:
+        b = s.batch()
+        for slot in (0, 64, 128, 200):  # 200: a checkpoint state (an epoch, not an era)
+            b.put_state(slot, framing.compress(slot.to_bytes(8, "little") * 30))
+        s.commit(b)
+    res = CliRunner().invoke(main, ["status", "--db", str(tmp_path / "db")])
+    assert res.exit_code == 0, res.output
+    # was "4 era-boundary states (eras 0..3)": slot 200 is no era boundary, era 3 has none
+    assert ("states:   3 era-boundary states (eras 0..2), 1 checkpoint state between era "
+            "boundaries (slot 200)") in res.output.splitlines()
+    res = CliRunner().invoke(main, ["status", "--db", str(tmp_path / "db"), "--json"])
+    import json
+
+    info = json.loads(res.output)
+    assert info["era_states"] == [0, 1, 2] and info["other_states"] == [200]
+
+
 WRITER = textwrap.dedent("""
     import sys, time
     from era_tools.store.db import KV

@@ -9,6 +9,7 @@ import click
 from . import main
 from .common import (echo_json, http_url, json_option, network_options, pick_network,
                      progress_bar)
+from ..era import format_spans, spans
 from ..errors import StoreError, hex0x
 
 db_option = click.option("--db", "db", required=True, type=click.Path(file_okay=False),
@@ -184,7 +185,9 @@ def status(db, network_name, config_path, as_json):
             "covered": [[x, y] for x, y in a.covered],
             "gaps": [[x, y] for x, y in store.gaps()],
             "anchor": a.to_json(),
-            "era_states": [s // store.sphr for s in store.state_slots()],
+            # a checkpoint state need not be at an era boundary: listed by slot, apart
+            "era_states": [s // store.sphr for s in store.state_slots() if not s % store.sphr],
+            "other_states": [s for s in store.state_slots() if s % store.sphr],
             "referenced_files": files["era"],
             "block_files": files["blocks"],
             "tables": stats,
@@ -203,9 +206,15 @@ def status(db, network_name, config_path, as_json):
         click.echo(f"anchor:   oldest block {a.oldest_block_slot} {hex0x(a.oldest_block_root)} "
                    f"(parent {hex0x(a.oldest_block_parent) if a.oldest_block_parent else '?'}), "
                    f"newest slot {a.newest_slot} {hex0x(a.newest_root) if a.newest_root else ''}")
-    eras = info["era_states"]
-    click.echo(f"states:   {len(eras)} era-boundary states" +
-               (f" (eras {eras[0]}..{eras[-1]})" if eras else ""))
+    eras, others = info["era_states"], info["other_states"]
+    parts = [f"{len(eras)} era-boundary state{'s' if len(eras) != 1 else ''}" +
+             (f" (era{'s' if len(eras) != 1 else ''} {format_spans(spans(eras))})"
+              if eras else "")]
+    if others:
+        parts.append(f"{len(others)} checkpoint state{'s' if len(others) != 1 else ''} "
+                     f"between era boundaries (slot{'s' if len(others) != 1 else ''} "
+                     f"{', '.join(map(str, others))})")
+    click.echo(f"states:   {', '.join(parts)}")
     click.echo(f"blocks:   {stats['blocks']['entries']} in LevelDB, "
                f"{stats['block_refs']['entries']} referenced in {info['referenced_files']} era "
                f"files and {info['block_files']} block files")
