@@ -4,7 +4,8 @@ An era N >= 1 is complete when the store indexes every slot of [(N-1)*SPHR, N*SP
 holds the state at N*SPHR; era 0 needs only the genesis state.  Blocks and states are stored
 snappy-framed, so they are copied through with no recompression.  Files are written by
 EraWriter (tmp + fsync + rename; never overwrites a different file), and a file that already
-exists under the right name is skipped.
+exists under the right name is skipped.  The store's network goes beside the files as
+`spec.json` and `genesis.json` (write_network_files), so the directory names its network.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ExportResult:
     written: list = field(default_factory=list)   # paths
     skipped: list = field(default_factory=list)   # paths that already existed
     missing: dict = field(default_factory=dict)   # era -> reason
+    network_files: list = field(default_factory=list)  # spec.json / genesis.json written
     bytes_written: int = 0
 
 
@@ -65,6 +67,95 @@ def expected_name(store: ChainStore, era: int, state_framed: bytes) -> str:
 def _name_from_prefix(store: ChainStore, era: int, prefix: bytes) -> str:
     head = StateHead.parse(prefix, store.sphr, f"{store.path}: state slot {era * store.sphr}")
     return era_file_name(store.network.config_name, era, head.short_root(era))
+
+
+SPEC_FILE, GENESIS_FILE = "spec.json", "genesis.json"
+
+
+def network_files(store: ChainStore) -> dict[str, bytes]:
+    """The store's network as the files `era_tools.config` reads beside era files, laid out
+    as in sample_eras/: `spec.json` (the `data` of /eth/v1/config/spec) and `genesis.json`
+    (of /eth/v1/beacon/genesis; genesis_time from the network, else the store's oldest
+    state)."""
+    import json
+
+    net = store.network
+    gtime = net.genesis_time
+    slots = sorted(store.state_slots())
+    if gtime is None and slots:
+        src = store.state_file_record(slots[0])
+        if src is not None:
+            prefix = _state_prefix_from_file(store, slots[0] // store.sphr, *src)
+        else:
+            prefix = framing.decompress_prefix(store.get_state_framed(slots[0]), 8,
+                                               where=f"{store.path}: state slot {slots[0]}")
+        gtime = int.from_bytes(prefix[:8], "little")
+    genesis = {"genesis_validators_root": "0x" + net.genesis_validators_root.hex(),
+               "genesis_fork_version": "0x" + net.genesis_fork_version.hex()}
+    if gtime is not None:
+        genesis = {"genesis_time": str(gtime), **genesis}
+    return {SPEC_FILE: (json.dumps(net.to_spec_json(), indent=1) + "\n").encode(),
+            GENESIS_FILE: (json.dumps(genesis, indent=1) + "\n").encode()}
+
+
+def write_network_files(store: ChainStore, out_dir: str, fsync: bool = True) -> list[str]:
+    """Write `network_files` into `out_dir` (tmp + rename), so commands on the exported
+    directory need no network flags.  A config file already there that describes the store's
+    network is kept; one that contradicts it is refused (StoreError).  Returns the paths
+    written."""
+    import json
+
+    from .config import spec_mismatch
+    from .era import fsync_dir
+
+    net = store.network
+    written = []
+    for name, data in network_files(store).items():
+        final = os.path.join(out_dir, name)
+        try:
+            with open(final, "rb") as f:
+                have = f.read()
+        except FileNotFoundError:
+            have = None
+        except OSError as exc:
+            raise StoreError(f"{final}: cannot read: {exc.strerror}") from exc
+        if have == data:
+            continue
+        if have is not None:
+            try:
+                doc = json.loads(have)
+                doc = doc.get("data", doc)
+                if name == SPEC_FILE:
+                    diff = spec_mismatch(net, doc)
+                    why = None if diff is None else f"{diff[0]} is {diff[2]}, not {diff[1]}"
+                else:
+                    got = str(doc.get("genesis_validators_root", "")).lower()
+                    want = "0x" + net.genesis_validators_root.hex()
+                    why = None if got == want else f"genesis_validators_root {got}, not {want}"
+            except (ValueError, AttributeError) as exc:
+                why = f"does not parse ({exc})"
+            if why is None:
+                continue  # the same network, written differently: keep it
+            raise StoreError(f"{final}: another network's file is there ({why}, the store's "
+                             f"network {net.config_name}); refusing to overwrite")
+        tmp = os.path.join(out_dir, f".{name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                if fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise StoreError(f"{final}: cannot write: {exc.strerror}") from exc
+        written.append(final)
+    if written and fsync:
+        fsync_dir(out_dir)
+    return written
 
 
 def _open_referenced(path: str, size: int):
@@ -200,6 +291,7 @@ def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int 
     if hi < lo:
         raise StoreError(f"--to-era {hi} is before --from-era {lo}")
     os.makedirs(out_dir, exist_ok=True)
+    res.network_files = write_network_files(store, out_dir, fsync=fsync)
     records = 0
     for era in range(lo, hi + 1):
         why = era_status(store, era)

@@ -40,12 +40,13 @@ def test_missing_history_is_named(tmp_path, era_copy):
         in lines
     assert lines[-1] == "error: cannot export era(s) 3, 5: history missing from the store"
     # the complete ones were still written, and nothing partial is visible
-    assert sorted(os.listdir(out)) == ["minimal-00000-83431ec7.era", "minimal-00001-3a1e96ab.era",
-                                       "minimal-00002-c3ec0173.era", "minimal-00004-2cfc1198.era"]
+    assert sorted(os.listdir(out)) == ["genesis.json", "minimal-00000-83431ec7.era",
+                                       "minimal-00001-3a1e96ab.era", "minimal-00002-c3ec0173.era",
+                                       "minimal-00004-2cfc1198.era", "spec.json"]
     # without a range: every complete era, exit 0
     res = run("export", "--db", db, "--out", tmp_path / "all")
     assert res.exit_code == 0, res.output
-    assert len(os.listdir(tmp_path / "all")) == 4
+    assert len([n for n in os.listdir(tmp_path / "all") if n.endswith(".era")]) == 4
 
 
 def test_skips_existing_and_refuses_a_different_file(tmp_path, era_copy):
@@ -92,9 +93,10 @@ def test_export_and_status_beside_a_process_holding_the_store(tmp_path, era_copy
         assert run("status", "--db", db).exit_code == 0
     finally:
         p.communicate("\n", timeout=30)
-    for n in os.listdir(out):
+    eras = [n for n in os.listdir(out) if n.endswith(".era")]
+    for n in eras:
         assert contents_equal(str(out / n), str(sample_dir / n))
-    assert len(os.listdir(out)) == 4
+    assert len(eras) == 4
     assert not [n for n in os.listdir(tmp_path) if ".snapshot-" in n]
 
 
@@ -144,8 +146,8 @@ def test_reference_export_refuses_a_changed_era_file(tmp_path, era_copy):
         f"({os.path.getsize(files[2])} bytes, {os.path.getsize(files[2]) - 8} when "
         "front-filled)")
     assert not [n for n in os.listdir(tmp_path / "out") if n.endswith(".tmp")]
-    assert sorted(os.listdir(tmp_path / "out")) == ["minimal-00000-83431ec7.era",
-                                                    "minimal-00001-3a1e96ab.era"]
+    assert sorted(n for n in os.listdir(tmp_path / "out") if n.endswith(".era")) == [
+        "minimal-00000-83431ec7.era", "minimal-00001-3a1e96ab.era"]
 
 
 def test_reference_export_checks_every_record_header(tmp_path, era_copy):

@@ -149,8 +149,10 @@ def frontfill(db, era_paths, mode, check, network_name, config_path, as_json):
     files = era_files_in(era_paths)
     if not files:
         raise StoreError(f"no .era files in {', '.join(era_paths)}")
-    net = pick_network(network_name, config_path, era_paths, quiet=as_json)
+    net = _frontfill_network(db, network_name, config_path, era_paths, quiet=as_json)
     with _open_store(db, net) as store:
+        if net is None and not as_json:
+            click.echo(f"network: {store.network.name} (the store's)", err=True)
         with progress_bar(len(files) * store.sphr, "frontfill", unit="slot",
                           disable=None if not as_json else True) as bar:
             res = do_frontfill(store, files, mode=mode, check=check, progress=bar.update)
@@ -163,6 +165,21 @@ def frontfill(db, era_paths, mode, check, network_name, config_path, as_json):
         click.echo(f"front-filled {len(res.eras_written)} eras ({res.blocks} blocks, "
                    f"{res.slots_indexed} slots, mode {mode}); {len(res.eras_skipped)} already "
                    "stored")
+
+
+def _frontfill_network(db, network_name, config_path, era_paths, quiet):
+    """The network for front-filling `db`: --network/--config, or a config beside the files
+    (ChainStore.open refuses either when the store holds another), else the store's own
+    (None; frontfill checks each file's state head against it), else inferred from the
+    files."""
+    import os
+
+    from ..config import find_config_beside
+
+    if network_name or config_path or find_config_beside(era_paths) or \
+            not os.path.exists(os.path.join(db, "CURRENT")):
+        return pick_network(network_name, config_path, era_paths, quiet=quiet)
+    return None
 
 
 @main.command()
