@@ -62,7 +62,7 @@ def test_pull_against_era_serve_gets_every_era_including_the_newest(tmp_path, sa
         assert res.exit_code == 0, res.output
         summary = json.loads(res.output)
         assert (summary["from_slot"], summary["to_slot"]) == (0, 1024)
-        assert summary["states"] == 17
+        assert summary["states"] == 17 and summary["unheld_slot"] == 1024
         # a rerun finds nothing new (slot 1024 stays unproven) and writes nothing
         before = dump(tmp_path / "a")
         res = run("pull", "--beacon-api", srv.url.rstrip("/"), "--db", tmp_path / "a", "--json")

@@ -74,12 +74,16 @@ def pull(url, db, from_slot, to_slot, workers, batch_slots, timeout, retries, ne
         summary = {"network": net.config_name, "from_slot": res.from_slot,
                    "to_slot": res.to_slot, "slots_pulled": res.slots, "blocks": res.blocks,
                    "states": res.states, "slots_already_stored": res.skipped_slots,
-                   "bytes": res.bytes}
+                   "bytes": res.bytes, "unheld_slot": res.unheld_slot}
     if as_json:
         echo_json(summary)
     else:
         click.echo(f"pulled slots {res.from_slot}..{res.to_slot} from {url}: {res.blocks} "
                    f"blocks, {res.states} states, {res.skipped_slots} slots already stored")
+        if res.unheld_slot is not None:
+            click.echo(f"slot {res.unheld_slot}: the node does not give the finalized block "
+                       "there (an archive holds the era's state, not the block that begins "
+                       "the next era); left for a later pull")
 
 
 @main.command()

@@ -40,6 +40,7 @@ class PullResult:
     from_slot: int = 0
     to_slot: int = 0
     batches: int = field(default=0)
+    unheld_slot: int | None = None   # the finalized slot whose block the node did not give
 
 
 def node_network(api: BeaconApiClient, expected: Network | None = None) -> Network:
@@ -206,6 +207,7 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
         if resp is None:
             if tip is not None and slot == tip[0] and tip[1] is not None and prev != tip[1]:
                 last = slot - 1  # not proven empty: leave it uncovered
+                res.unheld_slot = slot
                 break
             batch.put_empty(slot)
             continue
