@@ -491,6 +491,14 @@ async def _run(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
+async def _resolve_block_id(src: Sources, block_id: str):
+    """Sources.resolve_block_id; `finalized` in the thread pool (the first time for a new
+    newest state it may hash that state)."""
+    if block_id == "finalized":
+        return await _run(src.resolve_block_id, block_id)
+    return src.resolve_block_id(block_id)
+
+
 def _block_ssz(src: Sources, slot: int) -> bytes | None:
     framed = src.block_framed(slot)
     if framed is None:
@@ -500,7 +508,7 @@ def _block_ssz(src: Sources, slot: int) -> bytes | None:
 
 async def _lookup_block(request: web.Request) -> tuple[int, bytes]:
     src: Sources = request.app[STATE]["sources"]
-    slot, root = src.resolve_block_id(request.match_info["block_id"])
+    slot, root = await _resolve_block_id(src, request.match_info["block_id"])
     # small reads from the page cache are cheaper inline than a hop to the thread pool
     framed = src.block_framed(slot)
     if framed is None:
@@ -539,7 +547,7 @@ async def handle_block(request: web.Request) -> web.Response:
 
 async def handle_block_root(request: web.Request) -> web.Response:
     src: Sources = request.app[STATE]["sources"]
-    slot, root = src.resolve_block_id(request.match_info["block_id"])
+    slot, root = await _resolve_block_id(src, request.match_info["block_id"])
     if root is None:
         root = await _run(src.block_root, slot)
         if root is None:

@@ -172,10 +172,11 @@ def ssz_from_json(doc, type_name: str, fork: str | None,
         raise error(f"{url}: JSON response has no `data`")
     try:
         data = convert(doc["data"], type_name, fork)
-    except AttributeError as exc:  # a fork this preset's types do not have
-        raise error(f"{url}: JSON response names fork {fork!r}: {exc}") from exc
     except EraToolsError as exc:
         raise error(f"{url}: {exc}") from exc
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # malformed JSON data
+        raise error(f"{url}: JSON `data` is not a {fork} {type_name}: "
+                    f"{type(exc).__name__}: {exc}") from exc
     return SszResponse(fork, data, url)
 
 
