@@ -193,19 +193,17 @@ class Sources:
         key = (slot, h)
         got = self._checkpoints.get(key)
         if got is None:
-            bslot = int.from_bytes(h[0:8], "little")
-            state_root = h[48:80]
-            if state_root == b"\x00" * 32:  # the header of a block at `slot` itself
+            from ..sync.checkpoint import ZERO_ROOT, header_root
+
+            state_root = ZERO_ROOT
+            if h[48:80] == ZERO_ROOT:  # the header of a block at `slot` itself
                 from ..verify import state_root as compute_state_root
 
                 state_root = compute_state_root(
                     framing.decompress(framed, where=f"state at slot {slot}"),
                     self.network.fork_name_at_slot(slot), self.network.preset_base)
-            from ..hashing import merkleize
-
-            leaves = (h[0:8].ljust(32, b"\0") + h[8:16].ljust(32, b"\0") + h[16:48] +
-                      state_root + h[80:112])
-            got = self._checkpoints[key] = (bslot, merkleize(leaves, 8))
+            bslot, _, root = header_root(head, state_root)
+            got = self._checkpoints[key] = (bslot, root)
             if len(self._checkpoints) > 64:
                 self._checkpoints.pop(next(iter(self._checkpoints)))
         return got

@@ -123,7 +123,7 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
                 res.skipped_slots += e - s + 1 - sum(y - x + 1 for x, y in todo)
                 for x, y in todo:
                     _pull_blocks(store, api, net, pool, x, y, res,
-                                 tip=(fin, fin_root) if y == fin else None)
+                                 tip_root=fin_root if y == fin else None)
                 if progress:
                     progress(e - s + 1)
                 s = e + 1
@@ -188,14 +188,13 @@ def _fetch(api: BeaconApiClient, net: Network, slot: int):
 
 
 def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, first: int,
-                 last: int, res: PullResult, tip: tuple[int, bytes | None] | None = None
-                 ) -> None:
+                 last: int, res: PullResult, tip_root: bytes | None = None) -> None:
     """Fetch [first, last], check the links and commit them as one batch.
 
-    `tip`: (the finalized slot `last`, the finalized checkpoint root).  A 404 there is an
-    empty slot only when the chain below ends at the checkpoint root; otherwise the node does
-    not hold that block (an archive holds the boundary state, not the block that begins the
-    next era) and the slot is left uncovered, for a later pull."""
+    `tip_root`: the finalized checkpoint root, when `last` is the finalized slot.  A 404
+    there is an empty slot only when the chain below ends at that root; otherwise the node
+    does not hold that block (an archive holds the boundary state, not the block that begins
+    the next era) and the slot is left uncovered, for a later pull."""
     # the root just before `first`: from the store (None if unknown)
     if first == 0:
         prev = None
@@ -205,7 +204,7 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
     blocks = []
     for slot, resp, parsed in pool.map(lambda s: _fetch(api, net, s), range(first, last + 1)):
         if resp is None:
-            if tip is not None and slot == tip[0] and tip[1] is not None and prev != tip[1]:
+            if tip_root is not None and slot == last and prev != tip_root:
                 last = slot - 1  # not proven empty: leave it uncovered
                 res.unheld_slot = slot
                 break
@@ -222,10 +221,10 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
                 f"{resp.url}: slot {slot}: block parent_root {hex0x(parent)} does not link to "
                 f"the previous block {hex0x(prev)}; nothing from slots {first}..{last} "
                 "was written")
-        if tip is not None and slot == tip[0] and tip[1] is not None and root != tip[1]:
+        if tip_root is not None and slot == last and root != tip_root:
             raise PeerError(f"{resp.url}: block root {hex0x(root)} at the finalized slot "
                             f"{slot} is not the node's finalized checkpoint root "
-                            f"{hex0x(tip[1])}")
+                            f"{hex0x(tip_root)}")
         prev = root
         blocks.append((slot, root, parent, framed))
         res.blocks += 1
