@@ -103,3 +103,16 @@ def test_frontfill_into_a_store_that_knows_its_network_needs_no_flags(tmp_path, 
     assert res.exit_code == 2 and "the store holds network minimal" in res.output
     with ChainStore.open(db, readonly=True) as store:
         assert store.anchor.covered == [(0, 511)]
+
+
+def test_frontfill_after_pull_uses_the_network_the_pull_recorded(tmp_path, sample_dir,
+                                                                 fixture_dir):
+    from beacon_api_server import BeaconApiServer
+
+    db = tmp_path / "db"
+    with BeaconApiServer(fixture_dir) as node:
+        assert run("pull", "--beacon-api", node.url, "--db", db, "--to-slot", 20).exit_code == 0
+    res = run("frontfill", "--db", db, bare_eras(sample_dir, tmp_path / "eras", range(0, 4)))
+    assert res.exit_code == 0, res.output
+    with ChainStore.open(db, readonly=True) as store:
+        assert store.anchor.covered == [(0, 191)]
