@@ -255,9 +255,9 @@ def get_network(name: str) -> Network:
             f"unknown network {name!r}; built in: {', '.join(sorted(BUILTIN))}") from None
 
 
-def network_from_spec(spec: dict, name: str | None = None,
-                      genesis: dict | None = None) -> Network:
-    """Build a Network from a config.yaml mapping or `/eth/v1/config/spec` JSON (`data` or flat)."""
+def _normalized_spec(spec: dict) -> dict:
+    """A config mapping with string keys, unwrapped from a `data` envelope, old fork names
+    aliased to the current ones."""
     if "data" in spec and isinstance(spec["data"], dict):
         spec = spec["data"]
     spec = {str(k): v for k, v in spec.items()}
@@ -265,6 +265,13 @@ def network_from_spec(spec: dict, name: str | None = None,
         for suffix in ("_FORK_VERSION", "_FORK_EPOCH"):
             if old + suffix in spec and new + suffix not in spec:
                 spec[new + suffix] = spec[old + suffix]
+    return spec
+
+
+def network_from_spec(spec: dict, name: str | None = None,
+                      genesis: dict | None = None) -> Network:
+    """Build a Network from a config.yaml mapping or `/eth/v1/config/spec` JSON (`data` or flat)."""
+    spec = _normalized_spec(spec)
     preset = str(spec.get("PRESET_BASE", "mainnet")).strip("'\"")
     if preset not in PRESETS:
         raise ConfigError(f"config: unknown PRESET_BASE {preset!r}")
@@ -367,13 +374,7 @@ def spec_mismatch(expected: Network, spec: dict) -> tuple[str, str, str] | None:
     or a key the node does not publish, counts as FAR_FUTURE_EPOCH) and, for forks both
     schedule, its version; then the preset values that size the types of the scheduled forks
     (keys the node does not publish are not compared)."""
-    if "data" in spec and isinstance(spec["data"], dict):
-        spec = spec["data"]
-    spec = {str(k): v for k, v in spec.items()}
-    for old, new in _FORK_KEY_ALIASES.items():
-        for suffix in ("_FORK_VERSION", "_FORK_EPOCH"):
-            if old + suffix in spec and new + suffix not in spec:
-                spec[new + suffix] = spec[old + suffix]
+    spec = _normalized_spec(spec)
 
     def text(v) -> str:
         return str(v).strip("'\"").lower()
