@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from era_tools.config import (BUILTIN, get_network, load_config, network_from_spec,
+from era_tools.config import (BUILTIN, FORKS, get_network, load_config, network_from_spec,
                               resolve_network)
 from era_tools.errors import ConfigError
 
@@ -134,3 +134,23 @@ def test_gnosis_preset_ssz_sizes():
             assert fields(fork, "mainnet", "ExecutionPayload")["withdrawals"].max_length == 16
         if fork == "fulu":
             assert g["proposer_lookahead"].length == 2 * 16
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_spec_mismatch_names_the_first_differing_key(name):
+    from era_tools.config import spec_mismatch
+
+    net = BUILTIN[name]
+    spec = net.to_spec_json()
+    assert spec_mismatch(net, spec) is None and spec_mismatch(net, {"data": spec}) is None
+    later = net.forks[-1]
+    key = "GENESIS" if later.name == "phase0" else later.name.upper()
+    assert spec_mismatch(net, dict(spec, **{f"{key}_FORK_VERSION": "0x99999999"})) == (
+        f"{key}_FORK_VERSION", "0x" + later.version.hex(), "0x99999999")
+    assert spec_mismatch(net, dict(spec, SLOTS_PER_EPOCH="7")) == (
+        "SLOTS_PER_EPOCH", str(net.slots_per_epoch), "7")
+    # a fork the network does not schedule, scheduled by the node
+    unscheduled = [f for f in FORKS if f not in {x.name for x in net.forks}]
+    if unscheduled:
+        k = unscheduled[0].upper()
+        assert spec_mismatch(net, dict(spec, **{f"{k}_FORK_EPOCH": "5"}))[0] == f"{k}_FORK_EPOCH"
