@@ -14,7 +14,9 @@
 4. Check the checksum, verify the file at the chosen level, then rename `.tmp` -> `.era`.  A
    file that fails is renamed `<name>.bad` and reported; nothing half-written is ever named
    `.era`.  era1 files are checked with era1.check_era1_file (no network needed).
-5. Report gaps in the host's era numbering (and, apart, in its era1 epochs).
+5. Report gaps in the host's era numbering (and, apart, in its era1 epochs).  Asked-for eras
+   past the host's first or last are reported apart (`beyond_host`): not gaps, the host has
+   no more; a range with nothing of the host's in it is bad input.
 
 Progress goes through `on_event(kind, **info)`; this module never prints.  Its HTTP goes
 through `serve.client` (aiohttp lives in serve/).
@@ -33,7 +35,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from .era import fsync_dir, parse_era_file_name
 from .era1 import parse_era1_file_name
-from .errors import EraToolsError, PeerError, VerificationError
+from .errors import ConfigError, EraToolsError, PeerError, VerificationError
 from .serve import client
 
 EXTRA_FILES = ("spec.json", "genesis.json", "config.yaml")
@@ -76,6 +78,9 @@ class Report:
     failed: dict[str, str] = field(default_factory=dict)  # name -> network/IO error
     gaps: list[tuple[int, int]] = field(default_factory=list)        # in era numbers
     era1_gaps: list[tuple[int, int]] = field(default_factory=list)   # in era1 epochs
+    # the asked-for range past what the host lists, per kind: not gaps (the host has no more)
+    beyond_host: dict = field(default_factory=dict)                  # kind -> [(a, b)]
+    host_has: dict = field(default_factory=dict)                     # kind -> (first, last)
     wanted: list[RemoteFile] = field(default_factory=list)
     verified_level: str = "none"
     warnings: list[str] = field(default_factory=list)
@@ -98,6 +103,8 @@ class Report:
                 "downloaded": self.downloaded, "skipped": self.skipped, "bad": self.bad,
                 "failed": self.failed, "gaps": [list(g) for g in self.gaps],
                 "era1_gaps": [list(g) for g in self.era1_gaps],
+                "host_has": {k: list(v) for k, v in self.host_has.items()},
+                "beyond_host": {k: [list(g) for g in v] for k, v in self.beyond_host.items()},
                 "files": [{"name": f.name, "kind": f.kind,
                            ("epoch" if f.kind == "era1" else "era"): f.era,
                            "status": self.status(f.name)}
@@ -300,22 +307,38 @@ async def discover(sess, url: str) -> Listing:
 
 
 def era_gaps(eras, lo: int | None = None, hi: int | None = None) -> list[tuple[int, int]]:
-    """Missing era numbers in [lo, hi] (defaults: the smallest and largest present)."""
+    """Missing era numbers in [lo, hi] within the host's own numbering (its smallest to its
+    largest era): numbers outside it are `beyond_host`, not gaps.  Linear in the number of
+    eras listed, whatever the bounds (a --to-era of 10**20 costs nothing)."""
     have = sorted(set(e for e in eras if e is not None))
-    if not have and (lo is None or hi is None):
+    if not have:
         return []
-    lo = have[0] if lo is None else lo
-    hi = have[-1] if hi is None else hi
-    out, start = [], None
-    hs = set(have)
-    for n in range(lo, hi + 1):
-        if n not in hs:
-            start = n if start is None else start
-        elif start is not None:
-            out.append((start, n - 1))
-            start = None
-    if start is not None:
-        out.append((start, hi))
+    lo = have[0] if lo is None else max(lo, have[0])
+    hi = have[-1] if hi is None else min(hi, have[-1])
+    out, prev = [], lo - 1
+    for e in have:
+        if e < lo:
+            continue
+        if e > hi:
+            break
+        if e > prev + 1:
+            out.append((prev + 1, e - 1))
+        prev = e
+    return out
+
+
+def beyond_host(eras, lo: int | None, hi: int | None) -> list[tuple[int, int]]:
+    """The parts of an asked-for range [lo, hi] below the host's first or above its last
+    era (all of it when the host lists none)."""
+    have = [e for e in eras if e is not None]
+    if not have:
+        return [(lo if lo is not None else 0, hi)] if hi is not None else []
+    first, last = min(have), max(have)
+    out = []
+    if lo is not None and lo < first:
+        out.append((lo, min(first - 1, hi) if hi is not None else first - 1))
+    if hi is not None and hi > last:
+        out.append((max(last + 1, lo if lo is not None else 0), hi))
     return out
 
 
@@ -547,13 +570,20 @@ async def _download_async(url, dest, from_era, to_era, jobs, level, network, net
                     rep.warnings.append(w)
                     emit("warning", message=w)
                 seen.setdefault(f.era, f.name)
-            gaps = era_gaps([f.era for f in files], from_era, to_era)
+            numbers = [f.era for f in files]
+            gaps = era_gaps(numbers, from_era, to_era)
             if kind == "era":
                 rep.gaps = gaps
             else:
                 rep.era1_gaps = gaps
             for a, b in gaps:
                 emit("gap", first=a, last=b, file_kind=kind)
+            known = [n for n in numbers if n is not None]
+            if known:
+                rep.host_has[kind] = (min(known), max(known))
+            past = beyond_host(numbers, from_era, to_era)
+            if past:
+                rep.beyond_host[kind] = past
             wanted += [f for f in files if f.era is not None
                        and (from_era is None or f.era >= from_era)
                        and (to_era is None or f.era <= to_era)]
@@ -564,6 +594,12 @@ async def _download_async(url, dest, from_era, to_era, jobs, level, network, net
                 rep.warnings.append(w)
                 emit("warning", message=w)
         rep.wanted = wanted
+        if not wanted and (from_era is not None or to_era is not None):
+            has = "; ".join(f"{'eras' if k == 'era' else 'era1 epochs'} {a}..{b}"
+                            for k, (a, b) in rep.host_has.items()) or "no numbered files"
+            asked = f"{from_era if from_era is not None else 0}..{'' if to_era is None else to_era}"
+            raise ConfigError(f"{_base(url)}: the host has {has}; none in the range asked for "
+                              f"({asked})")
         os.makedirs(dest, exist_ok=True)
         _unstage(dest)
         # small config files first: they name the network for verification
@@ -644,6 +680,10 @@ async def _download_async(url, dest, from_era, to_era, jobs, level, network, net
                 emit("done", name=rf.name, status="ok")
 
         await asyncio.gather(*(one(f) for f in wanted))
+    try:  # every staged file was renamed: drop the staging directory (kept if not empty)
+        os.rmdir(os.path.join(dest, STAGING))
+    except OSError:
+        pass
     rep.downloaded.sort()
     rep.skipped.sort()
     return rep

@@ -133,6 +133,7 @@ def test_mirror_from_era_serve(era_host, tmp_path):
     assert "17 downloaded, 0 already present, 0 bad, 0 failed (listing: index.json, " \
            "checksums: index.json, verify: roots)" in r.output
     assert_mirror(SAMPLE, dest)
+    assert not (dest / ".era-download").exists()  # the staging directory was left, empty
     assert (dest / "spec.json").read_bytes() == (SAMPLE / "spec.json").read_bytes()
     # checksums match the host's
     sums = dict(line.split("  ")[::-1] for line in
@@ -300,11 +301,24 @@ def test_gaps_are_reported_and_fail_unless_allowed(plain_host, era_copy, tmp_pat
     assert r.exit_code == 0, r.output
     assert json.loads(r.output[r.output.index("{"):r.output.rindex("}") + 1])["gaps"] == \
         [[5, 5], [9, 10]]
-    # an explicit range past the host's last era is a gap too
+    # an explicit range past the host's last era is no gap: the host has no more
     r = run_cli(url, tmp_path / "c", "--verify", "none", "--from-era", "15", "--to-era", "18")
-    assert r.exit_code == 1
-    assert "gap: the host has no file for eras 17-18" in r.output
+    assert r.exit_code == 0, r.output  # was 1, "gap: the host has no file for eras 17-18"
+    assert "note: the host has eras 0..16; eras 17..18 asked for are beyond it" in r.output
+    assert not [ln for ln in r.output.splitlines() if ln.startswith("gap:")]
     assert era_names(tmp_path / "c") == ERA_NAMES[15:17]
+    # ... nor is a huge one: it was a loop over every number up to it (minutes, gigabytes)
+    r = run_cli(url, tmp_path / "e", "--verify", "none", "--from-era", "16", "--to-era",
+                "99999999999999999999", "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output[r.output.index("{"):r.output.rindex("}") + 1])
+    assert rep["beyond_host"] == {"era": [[17, 99999999999999999999]]}
+    assert rep["host_has"] == {"era": [0, 16]} and rep["gaps"] == []
+    # a range with none of the host's eras is bad input
+    r = run_cli(url, tmp_path / "f", "--verify", "none", "--from-era", "20", "--to-era", "30")
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().splitlines()[-1] == (
+        f"error: {url}: the host has eras 0..16; none in the range asked for (20..30)")
 
 
 def test_unreachable_host_and_bad_url(tmp_path):
@@ -368,8 +382,9 @@ def test_parse_nginx_autoindex_and_gaps():
     assert files[1].url == "http://host.example/eras/mainnet-00001-40cf2f3c.era"
     assert [f.era for f in files] == [0, 1, 3]
     assert era_gaps([0, 1, 3]) == [(2, 2)]
-    assert era_gaps([0, 1, 3], 0, 5) == [(2, 2), (4, 5)]
-    assert era_gaps([], 0, 1) == [(0, 1)]
+    assert era_gaps([0, 1, 3], 0, 5) == [(2, 2)]  # 4..5: past the host's last, no gap
+    assert era_gaps([], 0, 1) == []
+    assert era_gaps([2, 5], 0, 10**20) == [(3, 4)]
 
 
 def test_parse_checksums_styles():

@@ -162,7 +162,8 @@ def test_era1_gap_is_reported_in_epochs(plain_host, tmp_path):
                 "--to-era", "11")
     assert r.exit_code == 0, r.output
     rep = json_of(r.output)
-    assert rep["era1_gaps"] == [[5, 5], [8, 8], [10, 11]] and rep["gaps"] == []
+    assert rep["era1_gaps"] == [[5, 5], [8, 8]] and rep["gaps"] == []
+    assert rep["beyond_host"] == {"era1": [[10, 11]]}  # past the host's last epoch: no gap
     assert era1_names(tmp_path / "b") == names[1:2] + names[3:]
 
 
@@ -173,9 +174,10 @@ def test_mixed_host_is_handled_kind_by_kind(plain_host, era_copy, tmp_path):
     url = plain_host(era_copy)
     dest = tmp_path / "mirror"
     r = run_cli(url, dest, "--from-era", "4", "--to-era", "6", "--json")
-    assert r.exit_code == 1, r.output  # era1 epoch 6 is missing (era 6 is not)
+    assert r.exit_code == 0, r.output  # era1 epoch 6 is past the host's last (era 6 is not)
     rep = json_of(r.output)
-    assert rep["gaps"] == [] and rep["era1_gaps"] == [[6, 6]]
+    assert rep["gaps"] == [] and rep["era1_gaps"] == []
+    assert rep["beyond_host"] == {"era1": [[6, 6]]}
     assert not any("two files" in w for w in rep["warnings"]), rep["warnings"]
     eras = [n for n in ERA_NAMES if int(n.split("-")[1]) in (4, 5, 6)]
     assert sorted(p.name for p in dest.glob("*.era")) == eras

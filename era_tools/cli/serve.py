@@ -8,6 +8,7 @@ import click
 
 from . import main
 from .common import echo_json, json_option, network_options, pick_network
+from ..era import format_spans
 from ..errors import ConfigError
 
 
@@ -110,8 +111,10 @@ def download(url, dest, from_era, to_era, jobs, level, allow_gaps, network_name,
     the Nth era1 file by epoch.  Gaps and duplicates are found per kind: era numbers and era1
     epochs are never mixed.
 
-    Exit codes: 0 all good; 1 a file failed its checksum or verification, or the host's
-    numbering has gaps (unless --allow-gaps); 2 network or usage errors.
+    Exit codes: 0 all good (also when --from-era/--to-era reach past the host's first or
+    last era: what it has is mirrored and the rest named); 1 a file failed its checksum or
+    verification, or the host's numbering has gaps within its own range (unless
+    --allow-gaps); 2 network or usage errors, or a range with none of the host's files.
     """
     from ..download import download as run_download
 
@@ -148,6 +151,12 @@ def download(url, dest, from_era, to_era, jobs, level, allow_gaps, network_name,
     for a, b in rep.era1_gaps:
         span = f"epoch {a}" if a == b else f"epochs {a}-{b}"
         click.echo(f"gap: the host has no era1 file for {span}", err=True)
+    for kind, past in rep.beyond_host.items():
+        what = "eras" if kind == "era" else "era1 epochs"
+        a, b = rep.host_has.get(kind, (None, None))
+        has = f"{what} {a}..{b}" if a is not None else f"no {what}"
+        click.echo(f"note: the host has {has}; {what} {format_spans(past)} asked for are "
+                   "beyond it", err=True)
     if rep.bad:
         sys.exit(1)
     if rep.failed:
