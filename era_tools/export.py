@@ -30,7 +30,8 @@ _KILL_AFTER_RECORDS = int(os.environ.get("ERA_TOOLS_KILL_AFTER_RECORDS", "0") or
 class ExportResult:
     written: list = field(default_factory=list)   # paths
     skipped: list = field(default_factory=list)   # paths that already existed
-    missing: dict = field(default_factory=dict)   # era -> reason
+    missing: list = field(default_factory=list)   # (first era, last era, reason): runs
+    replaced: list = field(default_factory=list)  # paths of damaged files written anew
     network_files: list = field(default_factory=list)  # spec.json / genesis.json written
     bytes_written: int = 0
 
@@ -273,13 +274,36 @@ def _write_blocks_from_index(store: ChainStore, w: EraWriter, start: int, end: i
     return records
 
 
+def _intact(store: ChainStore, era: int, path: str) -> bool:
+    """A cheap structure check of an existing era file before it is kept: both indices, every
+    record header, the state's fixed front, and the same block slots as the store indexes.
+    (Its name already matches the store's state.)"""
+    from .era import EraReader
+
+    try:
+        with EraReader(path) as r:
+            for _rec in r.records():
+                pass
+            r.state_head(store.sphr)
+            if era == 0:
+                return r.era == 0
+            start, end = (era - 1) * store.sphr, era * store.sphr - 1
+            want = [schema.slot_of_key(k) for k, v in store.iter_index(start, end) if v]
+            return r.era == era and r.block_slots() == want
+    except FormatError:
+        return False
+
+
 def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int | None = None,
            progress: Callable[[int], None] | None = None, fsync: bool = True) -> ExportResult:
     """Write eras [from_era, to_era] (default: every complete era) into `out_dir`.
 
     With an explicit range, every era in it must be complete: the incomplete ones are listed in
-    `result.missing` (the caller turns that into a non-zero exit).  Without a range, eras that
-    are not complete are silently left out."""
+    `result.missing` as runs (the caller turns that into a non-zero exit).  Without a range,
+    eras that are not complete are silently left out.  Only the eras whose state the store
+    holds are visited, so the cost follows the store, not the range.  A file already there
+    under the right name is kept when its structure agrees with the store (`_intact`), else
+    written anew (`result.replaced`)."""
     out_dir = os.fspath(out_dir)
     res = ExportResult()
     explicit = from_era is not None or to_era is not None
@@ -293,11 +317,21 @@ def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int 
     os.makedirs(out_dir, exist_ok=True)
     res.network_files = write_network_files(store, out_dir, fsync=fsync)
     records = 0
-    for era in range(lo, hi + 1):
+    sphr = store.sphr
+    held = [s // sphr for s in store.state_slots()
+            if s % sphr == 0 and lo <= s // sphr <= hi]
+    if explicit:  # eras of the range without a state: runs, each named once
+        for a, b in zip([lo - 1] + held, held + [hi + 1]):
+            if b - a == 2:
+                res.missing.append((a + 1, a + 1, era_status(store, a + 1)))
+            elif b - a > 2:
+                res.missing.append((a + 1, b - 1, f"no states at slots {(a + 1) * sphr}.."
+                                                  f"{(b - 1) * sphr} (no such eras stored)"))
+    for era in held:
         why = era_status(store, era)
         if why is not None:
             if explicit:
-                res.missing[era] = why
+                res.missing.append((era, era, why))
             if progress:
                 progress(1)
             continue
@@ -311,10 +345,13 @@ def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int 
             name = expected_name(store, era, state_framed)
         final = os.path.join(out_dir, name)
         if os.path.exists(final):
-            res.skipped.append(final)
-            if progress:
-                progress(1)
-            continue
+            if _intact(store, era, final):
+                res.skipped.append(final)
+                if progress:
+                    progress(1)
+                continue
+            os.unlink(final)  # truncated or damaged: written anew below (tmp + rename)
+            res.replaced.append(final)
         others = glob.glob(os.path.join(glob.escape(out_dir),
                                         f"{glob.escape(store.network.config_name)}-{era:05d}-*.era"))
         if others:

@@ -67,6 +67,39 @@ def test_skips_existing_and_refuses_a_different_file(tmp_path, era_copy):
     assert not os.path.exists(out / "minimal-00002-c3ec0173.era")
 
 
+def test_a_huge_range_costs_what_the_store_holds_and_is_named_as_runs(tmp_path, era_copy):
+    db, out = tmp_path / "db", tmp_path / "out"
+    _fill(db, era_copy, 0, 1, 2)
+    # was a loop over every era number up to --to-era: full CPU, gigabytes, no end
+    res = run("export", "--db", db, "--out", out, "--from-era", 1, "--to-era",
+              99999999999999999999)
+    assert res.exit_code == 2
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert errors[0] == ("error: eras 3..99999999999999999999: no states at slots "
+                         "192..6399999999999999999936 (no such eras stored)")
+    assert errors[-1] == ("error: cannot export era(s) 3..99999999999999999999: history "
+                          "missing from the store")
+    assert len(errors) == 2  # one line per run of eras (was one per era)
+    assert sorted(n for n in os.listdir(out) if n.endswith(".era")) == [
+        "minimal-00001-3a1e96ab.era", "minimal-00002-c3ec0173.era"]
+
+
+def test_a_truncated_file_under_the_right_name_is_replaced(tmp_path, era_copy):
+    db, out = tmp_path / "db", tmp_path / "out"
+    _fill(db, era_copy, 0, 1, 2)
+    assert run("export", "--db", db, "--out", out).exit_code == 0
+    victim = out / "minimal-00002-c3ec0173.era"
+    good = victim.read_bytes()
+    victim.write_bytes(good[:len(good) // 2])  # e.g. a copy cut short
+    res = run("export", "--db", db, "--out", out)
+    assert res.exit_code == 0, res.output
+    # was skipped as "already there", truncated
+    assert f"replaced {victim}: it was damaged (truncated or not the store's blocks)" \
+        in res.output
+    assert "exported 1 era files to" in res.output
+    assert contents_equal(victim, era_copy / victim.name)
+
+
 HOLDER = textwrap.dedent("""
     import sys, time
     from era_tools.store import ChainStore

@@ -98,8 +98,9 @@ def pull(url, db, from_slot, to_slot, workers, batch_slots, timeout, retries, ne
 def export(db, out_dir, from_era, to_era, no_fsync, network_name, config_path, as_json):
     """Write the complete eras the store holds as .era files.
 
-    Files that already exist with the right name are skipped.  With --from-era/--to-era,
-    eras whose blocks or boundary state are missing are named and the exit code is 2.
+    Files that already exist with the right name are skipped (a damaged one, e.g. truncated,
+    is written anew and named).  With --from-era/--to-era, eras whose blocks or boundary state
+    are missing are named, as runs of eras, and the exit code is 2.
     Safe to run beside a live `era pull` (reads a snapshot)."""
     from ..export import export as do_export, exportable_range
 
@@ -108,21 +109,27 @@ def export(db, out_dir, from_era, to_era, no_fsync, network_name, config_path, a
         rng = exportable_range(store)
         lo = from_era if from_era is not None else (rng[0] if rng else 0)
         hi = to_era if to_era is not None else (rng[1] if rng else lo - 1)
-        with progress_bar(max(hi - lo + 1, 0), "export", unit="era",
+        held = sum(1 for s in store.state_slots() if not s % store.sphr and  # what exists
+                   lo <= s // store.sphr <= hi)
+        with progress_bar(held, "export", unit="era",
                           disable=None if not as_json else True) as bar:
             res = do_export(store, out_dir, from_era, to_era, progress=bar.update,
                             fsync=not no_fsync)
     if as_json:
         echo_json({"written": res.written, "skipped": res.skipped,
-                   "missing": {str(k): v for k, v in res.missing.items()},
-                   "bytes": res.bytes_written})
+                   "missing": [{"from_era": a, "to_era": b, "why": why}
+                               for a, b, why in res.missing],
+                   "replaced": res.replaced, "bytes": res.bytes_written})
     else:
+        for path in res.replaced:
+            click.echo(f"replaced {path}: it was damaged (truncated or not the store's "
+                       "blocks)", err=True)
         click.echo(f"exported {len(res.written)} era files to {out_dir} "
                    f"({len(res.skipped)} already there)")
-    if res.missing:
-        for era, why in sorted(res.missing.items()):
-            click.echo(f"error: era {era}: {why}", err=True)
-        eras = ", ".join(str(e) for e in sorted(res.missing))
+    if res.missing:  # one line per run of eras, not per era
+        for a, b, why in res.missing:
+            click.echo(f"error: {f'era {a}' if a == b else f'eras {a}..{b}'}: {why}", err=True)
+        eras = format_spans((a, b) for a, b, _ in res.missing)
         click.echo(f"error: cannot export era(s) {eras}: history missing from the store",
                    err=True)
         sys.exit(2)
