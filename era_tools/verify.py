@@ -1025,11 +1025,11 @@ def _era1_link_checks(reports: Sequence[FileReport], archive: ArchiveReport) -> 
         else:
             r.check("era1_links", "chain")
     epochs = sorted(by_epoch)
-    missing = sorted(set(range(epochs[0], epochs[-1] + 1)) - set(epochs)) if epochs else []
+    missing = [(a + 1, b - 1) for a, b in zip(epochs, epochs[1:]) if b - a > 1]  # as runs
     if missing:
         archive.failures.append(Failure("chain", "era1_sequence",
                                         f"era1 epochs missing between {epochs[0]} and "
-                                        f"{epochs[-1]}: {format_spans(spans(missing), '-')}"))
+                                        f"{epochs[-1]}: {format_spans(missing, '-')}"))
 
 
 def count_blocks(paths: Iterable[str]) -> int:
