@@ -12,8 +12,16 @@ from collections import OrderedDict
 from . import e2store, era1
 from .config import Network
 from .era import EraReader, parse_era_file_name
-from .errors import ConfigError, hex0x
+from .errors import ConfigError, FormatError, hex0x
 from .verify import network_mismatch, state_root
+
+
+def _state_root(path: str, r: EraReader, fork: str, network: Network) -> bytes:
+    try:
+        return state_root(r.state_ssz(), fork, network.preset_base)
+    except FormatError as exc:  # the SSZ walk's message does not name the file
+        raise FormatError(f"{path}: state slot {r.state_slot}: not a {fork} BeaconState of "
+                          f"network {network.name!r}: {exc}") from exc
 
 
 def describe(path: str, network: Network) -> dict:
@@ -52,7 +60,7 @@ def describe(path: str, network: Network) -> dict:
             "forks": forks,
             "state_slot": r.state_slot,
             "state_fork": state_fork,
-            "state_root": hex0x(state_root(r.state_ssz(), state_fork, network.preset_base)),
+            "state_root": hex0x(_state_root(path, r, state_fork, network)),
             "genesis_validators_root": hex0x(head.genesis_validators_root),
             "file_size": os.path.getsize(path),
             "records": records,

@@ -152,3 +152,17 @@ def test_a_broken_config_beside_the_files_is_named(tmp_path, sample_files):
     assert res.exit_code == 2
     assert res.stderr.startswith(f"error: {tmp_path / 'config.yaml'}: not a valid config file: "
                                  "line 2, column 1: ")
+
+
+def test_a_state_that_does_not_decode_under_the_network_names_the_file(tmp_path, sample_dir,
+                                                                       sample_files):
+    # a schedule that agrees with the state's fork version but not with its types (deneb,
+    # under capella's version, from epoch 10): the SSZ error said neither file nor network
+    d = _spec_dir(tmp_path, sample_dir, DENEB_FORK_VERSION="0x03000001",
+                  DENEB_FORK_EPOCH="10")
+    shutil.copy(sample_dir / "genesis.json", d / "genesis.json")
+    res = run("info", "--config", d / "spec.json", sample_files[2])
+    assert res.exit_code == 2, res.output
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {sample_files[2]}: state slot 128: not a deneb BeaconState "
+                           "of network 'minimal': SSZ BeaconState."), line
