@@ -62,7 +62,9 @@ def anchor_line(a: dict) -> str:
 def verify(paths, level, trusted_root, trusted_state, jobs, as_json, network_name, config_path):
     """Verify era files (files or directories; .era1 files too, up to the roots level).
 
-    Exit status: 0 all good, 1 a verification failure, 2 a usage or I/O error.
+    Exit status: 0 all good (eras no anchor reaches are listed as unanchored, not failed),
+    1 a verification failure (a malformed or truncated file is one, whatever the network),
+    2 a usage or I/O error.
     """
     root = _parse_root(trusted_root)
     files = archive_files_in(paths)
