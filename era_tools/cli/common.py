@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
 import click
+from click.core import ParameterSource
 
 from ..config import BUILTIN, find_config_beside, resolve_network
 from ..errors import ConfigError
@@ -32,6 +34,40 @@ def http_url(ctx, param, value):
         if u.scheme not in ("http", "https") or not u.netloc:
             raise click.BadParameter(f"{v!r} is not an http:// or https:// URL with a host")
     return value
+
+
+def jobs_option(*names, help: str, type, default=None, show_default=True,
+                deprecated=(), dest="jobs"):
+    """A parallelism option (`--jobs/-j` unless `names` say otherwise), with the spellings in
+    `deprecated` (e.g. "--workers") still accepted, hidden from --help, with a warning.
+
+    The command receives the value as `dest` whichever spelling was used; giving both is a
+    usage error."""
+    names = names or ("--jobs", "-j")
+
+    def decorate(f):
+        aliases = [(old, f"_{dest}_as_{old.lstrip('-').replace('-', '_')}") for old in deprecated]
+
+        @functools.wraps(f)
+        def command(*args, **kwargs):
+            ctx = click.get_current_context()
+            for old, key in aliases:
+                value = kwargs.pop(key)
+                if value is None:
+                    continue
+                if ctx.get_parameter_source(dest) == ParameterSource.COMMANDLINE:
+                    raise click.UsageError(f"{old} is the old name of {names[0]}: give one")
+                click.echo(f"warning: {old} is deprecated; use {' or '.join(names)}", err=True)
+                kwargs[dest] = value
+            return f(*args, **kwargs)
+
+        for old, key in aliases:
+            command = click.option(old, key, type=type, default=None, hidden=True)(command)
+        return click.option(*names, dest, type=type, default=default,
+                            show_default=show_default and default is not None,
+                            help=help)(command)
+
+    return decorate
 
 
 def network_options(f):

@@ -7,11 +7,11 @@ import sys
 import click
 
 from . import main
-from .common import echo_json, json_option, network_options, pick_network
+from .common import echo_json, jobs_option, json_option, network_options, pick_network
 from ..errors import ConfigError
 
 
-@main.command()
+@main.command(short_help="Serve an era directory over HTTP.")
 @click.argument("era_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--db", "db_path", type=click.Path(file_okay=False),
               help="Also answer blocks and states from this chain store (read-only).")
@@ -20,11 +20,11 @@ from ..errors import ConfigError
               help="Port to listen on (0: any free port, printed at start).")
 @click.option("--max-ranges", default=16, show_default=True, type=click.IntRange(1, 1024),
               help="Concurrent range-endpoint streams; more get 429.")
-@click.option("--workers", "-w", type=click.IntRange(1, 256), default=None,
-              help="Server processes sharing the port (SO_REUSEPORT), like nginx workers. "
+@jobs_option(type=click.IntRange(1, 256), deprecated=("--workers", "-w"),
+             help="Server processes sharing the port (SO_REUSEPORT), like nginx workers. "
                    "[default: the number of cores; 1 with --db]")
 @network_options
-def serve(era_dir, db_path, host, port, max_ranges, workers, network_name, config_path):
+def serve(era_dir, db_path, host, port, max_ranges, jobs, network_name, config_path):
     """Serve ERA_DIR over HTTP: an nginx-style listing, /index.json, /checksums.txt, the era
     files (Range, ETag), a Beacon API subset, the blocks_by_range endpoint and /metrics.
     Any .era1 files in ERA_DIR are listed, checksummed and served as plain files.
@@ -34,9 +34,10 @@ def serve(era_dir, db_path, host, port, max_ranges, workers, network_name, confi
     """
     from .. import serve as serve_pkg
 
+    workers = jobs
     if db_path and workers is not None and workers > 1:
         raise click.UsageError("--db serves from one process (a LevelDB store has one "
-                               "opener); drop --workers or use --workers 1")
+                               "opener); drop --jobs or use --jobs 1")
     if workers is None:
         from ..serve.workers import default_workers
 
@@ -75,7 +76,7 @@ def serve(era_dir, db_path, host, port, max_ranges, workers, network_name, confi
             store.close()
 
 
-@main.command()
+@main.command(short_help="Mirror the era and era1 files listed at a URL.")
 @click.argument("url")
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("--from-era", type=click.IntRange(0),

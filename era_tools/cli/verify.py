@@ -29,7 +29,7 @@ def _parse_root(value: str | None) -> bytes | None:
     return b
 
 
-@main.command()
+@main.command(short_help="Verify era and era1 files, level by level.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--level", type=click.Choice(LEVELS), default="signatures", show_default=True,
               help="How far to check; each level includes the ones before it.")
