@@ -1,8 +1,9 @@
 """The `era` command: click group, shared options, and the one place errors become exit codes.
 
 Only this package prints or exits.  Library code reports progress through callbacks; commands
-turn them into tqdm bars.  Exit codes: 0 success, 1 verification failure, 2 usage/IO/format
-error, 3 internal error, 130 interrupted.
+turn them into progress on stderr (common.progress_bar: tqdm on a terminal, plain lines
+without one).  Exit codes: 0 success, 1 verification failure, 2 usage/IO/format error,
+3 internal error, 130 interrupted.
 """
 
 from __future__ import annotations

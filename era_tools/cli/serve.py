@@ -7,7 +7,8 @@ import sys
 import click
 
 from . import main
-from .common import echo_json, jobs_option, json_option, network_options, pick_network
+from .common import (echo_json, jobs_option, json_option, network_options, pick_network,
+                     progress_bar)
 from ..errors import ConfigError
 
 
@@ -21,7 +22,7 @@ from ..errors import ConfigError
 @click.option("--max-ranges", default=16, show_default=True, type=click.IntRange(1, 1024),
               help="Concurrent range-endpoint streams; more get 429.")
 @jobs_option(type=click.IntRange(1, 256), deprecated=("--workers", "-w"),
-             help="Server processes sharing the port (SO_REUSEPORT), like nginx workers. "
+             help="Server processes accepting on one listening socket, like nginx workers. "
                    "[default: the number of cores; 1 with --db]")
 @network_options
 def serve(era_dir, db_path, host, port, max_ranges, jobs, network_name, config_path):
@@ -158,7 +159,7 @@ def download(url, dest, from_era, to_era, jobs, level, allow_gaps, network_name,
 
 
 class _Progress:
-    """tqdm bars: one overall (bytes) and one per file in flight."""
+    """Progress bars: one overall (bytes) and, on a terminal, one per file in flight."""
 
     def __init__(self, quiet: bool, jobs: int):
         self.quiet = quiet
@@ -166,11 +167,8 @@ class _Progress:
         self.bars = {}
         self.free = list(range(1, jobs + 1))
 
-    def _bar(self, **kw):
-        from tqdm import tqdm
-
-        return tqdm(unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-                    dynamic_ncols=True, file=sys.stderr, **kw)
+    def _bar(self, total, desc, **kw):
+        return progress_bar(total, desc, unit="B", unit_scale=True, unit_divisor=1024, **kw)
 
     def event(self, kind, **info):
         if kind in ("warning",):
@@ -188,11 +186,11 @@ class _Progress:
             click.echo(f"listing: {what} ({info['source']}), checksums: "
                        f"{info['checksums'] or 'none'}", err=True)
         elif kind == "plan":
-            self.total = self._bar(total=info["bytes"] or None, desc="total", position=0)
+            self.total = self._bar(info["bytes"] or None, "download", position=0)
         elif kind == "start":
             pos = self.free.pop(0) if self.free else None
-            bar = self._bar(total=info.get("total"), desc=info["name"][-28:], position=pos,
-                            initial=info.get("offset", 0))
+            bar = self._bar(info.get("total"), info["name"][-28:], position=pos,
+                            initial=info.get("offset", 0), plain=False)
             self.bars[info["name"]] = (bar, pos)
             if self.total is not None and info.get("offset"):
                 self.total.update(info["offset"])
