@@ -38,7 +38,7 @@ def info(files, network_name, config_path, as_json):
         except EraToolsError as exc:
             failed.append((p, exc))
             if as_json:
-                results.append({"file": p, "error": str(exc)})
+                results.append({"path": p, "error": str(exc)})
             else:
                 click.echo(f"error: {exc}", err=True)
             continue

@@ -72,7 +72,7 @@ def pull(url, db, from_slot, to_slot, jobs, batch_slots, timeout, retries, netwo
             res = do_pull(store, api, from_slot, to_slot, workers=jobs,
                           batch_slots=batch_slots, progress=bar.update)
         summary = {"network": net.config_name, "from_slot": res.from_slot,
-                   "to_slot": res.to_slot, "slots_pulled": res.slots, "blocks": res.blocks,
+                   "to_slot": res.to_slot, "slots": res.slots, "blocks": res.blocks,
                    "states": res.states, "slots_already_stored": res.skipped_slots,
                    "bytes": res.bytes}
     if as_json:
