@@ -7,13 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from era_tools.cli import main
-from era_tools.config import load_config
-from era_tools.serve.app import make_app
-from era_tools.serve.testing import ServerThread
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_eras"
 # Spellings replaced by the names above ("file" was `era info`'s, the others pull's and
@@ -68,14 +64,7 @@ def test_store_commands(tmp_path):
     assert st["path"] == str(db)
 
 
-@pytest.fixture
-def host():
-    srv = ServerThread(make_app(SAMPLE, load_config(SAMPLE / "spec.json"))).start()
-    yield srv
-    srv.stop()
-
-
-def test_download(host, tmp_path):
-    rep = run_json("download", host.url, tmp_path / "m", "--to-era", "2")
+def test_download(sample_host, tmp_path):
+    rep = run_json("download", sample_host.url, tmp_path / "m", "--to-era", "2")
     assert rep["bytes"] == sum(p.stat().st_size for p in (tmp_path / "m").glob("*.era"))
     assert all(set(f) >= {"name", "kind"} for f in rep["files"])

@@ -14,9 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from era_tools.config import load_config
-from era_tools.serve.app import make_app
-from era_tools.serve.testing import ServerThread
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_eras"
@@ -34,15 +31,8 @@ def assert_plain(err: str) -> None:
     assert "\r" not in err and "\x1b" not in err, repr(err[:400])
 
 
-@pytest.fixture
-def host():
-    srv = ServerThread(make_app(SAMPLE, load_config(SAMPLE / "spec.json"))).start()
-    yield srv
-    srv.stop()
-
-
-def test_download_without_a_terminal_prints_plain_lines(host, tmp_path):
-    r = era("download", host.url, tmp_path / "mirror", "--to-era", "5", "--jobs", "2",
+def test_download_without_a_terminal_prints_plain_lines(sample_host, tmp_path):
+    r = era("download", sample_host.url, tmp_path / "mirror", "--to-era", "5", "--jobs", "2",
             capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert_plain(r.stderr)  # were tqdm bars, one per file, moved with cursor codes
