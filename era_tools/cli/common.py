@@ -158,7 +158,14 @@ def progress_bar(total: int | None, desc: str, unit: str = "it", disable: bool |
 
 
 # Seconds between the plain progress lines printed when stderr is not a terminal.
-PLAIN_EVERY = float(os.environ.get("ERA_TOOLS_PROGRESS_EVERY", "5"))
+def _plain_every() -> float:
+    try:
+        return max(0.0, float(os.environ.get("ERA_TOOLS_PROGRESS_EVERY", "5")))
+    except ValueError:  # a typo in the variable must not stop every command
+        return 5.0
+
+
+PLAIN_EVERY = _plain_every()
 
 
 class PlainProgress:
