@@ -9,7 +9,7 @@ import click
 from . import main
 from .common import (echo_json, jobs_option, json_option, network_options, pick_network,
                      progress_bar)
-from ..era import format_spans
+from ..spans import format_spans
 from ..errors import ConfigError
 
 

@@ -9,7 +9,7 @@ import click
 from . import main
 from .common import (echo_json, http_url, jobs_option, json_option, network_options,
                      pick_network, progress_bar)
-from ..era import format_spans, spans
+from ..spans import format_spans, spans
 from ..errors import StoreError, hex0x
 
 db_option = click.option("--db", "db", required=True, type=click.Path(file_okay=False),
