@@ -51,6 +51,8 @@ class FrontfillResult:
     slots_indexed: int = 0
     blocks: int = 0
     bytes_read: int = 0
+    gaps: list = field(default_factory=list)  # (first era, last era) between the files given
+                                              # that the store does not hold either
 
 
 @dataclass
@@ -254,6 +256,9 @@ def frontfill(store: ChainStore, paths, mode: str = "reference", check: str = "r
             if prev is not None:
                 prev.close()  # keep at most this era and the one before it open
             prev = e
+        for a, b in zip(eras, eras[1:]):  # eras between the files, missing from the store too
+            if b.era - a.era > 1 and not store.is_covered(a.era * sphr, (b.era - 1) * sphr - 1):
+                res.gaps.append((a.era + 1, b.era - 1))
         return res
     finally:
         for e in eras:

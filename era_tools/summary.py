@@ -12,13 +12,16 @@ from collections import OrderedDict
 from . import e2store, era1
 from .config import Network
 from .era import EraReader, parse_era_file_name
-from .errors import hex0x
-from .verify import state_root
+from .errors import ConfigError, hex0x
+from .verify import network_mismatch, state_root
 
 
 def describe(path: str, network: Network) -> dict:
     with EraReader(path) as r:
         head = r.state_head(network.slots_per_historical_root)
+        wrong = network_mismatch(head, network)
+        if wrong is not None:  # before decoding with that network's types
+            raise ConfigError(f"{path}: {wrong}")
         expected = r.expected_name(network.config_name, head)
         parsed = parse_era_file_name(r.name)
         records: "OrderedDict[str, dict]" = OrderedDict()

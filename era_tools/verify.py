@@ -355,7 +355,25 @@ def verify_file(path: str, network: Network, level: str = "signatures", *,
             _verify_open_file(reader, report, network, lvl, progress, bls_pool)
         except EraToolsError as exc:  # an error that stops this file (unexpected bytes)
             report.fail("structure", "read", str(exc))
+            report.blocks = 0
     return report
+
+
+def network_mismatch(head, network: Network, gvr: bool = True) -> str | None:
+    """Why the era state's fixed fields (fork.current_version at its slot, and with `gvr` its
+    genesis_validators_root) say the file is not of `network`, or None.  Cheap: the state's
+    front only, so it can run before anything is decoded with the network's types."""
+    root = head.genesis_validators_root
+    if gvr and network.genesis_validators_root is not None and \
+            root != network.genesis_validators_root:
+        return (f"the state's genesis_validators_root {hex0x(root)} is not network "
+                f"{network.name!r}'s {hex0x(network.genesis_validators_root)}; wrong "
+                "--network?")
+    epoch = head.slot // network.slots_per_epoch
+    if head.fork_current_version != network.fork_at_epoch(epoch).version:
+        return (f"the state's fork version {hex0x(head.fork_current_version)} is not "
+                f"scheduled by network {network.name!r} at epoch {epoch}; wrong --network?")
+    return None
 
 
 def _verify_open_file(reader: EraReader, report: FileReport, network: Network, lvl: int,
@@ -366,7 +384,7 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
     report.era = reader.era
     report.state_slot = reader.state_slot
     block_slots = reader.block_slots()
-    report.blocks = len(block_slots)
+    report.blocks = 0  # counts the blocks checked: set once the file is readable as a whole
 
     # -- structure: records, indices, preset --------------------------------------------------
     if reader.slots_per_historical_root not in (None, sphr):
@@ -381,6 +399,14 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
                     expected=(reader.state_slot // sphr) * sphr, actual=reader.state_slot)
         return
     report.era = reader.state_slot // sphr
+    # The state's own fixed fields say whether this is the network's chain at all: before
+    # anything is decoded with that network's types (which fail with SSZ offset errors).
+    head = reader.state_head(sphr)
+    wrong = network_mismatch(head, network, gvr=False)  # another gvr: the roots level says so
+    if wrong is not None:
+        report.fail("structure", "network", wrong, reader.state_slot)
+        return
+    report.blocks = len(block_slots)
     # Block decoding and hashing start now: in the pool's workers, while this process walks
     # the records and reads and checks the state.
     block_facts = _block_facts(reader, network, block_slots, bls_pool)
@@ -390,7 +416,6 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
     state_fork = network.fork_name_at_slot(reader.state_slot)
     state_cls = ssz.types_for(state_fork, preset).BeaconState
     state_data = reader.state_ssz(mutable=True)  # read-only here; no copy of it
-    head = reader.state_head(sphr)
     decoded_state = None
     try:
         if len(state_data) <= FULL_STATE_DECODE_LIMIT:
@@ -438,6 +463,7 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
             pending_progress = 0
         if error is not None:
             report.fail("structure", "blocks_decode", error, slot)
+            report.blocks -= 1  # not checked
             if progress and sigs is not None:  # never reaches a signature batch
                 progress(1)
             continue
@@ -1076,7 +1102,18 @@ def verify_archive(paths: Sequence[str], network: Network | None, level: str = "
     files = archive_files_in(paths)
     jobs = max(1, jobs or os.cpu_count() or 1)
     if network is None and not all(is_era1(p) for p in files):
-        raise ConfigError("era files need a network (era1 files alone do not)")
+        unreadable = _unreadable(files)
+        if len(unreadable) < sum(not is_era1(p) for p in files):
+            raise ConfigError("era files need a network (era1 files alone do not)")
+        # not one era file opens: each fails its structure, whatever the network
+        archive = ArchiveReport(level=level, network="unknown")
+        for p, exc in unreadable.items():
+            r = FileReport(path=p, level=level)
+            r.fail("structure", "index", str(exc))
+            archive.files.append(r)
+        archive.files += [verify_era1_file(p, level, progress=progress)
+                          for p in files if is_era1(p)]
+        return archive
     archive = ArchiveReport(level=level, network=network.name if network else _era1_network(files))
     if jobs == 1 or len(files) <= 1:
         pool = None
@@ -1101,6 +1138,19 @@ def verify_archive(paths: Sequence[str], network: Network | None, level: str = "
             _era1_link_checks(reports, archive)
     archive.files = sorted(reports, key=lambda r: (r.era if r.era is not None else -1, r.path))
     return archive
+
+
+def _unreadable(files) -> dict:
+    """{path: FormatError} of the era files that do not open (no network is needed)."""
+    out = {}
+    for p in files:
+        if is_era1(p):
+            continue
+        try:
+            EraReader(p).close()
+        except FormatError as exc:
+            out[p] = exc
+    return out
 
 
 def _era1_network(files) -> str:

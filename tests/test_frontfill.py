@@ -261,3 +261,25 @@ def test_a_directory_without_era_files_says_so(tmp_path):
     assert res.exit_code == 2
     assert res.stderr == f"error: no .era files in {tmp_path / 'empty'}\n"
     assert not (tmp_path / "db").exists()
+
+
+def test_eras_missing_between_the_files_are_reported(tmp_path, sample_files):
+    from click.testing import CliRunner
+
+    from era_tools.cli import main
+
+    db = tmp_path / "db"
+    files = [str(sample_files[e]) for e in (0, 1, 5)]
+    res = CliRunner().invoke(main, ["frontfill", "--db", str(db), *files])
+    assert res.exit_code == 0, res.output
+    # was silent: eras 2..4 were neither given nor in the store
+    assert ("gap: eras 2..4 not given and not in the store: the store has a gap at slots "
+            "64..255") in res.stderr.splitlines()
+    res = CliRunner().invoke(main, ["frontfill", "--db", str(db), "--json", *files])
+    assert json.loads(res.stdout)["gaps"] == [[2, 4]]
+    # once the store holds them, no gap is left to report
+    res = CliRunner().invoke(main, ["frontfill", "--db", str(db), "--json",
+                                    *[str(sample_files[e]) for e in (0, 2, 3, 4, 5)]])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["frontfill", "--db", str(db), "--json", *files])
+    assert json.loads(res.stdout)["gaps"] == []

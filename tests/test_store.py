@@ -420,3 +420,58 @@ def test_a_damaged_leveldb_says_why_in_text(tmp_path):
     r = CliRunner().invoke(main, ["status", "--db", str(db)])
     assert r.exit_code == 2
     assert r.stderr.startswith(f"error: {db}: cannot open the chain store: Corruption: ")
+
+
+AS_AN_UNPRIVILEGED_USER = textwrap.dedent("""
+    import os, sys
+    import plyvel, era_tools.cli.store, era_tools.frontfill, era_tools.store  # noqa: first
+    from era_tools.cli import main
+    if os.geteuid() == 0:  # root may write anywhere: drop to nobody (imports are done)
+        os.setgid(65534)
+        os.setuid(65534)
+    main(sys.argv[1:])
+""")
+
+
+def test_a_directory_without_write_permission_is_named_as_such(tmp_path, sample_files):
+    import tempfile
+
+    base = tempfile.mkdtemp()  # not under pytest's own 0700 directory: nobody must reach it
+    try:
+        os.chmod(base, 0o755)
+        ro = os.path.join(base, "ro")
+        os.mkdir(ro, 0o555)
+        store = os.path.join(base, "store")
+        r = CliRunner().invoke(main, ["frontfill", "--db", store, str(sample_files[0]),
+                                      str(sample_files[1])])
+        assert r.exit_code == 0, r.output
+        for dirpath, dirs, files in os.walk(store):
+            os.chmod(dirpath, 0o555)
+            for f in files:
+                os.chmod(os.path.join(dirpath, f), 0o444)
+        os.chmod(base, 0o555)  # nor can a read-only opener put its snapshot copy beside it
+
+        def era(*args):
+            return subprocess.run([sys.executable, "-c", AS_AN_UNPRIVILEGED_USER, *args],
+                                  cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+        # was "cannot open the chain store: NotFound: .../LOCK: No such file or directory"
+        r = era("frontfill", "--db", os.path.join(ro, "db"), str(sample_files[0]))
+        assert r.returncode == 2
+        assert r.stderr.splitlines()[-1] == (f"error: {ro}/db: cannot create the chain store's "
+                                             "directory: Permission denied")
+        # was "the chain store is in use by another process (LevelDB lock held)"
+        r = era("frontfill", "--db", store, str(sample_files[0]))
+        assert r.returncode == 2
+        assert r.stderr.splitlines()[-1] == (f"error: {store}: permission denied: the chain "
+                                             "store's directory is not writable")
+        # and reading it works (was "...snapshot-...: Permission denied")
+        r = era("status", "--db", store)
+        assert r.returncode == 0, r.stderr
+        assert "covered:  0..63" in r.stdout
+    finally:
+        for dirpath, dirs, files in os.walk(base):
+            os.chmod(dirpath, 0o755)
+        import shutil
+
+        shutil.rmtree(base)

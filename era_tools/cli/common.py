@@ -119,9 +119,8 @@ def _first_state_gvr(paths):
 
 def _network_from_state(paths, no_name_match: ConfigError):
     gvr, error = _first_state_gvr(paths)
-    if gvr is None and error is not None:  # the files say nothing: say why
-        raise ConfigError(f"{error} (without a readable era state the network cannot be "
-                          "inferred: pass --network NAME or --config FILE)")
+    if gvr is None and error is not None:  # the files say nothing: the file's error is why
+        raise error
     if gvr is None:  # no era file at all: the name-based answer stands
         raise no_name_match
     for net in BUILTIN.values():

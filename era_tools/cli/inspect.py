@@ -9,7 +9,7 @@ import click
 
 from . import main
 from .common import echo_json, json_option, network_options, pick_network
-from ..errors import EraToolsError, FormatError
+from ..errors import ConfigError, EraToolsError, FormatError
 
 
 @main.command(short_help="Summarize era and era1 files.")
@@ -100,11 +100,15 @@ def extract(file, slot, want_state, fmt, output, network_name, config_path):
     """Print or write one block (--slot S) or the era state (--state) of FILE."""
     from .. import ssz
     from ..era import EraReader
+    from ..verify import network_mismatch
 
     if (slot is None) == (not want_state):
         raise click.UsageError("give exactly one of --slot S or --state")
     net = pick_network(network_name, config_path, [file], quiet=True)
     with EraReader(file) as r:
+        wrong = network_mismatch(r.state_head(net.slots_per_historical_root), net)
+        if wrong is not None:  # before decoding with that network's types
+            raise ConfigError(f"{file}: {wrong}")
         if want_state:
             data, at = r.state_ssz(), r.state_slot
         else:

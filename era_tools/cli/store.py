@@ -170,15 +170,19 @@ def frontfill(db, era_paths, mode, check, network_name, config_path, as_json):
         with progress_bar(len(files) * store.sphr, "frontfill", unit="slot",
                           disable=None if not as_json else True) as bar:
             res = do_frontfill(store, files, mode=mode, check=check, progress=bar.update)
-        anchor = store.anchor
+        anchor, sphr = store.anchor, store.sphr
     if as_json:
         echo_json({"eras_written": res.eras_written, "eras_skipped": res.eras_skipped,
                    "slots_indexed": res.slots_indexed, "blocks": res.blocks,
-                   "anchor": anchor.to_json()})
+                   "gaps": [list(g) for g in res.gaps], "anchor": anchor.to_json()})
     else:
         click.echo(f"front-filled {len(res.eras_written)} eras ({res.blocks} blocks, "
                    f"{res.slots_indexed} slots, mode {mode}); {len(res.eras_skipped)} already "
                    "stored")
+        for a, b in res.gaps:  # said, not refused: a later run may fill them
+            what = f"era {a}" if a == b else f"eras {a}..{b}"
+            click.echo(f"gap: {what} not given and not in the store: the store has a gap at "
+                       f"slots {(a - 1) * sphr}..{b * sphr - 1}", err=True)
 
 
 def _frontfill_network(db, network_name, config_path, era_paths, quiet):

@@ -8,7 +8,7 @@ import click
 
 from . import main
 from .common import echo_json, json_option, network_options, pick_network, progress_bar
-from ..errors import ConfigError, hex0x
+from ..errors import ConfigError, FormatError, hex0x
 
 # era_tools.verify.LEVELS, spelled out so that `era verify --help` does not import the verifier
 # (numpy, py-ssz); tests/test_cli_help.py checks that the two agree.
@@ -76,7 +76,12 @@ def verify(paths, level, trusted_root, trusted_state, jobs, as_json, network_nam
     eras = [f for f in files if not is_era1(f)]
     net = None
     if eras:
-        net = pick_network(network_name, config_path, [p for p in paths if not is_era1(p)])
+        try:
+            net = pick_network(network_name, config_path, [p for p in paths if not is_era1(p)])
+        except FormatError:  # no era file reads, so none names its network: each fails
+            if root or trusted_state:
+                raise
+            net = None
     elif root or trusted_state:
         raise ConfigError("--trusted-root/--trusted-state anchor consensus-layer .era files; "
                           "only .era1 files were given")

@@ -42,7 +42,11 @@ def _after_commit() -> None:
 
 def _is_lock_error(exc: Exception) -> bool:
     msg = str(exc).lower()
-    return "lock" in msg
+    return "lock" in msg and "permission denied" not in msg
+
+
+def _is_permission_error(exc: Exception) -> bool:
+    return "permission denied" in str(exc).lower()
 
 
 def _why(exc) -> str:
@@ -68,11 +72,15 @@ class KV:
         if readonly and not os.path.exists(os.path.join(path, "CURRENT")):
             raise StoreError(f"{path}: no chain store here")
         if create and not readonly:
-            try:
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            try:  # the store's own directory too: LevelDB ignores a failed mkdir, then says
+                # "LOCK: No such file" (a read-only parent directory)
+                os.makedirs(path, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"{path}: cannot create the chain store's directory: "
                                  f"{exc.strerror}") from exc
+        if not readonly and os.path.isdir(path) and not os.access(path, os.W_OK):
+            raise StoreError(f"{path}: permission denied: the chain store's directory is not "
+                             "writable")
         try:
             # compression=None: blocks and states arrive snappy-framed and roots are random,
             # so LevelDB's own snappy pass only burns CPU on every write and compaction.
@@ -82,12 +90,15 @@ class KV:
                            compression=None)
             return KV(db, path, readonly)
         except plyvel.IOError as exc:
-            if _is_lock_error(exc):
-                if readonly:
+            if _is_lock_error(exc) or (readonly and _is_permission_error(exc)):
+                if readonly:  # held by a writer, or a directory we may not write: a copy
                     return KV._open_snapshot(path, snapshot_retries)
                 raise StoreError(f"{path}: the chain store is in use by another process "
                                  "(LevelDB lock held); read-only commands can run beside it"
                                  ) from exc
+            if _is_permission_error(exc):
+                raise StoreError(f"{path}: permission denied: cannot open the chain store "
+                                 f"for writing ({_why(exc)})") from exc
             raise StoreError(f"{path}: cannot open the chain store: {_why(exc)}") from exc
         except plyvel.Error as exc:
             raise StoreError(f"{path}: cannot open the chain store: {_why(exc)}") from exc
@@ -96,6 +107,8 @@ class KV:
     def _open_snapshot(path: str, retries: int) -> "KV":
         parent = os.path.dirname(os.path.abspath(path))
         last_exc: Exception | None = None
+        if not os.access(parent, os.W_OK):
+            parent = None  # a read-only place: the copy goes to the system's temp directory
         for attempt in range(retries):
             snap = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.snapshot-", dir=parent)
             try:

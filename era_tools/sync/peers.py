@@ -79,7 +79,7 @@ class BeaconApiClient:
                                            timeout=timeout or self.timeout)
                 self.requests_made += 1
             except requests.RequestException as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last = transport_error(exc, url, timeout or self.timeout)
                 continue
             if resp.status_code == 404 and allow_404:
                 return None
@@ -178,6 +178,37 @@ def ssz_from_json(doc, type_name: str, fork: str | None,
         raise error(f"{url}: JSON `data` is not a {fork} {type_name}: "
                     f"{type(exc).__name__}: {exc}") from exc
     return SszResponse(fork, data, url)
+
+
+def transport_error(exc: BaseException, url: str, timeout: float) -> str:
+    """What went wrong under an HTTP request, in a few words: "connection refused
+    (HOST:PORT)", "timed out after N s", "cannot resolve host HOST", ... (requests and urllib3
+    wrap the OS error in several layers of their own text)."""
+    import socket
+
+    u = urlsplit(url)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    where = f"{u.hostname}:{port}"
+    chain, e = [], exc
+    while e is not None and len(chain) < 10:  # the exception and what caused it
+        chain.append(e)
+        e = e.__cause__ or e.__context__ or (e.args[0] if e.args and isinstance(
+            e.args[0], BaseException) else None) or getattr(e, "reason", None)
+        if not isinstance(e, BaseException):
+            e = None
+    text = " ".join(str(x) for x in chain).lower()
+    if any(isinstance(x, (requests.Timeout, TimeoutError, socket.timeout)) for x in chain) \
+            or "timed out" in text:
+        return f"timed out after {timeout:g} s ({where})"
+    if any(isinstance(x, ConnectionRefusedError) for x in chain) or "refused" in text:
+        return f"connection refused ({where})"
+    if any(isinstance(x, socket.gaierror) for x in chain) or "name or service not known" in \
+            text or "name resolution" in text or "nodename nor servname" in text:
+        return f"cannot resolve host {u.hostname}"
+    if any(isinstance(x, (ConnectionResetError, http.client.RemoteDisconnected))
+           for x in chain) or "reset by peer" in text or "remote end closed" in text:
+        return f"connection closed by the peer ({where})"
+    return f"{type(exc).__name__}: {_short(str(exc), 120)}"
 
 
 def _data(doc, path, client):
@@ -365,7 +396,7 @@ class BackfillPeer:
         except requests.Timeout as exc:
             raise PeerFault(f"{url}: no answer within {t:g} s", "timeout") from exc
         except requests.RequestException as exc:
-            raise PeerFault(f"{url}: {type(exc).__name__}: {exc}", "timeout") from exc
+            raise PeerFault(f"{url}: {transport_error(exc, url, t)}", "timeout") from exc
 
     def _range_conn(self, fresh: bool = False) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
@@ -442,7 +473,7 @@ class BackfillPeer:
             raise PeerFault(f"{url}: no answer within {t:g} s", "timeout") from exc
         except (OSError, http.client.HTTPException) as exc:
             self._drop_range_conn()
-            raise PeerFault(f"{url}: {type(exc).__name__}: {exc}", "timeout") from exc
+            raise PeerFault(f"{url}: {transport_error(exc, url, t)}", "timeout") from exc
 
     def _drop_range_conn(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -592,4 +623,4 @@ def fetch_ssz_streaming(api: BeaconApiClient, path: str, timeout: float,
     except requests.Timeout as exc:
         raise PeerError(f"{url}: no complete answer within {timeout:g} s") from exc
     except requests.RequestException as exc:
-        raise PeerError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise PeerError(f"{url}: {transport_error(exc, url, timeout)}") from exc
