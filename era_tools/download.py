@@ -109,7 +109,7 @@ class Report:
                            ("epoch" if f.kind == "era1" else "era"): f.era,
                            "status": self.status(f.name)}
                           for f in sorted(self.wanted, key=lambda f: f.name)],
-                "verify": self.verified_level, "bytes_downloaded": self.bytes_downloaded,
+                "verify": self.verified_level, "bytes": self.bytes_downloaded,
                 "warnings": self.warnings}
 
 

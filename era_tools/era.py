@@ -103,22 +103,6 @@ class SlotIndex:
 # Naming
 
 
-def spans(nums) -> list[tuple[int, int]]:
-    """Runs of consecutive integers: [1, 2, 3, 7] -> [(1, 3), (7, 7)] (reports say "eras
-    1..3, 7", not one line per era)."""
-    out: list[tuple[int, int]] = []
-    for n in sorted(set(nums)):
-        if out and n == out[-1][1] + 1:
-            out[-1] = (out[-1][0], n)
-        else:
-            out.append((n, n))
-    return out
-
-
-def format_spans(pairs, sep: str = "..") -> str:
-    return ", ".join(str(a) if a == b else f"{a}{sep}{b}" for a, b in pairs)
-
-
 def era_file_name(config_name: str, era: int, short_root: bytes) -> str:
     return f"{config_name}-{era:05d}-{bytes(short_root[:4]).hex()}.era"
 

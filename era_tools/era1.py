@@ -23,8 +23,6 @@ import re
 import struct
 from typing import Iterable, Iterator, NamedTuple
 
-from Crypto.Hash import keccak as _keccak
-
 from . import e2store, framing
 from .e2store import (ACCUMULATOR, BLOCK_INDEX, COMPRESSED_BODY, COMPRESSED_HEADER,
                       COMPRESSED_RECEIPTS, HEADER_SIZE, TOTAL_DIFFICULTY, VERSION, Record)
@@ -52,6 +50,8 @@ _ERA1_TYPES = (COMPRESSED_HEADER, COMPRESSED_BODY, COMPRESSED_RECEIPTS, TOTAL_DI
 
 def keccak256(data: bytes) -> bytes:
     """Keccak-256 (the pre-standard SHA-3 Ethereum uses), 32 bytes."""
+    from Crypto.Hash import keccak as _keccak  # imported on first use: ~50 ms of start-up
+
     return _keccak.new(digest_bits=256, data=bytes(data)).digest()
 
 

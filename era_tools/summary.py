@@ -47,7 +47,7 @@ def describe(path: str, network: Network) -> dict:
         forks = sorted({network.fork_name_at_slot(s) for s in block_slots} | {state_fork},
                        key=lambda f: [x.name for x in network.forks].index(f))
         out = {
-            "file": path,
+            "path": path,
             "name": r.name,
             "era": r.era,
             "expected_name": expected,
@@ -83,7 +83,7 @@ def describe_era1(path: str) -> dict:
             agg["count"] += 1
             agg["bytes"] += rec.length + e2store.HEADER_SIZE
         return {
-            "file": path,
+            "path": path,
             "kind": "era1",
             "name": r.name,
             "epoch": r.epoch,

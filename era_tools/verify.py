@@ -35,7 +35,8 @@ import numpy as np
 
 from . import bls, e2store, era1, ssz
 from .config import Network
-from .era import EraReader, era_files_in, format_spans, parse_era_file_name, spans
+from .era import EraReader, era_files_in, parse_era_file_name
+from .spans import format_spans, spans
 from .errors import ConfigError, EraToolsError, FormatError, hex0x
 from .procs import pool_context
 from .signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root

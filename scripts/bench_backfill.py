@@ -288,7 +288,7 @@ def main() -> int:
     ap.add_argument("--peers", type=int, default=2)
     ap.add_argument("--workers", type=int, default=4, help="as `era backfill`")
     ap.add_argument("--bls-procs", type=int, default=None,
-                    help="as `era backfill --bls-procs` (default: the same default)")
+                    help="as `era backfill --check-jobs` (default: the same default)")
     ap.add_argument("--range-batches", type=int, default=RANGE_BATCHES,
                     help="epoch batches per range request")
     ap.add_argument("--_child", type=Path, help=argparse.SUPPRESS)

@@ -153,7 +153,7 @@ def slot_script(path: Path, slots, url_prefix: str, accept: str | None) -> str:
 
 def start_serve(eras: Path, port: int, workers: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "from era_tools.cli import main; main()",
-                             "serve", str(eras), "--port", str(port), "--workers",
+                             "serve", str(eras), "--port", str(port), "--jobs",
                              str(workers)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -221,7 +221,7 @@ def main() -> None:
             d = args.duration
             print(f"big file {big}: {big_size / 2**20:.0f} MiB; wrk {d}s per run, {reps} runs "
                   f"per figure (median; alternating servers); {os.cpu_count()} cores shared "
-                  f"with the load generator; era serve --workers {workers}, nginx "
+                  f"with the load generator; era serve --jobs {workers}, nginx "
                   f"worker_processes {workers}; load average at start {load()}")
 
             def series(name, url, conns, script=None, check=True):

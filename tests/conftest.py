@@ -48,6 +48,17 @@ def network():
 
 
 @pytest.fixture
+def sample_host(network):
+    """`era serve`'s application over sample_eras/, on 127.0.0.1 in a thread."""
+    from era_tools.serve.app import make_app
+    from era_tools.serve.testing import ServerThread
+
+    srv = ServerThread(make_app(SAMPLE_ERAS, network)).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
 def era_copy(tmp_path, sample_dir):
     """A writable copy of sample_eras/ (era files + config)."""
     dst = tmp_path / "eras"

@@ -85,7 +85,7 @@ def test_era1_host_with_bare_checksums_mirrors_completely_and_rerun_is_a_no_op(p
     r = run_cli(url, dest, "--json")
     assert r.exit_code == 0, r.output
     rep = json_of(r.output)
-    assert rep["downloaded"] == [] and rep["skipped"] == names and rep["bytes_downloaded"] == 0
+    assert rep["downloaded"] == [] and rep["skipped"] == names and rep["bytes"] == 0
     assert rep["files"] == [{"name": n, "kind": "era1", "epoch": ep, "status": "present"}
                             for n, ep in zip(names, EPOCHS)]
     assert rep["gaps"] == [] and rep["era1_gaps"] == [] and rep["checksums"] == "checksums.txt"

@@ -684,7 +684,7 @@ def test_cli_serve_workers_usage_errors(sample_dir, tmp_path):
                                       "--workers", "2"])
     assert r.exit_code == 2
     assert r.output.strip().splitlines()[-1] == (
-        f"error: cannot listen on 127.0.0.1:{port}: Address already in use")
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use")
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -697,12 +697,42 @@ def test_cli_serve_cannot_listen_names_host_and_port(sample_dir, workers):
                                       "--workers", workers])
     assert r.exit_code == 2  # one worker said aiohttp's long message
     assert r.stderr.strip().splitlines()[-1] == (
-        f"error: cannot listen on 127.0.0.1:{port}: Address already in use")
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use")
     r = CliRunner().invoke(main, ["serve", str(sample_dir), "--host", "256.1.1.1", "--port",
                                   "0", "--workers", workers])
     assert r.exit_code == 2  # was "error: Name or service not known": no host
     assert r.stderr.strip().splitlines()[-1].startswith(
         "error: cannot listen on 256.1.1.1:0: ")
+
+
+@pytest.mark.parametrize("first", ["1", "2"])
+def test_cli_serve_second_server_on_a_busy_port_exits_2(sample_dir, first):
+    """Another `era serve` on the port, whatever either one's --jobs: the newcomer refuses
+    (with SO_REUSEPORT it used to start silently and take half of the connections)."""
+    import signal
+    import subprocess
+    import sys
+
+    proc, url, _ = _start_serve([str(sample_dir), "--port", "0", "--jobs", first])
+    try:
+        port = urlsplit(url).port
+        for jobs in ("1", "2", "3"):
+            r = subprocess.run([sys.executable, "-c", "from era_tools.cli import main; main()",
+                                "serve", str(sample_dir), "--port", str(port), "--jobs", jobs],
+                               capture_output=True, text=True, timeout=120,
+                               stdin=subprocess.DEVNULL)
+            assert r.returncode == 2, (jobs, r.stderr)
+            assert r.stderr.strip().splitlines()[-1] == (
+                f"error: cannot listen on 127.0.0.1:{port}: address already in use"), jobs
+            assert "serving" not in r.stderr
+        for _ in range(10):  # the first server still takes every connection
+            assert _http(url, "/eth/v1/node/syncing")[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
 
 
 def test_metrics_stats_sum_over_workers(tmp_path):

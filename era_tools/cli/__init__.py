@@ -1,8 +1,9 @@
 """The `era` command: click group, shared options, and the one place errors become exit codes.
 
 Only this package prints or exits.  Library code reports progress through callbacks; commands
-turn them into tqdm bars.  Exit codes: 0 success, 1 verification failure, 2 usage/IO/format
-error, 3 internal error, 130 interrupted.
+turn them into progress on stderr (common.progress_bar: tqdm on a terminal, plain lines
+without one).  Exit codes: 0 success, 1 verification failure, 2 usage/IO/format error,
+3 internal error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -45,22 +46,33 @@ class EraGroup(click.Group):
             sys.exit(3)
 
 
-@click.group(cls=EraGroup, context_settings={"help_option_names": ["-h", "--help"]})
+# Each command lives in the module named here and is imported only when it is run (or listed
+# by `era --help`), so a command pays for its own imports alone.  Importing the module
+# registers the command on `main` (its `@main.command()` decorator).
+COMMAND_MODULES = {
+    "info": "inspect", "extract": "inspect",
+    "verify": "verify",
+    "pull": "store", "export": "store", "frontfill": "store", "status": "store",
+    "checkpoint-sync": "sync", "backfill": "sync",
+    "serve": "serve", "download": "serve",
+}
+
+
+class LazyEraGroup(EraGroup):
+    """EraGroup whose commands are imported on demand (COMMAND_MODULES)."""
+
+    def list_commands(self, ctx):
+        return sorted(set(self.commands) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx, cmd_name):
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            import importlib
+
+            importlib.import_module(f"{__name__}.{COMMAND_MODULES[cmd_name]}")
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyEraGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="era_tools")
 def main():
     """Read, write, verify, serve and sync Ethereum consensus-layer .era archives."""
-
-
-def _register():
-    # Each command lives in its own module; importing registers it on `main`.
-    import importlib
-
-    for mod in ("inspect", "verify", "store", "sync", "serve"):
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as exc:  # a command module not written yet
-            if exc.name != f"{__name__}.{mod}":
-                raise
-
-
-_register()

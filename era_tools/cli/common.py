@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
+import time
 
 import click
+from click.core import ParameterSource
 
 from ..config import BUILTIN, find_config_beside, resolve_network
 from ..errors import ConfigError
@@ -32,6 +36,40 @@ def http_url(ctx, param, value):
         if u.scheme not in ("http", "https") or not u.netloc:
             raise click.BadParameter(f"{v!r} is not an http:// or https:// URL with a host")
     return value
+
+
+def jobs_option(*names, help: str, type, default=None, show_default=True,
+                deprecated=(), dest="jobs"):
+    """A parallelism option (`--jobs/-j` unless `names` say otherwise), with the spellings in
+    `deprecated` (e.g. "--workers") still accepted, hidden from --help, with a warning.
+
+    The command receives the value as `dest` whichever spelling was used; giving both is a
+    usage error."""
+    names = names or ("--jobs", "-j")
+
+    def decorate(f):
+        aliases = [(old, f"_{dest}_as_{old.lstrip('-').replace('-', '_')}") for old in deprecated]
+
+        @functools.wraps(f)
+        def command(*args, **kwargs):
+            ctx = click.get_current_context()
+            for old, key in aliases:
+                value = kwargs.pop(key)
+                if value is None:
+                    continue
+                if ctx.get_parameter_source(dest) == ParameterSource.COMMANDLINE:
+                    raise click.UsageError(f"{old} is the old name of {names[0]}: give one")
+                click.echo(f"warning: {old} is deprecated; use {' or '.join(names)}", err=True)
+                kwargs[dest] = value
+            return f(*args, **kwargs)
+
+        for old, key in aliases:
+            command = click.option(old, key, type=type, default=None, hidden=True)(command)
+        return click.option(*names, dest, type=type, default=default,
+                            show_default=show_default and default is not None,
+                            help=help)(command)
+
+    return decorate
 
 
 def network_options(f):
@@ -97,12 +135,79 @@ def echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False))
 
 
-def progress_bar(total: int, desc: str, unit: str = "it", disable: bool | None = None):
-    """A tqdm bar on stderr; `update(n)` is the callback library code gets."""
+def progress_bar(total: int | None, desc: str, unit: str = "it", disable: bool | None = None,
+                 plain: bool = True, **tqdm_kwargs):
+    """Progress on stderr; `update(n)` is the callback library code gets.
+
+    On a terminal: a tqdm bar (`tqdm_kwargs` go to it).  Without one (stderr redirected to a
+    file or a pipe): no cursor movement or carriage returns, only a plain line every
+    PLAIN_EVERY seconds ("verifying: 120/890 blk, 45.2 blk/s"), or nothing when `plain` is
+    False (a secondary bar).  `disable=True`: nothing at all, on a terminal too."""
+    if disable or not sys.stderr.isatty():
+        return PlainProgress(total, desc, unit, silent=bool(disable) or not plain,
+                             unit_scale=tqdm_kwargs.get("unit_scale", False),
+                             initial=tqdm_kwargs.get("initial", 0))
     from tqdm import tqdm
 
     # No monitor thread: our callers update often, and a single-threaded process may fork
     # its worker pools (era_tools.procs) instead of starting a forkserver.
     tqdm.monitor_interval = 0
-    return tqdm(total=total, desc=desc, unit=unit, disable=disable, leave=False,
-                dynamic_ncols=True, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
+                file=sys.stderr, **tqdm_kwargs)
+
+
+# Seconds between the plain progress lines printed when stderr is not a terminal.
+def _plain_every() -> float:
+    try:
+        return max(0.0, float(os.environ.get("ERA_TOOLS_PROGRESS_EVERY", "5")))
+    except ValueError:  # a typo in the variable must not stop every command
+        return 5.0
+
+
+PLAIN_EVERY = _plain_every()
+
+
+class PlainProgress:
+    """The part of tqdm's interface the commands use, printing whole lines only."""
+
+    def __init__(self, total, desc, unit, silent=False, unit_scale=False, initial=0):
+        self.total, self.desc, self.unit, self.n = total, desc, unit, initial
+        self.silent, self.unit_scale = silent, unit_scale
+        self._start = self._last = time.monotonic()
+        self._start_n = initial
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if not self.silent and now - self._last >= PLAIN_EVERY:
+            self._last = now
+            rate = (self.n - self._start_n) / max(now - self._start, 1e-9)
+            if self.unit_scale:  # "download: 12.3 MB/45.0 MB, 3.1 MB/s"
+                done = self._scaled(self.n) + (f"/{self._scaled(self.total)}" if self.total
+                                               else "")
+                speed = self._scaled(rate)
+            else:  # "verifying: 120/890 blk, 45.2 blk/s"
+                done = f"{self.n}" + (f"/{self.total}" if self.total else "") + f" {self.unit}"
+                speed = f"{rate:.1f} {self.unit}"
+            click.echo(f"{self.desc}: {done}, {speed}/s", err=True)
+
+    def _scaled(self, x) -> str:
+        for prefix in ("", "k", "M", "G", "T"):
+            if abs(x) < 1000 or prefix == "T":
+                return f"{x:.{1 if prefix else 0}f} {prefix}{self.unit}"
+            x /= 1000
+
+    def refresh(self) -> None:
+        pass
+
+    def write(self, line: str, file=None) -> None:
+        click.echo(line, file=file or sys.stderr)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

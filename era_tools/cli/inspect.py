@@ -12,7 +12,7 @@ from .common import echo_json, json_option, network_options, pick_network
 from ..errors import ConfigError, EraToolsError, FormatError
 
 
-@main.command()
+@main.command(short_help="Summarize era and era1 files.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
 @network_options
 @json_option
@@ -38,7 +38,7 @@ def info(files, network_name, config_path, as_json):
         except EraToolsError as exc:
             failed.append((p, exc))
             if as_json:
-                results.append({"file": p, "error": str(exc)})
+                results.append({"path": p, "error": str(exc)})
             else:
                 click.echo(f"error: {exc}", err=True)
             continue
@@ -88,7 +88,7 @@ def _print_era1_info(d: dict) -> None:
         click.echo(f"    {name:28s} {agg['count']:6d} records {agg['bytes']:12d} bytes")
 
 
-@main.command()
+@main.command(short_help="Print or write one block or the era state of a file.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--slot", type=int, help="Slot of the block to extract.")
 @click.option("--state", "want_state", is_flag=True, help="Extract the era state instead.")

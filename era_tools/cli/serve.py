@@ -7,12 +7,13 @@ import sys
 import click
 
 from . import main
-from .common import echo_json, json_option, network_options, pick_network
-from ..era import format_spans
+from .common import (echo_json, jobs_option, json_option, network_options, pick_network,
+                     progress_bar)
+from ..spans import format_spans
 from ..errors import ConfigError
 
 
-@main.command()
+@main.command(short_help="Serve an era directory over HTTP.")
 @click.argument("era_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--db", "db_path", type=click.Path(file_okay=False),
               help="Also answer blocks and states from this chain store (read-only).")
@@ -21,11 +22,11 @@ from ..errors import ConfigError
               help="Port to listen on (0: any free port, printed at start).")
 @click.option("--max-ranges", default=16, show_default=True, type=click.IntRange(1, 1024),
               help="Concurrent range-endpoint streams; more get 429.")
-@click.option("--workers", "-w", type=click.IntRange(1, 256), default=None,
-              help="Server processes sharing the port (SO_REUSEPORT), like nginx workers. "
+@jobs_option(type=click.IntRange(1, 256), deprecated=("--workers", "-w"),
+             help="Server processes accepting on one listening socket, like nginx workers. "
                    "[default: the number of cores; 1 with --db]")
 @network_options
-def serve(era_dir, db_path, host, port, max_ranges, workers, network_name, config_path):
+def serve(era_dir, db_path, host, port, max_ranges, jobs, network_name, config_path):
     """Serve ERA_DIR over HTTP: an nginx-style listing, /index.json, /checksums.txt, the era
     files (Range, ETag), a Beacon API subset, the blocks_by_range endpoint and /metrics.
     Any .era1 files in ERA_DIR are listed, checksummed and served as plain files.
@@ -35,9 +36,10 @@ def serve(era_dir, db_path, host, port, max_ranges, workers, network_name, confi
     """
     from .. import serve as serve_pkg
 
+    workers = jobs
     if db_path and workers is not None and workers > 1:
         raise click.UsageError("--db serves from one process (a LevelDB store has one "
-                               "opener); drop --workers or use --workers 1")
+                               "opener); drop --jobs or use --jobs 1")
     if workers is None:
         from ..serve.workers import default_workers
 
@@ -76,7 +78,7 @@ def serve(era_dir, db_path, host, port, max_ranges, workers, network_name, confi
             store.close()
 
 
-@main.command()
+@main.command(short_help="Mirror the era and era1 files listed at a URL.")
 @click.argument("url")
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("--from-era", type=click.IntRange(0),
@@ -166,7 +168,7 @@ def download(url, dest, from_era, to_era, jobs, level, allow_gaps, network_name,
 
 
 class _Progress:
-    """tqdm bars: one overall (bytes) and one per file in flight."""
+    """Progress bars: one overall (bytes) and, on a terminal, one per file in flight."""
 
     def __init__(self, quiet: bool, jobs: int):
         self.quiet = quiet
@@ -174,11 +176,8 @@ class _Progress:
         self.bars = {}
         self.free = list(range(1, jobs + 1))
 
-    def _bar(self, **kw):
-        from tqdm import tqdm
-
-        return tqdm(unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-                    dynamic_ncols=True, file=sys.stderr, **kw)
+    def _bar(self, total, desc, **kw):
+        return progress_bar(total, desc, unit="B", unit_scale=True, unit_divisor=1024, **kw)
 
     def event(self, kind, **info):
         if kind in ("warning",):
@@ -196,11 +195,11 @@ class _Progress:
             click.echo(f"listing: {what} ({info['source']}), checksums: "
                        f"{info['checksums'] or 'none'}", err=True)
         elif kind == "plan":
-            self.total = self._bar(total=info["bytes"] or None, desc="total", position=0)
+            self.total = self._bar(info["bytes"] or None, "download", position=0)
         elif kind == "start":
             pos = self.free.pop(0) if self.free else None
-            bar = self._bar(total=info.get("total"), desc=info["name"][-28:], position=pos,
-                            initial=info.get("offset", 0))
+            bar = self._bar(info.get("total"), info["name"][-28:], position=pos,
+                            initial=info.get("offset", 0), plain=False)
             self.bars[info["name"]] = (bar, pos)
             if self.total is not None and info.get("offset"):
                 self.total.update(info["offset"])

@@ -7,9 +7,9 @@ import sys
 import click
 
 from . import main
-from .common import (echo_json, http_url, json_option, network_options, pick_network,
-                     progress_bar)
-from ..era import format_spans, spans
+from .common import (echo_json, http_url, jobs_option, json_option, network_options,
+                     pick_network, progress_bar)
+from ..spans import format_spans, spans
 from ..errors import StoreError, hex0x
 
 db_option = click.option("--db", "db", required=True, type=click.Path(file_okay=False),
@@ -30,7 +30,7 @@ def expected_network(network_name, config_path):
     return pick_network(network_name, config_path, quiet=True)
 
 
-@main.command()
+@main.command(short_help="Copy finalized blocks and states from a beacon node.")
 @click.option("--beacon-api", "url", required=True, metavar="URL", callback=http_url,
               help="Beacon node REST API, e.g. http://127.0.0.1:5052")
 @db_option
@@ -38,17 +38,18 @@ def expected_network(network_name, config_path):
               help="First slot (default 0; covered slots are skipped, so reruns resume).")
 @click.option("--to-slot", type=click.IntRange(min=0), default=None,
               help="Last slot (default: the node's finalized slot).")
-@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="Concurrent block requests.")
+@jobs_option(type=click.IntRange(1, 64), default=8, deprecated=("--workers",),
+             help="Concurrent block requests (threads).")
 @click.option("--batch-slots", type=click.IntRange(1, 100000), default=256, show_default=True,
               help="Slots per atomic store write.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
               default=30.0, show_default=True,
               help="Seconds per block request (states get 12x).")
-@click.option("--retries", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option("--retries", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Attempts per request before the node counts as failing.")
 @network_options
 @json_option
-def pull(url, db, from_slot, to_slot, workers, batch_slots, timeout, retries, network_name,
+def pull(url, db, from_slot, to_slot, jobs, batch_slots, timeout, retries, network_name,
          config_path, as_json):
     """Copy finalized blocks and era-boundary states from a beacon node into the store.
 
@@ -69,10 +70,10 @@ def pull(url, db, from_slot, to_slot, workers, batch_slots, timeout, retries, ne
         b = fin if to_slot is None else to_slot
         with progress_bar(max(b - a + 1, 0), "pull", unit="slot",
                           disable=None if not as_json else True) as bar:
-            res = do_pull(store, api, from_slot, to_slot, workers=workers,
+            res = do_pull(store, api, from_slot, to_slot, workers=jobs,
                           batch_slots=batch_slots, progress=bar.update)
         summary = {"network": net.config_name, "from_slot": res.from_slot,
-                   "to_slot": res.to_slot, "slots_pulled": res.slots, "blocks": res.blocks,
+                   "to_slot": res.to_slot, "slots": res.slots, "blocks": res.blocks,
                    "states": res.states, "slots_already_stored": res.skipped_slots,
                    "bytes": res.bytes, "unheld_slot": res.unheld_slot}
     if as_json:
@@ -86,12 +87,14 @@ def pull(url, db, from_slot, to_slot, workers, batch_slots, timeout, retries, ne
                        "the next era); left for a later pull")
 
 
-@main.command()
+@main.command(short_help="Write the complete eras of the store as .era files.")
 @db_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for the .era files.")
-@click.option("--from-era", type=click.IntRange(min=0), default=None)
-@click.option("--to-era", type=click.IntRange(min=0), default=None)
+@click.option("--from-era", type=click.IntRange(min=0), default=None,
+              help="First era to write [default: the store's first complete era].")
+@click.option("--to-era", type=click.IntRange(min=0), default=None,
+              help="Last era to write [default: the store's last complete era].")
 @click.option("--no-fsync", is_flag=True, help="Skip fsync (faster, not crash-safe).")
 @network_options
 @json_option
@@ -135,7 +138,7 @@ def export(db, out_dir, from_era, to_era, no_fsync, network_name, config_path, a
         sys.exit(2)
 
 
-@main.command()
+@main.command(short_help="Fill the store from era files, oldest first.")
 @db_option
 @click.argument("era_paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--mode", type=click.Choice(["reference", "copy"]), default="reference",
@@ -197,7 +200,7 @@ def _frontfill_network(db, network_name, config_path, era_paths, quiet):
     return None
 
 
-@main.command()
+@main.command(short_help="Show the store's network, coverage, gaps and sizes.")
 @db_option
 @network_options
 @json_option

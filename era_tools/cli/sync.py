@@ -8,8 +8,8 @@ import sys
 import click
 
 from . import main
-from .common import (echo_json, http_url, json_option, network_options, pick_network,
-                     progress_bar)
+from .common import (echo_json, http_url, jobs_option, json_option, network_options,
+                     pick_network, progress_bar)
 from ..errors import ConfigError, hex0x
 
 db_option = click.option("--db", "db", required=True, type=click.Path(file_okay=False),
@@ -30,7 +30,7 @@ def _root(value):
     return b
 
 
-@main.command("checkpoint-sync")
+@main.command("checkpoint-sync", short_help="Start the store from a trusted finalized state.")
 @db_option
 @click.option("--beacon-api", "url", required=True, metavar="URL", callback=http_url,
               help="Trusted beacon node REST API, e.g. http://127.0.0.1:5052")
@@ -90,29 +90,30 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
                    f"{hex0x(res.block_root)}; anchor set")
 
 
-@main.command()
+@main.command(short_help="Fill the store downwards from peers, block by block.")
 @db_option
 @click.option("--peer", "peers", multiple=True, required=True, metavar="URL",
               callback=http_url,
               help="A beacon node REST API or an `era serve` server; repeat for several.")
 @click.option("--to-slot", type=click.IntRange(min=0), default=None,
               help="Stop once the store holds a linked block at or below this slot.")
-@click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Batches downloaded and verified in parallel.")
+@jobs_option(type=click.IntRange(1, 64), default=4, deprecated=("--workers",),
+             help="Batches downloaded and verified in parallel (threads).")
 @click.option("--max-rate", type=click.FloatRange(min=0.1), default=None,
               metavar="SLOTS_PER_S", help="Cap the speed (slots per second).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
               default=30.0, show_default=True,
               help="Seconds per request before a peer counts as stalled.")
-@click.option("--bls-procs", type=click.IntRange(0, 64), default=None,
-              help="Processes for decompression, hashing and signature checks (0 = in the "
+@jobs_option("--check-jobs", dest="check_jobs", type=click.IntRange(0, 64),
+             deprecated=("--bls-procs",),
+             help="Processes for decompression, hashing and signature checks (0 = in the "
                    "worker threads; default: 0 when the BLS library and the hasher release "
                    "the GIL, else one per core).")
 @click.option("--status-every", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               help="Seconds between status lines.")
 @network_options
 @json_option
-def backfill(db, peers, to_slot, workers, max_rate, timeout, bls_procs, status_every,
+def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_every,
              network_name, config_path, as_json):
     """Fill the store downwards from its oldest block, from peers.
 
@@ -122,8 +123,8 @@ def backfill(db, peers, to_slot, workers, max_rate, timeout, bls_procs, status_e
     from ..store import ChainStore
     from ..sync.backfill import backfill as do_backfill, default_bls_processes
 
-    if bls_procs is None:
-        bls_procs = default_bls_processes()
+    if check_jobs is None:
+        check_jobs = default_bls_processes()
     from .store import expected_network
 
     with ChainStore.open(db, expected_network(network_name, config_path),
@@ -141,8 +142,8 @@ def backfill(db, peers, to_slot, workers, max_rate, timeout, bls_procs, status_e
 
         try:
             with bar:
-                res = do_backfill(store, list(peers), to_slot=to_slot, workers=workers,
-                                  max_rate=max_rate, timeout=timeout, bls_processes=bls_procs,
+                res = do_backfill(store, list(peers), to_slot=to_slot, workers=jobs,
+                                  max_rate=max_rate, timeout=timeout, bls_processes=check_jobs,
                                   progress=bar.update, status=status,
                                   status_every=status_every, on_plan=on_plan)
         except KeyboardInterrupt:

@@ -9,8 +9,10 @@ import click
 from . import main
 from .common import echo_json, json_option, network_options, pick_network, progress_bar
 from ..errors import ConfigError, FormatError, hex0x
-from ..verify import (LEVELS, archive_files_in, count_blocks, is_era1, load_trusted_state,
-                      verify_archive)
+
+# era_tools.verify.LEVELS, spelled out so that `era verify --help` does not import the verifier
+# (numpy, py-ssz); tests/test_cli_help.py checks that the two agree.
+LEVELS = ("structure", "roots", "signatures", "chain")
 
 
 def _parse_root(value: str | None) -> bytes | None:
@@ -44,7 +46,7 @@ def anchor_line(a: dict) -> str:
     return f"trusted root {a['root']} matched nothing in these files"
 
 
-@main.command()
+@main.command(short_help="Verify era and era1 files, level by level.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--level", type=click.Choice(LEVELS), default="signatures", show_default=True,
               help="How far to check; each level includes the ones before it.")
@@ -66,6 +68,9 @@ def verify(paths, level, trusted_root, trusted_state, jobs, as_json, network_nam
     1 a verification failure (a malformed or truncated file is one, whatever the network),
     2 a usage or I/O error.
     """
+    from ..verify import (archive_files_in, count_blocks, is_era1, load_trusted_state,
+                          verify_archive)
+
     root = _parse_root(trusted_root)
     files = archive_files_in(paths)
     if not files:

@@ -16,8 +16,9 @@ def make_app(*args, **kwargs):
 def run(era_dir, network, store=None, host: str = "127.0.0.1", port: int = 8080,
         on_ready=None, workers: int = 1, on_event=None, **kwargs) -> None:
     """Serve until SIGINT or SIGTERM, then stop cleanly and return.  `on_ready(host, port)` is
-    called once listening.  `workers` > 1: that many processes share the port (SO_REUSEPORT;
-    see workers.py); they cannot share an open `store`."""
+    called once listening.  `workers` > 1: that many processes accept on one listening socket
+    (see workers.py); they cannot share an open `store`.  The port is never shared with
+    another server: a port in use is an OSError "cannot listen on HOST:PORT: ..."."""
     if workers > 1:
         if store is not None:
             raise ValueError("several workers cannot share one open chain store")
@@ -31,6 +32,8 @@ def run(era_dir, network, store=None, host: str = "127.0.0.1", port: int = 8080,
     import signal
 
     from aiohttp import web
+
+    from .workers import listen_socket
 
     app = make_app(era_dir, network, store, **kwargs)
 
@@ -47,14 +50,8 @@ def run(era_dir, network, store=None, host: str = "127.0.0.1", port: int = 8080,
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-            try:
-                await site.start()
-            except OSError as exc:  # as workers.py says it
-                import os
-
-                why = os.strerror(exc.errno) if (exc.errno or 0) > 0 else exc.strerror or exc
-                raise OSError(exc.errno, f"cannot listen on {host}:{port}: {why}") from exc
+            site = web.SockSite(runner, listen_socket(host, port), backlog=1024)
+            await site.start()
             if on_ready is not None:
                 addrs = runner.addresses
                 on_ready(*(addrs[0][:2] if addrs else (host, port)))

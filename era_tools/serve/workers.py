@@ -1,10 +1,12 @@
 """`era serve --workers N`: N server processes on one port, like nginx's worker processes.
 
-The parent binds the address first with SO_REUSEPORT (this fixes the port when 0 was asked
-for, and fails early, in the parent, when the port is taken), then forks N workers.  Each
-worker builds its own catalog and application and listens on the same address with
-SO_REUSEPORT, so the kernel spreads incoming connections over the workers.  The parent's own
-socket is bound but never listens, so it takes no connections.
+The parent binds and listens on the address once, without SO_REUSEPORT (this fixes the port
+when 0 was asked for, and fails in the parent when anything else holds the port, another
+`era serve` included), then forks N workers, which inherit that one listening socket: each
+builds its own catalog and application and accepts connections from the shared socket, as
+nginx workers do.  Only this server's own processes can take connections on the port: with
+SO_REUSEPORT a second, unrelated server could bind it too and the kernel would split the
+traffic between the two.
 
 The workers share a temporary directory: computed checksums (one process hashes a file, the
 others read its result) and /metrics numbers (each worker publishes its counts about once a
@@ -45,8 +47,17 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _bind_placeholder(host: str, port: int) -> tuple[socket.socket, tuple]:
-    """A socket bound (not listening) to (host, port) with SO_REUSEPORT; its address."""
+def listen_error(host: str, port: int, exc: OSError) -> OSError:
+    """The one-line error for an address that cannot be listened on, e.g. "cannot listen on
+    127.0.0.1:8080: address already in use"."""
+    why = os.strerror(exc.errno) if (exc.errno or 0) > 0 else (exc.strerror or str(exc))
+    why = why[:1].lower() + why[1:]
+    return OSError(exc.errno, f"cannot listen on {host}:{port}: {why}")
+
+
+def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    """A non-blocking socket listening on (host, port): SO_REUSEADDR (a restart need not wait
+    out TIME_WAIT), never SO_REUSEPORT (nobody else may bind the port while it is open)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -57,12 +68,13 @@ def _bind_placeholder(host: str, port: int) -> tuple[socket.socket, tuple]:
     s = socket.socket(family, stype, proto)
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         s.bind(addr)
+        s.listen(backlog)
+        s.setblocking(False)
     except OSError as exc:
         s.close()
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    return s, s.getsockname()
+        raise listen_error(host, port, exc) from exc
+    return s
 
 
 def _die_with_parent() -> None:
@@ -76,7 +88,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker_main(index: int, parent: int, era_dir, network, host: str, port: int,
+def _worker_main(index: int, parent: int, era_dir, network, sock: socket.socket,
                  share_dir: str, ready_fd: int, app_kwargs: dict) -> None:
     """Body of one forked worker.  Never returns: leaves with os._exit."""
     code = 0
@@ -103,8 +115,7 @@ def _worker_main(index: int, parent: int, era_dir, network, host: str, port: int
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=WORKER_SHUTDOWN)
             await runner.setup()
             try:
-                site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
-                                   reuse_port=True)
+                site = web.SockSite(runner, sock, backlog=1024)  # the parent's socket
                 await site.start()
                 os.write(ready_fd, b"R")
                 await stop.wait()
@@ -151,7 +162,8 @@ def run_workers(era_dir, network, workers: int, host: str = "127.0.0.1", port: i
     if workers < 1:
         raise ValueError("workers must be >= 1")
     event = on_event or (lambda kind, **info: None)
-    placeholder, addr = _bind_placeholder(host, port)
+    sock = listen_socket(host, port)
+    addr = sock.getsockname()
     port = addr[1]
     share_dir = tempfile.mkdtemp(prefix="era-serve-")
     parent = os.getpid()
@@ -167,9 +179,7 @@ def run_workers(era_dir, network, workers: int, host: str = "127.0.0.1", port: i
         pid = os.fork()
         if pid == 0:  # child
             os.close(r)
-            placeholder.close()
-            _worker_main(w.index, parent, era_dir, network, host, port, share_dir, wfd,
-                         kwargs)
+            _worker_main(w.index, parent, era_dir, network, sock, share_dir, wfd, kwargs)
         os.close(wfd)
         w.pid, w.fd, w.ready, w.message = pid, r, False, b""
 
@@ -266,7 +276,7 @@ def run_workers(era_dir, network, workers: int, host: str = "127.0.0.1", port: i
                 break
     finally:
         stop_all()
-        placeholder.close()
+        sock.close()
         shutil.rmtree(share_dir, ignore_errors=True)
         while signal.sigtimedwait(watched, 0) is not None:  # a second Ctrl-C: already done
             pass
