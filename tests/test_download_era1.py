@@ -80,7 +80,7 @@ def test_era1_host_with_bare_checksums_mirrors_completely_and_rerun_is_a_no_op(p
     for n in names:
         assert (dest / n).read_bytes() == (site / n).read_bytes(), n
     assert sorted(p.name for p in dest.iterdir() if p.is_file()) == names  # no .tmp/.bad
-    assert not list((dest / ".era-download").iterdir())  # nothing left in staging
+    assert not (dest / ".era-download").exists()  # the staging directory is removed after the run
     # a rerun downloads nothing new, and --json names each file's kind
     r = run_cli(url, dest, "--json")
     assert r.exit_code == 0, r.output
