@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -323,13 +324,27 @@ def test_ctrl_c_stops_cleanly_and_rerun_resumes(honest, checkpointed, reference,
     db = fresh(checkpointed, tmp_path)
     cmd = [sys.executable, "-c", "from era_tools.cli import main; main()", "backfill", "--db",
            str(db), "--peer", honest[0].url, "--peer", honest[1].url, "--max-rate", "200"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # Plain progress lines every 0.2 s tell when the import loop runs: Ctrl-C then lands
+    # mid-run however slow the start is on a loaded machine (a fixed sleep did not).
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ERA_TOOLS_PROGRESS_EVERY="0.2")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    time.sleep(2.5)
-    assert proc.poll() is None, proc.communicate()
+    seen, running = [], threading.Event()
+
+    def read_stderr():
+        for line in proc.stderr:
+            seen.append(line)
+            if "/s" in line:
+                running.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    assert running.wait(120), "".join(seen)
+    assert proc.poll() is None, "".join(seen)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    proc.wait(timeout=30)
+    reader.join(timeout=10)
+    err = "".join(seen)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     lines = [x for x in err.splitlines() if x.startswith("interrupted")]
