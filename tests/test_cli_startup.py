@@ -19,7 +19,8 @@ SAMPLE = sorted((ROOT / "sample_eras").glob("minimal-00002-*.era"))[0]
 
 NETWORK_AND_STORE = ("aiohttp", "requests", "plyvel", "prometheus_client")
 BLS = ("ckzg", "pyblst", "py_ecc")
-HEAVY = ("numpy", "ssz", "cramjam", "Crypto", "tqdm", "yaml", *NETWORK_AND_STORE, *BLS)
+HEAVY = ("numpy", "ssz", "cramjam", "Crypto", "tqdm", "yaml", "pyarrow", "duckdb",
+         *NETWORK_AND_STORE, *BLS)
 
 # Runs the command as `python -m era_tools ARGS` (runpy, as the interpreter does) or through
 # the `era` entry point, then reports the heavy modules loaded, on stderr, at exit.
@@ -83,3 +84,13 @@ def test_verify_levels_spelled_out_in_the_cli_agree():
     from era_tools.verify import LEVELS
 
     assert cli_verify.LEVELS == LEVELS
+
+
+def test_import_era_tools_and_its_api_names_stay_lazy():
+    """`import era_tools` and `era_tools.__all__` load nothing heavy; the API loads on use."""
+    code = ("import json, sys, era_tools; era_tools.__all__; "
+            f"print(json.dumps(sorted(m for m in {list(HEAVY)!r} if m in sys.modules)))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == []

@@ -55,6 +55,7 @@ COMMAND_MODULES = {
     "pull": "store", "export": "store", "frontfill": "store", "status": "store",
     "checkpoint-sync": "sync", "backfill": "sync",
     "serve": "serve", "download": "serve",
+    "tables": "tables",
 }
 
 

@@ -1,0 +1,327 @@
+"""era_tools.tables and `era tables` (issue 16): every table of the fixture chain (sample_eras/,
+written from ../shared/fixtures) and of the spec chain (tests/data/spec_chain: deneb, electra,
+fulu) against rows computed here from the executable spec's own decoding of the same bytes;
+the fixture's block roots; the Parquet datasets read back through DuckDB; resume, atomicity
+and bad input of the command."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pa = pytest.importorskip("pyarrow")
+pytest.importorskip("eth_consensus_specs")
+
+import era_tools  # noqa: E402
+from era_tools.cli import main  # noqa: E402
+from era_tools.era import EraReader  # noqa: E402
+from era_tools.tables import SCHEMAS, TABLES  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_eras"
+SPEC_CHAIN = ROOT / "tests" / "data" / "spec_chain"
+FAR = 2**64 - 1
+
+
+def _keccak(b: bytes) -> bytes:
+    from Crypto.Hash import keccak
+
+    return keccak.new(digest_bits=256, data=b).digest()
+
+
+def _spec(fork: str, preset: str):
+    name = f"eth_consensus_specs.{fork}.{preset}"
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        pytest.skip(f"cannot import {name}: {exc}")
+
+
+def _bits(bits) -> bytes:
+    out = bytearray((len(bits) + 7) // 8)
+    for i, b in enumerate(bits):
+        if b:
+            out[i // 8] |= 1 << (i % 8)
+    return bytes(out)
+
+
+def spec_rows(path, net) -> dict:
+    """The rows of every table of era file `path`, from eth_consensus_specs' decoded objects."""
+    rows = {t: [] for t in TABLES}
+    with EraReader(path) as r:
+        for slot, data in r.iter_blocks():
+            fork = net.fork_name_at_slot(slot)
+            spec = _spec(fork, net.preset_base)
+            sb = spec.SignedBeaconBlock.decode_bytes(data)
+            m, b = sb.message, sb.message.body
+            p = getattr(b, "execution_payload", None)
+            has_blobs = hasattr(b, "blob_kzg_commitments")
+            rows["blocks"].append(dict(
+                slot=slot, root=bytes(m.hash_tree_root()), parent_root=bytes(m.parent_root),
+                state_root=bytes(m.state_root), proposer_index=int(m.proposer_index),
+                graffiti=bytes(b.graffiti), fork=fork, ssz_size=len(data),
+                compressed_size=len(r.block_framed(slot)),
+                attestation_count=len(b.attestations), deposit_count=len(b.deposits),
+                execution_block_number=int(p.block_number) if p else None,
+                execution_block_hash=bytes(p.block_hash) if p else None,
+                execution_gas_used=int(p.gas_used) if p else None,
+                execution_gas_limit=int(p.gas_limit) if p else None,
+                execution_base_fee_per_gas=int(p.base_fee_per_gas) if p else None,
+                execution_transaction_count=len(p.transactions) if p else None,
+                blob_count=len(b.blob_kzg_commitments) if has_blobs else None))
+            for i, a in enumerate(b.attestations):
+                d = a.data
+                rows["attestations"].append(dict(
+                    slot=slot, index_in_block=i, data_slot=int(d.slot),
+                    committee_index=int(d.index),
+                    committee_bits=_bits(a.committee_bits) if hasattr(a, "committee_bits")
+                    else None,
+                    aggregation_bits_count=len(a.aggregation_bits),
+                    aggregation_bits_set=sum(bool(x) for x in a.aggregation_bits),
+                    beacon_block_root=bytes(d.beacon_block_root),
+                    source_epoch=int(d.source.epoch), source_root=bytes(d.source.root),
+                    target_epoch=int(d.target.epoch), target_root=bytes(d.target.root),
+                    inclusion_delay=slot - int(d.slot)))
+            for i, dep in enumerate(b.deposits):
+                rows["deposits"].append(dict(
+                    slot=slot, index_in_block=i, pubkey=bytes(dep.data.pubkey),
+                    withdrawal_credentials=bytes(dep.data.withdrawal_credentials),
+                    amount=int(dep.data.amount), signature=bytes(dep.data.signature)))
+            for w in (p.withdrawals if p is not None and hasattr(p, "withdrawals") else ()):
+                rows["withdrawals"].append(dict(
+                    slot=slot, index=int(w.index), validator_index=int(w.validator_index),
+                    address=bytes(w.address), amount=int(w.amount)))
+            for e in b.voluntary_exits:
+                rows["voluntary_exits"].append(dict(
+                    slot=slot, epoch=int(e.message.epoch),
+                    validator_index=int(e.message.validator_index),
+                    signature=bytes(e.signature)))
+            for c in getattr(b, "bls_to_execution_changes", ()):
+                rows["bls_to_execution_changes"].append(dict(
+                    slot=slot, validator_index=int(c.message.validator_index),
+                    from_bls_pubkey=bytes(c.message.from_bls_pubkey),
+                    to_execution_address=bytes(c.message.to_execution_address),
+                    signature=bytes(c.signature)))
+            for s in b.proposer_slashings:
+                h1, h2 = s.signed_header_1.message, s.signed_header_2.message
+                rows["proposer_slashings"].append(dict(
+                    slot=slot, proposer_index=int(h1.proposer_index), header_slot=int(h1.slot),
+                    header_1_root=bytes(h1.hash_tree_root()),
+                    header_2_root=bytes(h2.hash_tree_root())))
+            for i, s in enumerate(b.attester_slashings):
+                a1 = [int(x) for x in s.attestation_1.attesting_indices]
+                a2 = [int(x) for x in s.attestation_2.attesting_indices]
+                rows["attester_slashings"].append(dict(
+                    slot=slot, index_in_block=i, attestation_1_indices=a1,
+                    attestation_2_indices=a2, slashed_indices=sorted(set(a1) & set(a2))))
+            if hasattr(b, "sync_aggregate"):
+                bits = b.sync_aggregate.sync_committee_bits
+                n = sum(bool(x) for x in bits)
+                rows["sync_aggregates"].append(dict(
+                    slot=slot, sync_committee_bits=_bits(bits), participants=n,
+                    size=len(bits), participation=n / len(bits)))
+            if hasattr(b, "execution_requests"):
+                er = b.execution_requests
+                none = dict(pubkey=None, source_address=None, withdrawal_credentials=None,
+                            amount=None, index=None, source_pubkey=None, target_pubkey=None)
+                for i, d in enumerate(er.deposits):
+                    rows["execution_requests"].append({**none, **dict(
+                        slot=slot, kind="deposit", index_in_block=i, pubkey=bytes(d.pubkey),
+                        withdrawal_credentials=bytes(d.withdrawal_credentials),
+                        amount=int(d.amount), index=int(d.index))})
+                for i, w in enumerate(er.withdrawals):
+                    rows["execution_requests"].append({**none, **dict(
+                        slot=slot, kind="withdrawal", index_in_block=i,
+                        source_address=bytes(w.source_address),
+                        pubkey=bytes(w.validator_pubkey), amount=int(w.amount))})
+                for i, c in enumerate(er.consolidations):
+                    rows["execution_requests"].append({**none, **dict(
+                        slot=slot, kind="consolidation", index_in_block=i,
+                        source_address=bytes(c.source_address),
+                        source_pubkey=bytes(c.source_pubkey),
+                        target_pubkey=bytes(c.target_pubkey))})
+            for i, tx in enumerate(p.transactions if p is not None else ()):
+                tx = bytes(tx)
+                rows["transactions"].append(dict(
+                    slot=slot, block_number=int(p.block_number), index=i, hash=_keccak(tx),
+                    size=len(tx), type=tx[0] if tx[0] < 0x80 else 0))
+            for i, c in enumerate(b.blob_kzg_commitments if has_blobs else ()):
+                rows["blob_commitments"].append(dict(slot=slot, index=i,
+                                                     kzg_commitment=bytes(c)))
+        fork = net.fork_name_at_slot(r.state_slot)
+        state = _spec(fork, net.preset_base).BeaconState.decode_bytes(r.state_ssz())
+        for i, (v, bal) in enumerate(zip(state.validators, state.balances)):
+            rows["validators"].append(dict(
+                state_slot=r.state_slot, index=i, pubkey=bytes(v.pubkey),
+                withdrawal_credentials=bytes(v.withdrawal_credentials),
+                effective_balance=int(v.effective_balance), balance=int(bal),
+                slashed=bool(v.slashed),
+                activation_eligibility_epoch=int(v.activation_eligibility_epoch),
+                activation_epoch=int(v.activation_epoch), exit_epoch=int(v.exit_epoch),
+                withdrawable_epoch=int(v.withdrawable_epoch)))
+    return rows
+
+
+def _ours(table) -> list[dict]:
+    rows = table.to_pylist()
+    for r in rows:  # decimal128 uint256 -> int, to compare with the spec's integers
+        if r.get("execution_base_fee_per_gas") is not None:
+            r["execution_base_fee_per_gas"] = int(r["execution_base_fee_per_gas"])
+    return rows
+
+
+def _check_file(path, seen: dict):
+    with era_tools.open_era(path) as era:
+        got = era.tables()
+        expected = spec_rows(path, era.network)
+    for t in TABLES:
+        assert got[t].schema == SCHEMAS[t], t
+        assert _ours(got[t]) == expected[t], f"{path.name}: table {t}"
+        seen[t] = seen.get(t, 0) + got[t].num_rows
+
+
+def test_fixture_chain_tables_match_the_spec(sample_files, manifest):
+    seen: dict = {}
+    roots = {}
+    for p in sample_files:
+        _check_file(p, seen)
+        with era_tools.open_era(p) as era:
+            for row in era.to_arrow("blocks").to_pylist():
+                roots[row["slot"]] = (row["root"], row["parent_root"], row["state_root"])
+    # the fixture's own block roots (the second oracle), every block of slots 0..1023
+    want = {b["slot"]: (bytes.fromhex(b["root"][2:]), bytes.fromhex(b["parent_root"][2:]),
+                        bytes.fromhex(b["state_root"][2:]))
+            for b in manifest["blocks"] if b.get("root") and b["slot"] < 1024}
+    assert roots == want
+    # the chain carries these: a test over an empty table would prove nothing
+    for t in ("blocks", "attestations", "sync_aggregates", "withdrawals", "transactions",
+              "validators"):
+        assert seen[t] > 0, t
+
+
+def test_spec_chain_tables_match_the_spec():
+    seen: dict = {}
+    files = sorted(SPEC_CHAIN.glob("*.era"))
+    assert files
+    for p in files:
+        _check_file(p, seen)
+    for t in ("blocks", "attestations", "sync_aggregates", "validators"):
+        assert seen[t] > 0, t
+    forks = {f for p in files for f in era_tools.open_era(p).to_arrow("blocks")
+             .column("fork").to_pylist()}
+    assert {"deneb", "electra"} <= forks
+
+
+def test_public_api(sample_files, network):
+    assert set(era_tools.__all__) <= set(dir(era_tools))
+    p = sample_files[5]
+    with era_tools.open_era(p, network) as era:
+        raw = dict(era.blocks(raw=True))
+        dec = dict(era.blocks())
+        assert raw.keys() == dec.keys() and raw
+        slot = next(iter(raw))
+        assert dec[slot].message.slot == slot
+        from era_tools import ssz
+
+        assert ssz.encode(dec[slot]) == raw[slot]
+        view = era.state_view()
+        assert view.slot == era.reader.state_slot
+        vt = era.to_arrow("validators")
+        assert vt.column("balance").to_pylist() == [int(x) for x in view.balances]
+        with pytest.raises(ValueError, match="unknown table"):
+            era.to_arrow("nope")
+
+
+def test_cli_table_names_agree():
+    from era_tools.cli import tables as cli_tables
+
+    assert cli_tables.TABLE_NAMES == TABLES
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [*map(str, args)])
+
+
+def test_cli_writes_datasets_duckdb_reads_them_and_rerun_skips(tmp_path, sample_files):
+    duckdb = pytest.importorskip("duckdb")
+    src = tmp_path / "eras"
+    src.mkdir()
+    for f in sample_files[:6] + [SAMPLE / "spec.json", SAMPLE / "genesis.json"]:
+        shutil.copy(f, src)
+    out = tmp_path / "out"
+    r = _run("tables", src, "--out", out, "--json", "--to-era", 4, "-j", 2)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["ok"] and doc["eras_written"] == 5 and doc["bytes"] > 0
+    assert not list(out.rglob("*.tmp-*"))
+    con = duckdb.connect()
+    q = con.execute(f"""
+        SELECT era, count(*) AS blocks, min(slot), max(slot), sum(execution_transaction_count)
+        FROM read_parquet('{out}/blocks/*/*.parquet', hive_partitioning = true)
+        GROUP BY era ORDER BY era""").fetchall()
+    expected = []
+    for p in sample_files[:5]:
+        with EraReader(p) as er:
+            slots = er.block_slots()
+            if not slots:
+                continue
+        txs = [x for x in era_tools.open_era(p).to_arrow("blocks")
+               .column("execution_transaction_count").to_pylist() if x is not None]
+        expected.append((er.era, len(slots), min(slots), max(slots),
+                         sum(txs) if txs else None))  # SQL: the sum of no values is NULL
+    assert [(e, n, lo, hi, None if tx is None else int(tx)) for e, n, lo, hi, tx in q] \
+        == expected
+    nval = con.execute(f"""SELECT era, count(*) FROM read_parquet(
+        '{out}/validators/*/*.parquet', hive_partitioning = true) GROUP BY era ORDER BY era
+        """).fetchall()
+    assert [e for e, _ in nval] == [0, 1, 2, 3, 4] and all(n == 64 for _, n in nval)
+    # rerun: everything is there, nothing is written
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
+    r = _run("tables", src, "--out", out, "--json", "--to-era", 4)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["eras_written"] == 0
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == mtimes
+    # a table removed (as a killed run leaves it) is written again, alone
+    victim = next(out.glob("withdrawals/era=3/*.parquet"))
+    victim.unlink()
+    r = _run("tables", src, "--out", out, "--json", "--to-era", 4)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["eras_written"] == 1
+    assert [list(f["written"]) for f in doc["files"] if f["written"]] == [["withdrawals"]]
+    assert victim.exists()
+
+
+def test_cli_a_failing_file_yields_no_tables(tmp_path, sample_files):
+    src = tmp_path / "eras"
+    src.mkdir()
+    for f in sample_files[2:4] + [SAMPLE / "spec.json", SAMPLE / "genesis.json"]:
+        shutil.copy(f, src)
+    bad = src / sample_files[3].name
+    with EraReader(bad) as er:
+        slot = er.block_slots()[3]
+        rec = er.block_record(slot)
+        off = rec.offset + 8 + 40
+    data = bytearray(bad.read_bytes())
+    # flip a byte inside a block's compressed payload: a CRC or a root then fails
+    data[off] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    r = _run("tables", src, "--out", out, "--tables", "blocks,validators")
+    assert r.exit_code in (1, 2), r.output
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and bad.name in errors[0] and "Traceback" not in r.output
+    written = sorted(p.parent.name for p in out.rglob("*.parquet"))
+    assert written == ["era=2", "era=2"]
+
+
+def test_cli_bad_table_name_is_a_usage_error(tmp_path, sample_files):
+    r = _run("tables", sample_files[1], "--out", tmp_path / "o", "--tables", "blocks,nope")
+    assert r.exit_code == 2 and "unknown table(s) nope" in r.output
+    assert not (tmp_path / "o").exists()
