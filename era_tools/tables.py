@@ -235,7 +235,9 @@ def build_tables(reader, network, tables=BLOCK_TABLES) -> dict:
 
     want = set(check_tables(tables))
     rows = {t: [] for t in want if t != "validators"}
-    if rows:
+    if set(rows) == {"blocks"}:  # nothing else needs whole decoded blocks
+        rows["blocks"] = _blocks_rows_fast(reader, network)
+    elif rows:
         for slot, rec in reader.iter_block_records():
             framed = reader.block_framed(slot)
             data = reader.block_ssz(slot)
@@ -333,3 +335,71 @@ def write_era_tables(era_path, network, out_dir, tables=TABLES, verify: bool = T
         result["written"][t] = table.num_rows
         result["bytes"] += os.path.getsize(dest)
     return result
+
+
+def _u(b) -> int:
+    return int.from_bytes(b, "little")
+
+
+def _list_count(mv, elem_size: int | None) -> int:
+    """Elements of a serialized SSZ list: fixed-size elements by length, else by offset table
+    (the offsets were checked by container_field_ranges' caller walk or are checked here)."""
+    if elem_size:
+        return len(mv) // elem_size
+    if len(mv) == 0:
+        return 0
+    first = _u(mv[:4])
+    if first % 4 or first > len(mv) or first == 0:
+        raise FormatError(f"list offset table of {first} bytes in {len(mv)} bytes")
+    return first // 4
+
+
+def _blocks_rows_fast(reader, network) -> list[dict]:
+    """The blocks table from the block bytes: field ranges from the checked offset tables and
+    the root from the bytes (era_tools.ssz.fast), without decoding whole blocks."""
+    from .ssz import types_for
+    from .ssz.fast import compile_sedes, container_field_ranges, hash_tree_root_bytes
+
+    rows = []
+    for slot, _rec in reader.iter_block_records():
+        framed = reader.block_framed(slot)
+        data = memoryview(reader.block_ssz(slot))
+        fork = network.fork_name_at_slot(slot)
+        t = types_for(fork, network.preset_base)
+        try:
+            a, b = container_field_ranges(t.SignedBeaconBlock, data)["message"]
+            msg = data[a:b]
+            root = hash_tree_root_bytes(t.BeaconBlock, msg)  # walks and checks every field
+            m = container_field_ranges(t.BeaconBlock, msg)
+            body = msg[slice(*m["body"])]
+            f = container_field_ranges(t.BeaconBlockBody, body)
+        except FormatError as exc:
+            raise FormatError(f"{reader.path}: block at slot {slot}: {exc}") from None
+        part = {k: body[slice(*v)] for k, v in f.items()}
+        deposit_size = compile_sedes(t.Deposit).size
+        row = {
+            "slot": _u(msg[slice(*m["slot"])]), "root": root,
+            "parent_root": bytes(msg[slice(*m["parent_root"])]),
+            "state_root": bytes(msg[slice(*m["state_root"])]),
+            "proposer_index": _u(msg[slice(*m["proposer_index"])]),
+            "graffiti": bytes(part["graffiti"]), "fork": fork, "ssz_size": len(data),
+            "compressed_size": len(framed),
+            "attestation_count": _list_count(part["attestations"], None),
+            "deposit_count": _list_count(part["deposits"], deposit_size),
+            "blob_count": (len(part["blob_kzg_commitments"]) // 48
+                           if "blob_kzg_commitments" in part else None),
+        }
+        if "execution_payload" in part:
+            pay = part["execution_payload"]
+            p = container_field_ranges(t.ExecutionPayload, pay)
+            row.update({
+                "execution_block_number": _u(pay[slice(*p["block_number"])]),
+                "execution_block_hash": bytes(pay[slice(*p["block_hash"])]),
+                "execution_gas_used": _u(pay[slice(*p["gas_used"])]),
+                "execution_gas_limit": _u(pay[slice(*p["gas_limit"])]),
+                "execution_base_fee_per_gas": _u(pay[slice(*p["base_fee_per_gas"])]),
+                "execution_transaction_count": _list_count(pay[slice(*p["transactions"])],
+                                                           None),
+            })
+        rows.append(row)
+    return rows
