@@ -1,0 +1,46 @@
+"""Replays deterministic mutations of real era files through every fuzz target:
+only EraToolsError may escape."""
+import glob
+import os
+import random
+
+import pytest
+
+from era_tools.errors import EraToolsError
+from tests.fuzz.targets import TARGETS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _seeds():
+    paths = sorted(glob.glob(os.path.join(ROOT, "sample_eras", "*.era")))[:2]
+    return [open(p, "rb").read() for p in paths]
+
+
+def _mutants(seed: bytes, n: int, rng: random.Random):
+    for _ in range(n):
+        b = bytearray(seed)
+        kind = rng.randrange(3)
+        if kind == 0 and b:
+            for _ in range(rng.randint(1, 8)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+        elif kind == 1:
+            b = b[: rng.randrange(len(b) + 1)]
+        else:
+            i = rng.randrange(len(b) + 1)
+            b[i:i] = os.urandom(rng.randint(1, 16))
+        yield bytes(b)
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_target_survives_mutations(name):
+    seeds = _seeds()
+    assert seeds, "sample_eras/*.era missing"
+    rng = random.Random(14)
+    target = TARGETS[name]
+    for seed in seeds:
+        for data in [seed, b"", *_mutants(seed, 40, rng)]:
+            try:
+                target(data)
+            except EraToolsError:
+                pass
