@@ -9,6 +9,7 @@ import tempfile
 
 from era_tools import e2store, framing
 from era_tools.era import EraReader, SlotIndex
+from era_tools.errors import EraToolsError
 
 
 def fuzz_framing(data: bytes) -> None:
@@ -46,3 +47,47 @@ TARGETS = {
     "slot_index": fuzz_slot_index,
     "era_reader": fuzz_era_reader,
 }
+
+
+def fuzz_rlp(data: bytes) -> None:
+    from era_tools.era1 import rlp_decode
+    rlp_decode(data, "fuzz")
+
+
+def fuzz_spec_json(data: bytes) -> None:
+    import json
+    from era_tools.config import network_from_spec
+    from era_tools.errors import ConfigError
+    try:
+        spec = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"fuzz: not JSON: {exc}") from exc  # the callers' own wrapping
+    if isinstance(spec, dict):
+        network_from_spec(spec.get("data", spec))
+
+
+def _ssz(kind: str, data: bytes) -> None:
+    from era_tools import ssz
+    for preset in ("minimal", "mainnet"):
+        for fork in ssz.FORKS:
+            try:  # every fork's decoder sees the input, not only the first
+                (ssz.decode_block if kind == "block" else ssz.decode_state)(
+                    data, fork, preset, where="fuzz")
+            except EraToolsError:
+                pass
+
+
+def fuzz_ssz_block(data: bytes) -> None:
+    _ssz("block", data)
+
+
+def fuzz_ssz_state(data: bytes) -> None:
+    _ssz("state", data)
+
+
+TARGETS.update({
+    "rlp": fuzz_rlp,
+    "spec_json": fuzz_spec_json,
+    "ssz_block": fuzz_ssz_block,
+    "ssz_state": fuzz_ssz_state,
+})
