@@ -54,3 +54,15 @@ def test_target_survives_mutations(name):
                 target(data)
             except EraToolsError:
                 pass
+
+
+def test_fuzz_script_runs_clean(tmp_path):
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "fuzz.py"), "all",
+                        "--runs", "30", "--seconds", "10"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = [ln.split() for ln in p.stdout.splitlines()[1:]]
+    assert sorted(ln[0] for ln in lines) == sorted(TARGETS)
+    assert all(ln[1] == "30" and ln[2] == "0" for ln in lines)
