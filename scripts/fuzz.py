@@ -17,8 +17,15 @@ import tracemalloc
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from era_tools.errors import EraToolsError  # noqa: E402
-from tests.fuzz.targets import TARGETS  # noqa: E402
+if "--atheris" in sys.argv:  # coverage instrumentation of era_tools, loaded under it
+    import atheris
+    with atheris.instrument_imports(include=["era_tools"]):
+        from era_tools.errors import EraToolsError  # noqa: E402
+        from tests.fuzz.targets import TARGETS  # noqa: E402
+        import era_tools.ssz, era_tools.era1, era_tools.config  # noqa: E401,E402,F401
+else:
+    from era_tools.errors import EraToolsError  # noqa: E402
+    from tests.fuzz.targets import TARGETS  # noqa: E402
 from tests.test_fuzz import _mutants, _seeds  # noqa: E402
 
 
@@ -75,13 +82,39 @@ def run(name: str, runs: int, seconds: float, seed: int) -> tuple[int, list]:
     return n, crashes
 
 
+def run_atheris(name: str, runs: int, seconds: float) -> int:
+    """Coverage-guided: atheris/libFuzzer in this process over a corpus directory seeded from
+    the real files; libFuzzer prints its own executions/coverage (cov:, ft:) and stops on the
+    first crash, writing crash-* in the working directory.  Ends the process."""
+    corpus = os.path.join("fuzz-corpus", name)
+    os.makedirs(corpus, exist_ok=True)
+    for i, data in enumerate(_seeds(name)):
+        open(os.path.join(corpus, f"seed-{i}"), "wb").write(data)
+    target = TARGETS[name]
+
+    def one(data: bytes):
+        try:
+            target(data)
+        except EraToolsError:
+            pass
+
+    atheris.Setup([sys.argv[0], f"-runs={runs}", f"-max_total_time={int(seconds)}",
+                   "-timeout=2", "-rss_limit_mb=2048", corpus], one)
+    atheris.Fuzz()
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("target", help="a target name or 'all': " + ", ".join(sorted(TARGETS)))
     ap.add_argument("--runs", type=int, default=10_000, help="inputs per target (default 10000)")
     ap.add_argument("--seconds", type=float, default=60, help="time per target (default 60)")
     ap.add_argument("--seed", type=int, default=14, help="mutator seed (default 14)")
+    ap.add_argument("--atheris", action="store_true",
+                    help="coverage-guided with atheris (one target per process)")
     a = ap.parse_args()
+    if a.atheris:
+        return run_atheris(a.target, a.runs, a.seconds)
     names = sorted(TARGETS) if a.target == "all" else [a.target]
     for n in names:
         if n not in TARGETS:
