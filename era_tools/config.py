@@ -466,6 +466,16 @@ def find_config_beside(paths: Iterable[str | os.PathLike]) -> str | None:
     seen = set()
     for p in paths:
         p = os.fspath(p)
+        if p.startswith("s3://"):  # a bucket prefix: a local copy of its config files
+            from . import objstore
+
+            d = p if not p.endswith((".era", ".era1")) else objstore.dirname(p)
+            if d not in seen:
+                seen.add(d)
+                local = objstore.config_beside(d, CONFIG_FILE_NAMES, ("genesis.json",))
+                if local:
+                    return local
+            continue
         d = p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p))
         if d in seen:
             continue
@@ -503,7 +513,13 @@ def resolve_network(network: str | None = None, config: str | None = None,
     names = set()
     for p in paths:
         p = os.fspath(p)
-        files = [os.path.join(p, n) for n in sorted(os.listdir(p))] if os.path.isdir(p) else [p]
+        if p.startswith("s3://"):
+            from .era import era_files_in
+
+            files = era_files_in([p])
+        else:
+            files = ([os.path.join(p, n) for n in sorted(os.listdir(p))] if os.path.isdir(p)
+                     else [p])
         for fp in files:
             n = network_from_era_name(fp)
             if n is not None:

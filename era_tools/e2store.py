@@ -102,11 +102,15 @@ def read_data(f: BinaryIO, rec: Record) -> bytes:
 
 
 def pread(f: BinaryIO, n: int, offset: int) -> bytes:
-    try:
-        data = os.pread(f.fileno(), n, offset)
-    except (AttributeError, OSError, ValueError):
-        f.seek(offset)
-        data = f.read(n)
+    own = getattr(f, "pread", None)  # objstore.RangeFile: ranged GETs, thread-safe
+    if own is not None:
+        data = own(n, offset)
+    else:
+        try:
+            data = os.pread(f.fileno(), n, offset)
+        except (AttributeError, OSError, ValueError):
+            f.seek(offset)
+            data = f.read(n)
     if len(data) < n:  # the file shrank under us
         raise FormatError(f"{getattr(f, 'name', 'file')}: offset {offset}: short read "
                           f"({len(data)} of {n} bytes)")
@@ -128,11 +132,18 @@ def iter_records(f: BinaryIO, file_size: int, where: str, start: int = 0,
 
 
 def file_size_of(f: BinaryIO) -> int:
-    return os.fstat(f.fileno()).st_size
+    size = getattr(f, "size", None)  # objstore.RangeFile
+    return size if size is not None else os.fstat(f.fileno()).st_size
 
 
 def open_for_reading(path: str) -> tuple[BinaryIO, int]:
-    """(file, size) of an e2store file; FormatError naming `path` if it cannot be opened."""
+    """(file, size) of an e2store file; FormatError naming `path` if it cannot be opened.
+    An s3:// URL opens as an objstore.RangeFile (ranged GETs with read-ahead)."""
+    if isinstance(path, str) and path.startswith("s3://"):
+        from . import objstore
+
+        rf = objstore.open_file(path)
+        return rf, rf.size
     try:
         f: BinaryIO = open(path, "rb")
     except OSError as exc:

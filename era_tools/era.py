@@ -392,11 +392,17 @@ class EraReader:
 
 
 def era_files_in(paths) -> list[str]:
-    """Expand files and directories into era file paths, sorted by name."""
+    """Expand files and directories into era file paths, sorted by name.  An s3:// URL
+    is an object (ending in .era) or a prefix, expanded to the .era objects directly
+    under it."""
     out = []
     for p in paths:
         p = os.fspath(p)
-        if os.path.isdir(p):  # its .era files, not subdirectories that happen to be so named
+        if p.startswith("s3://"):
+            from . import objstore
+
+            out.extend(objstore.files_in(p, ".era"))
+        elif os.path.isdir(p):  # its .era files, not subdirectories that happen to be so named
             out.extend(os.path.join(p, n) for n in os.listdir(p)
                        if n.endswith(".era") and not os.path.isdir(os.path.join(p, n)))
         else:

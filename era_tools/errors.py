@@ -35,3 +35,7 @@ class ConfigError(EraToolsError):
 
 def hex0x(b: bytes) -> str:
     return "0x" + bytes(b).hex()
+
+
+class ObjectStoreError(EraToolsError):
+    """An s3:// bucket could not be read or written: missing object, denied, unreachable."""

@@ -16,6 +16,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import threading
 
+# Set once this process has started threads Python cannot see that would not survive fork()
+# (an object-store client's runtime): pools then never fork.
+_foreign_threads = False
+
+
+def note_foreign_threads() -> None:
+    global _foreign_threads
+    _foreign_threads = True
+
 
 def pool_context(preload: list[str], allow_fork: bool = True):
     """A multiprocessing context for a process pool whose tasks live in modules `preload`.
@@ -23,7 +32,8 @@ def pool_context(preload: list[str], allow_fork: bool = True):
     `allow_fork=False` where the process may hold threads Python cannot see (a LevelDB
     store's compaction thread): forking then could copy a lock held mid-operation."""
     methods = mp.get_all_start_methods()
-    if allow_fork and "fork" in methods and threading.active_count() == 1:
+    if allow_fork and not _foreign_threads and "fork" in methods and \
+            threading.active_count() == 1:
         return mp.get_context("fork")
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")

@@ -62,7 +62,7 @@ def describe(path: str, network: Network) -> dict:
             "state_fork": state_fork,
             "state_root": hex0x(_state_root(path, r, state_fork, network)),
             "genesis_validators_root": hex0x(head.genesis_validators_root),
-            "file_size": os.path.getsize(path),
+            "file_size": r.size,
             "records": records,
             "unknown_records": unknown,
         }
@@ -94,6 +94,6 @@ def describe_era1(path: str) -> dict:
             "blocks": r.count,
             "total_difficulty": [str(r.total_difficulty(0)), str(r.total_difficulty(r.count - 1))],
             "accumulator_root": hex0x(root),
-            "file_size": os.path.getsize(path),
+            "file_size": r.size,
             "records": records,
         }

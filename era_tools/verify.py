@@ -580,8 +580,11 @@ def _facts_task(path: str, network: Network, slots: list[int]) -> list[tuple]:
     """Pool task: a worker opens the era file itself (the parent sends path and slots, not
     bytes) and keeps it open for the next chunk of the same file."""
     global _worker_reader
-    st = os.stat(path)
-    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    if path.startswith("s3://"):  # an object: its URL names it for the run
+        key = (path,)
+    else:
+        st = os.stat(path)
+        key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
     if _worker_reader is None or _worker_reader[0] != key:
         if _worker_reader is not None:
             _worker_reader[1].close()
@@ -991,7 +994,11 @@ def archive_files_in(paths) -> list[str]:
     out = era_files_in(paths)
     for p in paths:
         p = os.fspath(p)
-        if os.path.isdir(p):
+        if p.startswith("s3://"):
+            from . import objstore
+
+            out.extend(objstore.files_in(p, ".era1", objects_too=False))
+        elif os.path.isdir(p):
             out.extend(os.path.join(p, n) for n in os.listdir(p)
                        if n.endswith(".era1") and os.path.isfile(os.path.join(p, n)))
     return sorted(set(out), key=lambda x: (os.path.dirname(x), os.path.basename(x)))

@@ -25,6 +25,20 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print machine-readable JSON instead of text.")
 
 
+class PathOrURL(click.Path):
+    """A local path (checked like click.Path) or an s3://bucket/prefix URL (passed through;
+    the bucket is read when the command runs)."""
+
+    name = "path_or_url"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.startswith("s3://"):
+            if len(value) <= 5 or value[5] == "/":
+                self.fail(f"{value!r} names no bucket (s3://BUCKET/PREFIX)", param, ctx)
+            return value
+        return super().convert(value, param, ctx)
+
+
 def http_url(ctx, param, value):
     """Click callback: an http:// or https:// URL with a host (each value, for multiple=True)."""
     from urllib.parse import urlsplit

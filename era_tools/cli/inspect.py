@@ -8,19 +8,20 @@ import sys
 import click
 
 from . import main
-from .common import echo_json, json_option, network_options, pick_network
+from .common import PathOrURL, echo_json, json_option, network_options, pick_network
 from ..errors import ConfigError, EraToolsError, FormatError
 
 
 @main.command(short_help="Summarize era and era1 files.")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
+@click.argument("files", nargs=-1, required=True, type=PathOrURL(exists=True, dir_okay=True))
 @network_options
 @json_option
 def info(files, network_name, config_path, as_json):
     """Summarize era FILES: era, name check, slots, blocks, forks, state and records.
 
-    Directories are expanded to the .era and .era1 files inside (an era1 file: epoch, name
-    check, block numbers, total difficulty, stored accumulator root).  Exits 1 if a name
+    Directories (and s3://bucket/prefix URLs, read with ranged GETs; AWS_* variables) are
+    expanded to the .era and .era1 files inside (an era1 file: epoch, name check, block
+    numbers, total difficulty, stored accumulator root).  Exits 1 if a name
     check fails, 2 if a file is malformed.
     """
     from ..summary import describe, describe_era1

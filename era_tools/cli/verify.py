@@ -7,7 +7,8 @@ import os
 import click
 
 from . import main
-from .common import echo_json, json_option, network_options, pick_network, progress_bar
+from .common import (PathOrURL, echo_json, json_option, network_options, pick_network,
+                     progress_bar)
 from ..errors import ConfigError, FormatError, hex0x
 
 # era_tools.verify.LEVELS, spelled out so that `era verify --help` does not import the verifier
@@ -47,7 +48,7 @@ def anchor_line(a: dict) -> str:
 
 
 @main.command(short_help="Verify era and era1 files, level by level.")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True, type=PathOrURL(exists=True))
 @click.option("--level", type=click.Choice(LEVELS), default="signatures", show_default=True,
               help="How far to check; each level includes the ones before it.")
 @click.option("--trusted-root", metavar="0xROOT",
@@ -62,7 +63,8 @@ def anchor_line(a: dict) -> str:
 @json_option
 @network_options
 def verify(paths, level, trusted_root, trusted_state, jobs, as_json, network_name, config_path):
-    """Verify era files (files or directories; .era1 files too, up to the roots level).
+    """Verify era files (files, directories or s3://bucket/prefix URLs; .era1 files too, up
+    to the roots level).
 
     Exit status: 0 all good (eras no anchor reaches are listed as unanchored, not failed),
     1 a verification failure (a malformed or truncated file is one, whatever the network),
