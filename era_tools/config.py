@@ -509,7 +509,12 @@ def resolve_network(network: str | None = None, config: str | None = None,
     paths = list(paths)
     beside = find_config_beside(paths)
     if beside:
-        return load_config(beside), f"config {beside}"
+        shown = beside
+        if any(os.fspath(p).startswith("s3://") for p in paths):
+            from .objstore import CONFIG_ORIGIN
+
+            shown = CONFIG_ORIGIN.get(beside, beside)
+        return load_config(beside), f"config {shown}"
     names = set()
     for p in paths:
         p = os.fspath(p)

@@ -254,7 +254,60 @@ def parse_checksums(text: str, files: list[RemoteFile]) -> tuple[dict[str, str],
     return {}, None
 
 
+def discover_bucket(url: str) -> Listing:
+    """The files under an s3://bucket/prefix (objstore listing), with checksums.txt there or
+    else the sha256 era_tools recorded on each object it uploaded."""
+    from . import objstore
+
+    objs = objstore.list_objects(url)
+    files, extras = [], []
+    for o in objs:
+        if _kind_of(o.name) and _safe_name(o.name):
+            files.append(RemoteFile(o.name, o.url, _era_of(o.name), o.size))
+        elif o.name in EXTRA_FILES:
+            extras.append(RemoteFile(o.name, o.url, None, o.size))
+    lst = Listing("s3 bucket", sorted(files, key=lambda f: f.name), extras)
+    if any(o.name == "checksums.txt" for o in objs):
+        text = objstore.get_bytes(objstore.join(url, "checksums.txt")).decode("utf-8", "replace")
+        sums, warn = parse_checksums(text, lst.files)
+        if warn:
+            lst.warnings.append(warn)
+        for f in lst.files:
+            f.sha256 = sums.get(f.name)
+        lst.checksums = "checksums.txt" if sums else None
+    else:
+        for f in lst.files:
+            f.sha256 = objstore.stored_sha256(f.url)
+        if any(f.sha256 for f in lst.files):
+            lst.checksums = "object metadata"
+    return lst
+
+
+def _fetch_object(rf: RemoteFile, tmp: str, emit) -> str:
+    """Append the object rf.url to `tmp` from its current size on (a resumed download);
+    returns the sha256 of the whole file."""
+    from . import objstore
+
+    offset = os.path.getsize(tmp) if os.path.exists(tmp) else 0
+    if rf.size is not None and offset > rf.size:
+        os.truncate(tmp, 0)
+        offset = 0
+    h, offset = _hash_file(tmp, offset) if offset else (hashlib.sha256(), 0)
+    emit("start", name=rf.name, total=rf.size, offset=offset)
+    if rf.size is None or offset < rf.size:
+        with open(tmp, "ab") as f:
+            for piece in objstore.iter_chunks(rf.url, start=offset):
+                f.write(piece)
+                h.update(piece)
+                emit("progress", name=rf.name, n=len(piece))
+            f.flush()
+            os.fsync(f.fileno())
+    return h.hexdigest()
+
+
 async def discover(sess, url: str) -> Listing:
+    if url.startswith("s3://"):
+        return await asyncio.get_running_loop().run_in_executor(None, discover_bucket, url)
     base = _base(url)
     # 1. our own index.json
     r = await client.fetch(sess, urljoin(base, "index.json"))
@@ -362,6 +415,15 @@ def _hash_file(path: str, limit: int | None = None):
 async def _download_one(sess, rf: RemoteFile, dest: str, emit) -> tuple[str, str]:
     """Fetch rf into dest/<name>.tmp; returns (tmp path, sha256 hex).  Raises PeerError."""
     tmp = os.path.join(dest, rf.name + ".tmp")
+    if rf.url.startswith("s3://"):
+        from .errors import ObjectStoreError
+
+        try:
+            digest = await asyncio.get_running_loop().run_in_executor(
+                None, _fetch_object, rf, tmp, emit)
+        except ObjectStoreError as exc:
+            raise PeerError(str(exc)) from exc
+        return tmp, digest
     meta = tmp + ".meta"
     offset = os.path.getsize(tmp) if os.path.exists(tmp) else 0
     if_range = None
@@ -544,7 +606,7 @@ def _unstage(dest: str) -> None:
 
 
 async def _download_async(url, dest, from_era, to_era, jobs, level, network, network_loader,
-                          emit) -> Report:
+                          emit, present=None, on_final=None) -> Report:
     rep = Report(verified_level=level)
     async with client.session(jobs) as sess:
         lst = await discover(sess, url)
@@ -602,15 +664,22 @@ async def _download_async(url, dest, from_era, to_era, jobs, level, network, net
                               f"({asked})")
         os.makedirs(dest, exist_ok=True)
         _unstage(dest)
+        loop = asyncio.get_running_loop()
         # small config files first: they name the network for verification
         for x in lst.extras:
             target = os.path.join(dest, x.name)
             if os.path.exists(target):
                 continue
-            r = await client.fetch(sess, x.url, max_bytes=1 << 20)
-            if r.status == 200:
+            if x.url.startswith("s3://"):
+                from . import objstore
+
+                body = await loop.run_in_executor(None, objstore.get_bytes, x.url, 1 << 20)
+            else:
+                r = await client.fetch(sess, x.url, max_bytes=1 << 20)
+                body = r.body if r.status == 200 else None
+            if body is not None:
                 with open(target + ".tmp", "wb") as fh:
-                    fh.write(r.body)
+                    fh.write(body)
                 os.replace(target + ".tmp", target)
         era_names = [f.name for f in wanted if f.kind == "era"]  # era1 files need no network
         if level != "none" and network is None and network_loader is not None and era_names:
@@ -618,7 +687,6 @@ async def _download_async(url, dest, from_era, to_era, jobs, level, network, net
         emit("plan", files=len(wanted), bytes=sum(f.size or 0 for f in wanted),
              sizes_known=all(f.size is not None for f in wanted))
         sem = asyncio.Semaphore(max(1, jobs))
-        loop = asyncio.get_running_loop()
 
         def counting_emit(kind, **info):
             if kind == "progress":
@@ -628,6 +696,10 @@ async def _download_async(url, dest, from_era, to_era, jobs, level, network, net
         async def one(rf: RemoteFile):
             final = os.path.join(dest, rf.name)
             async with sem:
+                if present is not None and await loop.run_in_executor(None, present, rf):
+                    rep.skipped.append(rf.name)
+                    emit("done", name=rf.name, status="present")
+                    return
                 if os.path.exists(final):
                     size = os.path.getsize(final)
                     same = rf.size is None or size == rf.size
@@ -676,6 +748,13 @@ async def _download_async(url, dest, from_era, to_era, jobs, level, network, net
                     return
                 os.replace(staged, final)
                 fsync_dir(dest)
+                if on_final is not None:
+                    try:
+                        await loop.run_in_executor(None, on_final, final, rf)
+                    except EraToolsError as exc:
+                        rep.failed[rf.name] = str(exc)
+                        emit("done", name=rf.name, status="failed", error=str(exc))
+                        return
                 rep.downloaded.append(rf.name)
                 emit("done", name=rf.name, status="ok")
 
@@ -706,5 +785,68 @@ def download(url: str, dest: str, from_era: int | None = None, to_era: int | Non
         if on_event is not None:
             on_event(kind, **info)
 
-    return client.run(_download_async(url, os.fspath(dest), from_era, to_era, jobs, verify,
+    dest = os.fspath(dest)
+    if dest.startswith("s3://"):
+        return _download_to_bucket(url, dest, from_era, to_era, jobs, verify, network,
+                                   network_loader, emit)
+    return client.run(_download_async(url, dest, from_era, to_era, jobs, verify,
                                       network, network_loader, emit))
+
+
+def _download_to_bucket(url, dest, from_era, to_era, jobs, level, network, network_loader,
+                        emit) -> Report:
+    """`download` into an s3://bucket/prefix: files download and verify in a local staging
+    directory exactly as into a local DEST (partial .tmp files there resume on a rerun), each
+    good file is then uploaded (objstore.put_file: whole or not at all) and deleted locally.
+    An object already in the bucket with the host's size and sha256 is skipped.
+    checksums.txt (every era/era1 object under the prefix) is written last."""
+    import hashlib as _h
+    import shutil
+    import tempfile
+
+    from . import objstore
+
+    dest = dest.rstrip("/")
+    staging = os.path.join(tempfile.gettempdir(), "era-download-" +
+                           _h.sha256(dest.encode()).hexdigest()[:16])
+    sums: dict[str, str] = {}
+    if os.path.isdir(staging):  # a killed run's files that passed but were not uploaded yet
+        for n in os.listdir(staging):
+            if _kind_of(n) and os.path.isfile(os.path.join(staging, n)):
+                objstore.put_file(os.path.join(staging, n), objstore.join(dest, n))
+                os.unlink(os.path.join(staging, n))
+    have = {o.name: o for o in objstore.list_objects(dest)}
+
+    def present(rf: RemoteFile) -> bool:
+        o = have.get(rf.name)
+        if o is None or (rf.size is not None and o.size != rf.size):
+            return False
+        digest = objstore.stored_sha256(o.url)
+        if digest is None or (rf.sha256 and digest != rf.sha256):
+            return False
+        sums[rf.name] = digest
+        return True
+
+    def on_final(path: str, rf: RemoteFile) -> None:
+        digest = objstore.sha256_file(path)
+        objstore.put_file(path, objstore.join(dest, rf.name), sha256=digest, skip_same=False)
+        sums[rf.name] = digest
+        os.unlink(path)
+
+    rep = client.run(_download_async(url, staging, from_era, to_era, jobs, level, network,
+                                     network_loader, emit, present, on_final))
+    for n in EXTRA_FILES:  # the config files the run fetched beside the eras
+        p = os.path.join(staging, n)
+        if os.path.isfile(p):
+            objstore.put_file(p, objstore.join(dest, n))
+    for o in objstore.list_objects(dest):
+        if _kind_of(o.name) and o.name not in sums:
+            digest = objstore.stored_sha256(o.url)
+            if digest is not None:
+                sums[o.name] = digest
+    objstore.put_bytes(objstore.join(dest, "checksums.txt"),
+                       "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)).encode(),
+                       content_type="text/plain")
+    if not rep.bad and not rep.failed:
+        shutil.rmtree(staging, ignore_errors=True)
+    return rep

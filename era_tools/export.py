@@ -295,7 +295,8 @@ def _intact(store: ChainStore, era: int, path: str) -> bool:
 
 
 def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int | None = None,
-           progress: Callable[[int], None] | None = None, fsync: bool = True) -> ExportResult:
+           progress: Callable[[int], None] | None = None, fsync: bool = True,
+           on_written: Callable[[str], None] | None = None) -> ExportResult:
     """Write eras [from_era, to_era] (default: every complete era) into `out_dir`.
 
     With an explicit range, every era in it must be complete: the incomplete ones are listed in
@@ -303,8 +304,11 @@ def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int 
     eras that are not complete are silently left out.  Only the eras whose state the store
     holds are visited, so the cost follows the store, not the range.  A file already there
     under the right name is kept when its structure agrees with the store (`_intact`), else
-    written anew (`result.replaced`)."""
+    written anew (`result.replaced`).  `out_dir` may be an s3://bucket/prefix URL
+    (`export_to_bucket`).  `on_written(path)` is called once each new file has its name."""
     out_dir = os.fspath(out_dir)
+    if out_dir.startswith("s3://"):
+        return export_to_bucket(store, out_dir, from_era, to_era, progress)
     res = ExportResult()
     explicit = from_era is not None or to_era is not None
     rng = exportable_range(store)
@@ -382,6 +386,70 @@ def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int 
             w.abort()
             raise
         res.written.append(path)
+        if on_written is not None:
+            on_written(path)
         if progress:
             progress(1)
+    return res
+
+
+def export_to_bucket(store: ChainStore, url: str, from_era: int | None = None,
+                     to_era: int | None = None,
+                     progress: Callable[[int], None] | None = None) -> ExportResult:
+    """`export` into an s3://bucket/prefix: each era file is written in a local staging
+    directory, uploaded (objstore.put_file: the object appears whole or not at all) and
+    deleted there, one at a time; an object already holding the same bytes (size and sha256)
+    is kept (`skipped`), so a killed run resumes.  spec.json and genesis.json follow, and
+    checksums.txt (sha256 of every .era object under the prefix) comes last, after the files
+    it lists.  Paths in the result are URLs."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    from . import objstore
+
+    url = url.rstrip("/")
+    staging = os.path.join(tempfile.gettempdir(), "era-export-" +
+                           hashlib.sha256(url.encode()).hexdigest()[:16])
+    shutil.rmtree(staging, ignore_errors=True)  # a killed run's leftovers
+    os.makedirs(staging)
+    sums: dict[str, str] = {}
+    uploaded: set[str] = set()
+
+    def upload(path: str) -> None:
+        name = os.path.basename(path)
+        digest = objstore.sha256_file(path)
+        if objstore.put_file(path, objstore.join(url, name), sha256=digest):
+            uploaded.add(name)
+        sums[name] = digest
+        os.unlink(path)
+
+    try:
+        res = export(store, staging, from_era, to_era, progress, fsync=False,
+                     on_written=upload)
+        for path in res.network_files:
+            if os.path.exists(path):
+                upload(path)
+        res.network_files = [objstore.join(url, os.path.basename(p))
+                             for p in res.network_files]
+        written = [os.path.basename(p) for p in res.written]
+        res.written = [objstore.join(url, n) for n in written if n in uploaded]
+        res.skipped = [objstore.join(url, n) for n in written if n not in uploaded]
+        res.replaced = []
+        # checksums.txt last: every .era object under the prefix, ours and any older ones
+        for o in objstore.list_objects(url):
+            if o.name.endswith((".era", ".era1")) and o.name not in sums:
+                digest = objstore.stored_sha256(o.url)
+                if digest is None:  # not uploaded by era_tools: hash it, streamed
+                    h = hashlib.sha256()
+                    for piece in objstore.iter_chunks(o.url):
+                        h.update(piece)
+                    digest = h.hexdigest()
+                sums[o.name] = digest
+        lines = "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)
+                        if n.endswith((".era", ".era1")))
+        objstore.put_bytes(objstore.join(url, "checksums.txt"), lines.encode(),
+                           content_type="text/plain")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return res

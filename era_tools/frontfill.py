@@ -30,7 +30,7 @@ import numpy as np
 
 from . import framing
 from .era import EraReader, StateHead, era_files_in, parse_era_file_name
-from .errors import FormatError, VerificationError, hex0x
+from .errors import FormatError, StoreError, VerificationError, hex0x
 from .store import ChainStore, schema
 
 ZERO_ROOT = b"\x00" * 32
@@ -189,6 +189,10 @@ def frontfill(store: ChainStore, paths, mode: str = "reference", check: str = "r
     net = store.network
     sphr = net.slots_per_historical_root
     files = era_files_in(paths)
+    remote = [p for p in files if p.startswith("s3://")]
+    if remote and mode != "copy":  # a store must not reference objects it cannot pread
+        raise StoreError(f"{remote[0]}: mode {mode} indexes era files in place on this "
+                         "machine; from a bucket use --mode copy")
     if mode == "copy":
         store.remove_unreferenced_files()  # files of a run killed before their commit
     eras: list[_Era] = []

@@ -262,6 +262,7 @@ def files_in(url: str, suffix: str, objects_too: bool = True) -> list[str]:
 
 
 _config_copies: dict[str, str | None] = {}
+CONFIG_ORIGIN: dict[str, str] = {}  # local copy -> the object's URL (for messages)
 
 
 def config_beside(url: str, names, companions=()) -> str | None:
@@ -284,6 +285,7 @@ def config_beside(url: str, names, companions=()) -> str | None:
                 with open(os.path.join(d, n), "wb") as f:
                     f.write(get_bytes(join(url, n), max_size=16 << 20))
         local = os.path.join(d, found)
+        CONFIG_ORIGIN[local] = join(url, found)
     _config_copies[url] = local
     return local
 
@@ -335,13 +337,16 @@ def get_range(url: str, start: int, length: int) -> bytes:
                        length=length))
 
 
-def iter_chunks(url: str, chunk: int = 4 << 20, start: int = 0) -> Iterator[bytes]:
-    """The object's bytes from `start` to its end, streamed in pieces of about `chunk`."""
+def iter_chunks(url: str, chunk: int = 4 << 20, start: int = 0,
+                end: int | None = None) -> Iterator[bytes]:
+    """The object's bytes from `start` to `end` (exclusive; default: its end), streamed in
+    pieces of about `chunk`."""
     import obstore
 
     bucket, key = split_url(url)
     _count("get")
-    opts = {"range": {"offset": start}} if start else None
+    opts = ({"range": (start, end)} if end is not None else
+            {"range": {"offset": start}} if start else None)
     res = _call(url, obstore.get, _store(bucket), key, options=opts)
     it = iter(res.stream(min_chunk_size=chunk))
     while True:

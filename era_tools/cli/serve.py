@@ -7,14 +7,14 @@ import sys
 import click
 
 from . import main
-from .common import (echo_json, jobs_option, json_option, network_options, pick_network,
-                     progress_bar)
+from .common import (PathOrURL, echo_json, jobs_option, json_option, network_options,
+                     pick_network, progress_bar)
 from ..spans import format_spans
 from ..errors import ConfigError
 
 
 @main.command(short_help="Serve an era directory over HTTP.")
-@click.argument("era_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("era_dir", type=PathOrURL(exists=True, file_okay=False))
 @click.option("--db", "db_path", type=click.Path(file_okay=False),
               help="Also answer blocks and states from this chain store (read-only).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -31,6 +31,9 @@ def serve(era_dir, db_path, host, port, max_ranges, jobs, network_name, config_p
     files (Range, ETag), a Beacon API subset, the blocks_by_range endpoint and /metrics.
     Any .era1 files in ERA_DIR are listed, checksummed and served as plain files.
 
+    ERA_DIR may be an s3://bucket/prefix (AWS_* variables): its objects are listed, read with
+    ranged GETs and streamed, never held whole; a bucket is served by one process.
+
     The network comes from --network/--config, a spec.json or config.yaml in ERA_DIR, or the
     file names.  See docs/protocol.md.  Ctrl-C or SIGTERM stops every worker and exits 0.
     """
@@ -40,10 +43,14 @@ def serve(era_dir, db_path, host, port, max_ranges, jobs, network_name, config_p
     if db_path and workers is not None and workers > 1:
         raise click.UsageError("--db serves from one process (a LevelDB store has one "
                                "opener); drop --jobs or use --jobs 1")
+    remote = era_dir.startswith("s3://")
+    if remote and workers is not None and workers > 1:
+        raise click.UsageError("a bucket is served by one process (the S3 client's threads do "
+                               "not survive fork); drop --jobs or use --jobs 1")
     if workers is None:
         from ..serve.workers import default_workers
 
-        workers = 1 if db_path else default_workers()
+        workers = 1 if db_path or remote else default_workers()
     net = pick_network(network_name, config_path, [era_dir])
     store = None
     if db_path:
@@ -80,7 +87,7 @@ def serve(era_dir, db_path, host, port, max_ranges, jobs, network_name, config_p
 
 @main.command(short_help="Mirror the era and era1 files listed at a URL.")
 @click.argument("url")
-@click.argument("dest", type=click.Path(file_okay=False))
+@click.argument("dest", type=PathOrURL(file_okay=False))
 @click.option("--from-era", type=click.IntRange(0),
               help="First era to fetch; for .era1 files, the first era1 epoch.")
 @click.option("--to-era", type=click.IntRange(0),
@@ -103,7 +110,9 @@ def download(url, dest, from_era, to_era, jobs, level, allow_gaps, network_name,
     """Mirror the era and era1 files listed at URL into DEST.
 
     URL may be an `era serve` host (index.json, checksums), an S3 bucket (?list-type=2) or any
-    HTML directory listing (nginx autoindex, python -m http.server).  Files download to
+    HTML directory listing (nginx autoindex, python -m http.server), or an s3://bucket/prefix
+    read with credentials (AWS_* variables).  DEST may be an s3://bucket/prefix too: files
+    are checked in a local staging directory, then uploaded whole, checksums.txt last.  Files download to
     <name>.tmp with a streaming sha256 and resume with Range after an interruption; each is
     checked against the host's checksum and verified before it is renamed.  A file that fails
     is kept as <name>.bad.

@@ -7,8 +7,8 @@ import sys
 import click
 
 from . import main
-from .common import (echo_json, http_url, jobs_option, json_option, network_options,
-                     pick_network, progress_bar)
+from .common import (PathOrURL, echo_json, http_url, jobs_option, json_option,
+                     network_options, pick_network, progress_bar)
 from ..spans import format_spans, spans
 from ..errors import StoreError, hex0x
 
@@ -89,8 +89,9 @@ def pull(url, db, from_slot, to_slot, jobs, batch_slots, timeout, retries, netwo
 
 @main.command(short_help="Write the complete eras of the store as .era files.")
 @db_option
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory for the .era files.")
+@click.option("--out", "out_dir", required=True, type=PathOrURL(file_okay=False),
+              help="Directory for the .era files, or an s3://bucket/prefix (AWS_* variables; "
+                   "checksums.txt is written there last).")
 @click.option("--from-era", type=click.IntRange(min=0), default=None,
               help="First era to write [default: the store's first complete era].")
 @click.option("--to-era", type=click.IntRange(min=0), default=None,
@@ -140,7 +141,7 @@ def export(db, out_dir, from_era, to_era, no_fsync, network_name, config_path, a
 
 @main.command(short_help="Fill the store from era files, oldest first.")
 @db_option
-@click.argument("era_paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("era_paths", nargs=-1, required=True, type=PathOrURL(exists=True))
 @click.option("--mode", type=click.Choice(["reference", "copy"]), default="reference",
               show_default=True,
               help="reference: index blocks in place in the era files (fast, the files must "
@@ -152,7 +153,8 @@ def export(db, out_dir, from_era, to_era, no_fsync, network_name, config_path, a
 @network_options
 @json_option
 def frontfill(db, era_paths, mode, check, network_name, config_path, as_json):
-    """Fill the store from era files (files or directories), oldest first.
+    """Fill the store from era files (files, directories, or with --mode copy an
+    s3://bucket/prefix read with ranged GETs), oldest first.
 
     Each file is checked at the roots level before it touches the store; consecutive eras
     must link; where the store already holds newer blocks the eras must link to them exactly,

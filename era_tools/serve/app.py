@@ -447,7 +447,54 @@ async def handle_file(request: web.Request) -> web.StreamResponse:
     rng = request.headers.get("Range")
     if rng is not None and not _range_ok(rng):
         return web.Response(status=416, headers={"Content-Range": f"bytes */{e.size}"})
+    if e.path.startswith("s3://"):
+        return await _object_response(request, e, rng)
     return web.FileResponse(e.path, chunk_size=256 * 1024)
+
+
+async def _object_response(request: web.Request, e, rng: str | None) -> web.StreamResponse:
+    """An object of an s3:// ERA_DIR, streamed from ranged GETs (never held whole): the
+    single Range, ETag and Last-Modified a file gets, from the listing's size and time."""
+    from .. import objstore
+
+    size = e.size
+    etag = f'"{e.mtime_ns:x}-{size:x}"'
+    headers = {"ETag": etag, "Last-Modified": _http_date(e.mtime_ns / 1e9),
+               "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
+    start, end, status = 0, size - 1, 200
+    if rng is not None and request.headers.get("If-Range", etag) in (etag, headers[
+            "Last-Modified"]):
+        a, _, b = rng.strip()[6:].strip().partition("-")
+        a, b = a.strip(), b.strip()
+        if a:
+            start, end = int(a), min(int(b), size - 1) if b else size - 1
+        else:
+            start, end = max(0, size - int(b)), size - 1
+        if start >= size:
+            return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if request.headers.get("If-None-Match") == etag and status == 200:
+        return web.Response(status=304, headers={"ETag": etag})
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = end - start + 1
+    await resp.prepare(request)
+    if request.method == "HEAD" or end < start:
+        await resp.write_eof()
+        return resp
+    loop = asyncio.get_running_loop()
+    it = objstore.iter_chunks(e.path, 1 << 20, start=start, end=end + 1)
+    sent = 0
+    while sent < end - start + 1:
+        piece = await loop.run_in_executor(None, next, it, None)
+        if piece is None:
+            break
+        await resp.write(piece)
+        sent += len(piece)
+    if sent != end - start + 1:  # the object changed or shrank under us: cut the reply short
+        raise ConnectionResetError(f"{e.path}: object ended at {start + sent} of {end + 1}")
+    await resp.write_eof()
+    return resp
 
 
 def _range_ok(value: str) -> bool:

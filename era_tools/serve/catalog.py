@@ -3,7 +3,9 @@
 era1 files (execution history) are served as plain files: listed, checksummed and sent, but
 not opened or checked here.
 
-The catalog is the only thing that touches ERA_DIR.  Only regular files directly inside the
+The catalog is the only thing that touches ERA_DIR.  ERA_DIR may be an s3://bucket/prefix
+(objstore): the objects directly under it are listed instead of files, read with ranged GETs,
+and keyed by (size, last-modified) like files by (size, mtime).  Only regular files directly inside the
 directory (symlinks allowed when they resolve inside it) are ever known, so a request can never
 name anything else: the HTTP layer looks names up here and serves nothing it did not find.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from types import SimpleNamespace
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -108,7 +111,7 @@ class _Open:
         self.reader = reader
         self.head = None
         self.lock = threading.Lock()
-        self.fd = reader._f.fileno()
+        self.pread = _preader(reader)
         self.data_end = reader.data_end
         bi = reader.block_index
         if bi is not None:
@@ -137,7 +140,7 @@ class _Open:
         r = self.reader
         if span <= HEADER_SIZE or span > BLOCK_READ_CAP:
             return r.block_framed(slot)
-        buf = os.pread(self.fd, span, pos)
+        buf = self.pread(span, pos)
         if len(buf) < HEADER_SIZE:
             return r.block_framed(slot)  # the file shrank: let the reader say how
         rec = e2store.decode_header(buf[:HEADER_SIZE], pos, r.size, r.path)
@@ -155,6 +158,16 @@ class _Open:
             return self.head
 
 
+def _preader(reader: EraReader):
+    """pread(n, offset) on the reader's file: os.pread on a file descriptor, the RangeFile's
+    own (thread-safe ranged GETs) for an object."""
+    own = getattr(reader._f, "pread", None)
+    if own is not None:
+        return own
+    fd = reader._f.fileno()
+    return lambda n, off: os.pread(fd, n, off)
+
+
 def _inside(root_real: str, path: str) -> bool:
     real = os.path.realpath(path)
     return os.path.commonpath([root_real, real]) == root_real and real != root_real
@@ -164,9 +177,14 @@ class Catalog:
     def __init__(self, era_dir: str | os.PathLike, network: Network | None,
                  max_open: int = 64, share_dir: str | None = None):
         self.era_dir = os.fspath(era_dir)
-        self.root_real = os.path.realpath(self.era_dir)
-        if not os.path.isdir(self.root_real):
-            raise FormatError(f"{self.era_dir}: not a directory")
+        self.remote = self.era_dir.startswith("s3://")
+        if self.remote:
+            self.era_dir = self.era_dir.rstrip("/")
+            self.root_real = self.era_dir
+        else:
+            self.root_real = os.path.realpath(self.era_dir)
+            if not os.path.isdir(self.root_real):
+                raise FormatError(f"{self.era_dir}: not a directory")
         self.network = network
         self.max_open = max_open
         self.entries: dict[str, EraEntry] = {}   # every *.era name found (ok or not)
@@ -188,13 +206,21 @@ class Catalog:
         extras: dict[str, os.stat_result] = {}
         era1: dict[str, os.stat_result] = {}
         skipped = []
-        try:
-            names = sorted(os.listdir(self.era_dir))
-        except OSError as exc:
-            raise FormatError(f"{self.era_dir}: cannot list: {exc.strerror}") from exc
+        if self.remote:
+            names, objects = self._list_bucket()
+        else:
+            objects = None
+            try:
+                names = sorted(os.listdir(self.era_dir))
+            except OSError as exc:
+                raise FormatError(f"{self.era_dir}: cannot list: {exc.strerror}") from exc
         for name in names:
             is_era = name.endswith(".era")
             if not (is_era or name in EXTRA_FILES or name.endswith(".era1")):
+                continue
+            if objects is not None:
+                (found if is_era else era1 if name.endswith(".era1") else extras)[name] = \
+                    objects[name]
                 continue
             path = os.path.join(self.era_dir, name)
             if not _inside(self.root_real, path):
@@ -223,14 +249,14 @@ class Catalog:
                 self._close(name)
                 self.entries[name] = self._inspect(name, st)
                 changed = True
-            self.extras = {n: ExtraEntry(n, os.path.join(self.era_dir, n), st.st_size,
+            self.extras = {n: ExtraEntry(n, self._path(n), st.st_size,
                                          st.st_mtime_ns) for n, st in extras.items()}
             old1, self.era1 = self.era1, {}
             for n, st in era1.items():
                 e = old1.get(n)
                 if e is None or e.key != (st.st_size, st.st_mtime_ns):
                     parsed = parse_era1_file_name(n)
-                    e = Era1Entry(n, os.path.join(self.era_dir, n), st.st_size,
+                    e = Era1Entry(n, self._path(n), st.st_size,
                                   st.st_mtime_ns, parsed[1] if parsed else None)
                 self.era1[n] = e
             self.skipped = skipped
@@ -238,8 +264,19 @@ class Catalog:
                 self._rebuild()
         return changed
 
+    def _path(self, name: str) -> str:
+        return f"{self.era_dir}/{name}" if self.remote else os.path.join(self.era_dir, name)
+
+    def _list_bucket(self):
+        """(names, {name: stat-like (st_size, st_mtime_ns)}) of the objects under the prefix."""
+        from .. import objstore
+
+        objs = objstore.list_objects(self.era_dir)
+        return ([o.name for o in objs],
+                {o.name: SimpleNamespace(st_size=o.size, st_mtime_ns=o.mtime_ns) for o in objs})
+
     def _inspect(self, name: str, st: os.stat_result) -> EraEntry:
-        path = os.path.join(self.era_dir, name)
+        path = self._path(name)
         e = EraEntry(name, path, st.st_size, st.st_mtime_ns)
         parsed = parse_era_file_name(name)
         try:
@@ -402,7 +439,7 @@ class Catalog:
         pos = bi.positions[lo - bi.start_slot:hi - bi.start_slot + 1]
         nz = np.flatnonzero(pos)
         i = 0
-        fd = r._f.fileno()
+        pread = o.pread
         while i < len(nz):
             start = int(pos[nz[i]])
             # take slots while the span stays under max_span (always at least one)
@@ -416,7 +453,7 @@ class Catalog:
             if end > r.data_end:
                 raise FormatError(f"{r.path}: offset {last_pos}: block record runs into the "
                                   f"index at {r.data_end}")
-            buf = os.pread(fd, end - start, start)
+            buf = pread(end - start, start)
             if len(buf) != end - start:
                 raise FormatError(f"{r.path}: offset {start}: short read")
             mv = memoryview(buf)
@@ -456,7 +493,11 @@ class Catalog:
 
 
 def sha256_file(path: str, key: tuple[int, int] | None = None) -> str | None:
-    """Hex sha256 of a file; None if it changed (size/mtime) while being hashed."""
+    """Hex sha256 of a file; None if it changed (size/mtime) while being hashed.  For an
+    s3:// object: the sha256 era_tools recorded when it uploaded that version, else the
+    object hashed as it streams."""
+    if path.startswith("s3://"):
+        return _sha256_object(path, key)
     h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
@@ -471,6 +512,27 @@ def sha256_file(path: str, key: tuple[int, int] | None = None) -> str | None:
     if key is not None and (st.st_size, st.st_mtime_ns) != key:
         return None
     return h.hexdigest()
+
+
+def _sha256_object(url: str, key: tuple[int, int] | None) -> str | None:
+    from .. import objstore
+    from ..errors import EraToolsError
+
+    try:
+        info = objstore.head(url)
+        if info is None or (key is not None and info.key != key):
+            return None
+        digest = objstore.stored_sha256(url)
+        if digest is not None:
+            return digest
+        h = hashlib.sha256()
+        n = 0
+        for piece in objstore.iter_chunks(url, HASH_CHUNK):
+            h.update(piece)
+            n += len(piece)
+        return h.hexdigest() if n == info.size else None
+    except EraToolsError:
+        return None
 
 
 def shared_sha256(share_dir: str, name: str, path: str, key: tuple[int, int]) -> str | None:
