@@ -1,0 +1,329 @@
+"""Era archives in S3-compatible object storage, against a real SeaweedFS server (conftest `s3`).
+
+Every era_tools call runs in an `era` subprocess (the S3 client's runtime threads would make
+this pytest process start its later worker pools without fork); the bucket is inspected and
+damaged with a separate client (boto3), as another writer would."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import SAMPLE_ERAS
+
+CLI = [sys.executable, "-c", "from era_tools.cli import main; main()"]
+SAMPLE_NAMES = sorted(p.name for p in SAMPLE_ERAS.glob("*.era"))
+
+
+def era(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def one_error_line(stderr: str) -> str:
+    """The stderr's error lines: exactly one, no traceback."""
+    assert "Traceback" not in stderr, stderr
+    errors = [ln for ln in stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A chain store front-filled from sample_eras/ (what `era export` reads)."""
+    db = tmp_path / "db"
+    res = era("frontfill", "--db", db, SAMPLE_ERAS)
+    assert res.returncode == 0, res.stderr
+    return db
+
+
+@pytest.fixture
+def filled(s3):
+    """sample_eras/ (eras and config) put into the bucket under eras/ by another client."""
+    for p in sorted(SAMPLE_ERAS.iterdir()):
+        if p.suffix in (".era", ".json"):
+            s3.put(f"eras/{p.name}", p.read_bytes())
+    return s3
+
+
+# -- the round trip (acceptance) --------------------------------------------------------------
+def test_sample_eras_round_trip_through_a_bucket(s3, store, tmp_path):
+    url = f"{s3.url}/archive"
+    res = era("export", "--db", store, "--out", url, "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert [u.rsplit("/", 1)[1] for u in out["written"]] == SAMPLE_NAMES
+    keys = s3.keys("archive/")
+    assert {k.split("/", 1)[1] for k in keys} == {*SAMPLE_NAMES, "spec.json", "genesis.json",
+                                                  "checksums.txt"}
+    for n in SAMPLE_NAMES:  # the exported objects are the sample files, byte for byte
+        assert s3.get(f"archive/{n}") == (SAMPLE_ERAS / n).read_bytes(), n
+    sums = dict(reversed(ln.split("  ")) for ln in
+                s3.get("archive/checksums.txt").decode().splitlines())
+    assert sums == {n: sha((SAMPLE_ERAS / n).read_bytes()) for n in SAMPLE_NAMES}
+
+    # a rerun uploads nothing: every object has the same size and sha256
+    res = era("export", "--db", store, "--out", url, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["written"] == [] and \
+        len(json.loads(res.stdout)["skipped"]) == len(SAMPLE_NAMES)
+
+    res = era("verify", "--level", "chain", url, "--json", "--trusted-root",
+              "0xf033a9222da46566fc53f3225310f166c1fee1ba14ff8a4b0a6021a2dc67bcee")
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    assert rep["ok"] and len(rep["files"]) == len(SAMPLE_NAMES)
+    assert all(f["path"].startswith(url + "/") for f in rep["files"])
+    assert f"network: minimal (config {url}/spec.json)" in res.stderr
+
+    res = era("info", "--json", url)
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert [d["name"] for d in info] == SAMPLE_NAMES
+    assert [d["file_size"] for d in info] == [(SAMPLE_ERAS / n).stat().st_size
+                                              for n in SAMPLE_NAMES]
+
+    # serve the bucket, mirror it over HTTP: byte-identical, with checksums
+    srv = subprocess.Popen([*CLI, "serve", url, "--port", "0"], stderr=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, text=True)
+    try:
+        port = None
+        for line in srv.stderr:
+            m = re.search(r"on http://127\.0\.0\.1:(\d+)/", line)
+            if m:
+                port = int(m.group(1))
+                break
+        assert port, "era serve did not start"
+        base = f"http://127.0.0.1:{port}"
+        mirror = tmp_path / "mirror"
+        res = era("download", base + "/", mirror, "--verify", "signatures")
+        assert res.returncode == 0, res.stderr
+        assert "checksums: index.json" in res.stdout
+        for n in SAMPLE_NAMES:
+            assert (mirror / n).read_bytes() == (SAMPLE_ERAS / n).read_bytes(), n
+        import urllib.request
+
+        with urllib.request.urlopen(base + "/checksums.txt") as r:
+            assert r.read().decode() == s3.get("archive/checksums.txt").decode()
+        n = SAMPLE_NAMES[5]
+        data = (SAMPLE_ERAS / n).read_bytes()
+        req = urllib.request.Request(f"{base}/{n}", headers={"Range": "bytes=100-1099"})
+        with urllib.request.urlopen(req) as r:
+            assert r.status == 206
+            assert r.headers["Content-Range"] == f"bytes 100-1099/{len(data)}"
+            assert r.read() == data[100:1100]
+        req = urllib.request.Request(f"{base}/{n}", headers={"Range": "bytes=-10"})
+        with urllib.request.urlopen(req) as r:
+            assert r.read() == data[-10:]
+        # the Beacon API and the range endpoint answer from the bucket's objects
+        with urllib.request.urlopen(base + "/eth/v1/beacon/headers/head") as r:
+            head = json.loads(r.read())["data"]
+        assert head["header"]["message"]["slot"] == "1023"
+        local = subprocess.Popen([*CLI, "serve", SAMPLE_ERAS, "--port", "0", "--jobs", "1"],
+                                 stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        try:
+            for line in local.stderr:
+                m = re.search(r"on http://127\.0\.0\.1:(\d+)/", line)
+                if m:
+                    lport = int(m.group(1))
+                    break
+            for path in ("/eth/v2/beacon/blocks/100", "/era_tools/v1/blocks_by_range?"
+                         "start_slot=64&count=300", "/eth/v1/beacon/blocks/head/root"):
+                got = [urllib.request.urlopen(
+                    urllib.request.Request(b + path, headers={
+                        "Accept": "application/octet-stream"})).read()
+                    for b in (base, f"http://127.0.0.1:{lport}")]
+                assert got[0] == got[1] and got[0], path
+        finally:
+            local.terminate()
+            local.wait(30)
+    finally:
+        srv.terminate()
+        srv.wait(30)
+
+    # a bucket to a bucket, and a bucket to a directory
+    res = era("download", url, f"{s3.url}/copy")
+    assert res.returncode == 0, res.stderr
+    assert "listing: s3 bucket, checksums: checksums.txt" in res.stdout
+    for n in SAMPLE_NAMES:
+        assert s3.get(f"copy/{n}") == (SAMPLE_ERAS / n).read_bytes(), n
+    assert s3.get("copy/checksums.txt") == s3.get("archive/checksums.txt")
+    res = era("download", url, f"{s3.url}/copy")
+    assert res.returncode == 0 and "0 downloaded, 17 already present" in res.stdout, res.stdout
+    res = era("download", f"{s3.url}/copy", tmp_path / "local")
+    assert res.returncode == 0, res.stderr
+    for n in SAMPLE_NAMES:
+        assert (tmp_path / "local" / n).read_bytes() == (SAMPLE_ERAS / n).read_bytes(), n
+
+    # front-fill a new store from the bucket (copy mode), export it locally: the same files
+    db2 = tmp_path / "db2"
+    res = era("frontfill", "--db", db2, "--mode", "copy", url)
+    assert res.returncode == 0, res.stderr
+    res = era("frontfill", "--db", tmp_path / "db3", url)
+    assert res.returncode == 2
+    assert "from a bucket use --mode copy" in one_error_line(res.stderr)
+    res = era("export", "--db", db2, "--out", tmp_path / "again")
+    assert res.returncode == 0, res.stderr
+    for n in SAMPLE_NAMES:
+        assert (tmp_path / "again" / n).read_bytes() == (SAMPLE_ERAS / n).read_bytes(), n
+
+
+def test_serving_a_bucket_takes_one_process(s3):
+    res = era("serve", s3.url, "--jobs", "2")
+    assert res.returncode == 2 and "a bucket is served by one process" in res.stderr
+
+
+# -- the reader's file object ------------------------------------------------------------------
+def test_range_file_reads_what_the_file_holds_with_fewer_requests(filled):
+    """RangeFile against the local bytes at random offsets and sizes, across read-ahead
+    spans; read-ahead turns the era reader's header-then-data reads into fewer GETs."""
+    n = SAMPLE_NAMES[-1]
+    script = f"""
+import json, os, random
+from era_tools import objstore
+from era_tools.era import EraReader
+url = "{filled.url}/eras/{n}"
+data = open({str(SAMPLE_ERAS / n)!r}, "rb").read()
+f = objstore.RangeFile(url, readahead=4096)
+rnd = random.Random(7)
+bad = 0
+for _ in range(300):
+    off = rnd.randrange(0, len(data) + 10)
+    k = rnd.choice([1, 8, 100, 4095, 4096, 5000, 70000])
+    bad += f.pread(k, off) != data[off:off + k]
+f.seek(len(data) - 5); bad += f.read() != data[-5:]
+counts = {{}}
+for ra in ("0", "1048576"):
+    os.environ["ERA_TOOLS_S3_READAHEAD"] = ra
+    objstore.STATS.clear()
+    with EraReader(url) as r:
+        blocks = [b for _, b in r.iter_blocks_framed()]
+    with EraReader({str(SAMPLE_ERAS / n)!r}) as r:
+        bad += blocks != [b for _, b in r.iter_blocks_framed()]
+    counts[ra] = objstore.STATS.get("get_range", 0)
+print(json.dumps({{"bad": bad, "counts": counts, "size": f.size}}))
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["bad"] == 0 and out["size"] == (SAMPLE_ERAS / n).stat().st_size
+    assert out["counts"]["1048576"] <= 3 < 50 < out["counts"]["0"], out["counts"]
+
+
+# -- faults: one clear line each, nothing half-written ------------------------------------------
+def test_a_corrupt_object_fails_verification_and_is_not_mirrored(filled, tmp_path):
+    n = SAMPLE_NAMES[4]
+    data = bytearray((SAMPLE_ERAS / n).read_bytes())
+    data[len(data) // 3] ^= 0xFF  # inside a block's snappy frames
+    filled.put(f"eras/{n}", bytes(data))
+    res = era("verify", f"{filled.url}/eras")
+    assert res.returncode == 1
+    bad = [ln for ln in res.stdout.splitlines() if "OK" not in ln.split(": ", 1)[-1][:2]]
+    assert any(n in ln for ln in bad), res.stdout
+    assert "Traceback" not in res.stderr
+    # the host's checksums are the good files': the corrupt one is caught by its sha256
+    filled.put("eras/checksums.txt", "".join(
+        f"{sha((SAMPLE_ERAS / m).read_bytes())}  {m}\n" for m in SAMPLE_NAMES).encode())
+    res = era("download", f"{filled.url}/eras", tmp_path / "m")
+    assert res.returncode == 1
+    assert re.search(rf"^bad: {re.escape(n)}: sha256 [0-9a-f]{{64}}, the host's checksum is "
+                     rf"{sha((SAMPLE_ERAS / n).read_bytes())} \(kept as {re.escape(n)}.bad\)$",
+                     res.stderr, re.M), res.stderr
+    assert not (tmp_path / "m" / n).exists() and (tmp_path / "m" / f"{n}.bad").exists()
+    # into a bucket: the corrupt file never becomes an object there
+    res = era("download", f"{filled.url}/eras", f"{filled.url}/mirror")
+    assert res.returncode == 1
+    keys = filled.keys("mirror/")
+    assert f"mirror/{n}" not in keys and len([k for k in keys if k.endswith(".era")]) == 16
+    assert n not in filled.get("mirror/checksums.txt").decode()
+
+
+def test_a_missing_object_is_one_line(filled):
+    url = f"{filled.url}/eras/minimal-00099-00000000.era"
+    for cmd in ("info", "verify"):
+        res = era(cmd, url)
+        assert res.returncode == 2, (cmd, res.stdout, res.stderr)
+        assert one_error_line(res.stderr) == f"error: {url}: no such object"
+    res = era("info", "s3://no-such-bucket-here/eras")
+    assert res.returncode == 2
+    assert one_error_line(res.stderr) == "error: s3://no-such-bucket-here/eras: no such bucket"
+
+
+def test_an_object_of_the_wrong_size_is_one_line(filled, tmp_path):
+    n = SAMPLE_NAMES[7]
+    data = (SAMPLE_ERAS / n).read_bytes()
+    filled.put(f"eras/{n}", data[:-100])  # cut short: its indices are gone
+    url = f"{filled.url}/eras/{n}"
+    res = era("info", url)
+    assert res.returncode == 2
+    assert one_error_line(res.stderr).startswith(f"error: {url}: offset ")
+    res = era("verify", f"{filled.url}/eras")
+    assert res.returncode == 1
+    assert [ln for ln in res.stdout.splitlines() if ln.startswith(url + ": ")] and \
+        f"{url}: OK" not in res.stdout
+    # served: listed among the errors, never sent
+    filled.put("eras/checksums.txt", "".join(
+        f"{sha((SAMPLE_ERAS / m).read_bytes())}  {m}\n" for m in SAMPLE_NAMES).encode())
+    res = era("download", f"{filled.url}/eras", f"{filled.url}/mirror")
+    assert res.returncode == 1
+    assert re.search(rf"^bad: {re.escape(n)}: ", res.stderr, re.M), res.stderr
+    assert f"mirror/{n}" not in filled.keys("mirror/")
+
+
+def test_a_stalled_server_is_one_line_and_writes_nothing(s3, store, tmp_path):
+    with socket.socket() as s:  # accepts connections (the backlog), never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        port = s.getsockname()[1]
+        env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+               "ERA_TOOLS_S3_TIMEOUT": "1"}
+        t = time.monotonic()
+        res = era("info", "s3://stalled/eras", env=env, timeout=120)
+        assert res.returncode == 2
+        assert one_error_line(res.stderr) == (f"error: s3://stalled/eras: timed out after 1 s "
+                                              f"(http://127.0.0.1:{port})")
+        res = era("export", "--db", store, "--out", "s3://stalled/eras", env=env, timeout=120)
+        assert res.returncode == 2
+        line = one_error_line(res.stderr)
+        assert line.startswith("error: s3://stalled/eras/") and line.endswith(
+            f"timed out after 1 s (http://127.0.0.1:{port})"), line
+        assert time.monotonic() - t < 110  # (a bound for the test's sake, not a speed claim)
+    # the local staging of the export was removed
+    import tempfile
+
+    assert not [p for p in os.listdir(tempfile.gettempdir())
+                if p.startswith("era-export-") and
+                os.path.isdir(os.path.join(tempfile.gettempdir(), p)) and
+                os.listdir(os.path.join(tempfile.gettempdir(), p))]
+
+
+def test_a_killed_export_leaves_only_whole_objects_and_a_rerun_finishes(s3, store):
+    url = f"{s3.url}/archive"
+    env = {**os.environ, "ERA_TOOLS_KILL_AFTER_RECORDS": "400"}
+    res = era("export", "--db", store, "--out", url, env=env)
+    assert res.returncode != 0
+    keys = s3.keys("archive/")
+    eras = [k.split("/", 1)[1] for k in keys if k.endswith(".era")]
+    assert 0 < len(eras) < len(SAMPLE_NAMES)
+    for n in eras:  # what a reader sees is whole
+        assert s3.get(f"archive/{n}") == (SAMPLE_ERAS / n).read_bytes(), n
+    assert "archive/checksums.txt" not in keys  # written only after every file
+    res = era("export", "--db", store, "--out", url, "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert len(out["skipped"]) == len(eras) and \
+        len(out["written"]) == len(SAMPLE_NAMES) - len(eras)
+    assert len(s3.get("archive/checksums.txt").decode().splitlines()) == len(SAMPLE_NAMES)
