@@ -839,14 +839,7 @@ def _download_to_bucket(url, dest, from_era, to_era, jobs, level, network, netwo
         p = os.path.join(staging, n)
         if os.path.isfile(p):
             objstore.put_file(p, objstore.join(dest, n))
-    for o in objstore.list_objects(dest):
-        if _kind_of(o.name) and o.name not in sums:
-            digest = objstore.stored_sha256(o.url)
-            if digest is not None:
-                sums[o.name] = digest
-    objstore.put_bytes(objstore.join(dest, "checksums.txt"),
-                       "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)).encode(),
-                       content_type="text/plain")
+    objstore.write_checksums(dest, sums)  # last: after every file it lists
     if not rep.bad and not rep.failed:
         shutil.rmtree(staging, ignore_errors=True)
     return rep

@@ -437,19 +437,7 @@ def export_to_bucket(store: ChainStore, url: str, from_era: int | None = None,
         res.skipped = [objstore.join(url, n) for n in written if n not in uploaded]
         res.replaced = []
         # checksums.txt last: every .era object under the prefix, ours and any older ones
-        for o in objstore.list_objects(url):
-            if o.name.endswith((".era", ".era1")) and o.name not in sums:
-                digest = objstore.stored_sha256(o.url)
-                if digest is None:  # not uploaded by era_tools: hash it, streamed
-                    h = hashlib.sha256()
-                    for piece in objstore.iter_chunks(o.url):
-                        h.update(piece)
-                    digest = h.hexdigest()
-                sums[o.name] = digest
-        lines = "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)
-                        if n.endswith((".era", ".era1")))
-        objstore.put_bytes(objstore.join(url, "checksums.txt"), lines.encode(),
-                           content_type="text/plain")
+        objstore.write_checksums(url, sums)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return res

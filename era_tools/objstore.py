@@ -531,6 +531,26 @@ def put_bytes(url: str, data: bytes, content_type: str = "application/octet-stre
           use_multipart=False)
 
 
+def write_checksums(url: str, known: dict[str, str], suffixes=(".era", ".era1")) -> dict:
+    """Write `url`/checksums.txt (`sha256sum` lines) for every object under the prefix whose
+    name ends in `suffixes`: the sha256 in `known`, else the one recorded on the object,
+    else the object hashed as it streams.  Call it after the files it lists are uploaded."""
+    sums = {n: h for n, h in known.items() if n.endswith(suffixes)}
+    for o in list_objects(url):
+        if o.name.endswith(suffixes) and o.name not in sums:
+            digest = stored_sha256(o.url)
+            if digest is None:
+                h = hashlib.sha256()
+                for piece in iter_chunks(o.url):
+                    h.update(piece)
+                digest = h.hexdigest()
+            sums[o.name] = digest
+    put_bytes(join(url, "checksums.txt"),
+              "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)).encode(),
+              content_type="text/plain")
+    return sums
+
+
 def delete(url: str) -> None:
     import obstore
 

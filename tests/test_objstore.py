@@ -327,3 +327,52 @@ def test_a_killed_export_leaves_only_whole_objects_and_a_rerun_finishes(s3, stor
     assert len(out["skipped"]) == len(eras) and \
         len(out["written"]) == len(SAMPLE_NAMES) - len(eras)
     assert len(s3.get("archive/checksums.txt").decode().splitlines()) == len(SAMPLE_NAMES)
+
+
+# -- era1 files and the usual AWS config files ------------------------------------------------
+def test_era1_files_in_a_bucket_are_read_and_mirrored(s3, tmp_path):
+    import era1_builder as B
+
+    a = B.make_chain(20, start=3 * B.EPOCH_SIZE, seed=1)
+    b = B.make_chain(20, start=4 * B.EPOCH_SIZE, seed=2, start_td=a[-1].td, parent=a[-1].hash)
+    names = []
+    (tmp_path / "src").mkdir()
+    for chain in (a, b):
+        p = B.write_era1(tmp_path / "src", chain)
+        names.append(os.path.basename(p))
+        s3.put(f"el/{names[-1]}", open(p, "rb").read())
+    res = era("info", "--json", f"{s3.url}/el")
+    assert res.returncode == 0, res.stderr
+    assert [d["name"] for d in json.loads(res.stdout)] == names
+    res = era("verify", "--level", "chain", f"{s3.url}/el")
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = era("download", f"{s3.url}/el", tmp_path / "m")
+    assert res.returncode == 0, res.stderr
+    for n in names:
+        assert (tmp_path / "m" / n).read_bytes() == (tmp_path / "src" / n).read_bytes()
+
+
+def test_credentials_and_endpoint_from_the_aws_config_files(filled, s3_server, tmp_path):
+    """No AWS_* keys in the environment: AWS_PROFILE picks them, and the endpoint, from
+    ~/.aws/credentials and ~/.aws/config (here through AWS_SHARED_CREDENTIALS_FILE and
+    AWS_CONFIG_FILE)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    creds, cfg = tmp_path / "credentials", tmp_path / "config"
+    creds.write_text(f"[default]\naws_access_key_id = nobody\naws_secret_access_key = x\n\n"
+                     f"[eras]\naws_access_key_id = {s3_server.env()['AWS_ACCESS_KEY_ID']}\n"
+                     f"aws_secret_access_key = {s3_server.env()['AWS_SECRET_ACCESS_KEY']}\n")
+    cfg.write_text(f"[profile eras]\nregion = us-east-1\n"
+                   f"endpoint_url = {s3_server.endpoint}\n")
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(creds), AWS_CONFIG_FILE=str(cfg),
+               AWS_PROFILE="eras", ERA_TOOLS_S3_TIMEOUT="10")
+    url = f"{filled.url}/eras/{SAMPLE_NAMES[2]}"
+    res = era("info", url, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "name check: OK" in res.stdout
+    # the environment wins over the files: a wrong key there is refused
+    res = era("info", url, env={**env, "AWS_SECRET_ACCESS_KEY": "wrong",
+                                "AWS_ACCESS_KEY_ID": "nobody"})
+    assert res.returncode == 2
+    line = one_error_line(res.stderr)  # (the first request lists the prefix for a config)
+    assert line.startswith(f"error: {filled.url}/eras") and line.endswith(
+        ": access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"), line
