@@ -85,6 +85,7 @@ class Report:
     verified_level: str = "none"
     warnings: list[str] = field(default_factory=list)
     bytes_downloaded: int = 0
+    bad_dir: str | None = None  # where .bad files are kept when not in DEST (a bucket DEST)
 
     @property
     def ok(self) -> bool:
@@ -842,4 +843,6 @@ def _download_to_bucket(url, dest, from_era, to_era, jobs, level, network, netwo
     objstore.write_checksums(dest, sums)  # last: after every file it lists
     if not rep.bad and not rep.failed:
         shutil.rmtree(staging, ignore_errors=True)
+    else:  # partial .tmp files resume from here; .bad files stay here, never in the bucket
+        rep.bad_dir = staging
     return rep

@@ -248,6 +248,11 @@ def test_a_corrupt_object_fails_verification_and_is_not_mirrored(filled, tmp_pat
     assert res.returncode == 1
     keys = filled.keys("mirror/")
     assert f"mirror/{n}" not in keys and len([k for k in keys if k.endswith(".era")]) == 16
+    kept = re.search(rf"^bad: {re.escape(n)}: .* \(kept as (/\S+\.bad)\)$", res.stderr, re.M)
+    assert kept and os.path.exists(kept.group(1)), res.stderr  # local, named in the message
+    import shutil
+
+    shutil.rmtree(os.path.dirname(kept.group(1)))
     assert n not in filled.get("mirror/checksums.txt").decode()
 
 
@@ -279,8 +284,12 @@ def test_an_object_of_the_wrong_size_is_one_line(filled, tmp_path):
         f"{sha((SAMPLE_ERAS / m).read_bytes())}  {m}\n" for m in SAMPLE_NAMES).encode())
     res = era("download", f"{filled.url}/eras", f"{filled.url}/mirror")
     assert res.returncode == 1
-    assert re.search(rf"^bad: {re.escape(n)}: ", res.stderr, re.M), res.stderr
+    kept = re.search(rf"^bad: {re.escape(n)}: .* \(kept as (/\S+\.bad)\)$", res.stderr, re.M)
+    assert kept, res.stderr
     assert f"mirror/{n}" not in filled.keys("mirror/")
+    import shutil
+
+    shutil.rmtree(os.path.dirname(kept.group(1)))
 
 
 def test_a_stalled_server_is_one_line_and_writes_nothing(s3, store, tmp_path):

@@ -152,8 +152,9 @@ def download(url, dest, from_era, to_era, jobs, level, allow_gaps, network_name,
                    f"{len(rep.bad)} bad, {len(rep.failed)} failed"
                    f" (listing: {rep.listing.source}, checksums: "
                    f"{rep.listing.checksums or 'none'}, verify: {rep.verified_level})")
+    kept = f"{rep.bad_dir}/" if rep.bad_dir else ""
     for name, why in sorted(rep.bad.items()):
-        click.echo(f"bad: {name}: {why} (kept as {name}.bad)", err=True)
+        click.echo(f"bad: {name}: {why} (kept as {kept}{name}.bad)", err=True)
     for name, why in sorted(rep.failed.items()):
         click.echo(f"failed: {name}: {why}", err=True)
     for a, b in rep.gaps:
