@@ -33,9 +33,12 @@ SCHEME = "s3://"
 CLIENT = "obstore (Rust object_store)"
 # Parts of a multipart upload; files up to this size go in one PUT.
 PART_SIZE = 8 << 20
-# Read-ahead of RangeFile: a read smaller than this fetches this much (ERA_TOOLS_S3_READAHEAD
-# overrides it, for measurements; 0 turns read-ahead off).
-DEFAULT_READAHEAD = 1 << 20
+# Largest read-ahead window of RangeFile (ERA_TOOLS_S3_READAHEAD overrides it, for
+# measurements; 0 turns read-ahead off): what one open object may hold in memory.
+DEFAULT_READAHEAD = 8 << 20
+# RangeFile reads the last TAIL bytes of an object in one GET when a read lands there: a
+# mainnet era's two indices (8 * 8192 + 48 bytes) and more.
+TAIL = 128 << 10
 # Largest object read whole into memory (config files, checksums.txt).
 SMALL_OBJECT_MAX = 64 << 20
 STATS: dict[str, int] = {}  # requests made, by kind (scripts/bench_objects.py reads it)
@@ -399,10 +402,16 @@ def download_file(url: str, dest: str, expected_size: int | None = None,
 class RangeFile:
     """A read-only, seekable binary file over one object, read with ranged GETs.
 
-    A read shorter than the read-ahead fetches the read-ahead's worth and keeps it, so a
-    reader walking records in order (headers, then data) makes one request per read-ahead
-    span, not two per record.  `pread(n, offset)` is thread-safe (the serve catalog calls it
-    from several threads); the size comes from one HEAD at open."""
+    Read-ahead adapts like the kernel's: a read that misses the buffer fetches a window
+    instead of just its bytes; the window starts at MIN_WINDOW and doubles (up to the
+    read-ahead, ERA_TOOLS_S3_READAHEAD) while reads follow each other in order, and falls
+    back to MIN_WINDOW on a jump (backwards, or forward by more than the window).  So a reader walking records in order (header, then data)
+    makes a few large GETs, and a server answering one block here and one there does not
+    fetch megabytes for each.  A read that runs past the buffer's end keeps the part it has
+    and fetches the rest.  `pread(n, offset)` is thread-safe (the serve catalog calls it from
+    several threads); the size comes from one HEAD at open, or from the caller's listing."""
+
+    MIN_WINDOW = 64 << 10
 
     def __init__(self, url: str, size: int | None = None, readahead: int | None = None):
         self.url = self.name = url
@@ -418,7 +427,8 @@ class RangeFile:
             except ValueError:
                 readahead = DEFAULT_READAHEAD
         self.readahead = max(0, readahead)
-        self._buf, self._buf_at = b"", 0
+        self._window = min(self.MIN_WINDOW, self.readahead)
+        self._buf, self._buf_at, self._last_end = b"", 0, 0
         self._pos = 0
         self._lock = threading.Lock()
         self.closed = False
@@ -430,15 +440,34 @@ class RangeFile:
             return b""
         n = min(n, self.size - offset)
         with self._lock:
-            buf, at = self._buf, self._buf_at
-        if at <= offset and offset + n <= at + len(buf):
+            buf, at, last_end, window = self._buf, self._buf_at, self._last_end, self._window
+        end = at + len(buf)
+        if at <= offset and offset + n <= end:  # a hit
+            with self._lock:
+                self._last_end = offset + n
             return buf[offset - at:offset - at + n]
-        if n >= self.readahead:
+        if not self.readahead:
             return get_range(self.url, offset, n)
-        want = min(self.readahead, self.size - offset)
-        data = get_range(self.url, offset, want)
+        # in order (from inside the buffer, or forward from the last read by less than the
+        # window: a walk over record headers skips each record's data): widen
+        sequential = at <= offset <= end or last_end <= offset <= max(end, last_end) + window
+        window = min(window * 2, self.readahead) if sequential else \
+            min(self.MIN_WINDOW, self.readahead)
+        if not sequential and offset + n + TAIL >= self.size:
+            # near the end, where readers start (an era file's indices are read backwards
+            # from its last byte): the whole tail in one GET
+            start = max(0, self.size - max(TAIL, n))
+            data = get_range(self.url, start, self.size - start)
+            with self._lock:
+                self._buf, self._buf_at, self._last_end = data, start, offset + n
+            return data[offset - start:offset - start + n]
+        keep = buf[offset - at:] if at <= offset < end else b""
+        fetch_at = offset + len(keep)
+        want = min(max(n - len(keep), window), self.size - fetch_at)
+        data = keep + get_range(self.url, fetch_at, want)
         with self._lock:
             self._buf, self._buf_at = data, offset
+            self._last_end, self._window = offset + n, window
         return data[:n]
 
     # the io interface EraReader and e2store use

