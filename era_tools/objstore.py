@@ -74,6 +74,21 @@ def _count(kind: str) -> None:
     STATS[kind] = STATS.get(kind, 0) + 1
 
 
+def isolated(fn, *args, **kwargs):
+    """fn(*args, **kwargs) in a forked child, when this process has not used a bucket yet, so
+    that it still may fork afterwards (`era serve`'s workers: each starts its own client);
+    inline otherwise.  The result and any exception come back pickled."""
+    from . import procs
+
+    if procs._foreign_threads or not hasattr(os, "fork"):
+        return fn(*args, **kwargs)
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with cf.ProcessPoolExecutor(1, mp_context=mp.get_context("fork")) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
 # -- configuration ------------------------------------------------------------------------------
 def _timeout() -> float:
     try:

@@ -180,9 +180,44 @@ def test_sample_eras_round_trip_through_a_bucket(s3, store, tmp_path):
         assert (tmp_path / "again" / n).read_bytes() == (SAMPLE_ERAS / n).read_bytes(), n
 
 
-def test_serving_a_bucket_takes_one_process(s3):
-    res = era("serve", s3.url, "--jobs", "2")
-    assert res.returncode == 2 and "a bucket is served by one process" in res.stderr
+def test_a_bucket_is_served_by_several_workers(filled):
+    """Each worker starts its own S3 client (the parent never starts one: it reads the
+    bucket's config in a child), and every worker answers from the bucket."""
+    import urllib.request
+
+    srv = subprocess.Popen([*CLI, "serve", f"{filled.url}/eras", "--port", "0", "--jobs", "2"],
+                           stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        port = None
+        for line in srv.stderr:
+            m = re.search(r"on http://127\.0\.0\.1:(\d+)/ \(network minimal, 2 workers\)",
+                          line)
+            if m:
+                port = int(m.group(1))
+                break
+        assert port, "era serve did not start"
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(20):  # many connections: both workers take some
+            with urllib.request.urlopen(base + "/eth/v1/beacon/blocks/head/root") as r:
+                assert r.status == 200
+        n = SAMPLE_NAMES[9]
+        with urllib.request.urlopen(f"{base}/{n}") as r:
+            assert r.read() == (SAMPLE_ERAS / n).read_bytes()
+        deadline = time.monotonic() + 30  # /metrics sums both workers' snapshots (~1 s old)
+        while True:
+            with urllib.request.urlopen(base + "/metrics") as r:
+                text = r.read().decode()
+            m = re.search(r"^era_serve_workers (\S+)$", text, re.M)
+            if (m and float(m.group(1)) == 2.0) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert m and float(m.group(1)) == 2.0, text[:2000]
+        sums = urllib.request.urlopen(base + "/checksums.txt").read().decode()
+        assert sums == "".join(f"{sha((SAMPLE_ERAS / m).read_bytes())}  {m}\n"
+                               for m in SAMPLE_NAMES)
+    finally:
+        srv.terminate()
+        srv.wait(30)
 
 
 # -- the reader's file object ------------------------------------------------------------------

@@ -32,7 +32,7 @@ def serve(era_dir, db_path, host, port, max_ranges, jobs, network_name, config_p
     Any .era1 files in ERA_DIR are listed, checksummed and served as plain files.
 
     ERA_DIR may be an s3://bucket/prefix (AWS_* variables): its objects are listed, read with
-    ranged GETs and streamed, never held whole; a bucket is served by one process.
+    ranged GETs and streamed, never held whole.
 
     The network comes from --network/--config, a spec.json or config.yaml in ERA_DIR, or the
     file names.  See docs/protocol.md.  Ctrl-C or SIGTERM stops every worker and exits 0.
@@ -43,15 +43,18 @@ def serve(era_dir, db_path, host, port, max_ranges, jobs, network_name, config_p
     if db_path and workers is not None and workers > 1:
         raise click.UsageError("--db serves from one process (a LevelDB store has one "
                                "opener); drop --jobs or use --jobs 1")
-    remote = era_dir.startswith("s3://")
-    if remote and workers is not None and workers > 1:
-        raise click.UsageError("a bucket is served by one process (the S3 client's threads do "
-                               "not survive fork); drop --jobs or use --jobs 1")
     if workers is None:
         from ..serve.workers import default_workers
 
-        workers = 1 if db_path or remote else default_workers()
-    net = pick_network(network_name, config_path, [era_dir])
+        workers = 1 if db_path else default_workers()
+    if era_dir.startswith("s3://") and workers > 1:
+        # the S3 client's threads do not survive fork(): read the bucket's config in a child,
+        # so that each worker starts its own client
+        from ..objstore import isolated
+
+        net = isolated(pick_network, network_name, config_path, [era_dir])
+    else:
+        net = pick_network(network_name, config_path, [era_dir])
     store = None
     if db_path:
         from ..store.chain import ChainStore
