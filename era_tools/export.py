@@ -18,7 +18,7 @@ from typing import Callable
 
 from . import e2store, framing
 from .e2store import HEADER_SIZE
-from .era import EraWriter, StateHead, era_file_name, state_prefix_size
+from .era import EraWriter, StateHead, era_file_name, parse_era_file_name, state_prefix_size
 from .errors import FormatError, StoreError
 from .store import ChainStore, schema
 
@@ -415,9 +415,19 @@ def export_to_bucket(store: ChainStore, url: str, from_era: int | None = None,
     os.makedirs(staging)
     sums: dict[str, str] = {}
     uploaded: set[str] = set()
+    present = [o.name for o in objstore.list_objects(url)]
 
     def upload(path: str) -> None:
         name = os.path.basename(path)
+        parsed = parse_era_file_name(name)
+        if parsed is not None:  # as in a directory: another file for this era is refused
+            era_prefix = f"{parsed[0]}-{parsed[1]:05d}-"
+            other = next((n for n in present if n.startswith(era_prefix) and
+                          n.endswith(".era") and n != name), None)
+            if other is not None:
+                raise StoreError(f"{objstore.join(url, other)}: a different file for era "
+                                 f"{parsed[1]} exists (the store's is {name}); refusing to "
+                                 "overwrite")
         digest = objstore.sha256_file(path)
         if objstore.put_file(path, objstore.join(url, name), sha256=digest):
             uploaded.add(name)

@@ -121,8 +121,24 @@ def _profile_settings() -> dict[str, str]:
     return out
 
 
+_ENV_KEYS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+             "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
+             "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE",
+             "AWS_SHARED_CREDENTIALS_FILE")
+_settings_cache: dict[tuple, dict] = {}
+
+
 def settings() -> dict[str, str | None]:
-    """endpoint, key id, secret, session token and region, the environment first."""
+    """endpoint, key id, secret, session token and region, the environment first (read once
+    per set of AWS_* values)."""
+    key = tuple(os.environ.get(k) for k in _ENV_KEYS)
+    got = _settings_cache.get(key)
+    if got is None:
+        got = _settings_cache[key] = _settings()
+    return got
+
+
+def _settings() -> dict[str, str | None]:
     env, prof = os.environ, None
 
     def pick(*names, profile_key=None):
@@ -207,7 +223,7 @@ def _short(exc: BaseException) -> str:
     if "nosuchbucket" in low or "specified bucket does not exist" in low:
         return "no such bucket"
     if "accessdenied" in low or "signaturedoesnotmatch" in low or "invalidaccesskeyid" in low \
-            or "403" in low:
+            or "403 forbidden" in low or "status: 403" in low:
         return "access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
     for marker in ("Client error with status", "Server error with status", "error sending "
                    "request", "connection closed"):
@@ -225,6 +241,9 @@ def _call(url: str, fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except (oe.NotFoundError, FileNotFoundError) as exc:
         raise ObjectNotFound(f"{url}: no such object") from exc
+    except (oe.PermissionDeniedError, oe.UnauthenticatedError) as exc:
+        raise ObjectStoreError(f"{url}: access denied (check AWS_ACCESS_KEY_ID / "
+                               "AWS_SECRET_ACCESS_KEY)") from exc
     except (ObjectStoreError, StopIteration):
         raise
     except Exception as exc:

@@ -426,3 +426,14 @@ def test_credentials_and_endpoint_from_the_aws_config_files(filled, s3_server, t
     line = one_error_line(res.stderr)  # (the first request lists the prefix for a config)
     assert line.startswith(f"error: {filled.url}/eras") and line.endswith(
         ": access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"), line
+
+
+def test_export_refuses_another_file_for_an_era_in_the_bucket(s3, store):
+    s3.put("archive/minimal-00003-deadbeef.era", b"not the store's era 3")
+    res = era("export", "--db", store, "--out", f"{s3.url}/archive")
+    assert res.returncode == 2
+    assert one_error_line(res.stderr) == (
+        f"error: {s3.url}/archive/minimal-00003-deadbeef.era: a different file for era 3 "
+        f"exists (the store's is {SAMPLE_NAMES[3]}); refusing to overwrite")
+    keys = s3.keys("archive/")
+    assert f"archive/{SAMPLE_NAMES[3]}" not in keys and "archive/checksums.txt" not in keys
