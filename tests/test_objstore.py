@@ -467,3 +467,22 @@ print(json.dumps({{"order": order, "again": again}}))
     assert not any(out["again"].values())  # same size and sha256: nothing uploaded again
     for n in SAMPLE_NAMES[:4]:
         assert s3.get(f"pub/{n}") == (SAMPLE_ERAS / n).read_bytes()
+
+
+def test_extract_and_tables_read_a_bucket(filled, tmp_path):
+    n = SAMPLE_NAMES[2]
+    got = era("extract", f"{filled.url}/eras/{n}", "--slot", "70")
+    want = era("extract", SAMPLE_ERAS / n, "--slot", "70")
+    assert got.returncode == 0 and want.returncode == 0, got.stderr
+    assert got.stdout == want.stdout and '"slot": "70"' in got.stdout
+    for src, out in ((f"{filled.url}/eras", tmp_path / "b"), (SAMPLE_ERAS, tmp_path / "l")):
+        res = era("tables", src, "--out", out, "--tables", "blocks", "--from-era", "1",
+                  "--to-era", "3", "--json")
+        assert res.returncode == 0, res.stderr
+    for e in (1, 2, 3):
+        b = sorted((tmp_path / "b" / "blocks" / f"era={e}").iterdir())
+        lo = sorted((tmp_path / "l" / "blocks" / f"era={e}").iterdir())
+        assert [p.name for p in b] == [p.name for p in lo] and len(b) == 1
+        import pyarrow.parquet as pq
+
+        assert pq.read_table(b[0]).equals(pq.read_table(lo[0]))

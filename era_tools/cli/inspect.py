@@ -90,7 +90,7 @@ def _print_era1_info(d: dict) -> None:
 
 
 @main.command(short_help="Print or write one block or the era state of a file.")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=PathOrURL(exists=True, dir_okay=False))
 @click.option("--slot", type=int, help="Slot of the block to extract.")
 @click.option("--state", "want_state", is_flag=True, help="Extract the era state instead.")
 @click.option("--format", "fmt", type=click.Choice(["ssz", "json"]), default="json",
@@ -98,7 +98,8 @@ def _print_era1_info(d: dict) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @network_options
 def extract(file, slot, want_state, fmt, output, network_name, config_path):
-    """Print or write one block (--slot S) or the era state (--state) of FILE."""
+    """Print or write one block (--slot S) or the era state (--state) of FILE (a path or an
+    s3://bucket/key object)."""
     from .. import ssz
     from ..era import EraReader
     from ..verify import network_mismatch

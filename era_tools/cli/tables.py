@@ -7,7 +7,8 @@ import sys
 import click
 
 from . import main
-from .common import echo_json, jobs_option, json_option, network_options, pick_network, progress_bar
+from .common import (PathOrURL, echo_json, jobs_option, json_option, network_options,
+                     pick_network, progress_bar)
 
 # era_tools.tables.TABLES, spelled out so that `era tables --help` does not import pyarrow
 # (tests/test_tables.py checks the two agree).
@@ -40,7 +41,7 @@ def _task(args):
 
 
 @main.command(short_help="Era files to Parquet tables (DuckDB, Polars, Spark).")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
+@click.argument("paths", nargs=-1, required=True, type=PathOrURL(exists=True, dir_okay=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Dataset directory: OUT/<table>/era=<N>/<era file>.parquet.")
 @click.option("--tables", "tables", callback=_parse_tables, metavar="T1,T2,...",
@@ -55,8 +56,9 @@ def _task(args):
 @json_option
 def tables(paths, out_dir, tables, from_era, to_era, no_verify, jobs, network_name,
            config_path, as_json):
-    """Write the blocks, operations, transactions and validators of era files at PATHS as
-    Parquet datasets under --out, one per table, partitioned by era.
+    """Write the blocks, operations, transactions and validators of era files at PATHS (files,
+    directories or s3://bucket/prefix URLs) as Parquet datasets under --out, one per table,
+    partitioned by era.
 
     Each era file is verified at the `roots` level first (unless --no-verify): a file that
     fails yields no tables.  Files are written under a temporary name and renamed, so an
