@@ -348,7 +348,7 @@ def test_a_stalled_server_is_one_line_and_writes_nothing(s3, store, tmp_path):
         res = era("export", "--db", store, "--out", "s3://stalled/eras", env=env, timeout=120)
         assert res.returncode == 2
         line = one_error_line(res.stderr)
-        assert line.startswith("error: s3://stalled/eras/") and line.endswith(
+        assert line.startswith("error: s3://stalled/eras") and line.endswith(
             f"timed out after 1 s (http://127.0.0.1:{port})"), line
         assert time.monotonic() - t < 110  # (a bound for the test's sake, not a speed claim)
     # the local staging of the export was removed
