@@ -193,6 +193,15 @@ def main() -> None:
     rsize = args.range_kb << 10
     offsets = [rnd.randrange(0, size - rsize) for _ in range(args.ranges)]
 
+    try:
+        run(args, big, size, offsets, rsize)
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args, big, size, offsets, rsize) -> None:
     with SeaweedS3() as srv:
         env = srv.env()
         os.environ.update(env)
