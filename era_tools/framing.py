@@ -137,6 +137,20 @@ def decompress_exact(data, length: int, where: str = "payload") -> bytearray:
     return out
 
 
+def decompress_into(data, out, where: str = "payload") -> None:
+    """Decompress a framed stream into `out`, a writable buffer (a slice of a bigger one) of
+    exactly its uncompressed length as `uncompressed_length` reported it (CRCs checked; the
+    engine fails on overflow, a shorter result is refused here)."""
+    length = len(memoryview(out))
+    try:
+        written = cramjam.snappy.decompress_into(data, out)
+    except Exception as exc:  # cramjam.DecompressionError and buffer errors
+        raise FormatError(f"{where}: bad snappy data: {exc}") from exc
+    if written != length:
+        raise FormatError(f"{where}: snappy data decompressed to {written} bytes, expected "
+                          f"{length}")
+
+
 def decompress_prefix(data, nbytes: int, where: str = "payload", base: int = 0) -> bytes:
     """The first `nbytes` of the uncompressed stream, decompressing only the chunks needed
     (CRC-checked).  Returns fewer bytes if the stream is shorter."""
