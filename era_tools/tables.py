@@ -487,9 +487,14 @@ def _hashed_roots(b: _Blocks) -> np.ndarray:
 
     msg = b.message
     buf = b.buf
-    out = b"".join([hash_tree_root_bytes(b.t.BeaconBlock, buf[s:e])
-                    for s, e in zip(msg.start.tolist(), msg.end.tolist())])
-    return np.frombuffer(out, dtype=_U8).reshape(-1, 32)
+    t = b.t.BeaconBlock
+    out = []
+    for k, (s, e) in enumerate(zip(msg.start.tolist(), msg.end.tolist())):
+        try:
+            out.append(hash_tree_root_bytes(t, buf[s:e]))
+        except FormatError as exc:
+            raise FormatError(f"{b.where(k)}: {exc}") from None
+    return np.frombuffer(b"".join(out), dtype=_U8).reshape(-1, 32)
 
 
 def build_tables(reader, network, tables=BLOCK_TABLES, *, roots: str = "hash") -> dict:
