@@ -96,6 +96,7 @@ _SCHEMA_FIELDS = {
         ("withdrawal_credentials", R32), ("effective_balance", U64), ("balance", U64),
         ("slashed", pa.bool_()), ("activation_eligibility_epoch", U64),
         ("activation_epoch", U64), ("exit_epoch", U64), ("withdrawable_epoch", U64),
+        ("status", pa.string()),  # the Beacon API's validator status at the state's epoch
     ],
 }
 SCHEMAS = {name: pa.schema(fields) for name, fields in _SCHEMA_FIELDS.items()}
@@ -569,7 +570,31 @@ def validators_table(reader, network) -> pa.Table:
     for f in ("activation_eligibility_epoch", "activation_epoch", "exit_epoch",
               "withdrawable_epoch"):
         cols[f] = pa.array(np.ascontiguousarray(v[f]))
+    cols["status"] = validator_status(v, balances, reader.state_slot // network.slots_per_epoch)
     return pa.Table.from_pydict(cols, schema=SCHEMAS["validators"])
+
+
+STATUSES = ("pending_initialized", "pending_queued", "active_ongoing", "active_exiting",
+            "active_slashed", "exited_unslashed", "exited_slashed", "withdrawal_possible",
+            "withdrawal_done")
+FAR_FUTURE_EPOCH = 2**64 - 1
+
+
+def validator_status(v, balances, epoch: int) -> pa.Array:
+    """The Beacon API's status of every validator at `epoch` (its validator-status rules),
+    computed on the columns with numpy: a dictionary of nine strings, not one per validator."""
+    act, elig = v["activation_epoch"], v["activation_eligibility_epoch"]
+    exit_, wd, slashed = v["exit_epoch"], v["withdrawable_epoch"], v["slashed"]
+    pending = act > epoch
+    active = ~pending & (epoch < exit_)
+    exited = ~pending & ~active & (epoch < wd)
+    code = np.select(
+        [pending & (elig == FAR_FUTURE_EPOCH), pending,
+         active & (exit_ == FAR_FUTURE_EPOCH), active & ~slashed, active,
+         exited & ~slashed, exited,
+         balances != 0],
+        np.arange(8, dtype=np.int8), default=np.int8(8)).astype(np.int8)
+    return pa.DictionaryArray.from_arrays(pa.array(code), pa.array(STATUSES)).cast(pa.string())
 
 
 def era_table_path(out_dir, table: str, era: int, era_path) -> str:
@@ -577,19 +602,55 @@ def era_table_path(out_dir, table: str, era: int, era_path) -> str:
     return os.path.join(os.fspath(out_dir), table, f"era={era}", f"{stem}.parquet")
 
 
+def _temporary(dest: str, pid: int) -> str:
+    """A hidden name beside `dest` (dataset readers skip names starting with '.')."""
+    folder, name = os.path.split(dest)
+    return os.path.join(folder, f".{name}.tmp-{pid}")
+
+
+def _remove_stale_temporaries(dest: str) -> None:
+    """Temporary files of `dest` left by a killed run (their process is gone)."""
+    import glob
+
+    folder, name = os.path.split(dest)
+    for tmp in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.tmp-*")):
+        pid = tmp.rsplit("-", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another run writing the same dataset right now
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _identity(path) -> tuple:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_era_tables(era_path, network, out_dir, tables=TABLES, verify: bool = True) -> dict:
     """Write `tables` of one era file under `out_dir`; the tables already there are skipped.
 
     With `verify` the file is first checked at the `roots` level (era_tools.verify) and a
     failure raises VerificationError before anything is written.  Each Parquet file is
-    written under a temporary name and renamed into place, so a killed run leaves only
-    whole files, and a rerun writes what is missing.  Returns {"era", "path", "written":
+    written under a hidden temporary name (`.<name>.tmp-<pid>`, which dataset readers skip),
+    fsynced and renamed into place, so a killed run leaves only whole files; a rerun removes
+    the temporaries of dead runs and writes what is missing.  Returns {"era", "path", "written":
     {table: rows}, "skipped": [tables], "bytes"}."""
     import pyarrow.parquet as pq
 
-    from .era import EraReader
+    from .era import EraReader, fsync_dir
 
     tables = check_tables(tables)
+    before = _identity(era_path)
     with EraReader(era_path) as reader:
         era = reader.era
         targets = {t: era_table_path(out_dir, t, era, era_path) for t in tables}
@@ -606,20 +667,28 @@ def write_era_tables(era_path, network, out_dir, tables=TABLES, verify: bool = T
                 f = report.first_failure()
                 raise VerificationError(f"{era_path}: fails verification at the roots level "
                                         f"({f.check}: {f.message}); no tables written")
+            if _identity(era_path) != before:  # what was verified is what this reader reads
+                raise VerificationError(f"{era_path}: the file changed while it was read; "
+                                        "no tables written")
         # verified: each block's root is its state's block_roots entry (the check just
         # hashed every block); unverified: hash them here
         built = build_tables(reader, network, todo, roots="state" if verify else "hash")
     for t, table in built.items():
         dest = targets[t]
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        tmp = f"{dest}.tmp-{os.getpid()}"
+        folder = os.path.dirname(dest)
+        os.makedirs(folder, exist_ok=True)
+        _remove_stale_temporaries(dest)
+        tmp = _temporary(dest, os.getpid())
         try:
             pq.write_table(table, tmp, compression="zstd")
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
             os.replace(tmp, dest)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        fsync_dir(folder)
         result["written"][t] = table.num_rows
         result["bytes"] += os.path.getsize(dest)
     return result

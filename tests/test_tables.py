@@ -10,6 +10,10 @@ import importlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +53,20 @@ def _bits(bits) -> bytes:
         if b:
             out[i // 8] |= 1 << (i % 8)
     return bytes(out)
+
+
+def _status(v, balance: int, epoch: int) -> str:
+    """The Beacon API's validator status, written out as its specification words it."""
+    if v.activation_epoch > epoch:
+        return ("pending_initialized" if v.activation_eligibility_epoch == FAR
+                else "pending_queued")
+    if epoch < v.exit_epoch:
+        if v.exit_epoch == FAR:
+            return "active_ongoing"
+        return "active_slashed" if v.slashed else "active_exiting"
+    if epoch < v.withdrawable_epoch:
+        return "exited_slashed" if v.slashed else "exited_unslashed"
+    return "withdrawal_possible" if balance != 0 else "withdrawal_done"
 
 
 def spec_rows(path, net) -> dict:
@@ -156,8 +174,9 @@ def spec_rows(path, net) -> dict:
                                                      kzg_commitment=bytes(c)))
         fork = net.fork_name_at_slot(r.state_slot)
         state = _spec(fork, net.preset_base).BeaconState.decode_bytes(r.state_ssz())
+        epoch = r.state_slot // net.slots_per_epoch
         for i, (v, bal) in enumerate(zip(state.validators, state.balances)):
-            rows["validators"].append(dict(
+            rows["validators"].append(dict(status=_status(v, int(bal), epoch),
                 state_slot=r.state_slot, index=i, pubkey=bytes(v.pubkey),
                 withdrawal_credentials=bytes(v.withdrawal_credentials),
                 effective_balance=int(v.effective_balance), balance=int(bal),
@@ -430,6 +449,54 @@ def test_cli_writes_datasets_duckdb_reads_them_and_rerun_skips(tmp_path, sample_
     assert doc["eras_written"] == 1
     assert [list(f["written"]) for f in doc["files"] if f["written"]] == [["withdrawals"]]
     assert victim.exists()
+    # a temporary left by a dead run is removed when its table is written
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = victim.parent / f".{victim.name}.tmp-{dead.pid}"
+    stale.write_bytes(b"half a parquet file")
+    victim.unlink()
+    r = _run("tables", src, "--out", out, "--json", "--to-era", 4)
+    assert r.exit_code == 0, r.output
+    assert victim.exists() and not stale.exists()
+
+
+def test_killed_run_leaves_whole_files_and_a_rerun_finishes(tmp_path, sample_files):
+    """SIGKILL once the first table is in place: every visible file is a whole Parquet file,
+    and a rerun writes the rest: the same tables as a run that was never interrupted."""
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "eras"
+    src.mkdir()
+    for f in sample_files + [SAMPLE / "spec.json", SAMPLE / "genesis.json"]:
+        shutil.copy(f, src)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", "from era_tools.cli import main; main()",
+                             "tables", str(src), "--out", str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(6000):
+            if proc.poll() is not None or list(out.rglob("*.parquet")):
+                break
+            time.sleep(0.01)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    visible = list(out.rglob("*.parquet"))
+    assert visible
+    for p in visible:
+        pq.read_table(p)  # whole files only
+    r = _run("tables", src, "--out", out)
+    assert r.exit_code == 0, r.output
+    clean = tmp_path / "clean"
+    assert _run("tables", src, "--out", clean).exit_code == 0
+    names = sorted(p.relative_to(clean) for p in clean.rglob("*.parquet"))
+    assert sorted(p.relative_to(out) for p in out.rglob("*.parquet")) == names
+    assert len(names) == len(sample_files) * len(TABLES)
+    for n in names:
+        assert pq.read_table(out / n).equals(pq.read_table(clean / n)), n
+    assert not [p for p in out.rglob(".*") if ".tmp-" in p.name]
 
 
 def test_cli_a_failing_file_yields_no_tables(tmp_path, sample_files):
@@ -459,3 +526,29 @@ def test_cli_bad_table_name_is_a_usage_error(tmp_path, sample_files):
     r = _run("tables", sample_files[1], "--out", tmp_path / "o", "--tables", "blocks,nope")
     assert r.exit_code == 2 and "unknown table(s) nope" in r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_validator_status_follows_the_beacon_api_rules():
+    """Every combination of epochs around the state's epoch, slashed and zero balance: the
+    numpy status column against the rules written out per validator (_status)."""
+    import itertools
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from era_tools.tables import STATUSES, validator_status
+
+    epoch = 10
+    combos = list(itertools.product([5, 10, 11, FAR], [3, FAR], [10, 11, 20, FAR],
+                                    [10, 11, 30, FAR], [False, True], [0, 32 * 10**9]))
+    cols = list(zip(*combos))
+    v = {name: np.array(c, dtype=np.uint64) for name, c in zip(
+        ("activation_epoch", "activation_eligibility_epoch", "exit_epoch",
+         "withdrawable_epoch"), cols[:4])}
+    v["slashed"] = np.array(cols[4], dtype=bool)
+    got = validator_status(v, np.array(cols[5], dtype=np.uint64), epoch).to_pylist()
+    want = [_status(SimpleNamespace(activation_epoch=a, activation_eligibility_epoch=e,
+                                    exit_epoch=x, withdrawable_epoch=w, slashed=s), b, epoch)
+            for a, e, x, w, s, b in combos]
+    assert got == want
+    assert set(got) == set(STATUSES)
