@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import FormatError
 from .fast import Node, compile_sedes
@@ -84,9 +85,16 @@ def seg_arange(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return seg, np.arange(total, dtype=_I64) - first[seg]
 
 
+def _rows(buf: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
+    """(n, width) uint8 copy of buf[pos[i]:pos[i] + width] (all inside buf): one row copy
+    each through a sliding-window view, not one index per byte."""
+    if len(pos) == 0:
+        return np.zeros((0, width), dtype=np.uint8)
+    return sliding_window_view(buf, width)[pos]
+
+
 def _u32(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    b = buf[pos[:, None] + np.arange(4)]
-    return np.ascontiguousarray(b).view("<u4").reshape(-1).astype(_I64)
+    return _rows(buf, pos, 4).view("<u4").reshape(-1).astype(_I64)
 
 
 def uints(vals: Values) -> np.ndarray:
@@ -94,16 +102,15 @@ def uints(vals: Values) -> np.ndarray:
     if len(vals) == 0:
         return np.zeros(0, dtype=np.uint64)
     width = int(vals.end[0] - vals.start[0])
-    b = np.zeros((len(vals), 8), dtype=np.uint8)
-    b[:, :width] = vals.buf[vals.start[:, None] + np.arange(width)]
+    b = _rows(vals.buf, vals.start, width)
+    if width != 8:
+        b = np.concatenate([b, np.zeros((len(b), 8 - width), dtype=np.uint8)], axis=1)
     return b.view("<u8").reshape(-1)
 
 
 def raw(vals: Values, width: int) -> np.ndarray:
     """(n, width) uint8: the first `width` bytes of every value (all at least that long)."""
-    if len(vals) == 0:
-        return np.zeros((0, width), dtype=np.uint8)
-    return vals.buf[vals.start[:, None] + np.arange(width)]
+    return _rows(vals.buf, vals.start, width)
 
 
 def _node(sedes) -> Node:
@@ -227,9 +234,25 @@ def elements(vals: Values, where: Where) -> tuple[Values, np.ndarray]:
 
 def popcount(vals: Values) -> np.ndarray:
     """Set bits of every value's bytes (int64)."""
-    seg, pos = seg_arange(vals.size)
-    ones = POPCOUNT[vals.buf[vals.start[seg] + pos]].astype(_I64)
-    return np.bincount(seg, weights=ones, minlength=len(vals)).astype(_I64)
+    n = len(vals)
+    size = vals.size
+    out = np.zeros(n, dtype=_I64)
+    if n == 0 or not size.any():
+        return out
+    width = int(size.max())
+    inside = vals.start + width <= len(vals.buf)
+    if inside.any():  # rows of the widest size, counted up to each value's own size
+        rows = _rows(vals.buf, vals.start[inside], width)
+        run = np.cumsum(POPCOUNT[rows], axis=1, dtype=np.int32)
+        sz = size[inside]
+        got = run[np.arange(len(rows)), np.maximum(sz - 1, 0)]
+        out[inside] = np.where(sz > 0, got, 0)
+    rest = np.flatnonzero(~inside)  # near the end of the buffer: byte by byte
+    if len(rest):
+        seg, pos = seg_arange(size[rest])
+        ones = POPCOUNT[vals.buf[vals.start[rest][seg] + pos]].astype(_I64)
+        out[rest] = np.bincount(seg, weights=ones, minlength=len(rest)).astype(_I64)
+    return out
 
 
 def bitlist_summary(vals: Values, where: Where) -> tuple[np.ndarray, np.ndarray]:
@@ -267,6 +290,4 @@ def uint_lists(vals: Values, where: Where) -> tuple[np.ndarray, np.ndarray]:
         _fail(where, vals, bad, lambda i: f"{node.name} has {int(counts[i])} elements, more "
                                           f"than its limit {node.length}")
     seg, pos = seg_arange(counts)
-    start = vals.start[seg] + 8 * pos
-    b = vals.buf[start[:, None] + np.arange(8)] if len(start) else np.zeros((0, 8), np.uint8)
-    return np.ascontiguousarray(b).view("<u8").reshape(-1), counts
+    return _rows(vals.buf, vals.start[seg] + 8 * pos, 8).view("<u8").reshape(-1), counts
