@@ -389,6 +389,43 @@ def test_public_api(sample_files, network):
         assert vt.column("balance").to_pylist() == [int(x) for x in view.balances]
         with pytest.raises(ValueError, match="unknown table"):
             era.to_arrow("nope")
+        hashed = era.to_arrow("blocks")
+        era.verify()  # roots level: from now on the roots come from the verified state
+        assert era._roots() == "state"
+        assert era.to_arrow("blocks").equals(hashed)
+
+
+def test_api_verify_refuses_a_wrong_file(tmp_path, sample_files, network):
+    """A block whose bytes no longer hash to the state's block_roots: verify() raises and the
+    roots keep being hashed (so the blocks table shows the block's real root)."""
+    from era_tools.era import EraWriter
+    from era_tools.errors import VerificationError
+
+    src = sample_files[5]
+    with EraReader(src) as r:
+        blocks = list(r.iter_blocks())
+        state = r.state_ssz()
+        era_n, sphr = r.era, r.slots_per_historical_root
+    slot, data = blocks[2]
+    data = bytearray(data)
+    data[-1] ^= 1  # last byte of the body: still well-formed SSZ, another root
+    w = EraWriter(tmp_path, network.name, era_n, sphr, fsync=False)
+    for s, b in blocks:
+        w.add_block(s, ssz=bytes(data) if s == slot else b)
+    w.set_state(ssz=state)
+    path = w.finish()
+    with era_tools.open_era(path, network) as era:
+        with pytest.raises(VerificationError, match="block_roots"):
+            era.verify()
+        assert era._roots() == "hash"
+        roots = dict(zip(era.to_arrow("blocks").column("slot").to_pylist(),
+                         era.to_arrow("blocks").column("root").to_pylist()))
+        from era_tools import ssz
+
+        fork = network.fork_name_at_slot(slot)
+        assert roots[slot] == ssz.block_root(ssz.decode_block(bytes(data), fork,
+                                                              network.preset_base))
+        assert roots[slot] != era.reader.state_head(sphr).block_root_at(slot)
 
 
 def test_cli_table_names_agree():
