@@ -589,3 +589,31 @@ def test_validator_status_follows_the_beacon_api_rules():
             for a, e, x, w, s, b in combos]
     assert got == want
     assert set(got) == set(STATUSES)
+
+
+@pytest.mark.parametrize("path", ["native", "oneshot", "loop"])
+def test_keccak256_many_every_path(path, monkeypatch):
+    """The transactions table's batch Keccak-256, each implementation, against keccak.new on
+    lengths around the 136-byte rate, empty slices, overlaps and the buffer's last byte."""
+    import numpy as np
+
+    from era_tools import era1
+
+    if path == "native" and era1._native_keccak_many is None:
+        pytest.skip("era_tools._keccak is not built")
+    if path != "native":
+        monkeypatch.setattr(era1, "_native_keccak_many", None)
+    if path == "loop":
+        monkeypatch.setattr(era1, "_ONESHOT", [None])
+    elif path == "oneshot" and era1._keccak_oneshot() is None:
+        pytest.skip("pycryptodome's one-shot keccak is not reachable")
+    buf = np.random.default_rng(3).integers(0, 256, 5000, dtype=np.uint8)
+    lengths = [0, 1, 31, 32, 135, 136, 137, 271, 272, 273, 1000, 4000]
+    starts = np.array([7 * i for i in range(len(lengths))] + [5000 - 137, 5000], dtype=np.int64)
+    ends = starts + np.array(lengths + [137, 0])
+    got = era1.keccak256_many(buf, starts, ends)
+    want = b"".join(_keccak(buf[s:e].tobytes()) for s, e in zip(starts, ends))
+    assert got == want
+    assert era1.keccak256_many(buf, starts[:0], ends[:0]) == b""
+    with pytest.raises(ValueError, match="outside"):
+        era1.keccak256_many(buf, np.array([4990]), np.array([5001]))
