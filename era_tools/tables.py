@@ -5,9 +5,10 @@
         blocks = era.to_arrow("blocks")        # a pyarrow.Table
 
 Roots and hashes are fixed-size binary (32 bytes; pubkeys 48, signatures 96), slots, epochs,
-indices and gwei are uint64.  Block tables come from each block decoded with the spec's types;
-`validators` is built from the era state's fixed-size validator and balance regions with numpy
-(no Python object per validator).  This module knows era files, SSZ and pyarrow (the only
+indices and gwei are uint64.  Block tables are read from the block bytes, batch by batch, each
+field across all blocks of a batch at once (era_tools.ssz.bulk: numpy over one buffer, every
+offset and length checked), never decoded into objects; `validators` is built from the era
+state's fixed-size validator and balance regions with numpy (no Python object per validator).  This module knows era files, SSZ and pyarrow (the only
 pyarrow importer) and writes one era's Parquet files atomically; it does not print, parse
 arguments or know about more than one era file at a time.
 
@@ -26,8 +27,8 @@ import pyarrow as pa
 from .errors import FormatError, VerificationError
 
 
-__all__ = ["TABLES", "SCHEMAS", "build_tables", "validators_table", "write_era_tables",
-           "era_table_path"]
+__all__ = ["TABLES", "SCHEMAS", "STATUSES", "build_tables", "validators_table",
+           "validator_status", "write_era_tables", "era_table_path"]
 
 R32 = pa.binary(32)
 U64 = pa.uint64()
@@ -126,6 +127,7 @@ def _block_batches(reader):
 
     slots, framed, sizes = [], [], []
     total = 0
+    spare = [np.empty(0, dtype=_U8)]  # one buffer reused by every batch it fits (page faults)
     for slot, data in reader.iter_blocks_framed():
         where = f"{reader.path}: block at slot {slot}"
         n = framing.uncompressed_length(data, where)
@@ -137,18 +139,22 @@ def _block_batches(reader):
         sizes.append(n)
         total += n
         if total >= CHUNK_BYTES:
-            yield _inflate(reader, slots, framed, sizes)
+            yield _inflate(reader, slots, framed, sizes, spare)
             slots, framed, sizes, total = [], [], [], 0
     if slots:
-        yield _inflate(reader, slots, framed, sizes)
+        yield _inflate(reader, slots, framed, sizes, spare)
 
 
-def _inflate(reader, slots, framed, sizes):
+def _inflate(reader, slots, framed, sizes, spare):
+    """One batch into `spare[0]` (grown when too small).  The tables copy what they take out
+    of it (gathers), so the next batch can overwrite it."""
     from . import framing
 
     ends = np.cumsum(np.array(sizes, dtype=np.int64))
     starts = ends - np.array(sizes, dtype=np.int64)
-    buf = np.empty(int(ends[-1]), dtype=_U8)
+    if len(spare[0]) < int(ends[-1]):
+        spare[0] = np.empty(int(ends[-1]), dtype=_U8)
+    buf = spare[0][:int(ends[-1])]
     mv = memoryview(buf)
     for slot, data, s, e in zip(slots, framed, starts.tolist(), ends.tolist()):
         framing.decompress_into(data, mv[s:e], f"{reader.path}: block at slot {slot}")
