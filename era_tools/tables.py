@@ -24,7 +24,7 @@ import os
 import numpy as np
 import pyarrow as pa
 
-from .errors import FormatError, VerificationError
+from .errors import EraToolsError, FormatError, VerificationError
 
 
 __all__ = ["TABLES", "SCHEMAS", "STATUSES", "build_tables", "validators_table",
@@ -627,6 +627,42 @@ def _remove_stale_temporaries(dest: str) -> None:
             os.unlink(tmp)
 
 
+def _verify_roots(era_path, network) -> None:
+    from .verify import verify_file
+
+    report = verify_file(era_path, network, "roots")
+    if not report.ok:
+        f = report.first_failure()
+        raise VerificationError(f"{era_path}: fails verification at the roots level "
+                                f"({f.check}: {f.message}); no tables written")
+
+
+class _Background:
+    """fn(*args) in a daemon thread (an interrupted run does not wait for it); result()
+    waits and returns its value or raises its exception."""
+
+    def __init__(self, fn, *args):
+        import threading
+
+        self._out: tuple = ()
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True,
+                                        name="era-tables-verify")
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self._out = (True, fn(*args))
+        except BaseException as exc:  # handed to the caller by result()
+            self._out = (False, exc)
+
+    def result(self):
+        self._thread.join()
+        ok, value = self._out
+        if not ok:
+            raise value
+        return value
+
+
 def _identity(path) -> tuple:
     st = os.stat(path)
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
@@ -645,8 +681,9 @@ def _alive(pid: int) -> bool:
 def write_era_tables(era_path, network, out_dir, tables=TABLES, verify: bool = True) -> dict:
     """Write `tables` of one era file under `out_dir`; the tables already there are skipped.
 
-    With `verify` the file is first checked at the `roots` level (era_tools.verify) and a
-    failure raises VerificationError before anything is written.  Each Parquet file is
+    With `verify` the file is checked at the `roots` level (era_tools.verify, in a thread
+    while the tables are built) and a failure raises VerificationError before anything is
+    written.  Each Parquet file is
     written under a hidden temporary name (`.<name>.tmp-<pid>`, which dataset readers skip),
     fsynced and renamed into place, so a killed run leaves only whole files; a rerun removes
     the temporaries of dead runs and writes what is missing.  Returns {"era", "path", "written":
@@ -665,20 +702,23 @@ def write_era_tables(era_path, network, out_dir, tables=TABLES, verify: bool = T
                   "skipped": [t for t in tables if t not in todo], "bytes": 0}
         if not todo:
             return result
-        if verify:
-            from .verify import verify_file
-
-            report = verify_file(era_path, network, "roots")
-            if not report.ok:
-                f = report.first_failure()
-                raise VerificationError(f"{era_path}: fails verification at the roots level "
-                                        f"({f.check}: {f.message}); no tables written")
+        if not verify:
+            built = build_tables(reader, network, todo, roots="hash")
+        else:
+            # The check runs in a thread while the tables are built (hashing, decompression,
+            # numpy and keccak release the GIL: two cores at work); nothing is written unless
+            # it passes.  Verified, each block's root is its state's block_roots entry (the
+            # check hashed every block), so the tables do not hash them again.
+            check = _Background(_verify_roots, era_path, network)
+            try:
+                built = build_tables(reader, network, todo, roots="state")
+            except EraToolsError:
+                check.result()  # a file that fails verification says so first
+                raise
+            check.result()
             if _identity(era_path) != before:  # what was verified is what this reader reads
                 raise VerificationError(f"{era_path}: the file changed while it was read; "
                                         "no tables written")
-        # verified: each block's root is its state's block_roots entry (the check just
-        # hashed every block); unverified: hash them here
-        built = build_tables(reader, network, todo, roots="state" if verify else "hash")
     for t, table in built.items():
         dest = targets[t]
         folder = os.path.dirname(dest)
