@@ -624,3 +624,33 @@ def test_keccak256_many_every_path(path, monkeypatch):
     assert era1.keccak256_many(buf, starts[:0], ends[:0]) == b""
     with pytest.raises(ValueError, match="outside"):
         era1.keccak256_many(buf, np.array([4990]), np.array([5001]))
+
+
+def test_cli_no_verify_writes_every_table_and_parquet_keeps_it(tmp_path):
+    """The random-operation eras (well-formed, not a chain): refused by default (exit 1, no
+    file), written with --no-verify; every table, read back from Parquet, equals the table
+    built in memory (fixed-size binaries, decimals, lists, nulls survive) and has rows."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    files = _random_eras(tmp_path, np.random.default_rng(16))
+    src = files[0].parent
+    out = tmp_path / "out"
+    r = _run("tables", src, "--out", out)
+    assert r.exit_code == 1, r.output
+    assert "fails verification at the roots level" in r.output
+    assert not list(out.rglob("*.parquet"))
+    r = _run("tables", src, "--out", out, "--no-verify", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["eras_written"] == len(files)
+    rows = {t: 0 for t in TABLES}
+    for p in files:
+        with era_tools.open_era(p) as era:
+            built = era.tables()
+            for t in TABLES:
+                (f,) = list(out.glob(f"{t}/era={era.era}/*.parquet"))
+                back = pq.read_table(f)
+                assert back.schema.equals(SCHEMAS[t]), t
+                assert back.equals(built[t]), (p.name, t)
+                rows[t] += back.num_rows
+    assert all(rows.values()), rows
