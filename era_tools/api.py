@@ -4,6 +4,7 @@
     for slot, block in era.blocks():        # SignedBeaconBlock objects (spec field names)
     for slot, ssz in era.blocks(raw=True):  # the blocks' SSZ bytes
     era.state_view().balances               # numpy view over the state bytes
+    era.verify()                            # roots level; raises VerificationError
     era.to_arrow("blocks")                  # a pyarrow.Table (era_tools.tables)
 
 This module joins the reader, the network lookup and the table builder; it prints nothing and
@@ -67,17 +68,42 @@ class Era:
                          self.network.fork_name_at_slot(self.reader.state_slot),
                          self.network.preset_base)
 
+    def verify(self, level: str = "roots") -> None:
+        """Check the file at `level` (era_tools.verify: structure, roots, signatures); raises
+        VerificationError naming the first failure.  Once the roots level passed, the blocks
+        table takes each block's root from the state's block_roots (the check proved them
+        equal) instead of hashing every block a second time."""
+        from .errors import VerificationError
+        from .verify import level_index, verify_file
+
+        st = os.fstat(self.reader._f.fileno())
+        report = verify_file(self.path, self.network, level)
+        if not report.ok:
+            f = report.first_failure()
+            raise VerificationError(f"{self.path}: fails verification at the {level} level "
+                                    f"({f.check}: {f.message})")
+        now = os.stat(self.path)
+        if (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (
+                st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+            raise VerificationError(f"{self.path}: the file changed after it was opened")
+        if level_index(level) >= level_index("roots"):
+            self._roots_verified = True
+
+    def _roots(self) -> str:
+        return "state" if getattr(self, "_roots_verified", False) else "hash"
+
     def to_arrow(self, table: str):
         """One table of this era as a pyarrow.Table (names: era_tools.tables.TABLES)."""
         from .tables import build_tables
 
-        return build_tables(self.reader, self.network, (table,))[table]
+        return build_tables(self.reader, self.network, (table,), roots=self._roots())[table]
 
     def tables(self, names=None) -> dict:
         """Several tables at once, from one pass over the blocks."""
         from .tables import TABLES, build_tables
 
-        return build_tables(self.reader, self.network, tuple(names or TABLES))
+        return build_tables(self.reader, self.network, tuple(names or TABLES),
+                            roots=self._roots())
 
     def close(self) -> None:
         self.reader.close()

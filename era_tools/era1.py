@@ -23,6 +23,8 @@ import re
 import struct
 from typing import Iterable, Iterator, NamedTuple
 
+import numpy as np
+
 from . import e2store, framing
 from .e2store import (ACCUMULATOR, BLOCK_INDEX, COMPRESSED_BODY, COMPRESSED_HEADER,
                       COMPRESSED_RECEIPTS, HEADER_SIZE, TOTAL_DIFFICULTY, VERSION, Record)
@@ -53,6 +55,64 @@ def keccak256(data: bytes) -> bytes:
     from Crypto.Hash import keccak as _keccak  # imported on first use: ~50 ms of start-up
 
     return _keccak.new(digest_bits=256, data=bytes(data)).digest()
+
+
+def keccak256_many(data: np.ndarray, starts, ends) -> bytes:
+    """Keccak-256 of every slice data[starts[i]:ends[i]] of one C-contiguous uint8 numpy
+    buffer, concatenated (32 * n bytes): the transaction hashes of a whole era.  Native batch
+    when built (era_tools._keccak: one call, GIL released), else pycryptodome's one-shot C
+    function called on pointers into the buffer (checked against keccak.new on first use),
+    else keccak.new per slice."""
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    ends = np.ascontiguousarray(ends, dtype=np.int64)
+    n = len(starts)
+    if n == 0:
+        return b""
+    if len(ends) != n or starts.min() < 0 or ends.max() > len(data) or (ends < starts).any():
+        raise ValueError("keccak256_many: a slice lies outside the buffer")
+    if _native_keccak_many is not None:
+        return _native_keccak_many(data, starts, ends)
+    oneshot = _keccak_oneshot()
+    if oneshot is None:
+        mv = memoryview(data).cast("B")
+        return b"".join([keccak256(mv[s:e]) for s, e in zip(starts.tolist(), ends.tolist())])
+    f, ffi = oneshot
+    out = np.empty(32 * n, dtype=np.uint8)
+    base = ffi.cast("uint8_t *", data.ctypes.data)
+    ob = ffi.cast("uint8_t *", out.ctypes.data)
+    for i, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
+        f(base + s, e - s, ob + 32 * i, 32, 64, 24, 1)  # capacity 64 bytes, 24 rounds, pad 0x01
+    return out.tobytes()
+
+
+try:  # optional native batch (pyproject's ext-modules)
+    from ._keccak import keccak256_many as _native_keccak_many  # type: ignore
+except ImportError:  # pragma: no cover - depends on the build
+    _native_keccak_many = None
+
+
+_ONESHOT: list = []
+
+
+def _keccak_oneshot():
+    """(keccak_oneshot, ffi) of pycryptodome's C library, once it gave the right digest."""
+    if not _ONESHOT:
+        found = None
+        try:
+            from Crypto.Hash import keccak as _keccak
+            from Crypto.Util import _raw_api
+
+            f, ffi = _keccak._raw_keccak_lib.keccak_oneshot, _raw_api.ffi
+            probe = np.frombuffer(b"era_tools keccak probe" * 9, dtype=np.uint8).copy()
+            out = np.zeros(32, dtype=np.uint8)
+            f(ffi.cast("uint8_t *", probe.ctypes.data), len(probe),
+              ffi.cast("uint8_t *", out.ctypes.data), 32, 64, 24, 1)
+            if out.tobytes() == keccak256(probe.tobytes()):
+                found = (f, ffi)
+        except Exception:  # pragma: no cover - another pycryptodome build or backend
+            found = None
+        _ONESHOT.append(found)
+    return _ONESHOT[0]
 
 
 def rlp_decode(data: bytes, where: str = "RLP", max_size: int = DEFAULT_MAX_PAYLOAD,

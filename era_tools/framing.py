@@ -127,6 +127,15 @@ def decompress_exact(data, length: int, where: str = "payload") -> bytearray:
     chunk-header walk of `decompress`: the engine writes into a buffer of `length` bytes and
     fails on overflow, a shorter result is refused here, and CRCs are checked as always."""
     out = bytearray(length)
+    decompress_into(data, out, where)
+    return out
+
+
+def decompress_into(data, out, where: str = "payload") -> None:
+    """Decompress a framed stream into `out`, a writable buffer (a slice of a bigger one) of
+    exactly its uncompressed length as `uncompressed_length` reported it (CRCs checked; the
+    engine fails on overflow, a shorter result is refused here)."""
+    length = len(memoryview(out))
     try:
         written = cramjam.snappy.decompress_into(data, out)
     except Exception as exc:  # cramjam.DecompressionError and buffer errors
@@ -134,7 +143,6 @@ def decompress_exact(data, length: int, where: str = "payload") -> bytearray:
     if written != length:
         raise FormatError(f"{where}: snappy data decompressed to {written} bytes, expected "
                           f"{length}")
-    return out
 
 
 def decompress_prefix(data, nbytes: int, where: str = "payload", base: int = 0) -> bytes:
