@@ -95,17 +95,53 @@ def loadavg() -> str:
     return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def cpu_flags() -> str:
+    """The SIMD/SHA flags the hash paths depend on, as /proc/cpuinfo lists them."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "flags unknown"
+    return " ".join(f for f in ("avx512f", "sha_ni", "avx2") if f in flags) or "no avx512f/sha_ni/avx2"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def hash_tag() -> str:
+    """Which SHA-256 path runs here, and the CPU flags: printed beside every figure."""
+    from era_tools import _sha256
+
+    return f"[SHA-256 {_sha256.PATH}; {cpu_flags()}]"
+
+
 def run_level(path: str, level: str, jobs: int, network: str) -> dict:
     from era_tools.config import get_network
     from era_tools.verify import verify_archive
 
+    from era_tools import _sha256
+
+    def cpu(who):
+        ru = resource.getrusage(who)
+        return ru.ru_utime + ru.ru_stime
+
     t = time.perf_counter()
+    c_self, c_kids = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
     rep = verify_archive([path], get_network(network), level, jobs=jobs)
     dt = time.perf_counter() - t
+    # the pool's workers are reaped when verify_archive shuts the pool down
+    c_self, c_kids = cpu(resource.RUSAGE_SELF) - c_self, cpu(resource.RUSAGE_CHILDREN) - c_kids
     f = rep.files[0]
     own_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"level": level, "seconds": dt, "blocks": f.blocks, "ok": f.ok, "line": f.line(),
-            "blocks_per_s": f.blocks / dt if dt else 0, "own_peak_rss_mb": own_kb / 1024}
+            "blocks_per_s": f.blocks / dt if dt else 0, "own_peak_rss_mb": own_kb / 1024,
+            "parent_cpu": c_self, "workers_cpu": c_kids, "path": _sha256.PATH}
 
 
 def measure_level(path: str, level: str, jobs: int, network: str) -> dict:
@@ -273,47 +309,65 @@ def main() -> int:
     path = args.path or str(sorted((ROOT / "bench_out").glob("*.era"))[-1])
     from era_tools import _sha256
 
-    sha = _sha256.BACKEND + (" + avx512 x16" if getattr(_sha256, "AVX512", 0) else "")
+    tag = hash_tag()
     print(f"era file: {path} ({os.path.getsize(path) / 1e6:.0f} MB), jobs={args.jobs}, "
-          f"SHA-256: {sha}, {loadavg()}")
+          f"{cpu_model()}, CPU flags {cpu_flags()}, SHA-256 path {_sha256.PATH} (usable: "
+          f"{', '.join(_sha256.PATHS)}), {loadavg()}")
     results = []
     for level in args.levels.split(","):
         r = measure_level(path, level, args.jobs, args.network)
         results.append(r)
         print(f"  {level:<11} {r['seconds']:7.2f} s  {r['blocks_per_s']:8.0f} blocks/s  "
-              f"peak RSS {r['peak_rss_mb']:6.0f} MB  {r['line']}  ({loadavg()}; file read "
-              f"into the page cache first, {r['warm_s']:.1f} s)")
+              f"CPU parent {r['parent_cpu']:.2f} s + workers {r['workers_cpu']:.2f} s  "
+              f"peak RSS {r['peak_rss_mb']:6.0f} MB  {r['line']}  [SHA-256 {r['path']}; "
+              f"{cpu_flags()}] ({loadavg()}; file read into the page cache first, "
+              f"{r['warm_s']:.1f} s)")
     sets = collect_sets(path, args.network)
     floor = bls_floor(sets, args.jobs)
     print(f"  BLS-only floor: {floor['seconds']:.2f} s for {floor['signatures']} signatures "
           f"({floor['per_signature_us']:.0f} us each, {args.jobs} processes; "
           f"CPU {floor['cpu']:.1f} s = {floor['cpu_per_signature_us']:.0f} us/signature)  "
-          f"({loadavg()})")
+          f"{tag} ({loadavg()})")
     hs = hashing_only(path, args.network, args.jobs)
     print(f"  block hashing only: {hs['seconds']:.2f} s for {hs['blocks']} blocks "
           f"({args.jobs} processes; CPU {hs['cpu']:.1f} s = {hs['cpu_per_block_ms']:.2f} ms/block)"
-          f"  ({loadavg()})")
+          f"  {tag} ({loadavg()})")
     cores = min(args.jobs, os.cpu_count() or 1)
+    bound = (floor['cpu'] + hs['cpu']) / cores
     print(f"  idle-machine lower bound for signatures: (BLS CPU + hashing CPU) / {cores} cores = "
-          f"{(floor['cpu'] + hs['cpu']) / cores:.2f} s")
+          f"{bound:.2f} s  {tag}")
     sig = next((r for r in results if r["level"] == "signatures"), None)
     if sig:
-        print(f"  signatures level / BLS floor = {sig['seconds'] / floor['seconds']:.2f}x")
+        print(f"  signatures level / BLS floor = {sig['seconds'] / floor['seconds']:.2f}x, "
+              f"/ bound = {sig['seconds'] / bound:.2f}x; its CPU (parent + workers) / "
+              f"(BLS + hashing CPU) = {(sig['parent_cpu'] + sig['workers_cpu']) / (floor['cpu'] + hs['cpu']):.2f}x  {tag}")
     if args.rounds > 1:
-        ratios = []
+        ratios, bratios, secs, cratios = [], [], [], []
         for i in range(args.rounds):
             r = measure_level(path, "signatures", args.jobs, args.network)
             f = bls_floor(sets, args.jobs)
+            h = hashing_only(path, args.network, args.jobs)
+            b = (f["cpu"] + h["cpu"]) / cores
+            secs.append(r["seconds"])
             ratios.append(r["seconds"] / f["seconds"])
-            print(f"  round {i + 1}: signatures {r['seconds']:.2f} s, BLS-only floor "
-                  f"{f['seconds']:.2f} s, ratio {ratios[-1]:.2f}x  ({loadavg()})")
-        ratios.sort()
-        print(f"  median ratio over {args.rounds} rounds: {ratios[len(ratios) // 2]:.2f}x "
-              f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}x)")
+            bratios.append(r["seconds"] / b)
+            cratios.append((r["parent_cpu"] + r["workers_cpu"]) / (f["cpu"] + h["cpu"]))
+            print(f"  round {i + 1}: signatures {r['seconds']:.2f} s (CPU parent "
+                  f"{r['parent_cpu']:.2f} + workers {r['workers_cpu']:.2f} s), BLS-only floor "
+                  f"{f['seconds']:.2f} s (CPU {f['cpu']:.2f} s), hashing CPU {h['cpu']:.2f} s "
+                  f"({h['cpu_per_block_ms']:.3f} ms/block), bound {b:.2f} s; / floor "
+                  f"{ratios[-1]:.2f}x, / bound {bratios[-1]:.2f}x, CPU / (BLS + hashing CPU) "
+                  f"{cratios[-1]:.2f}x  {tag} ({loadavg()})")
+        med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+        print(f"  median over {args.rounds} rounds: signatures {med(secs):.2f} s "
+              f"(range {min(secs):.2f}-{max(secs):.2f}), / floor {med(ratios):.2f}x "
+              f"(range {min(ratios):.2f}-{max(ratios):.2f}x), / bound {med(bratios):.2f}x "
+              f"(range {min(bratios):.2f}-{max(bratios):.2f}x), CPU / (BLS + hashing CPU) "
+              f"{med(cratios):.2f}x  {tag}")
     if args.backends:
         for b in bench_backends(args.backends):
             print(f"  backend {b['binding']}: {b['us_per_sig']:.0f} us/signature "
-                  f"(ok={b['ok']}, one process)")
+                  f"(ok={b['ok']}, one process)  {tag}")
     return 0
 
 
