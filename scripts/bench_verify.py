@@ -66,21 +66,78 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+def _schedstat(pid: int) -> tuple[float, float] | None:
+    """(seconds on a CPU, seconds runnable but waiting for one) of all threads of pid."""
+    run = wait = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as fh:
+                a, b, _ = fh.read().split()
+            run += int(a)
+            wait += int(b)
+    except (OSError, ValueError):
+        return None
+    return run / 1e9, wait / 1e9
+
+
 class TreeRss:
     """Peak of the summed RSS of process `root` and all its descendants, sampled every 50 ms
     from another process (a sampling thread inside the measured process would change how it
-    starts its pool: era_tools.procs forks only from a single-threaded process)."""
+    starts its pool: era_tools.procs forks only from a single-threaded process); with it the
+    scheduler's accounting of every process (/proc/PID/schedstat): time on a CPU, time
+    runnable but waiting for a CPU (other load on the shared machine), time asleep (waiting
+    for work or I/O: the pipeline's own bubbles)."""
 
     def __init__(self, root: int):
         self.root = root
         self.peak_kb = 0
+        self.procs: dict[int, dict] = {}
+        self.parent_wait: list[tuple[float, float]] = []  # (time, parent's runnable wait)
+        self._t0 = time.perf_counter()
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, sum(_rss_kb(p) for p in _tree_pids(self.root)))
+            pids = _tree_pids(self.root)
+            self.peak_kb = max(self.peak_kb, sum(_rss_kb(p) for p in pids))
+            now = time.perf_counter() - self._t0
+            for p in pids:
+                st = _schedstat(p)
+                if st is None:
+                    continue
+                d = self.procs.setdefault(p, {"first": now})
+                d["last"], d["run"], d["wait"] = now, st[0], st[1]
+                if p == self.root:
+                    self.parent_wait.append((now, st[1]))
             self._stop.wait(0.05)
+
+    def summary(self, wall: float) -> dict:
+        """Parent and workers: on CPU, runnable waiting, asleep; and the wall time with the
+        critical path's runnable waiting taken out (parent until the first worker, the
+        workers' mean, parent after the last worker): an estimate for an idle machine."""
+        par = self.procs.get(self.root)
+        kids = [d for p, d in self.procs.items() if p != self.root]
+        if par is None:
+            return {}
+        out = {"parent_run": par["run"], "parent_wait": par["wait"],
+               "parent_sleep": max(0.0, par["last"] - par["first"] - par["run"] - par["wait"]),
+               "workers": len(kids), "workers_run": sum(d["run"] for d in kids),
+               "workers_wait": sum(d["wait"] for d in kids),
+               "workers_sleep": sum(max(0.0, d["last"] - d["first"] - d["run"] - d["wait"])
+                                    for d in kids)}
+        if kids:
+            t1 = min(d["first"] for d in kids)
+            t2 = max(d["last"] for d in kids)
+
+            def pw(t):
+                return max((w for ts, w in self.parent_wait if ts <= t), default=0.0)
+
+            crit = pw(t1) + out["workers_wait"] / len(kids) + (par["wait"] - pw(t2))
+        else:
+            crit = par["wait"]
+        out["idle_estimate"] = max(0.0, wall - crit)
+        return out
 
     def __enter__(self):
         self._t.start()
@@ -157,8 +214,20 @@ def measure_level(path: str, level: str, jobs: int, network: str) -> dict:
         raise SystemExit(f"level {level}: the verifying process exited {child.returncode}")
     r = json.loads(stdout.strip().splitlines()[-1])
     r["peak_rss_mb"] = max(rss.peak_kb / 1024, r["own_peak_rss_mb"])
+    r["sched"] = rss.summary(r["seconds"])
     r["warm_s"] = warm
     return r
+
+
+def print_sched(r: dict) -> None:
+    sc = r.get("sched")
+    if not sc:
+        return
+    print(f"    schedstat: parent on CPU {sc['parent_run']:.2f} s, runnable waiting "
+          f"{sc['parent_wait']:.2f} s, asleep {sc['parent_sleep']:.2f} s; {sc['workers']} "
+          f"workers on CPU {sc['workers_run']:.2f} s, runnable waiting {sc['workers_wait']:.2f} s, "
+          f"asleep {sc['workers_sleep']:.2f} s; wall without the critical path's waiting for a "
+          f"CPU (idle-machine estimate) {sc['idle_estimate']:.2f} s")
 
 
 def collect_sets(path: str, network: str):
@@ -322,6 +391,7 @@ def main() -> int:
               f"peak RSS {r['peak_rss_mb']:6.0f} MB  {r['line']}  [SHA-256 {r['path']}; "
               f"{cpu_flags()}] ({loadavg()}; file read into the page cache first, "
               f"{r['warm_s']:.1f} s)")
+        print_sched(r)
     sets = collect_sets(path, args.network)
     floor = bls_floor(sets, args.jobs)
     print(f"  BLS-only floor: {floor['seconds']:.2f} s for {floor['signatures']} signatures "
@@ -342,7 +412,7 @@ def main() -> int:
               f"/ bound = {sig['seconds'] / bound:.2f}x; its CPU (parent + workers) / "
               f"(BLS + hashing CPU) = {(sig['parent_cpu'] + sig['workers_cpu']) / (floor['cpu'] + hs['cpu']):.2f}x  {tag}")
     if args.rounds > 1:
-        ratios, bratios, secs, cratios = [], [], [], []
+        ratios, bratios, secs, cratios, eratios = [], [], [], [], []
         for i in range(args.rounds):
             r = measure_level(path, "signatures", args.jobs, args.network)
             f = bls_floor(sets, args.jobs)
@@ -352,18 +422,24 @@ def main() -> int:
             ratios.append(r["seconds"] / f["seconds"])
             bratios.append(r["seconds"] / b)
             cratios.append((r["parent_cpu"] + r["workers_cpu"]) / (f["cpu"] + h["cpu"]))
+            est = r.get("sched", {}).get("idle_estimate")
+            if est:
+                eratios.append(est / b)
             print(f"  round {i + 1}: signatures {r['seconds']:.2f} s (CPU parent "
                   f"{r['parent_cpu']:.2f} + workers {r['workers_cpu']:.2f} s), BLS-only floor "
                   f"{f['seconds']:.2f} s (CPU {f['cpu']:.2f} s), hashing CPU {h['cpu']:.2f} s "
                   f"({h['cpu_per_block_ms']:.3f} ms/block), bound {b:.2f} s; / floor "
                   f"{ratios[-1]:.2f}x, / bound {bratios[-1]:.2f}x, CPU / (BLS + hashing CPU) "
                   f"{cratios[-1]:.2f}x  {tag} ({loadavg()})")
+            print_sched(r)
         med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
         print(f"  median over {args.rounds} rounds: signatures {med(secs):.2f} s "
               f"(range {min(secs):.2f}-{max(secs):.2f}), / floor {med(ratios):.2f}x "
               f"(range {min(ratios):.2f}-{max(ratios):.2f}x), / bound {med(bratios):.2f}x "
               f"(range {min(bratios):.2f}-{max(bratios):.2f}x), CPU / (BLS + hashing CPU) "
-              f"{med(cratios):.2f}x  {tag}")
+              f"{med(cratios):.2f}x"
+              + (f", idle-machine estimate / bound {med(eratios):.2f}x (range "
+                 f"{min(eratios):.2f}-{max(eratios):.2f}x)" if eratios else "") + f"  {tag}")
     if args.backends:
         for b in bench_backends(args.backends):
             print(f"  backend {b['binding']}: {b['us_per_sig']:.0f} us/signature "
