@@ -1,11 +1,17 @@
 /* era_tools._sha256: batch SHA-256 over 64-byte inputs for SSZ merkleization.
  *
- * Links OpenSSL's libcrypto and drives its block function directly (SHA256_Transform, which
- * dispatches to SHA-NI / AVX2 code where the CPU has it): a 64-byte input is exactly one
- * message block plus one constant padding block, so each hash is two block calls with no
- * per-call allocation or algorithm lookup.  Where the CPU has them (checked and self-tested at
- * import): SHA-NI code for one or two inputs at a time, and an AVX-512 path hashing 16 inputs
- * at once, one per 32-bit lane (ERA_TOOLS_NO_SHANI / ERA_TOOLS_NO_AVX512 turn either off).
+ * A 64-byte input is exactly one message block plus one constant padding block (whose message
+ * schedule is computed once), so each hash is two compressions with no per-call allocation.
+ * Hash paths (HashPath below), every one the CPU has self-tested against OpenSSL at import and
+ * timed on a short batch, the fastest used:
+ *   openssl      OpenSSL's block function (SHA256_Transform), one input at a time
+ *   sha-ni-x1/x2/x4/x8   the x86 SHA extensions, 1, 2, 4 or 8 inputs interleaved (the
+ *                rounds of one input are latency-bound)
+ *   avx2-x8      8 inputs, one per 32-bit lane of a YMM register
+ *   avx512-x16   16 inputs, one per 32-bit lane of a ZMM register
+ * ERA_TOOLS_SHA256_PATH=<name> forces a path; ERA_TOOLS_NO_SHANI / _NO_AVX2 / _NO_AVX512 take
+ * paths out (to measure as on CPUs without them).  Must not know SSZ types: ssz_root walks a
+ * plan compiled by era_tools.ssz.fast.
  *
  * Entry points (all take bytes-like objects, all release the GIL on big inputs):
  *   hash_pairs(buf) -> bytes            len(buf) % 64 == 0; each 64-byte input -> 32-byte digest
@@ -15,9 +21,11 @@
  *       each item merkleized to 2**depth leaves (item_chunks <= 2**depth)
  *   ssz_root(nodes, kids, foffs, data) -> bytes | None
  *       hash_tree_root of a whole serialized SSZ value walked from a compiled plan (below);
- *       with SHA-NI or AVX-512 the batched walker (many values of a type at once, trees hashed
- *       in lockstep 16 or two at a time), else the per-value walker
- * Benchmark/test hooks: _tune(batched, lanes) picks the walker and 1-, 2- or 16-way hashing,
+ *       with a path wider than one input the batched walker (many values of a type at once,
+ *       trees hashed in lockstep through the path), else the per-value walker
+ * Constants: PATH (in use), PATHS (usable here), BACKEND ("sha-ni" when lone hashes use
+ * SHA-NI, else "openssl"), AVX512.  Benchmark/test hooks: _path(name) switches the path,
+ * _tune(batched, lanes) the walker (and the path by width), _timings() the import timings,
  * _stats(on) counts hash calls by path, _chain(buf, n) times dependent hash chains.
  */
 #include <stdlib.h>
