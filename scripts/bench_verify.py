@@ -115,7 +115,8 @@ class TreeRss:
     def summary(self, wall: float) -> dict:
         """Parent and workers: on CPU, runnable waiting, asleep; and the wall time with the
         critical path's runnable waiting taken out (parent until the first worker, the
-        workers' mean, parent after the last worker): an estimate for an idle machine."""
+        workers' mean, parent after the last worker), at least their CPU over the cores: an
+        estimate for an idle machine."""
         par = self.procs.get(self.root)
         kids = [d for p, d in self.procs.items() if p != self.root]
         if par is None:
@@ -136,7 +137,10 @@ class TreeRss:
             crit = pw(t1) + out["workers_wait"] / len(kids) + (par["wait"] - pw(t2))
         else:
             crit = par["wait"]
-        out["idle_estimate"] = max(0.0, wall - crit)
+        # never below the CPU spent over the cores (three runnable processes share two
+        # cores even on an idle machine, so not all of the waiting is other load)
+        cores = os.cpu_count() or 1
+        out["idle_estimate"] = max(wall - crit, (out["parent_run"] + out["workers_run"]) / cores)
         return out
 
     def __enter__(self):
