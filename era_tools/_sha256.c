@@ -10,7 +10,10 @@
  *   avx2-x8      8 inputs, one per 32-bit lane of a YMM register
  *   avx512-x16   16 inputs, one per 32-bit lane of a ZMM register
  * ERA_TOOLS_SHA256_PATH=<name> forces a path; ERA_TOOLS_NO_SHANI / _NO_AVX2 / _NO_AVX512 take
- * paths out (to measure as on CPUs without them).  Must not know SSZ types: ssz_root walks a
+ * paths out (to measure as on CPUs without them).  On a Zen 4 EPYC sha-ni-x4 is the fastest
+ * (32 ns/hash, the SHA unit's throughput; avx512-x16 34, avx2-x8 76; BENCHMARKS.md, issue 15).
+ * Tried and dropped: SHA-NI x4 fused with 4 lanes of VEX.128 SHA-256 in one stream (100
+ * ns/hash: register spills).  Must not know SSZ types: ssz_root walks a
  * plan compiled by era_tools.ssz.fast.
  *
  * Entry points (all take bytes-like objects, all release the GIL on big inputs):
