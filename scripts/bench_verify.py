@@ -365,9 +365,11 @@ def bench_backends(n: int) -> list[dict]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path", nargs="?", help="era file (default: the newest in bench_out/)")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--network", default="mainnet")
-    ap.add_argument("--levels", default="structure,roots,signatures")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="verifying processes (default: the CPU count)")
+    ap.add_argument("--network", default="mainnet", help="network of the era file")
+    ap.add_argument("--levels", default="structure,roots,signatures",
+                    help="comma-separated levels to time, each in a fresh process")
     ap.add_argument("--backends", type=int, default=0, metavar="N",
                     help="also compare BLS bindings on N signatures")
     ap.add_argument("--rounds", type=int, default=1, metavar="N",

@@ -207,9 +207,12 @@ def splice_fields(cls, data: bytes, new: dict) -> bytes:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fork", choices=sorted(ERAS), default="deneb")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench_out")
-    ap.add_argument("--validators", type=int, default=1_000_000)
+    ap.add_argument("--fork", choices=sorted(ERAS), default="deneb",
+                    help="fork of the era (deneb: era 1100, electra: era 1500)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench_out",
+                    help="output directory (an older file of the same era is replaced)")
+    ap.add_argument("--validators", type=int, default=1_000_000,
+                    help="validators in the state (also sets the committee sizes)")
     ap.add_argument("--empty", type=float, default=0.05, help="fraction of empty slots")
     ap.add_argument("--shape", choices=("mainnet", "legacy"), default="mainnet",
                     help="block shape: mainnet's (see the module docstring) or the older "
@@ -221,7 +224,7 @@ def main() -> int:
     ap.add_argument("--variants", type=int, default=8, help="distinct block bodies, cycled")
     ap.add_argument("--slots", type=int, default=SPHR, help="blocks in the first N slots only "
                     "(for quick runs; the rest are empty)")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1, help="random seed (same seed, same file)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
