@@ -1,11 +1,20 @@
 /* era_tools._sha256: batch SHA-256 over 64-byte inputs for SSZ merkleization.
  *
- * Links OpenSSL's libcrypto and drives its block function directly (SHA256_Transform, which
- * dispatches to SHA-NI / AVX2 code where the CPU has it): a 64-byte input is exactly one
- * message block plus one constant padding block, so each hash is two block calls with no
- * per-call allocation or algorithm lookup.  Where the CPU has them (checked and self-tested at
- * import): SHA-NI code for one or two inputs at a time, and an AVX-512 path hashing 16 inputs
- * at once, one per 32-bit lane (ERA_TOOLS_NO_SHANI / ERA_TOOLS_NO_AVX512 turn either off).
+ * A 64-byte input is exactly one message block plus one constant padding block (whose message
+ * schedule is computed once), so each hash is two compressions with no per-call allocation.
+ * Hash paths (HashPath below), every one the CPU has self-tested against OpenSSL at import and
+ * timed on a short batch, the fastest used:
+ *   openssl      OpenSSL's block function (SHA256_Transform), one input at a time
+ *   sha-ni-x1/x2/x4/x8   the x86 SHA extensions, 1, 2, 4 or 8 inputs interleaved (the
+ *                rounds of one input are latency-bound)
+ *   avx2-x8      8 inputs, one per 32-bit lane of a YMM register
+ *   avx512-x16   16 inputs, one per 32-bit lane of a ZMM register
+ * ERA_TOOLS_SHA256_PATH=<name> forces a path; ERA_TOOLS_NO_SHANI / _NO_AVX2 / _NO_AVX512 take
+ * paths out (to measure as on CPUs without them).  On a Zen 4 EPYC sha-ni-x4 is the fastest
+ * (32 ns/hash, the SHA unit's throughput; avx512-x16 34, avx2-x8 76; BENCHMARKS.md, issue 15).
+ * Tried and dropped: SHA-NI x4 fused with 4 lanes of VEX.128 SHA-256 in one stream (100
+ * ns/hash: register spills).  Must not know SSZ types: ssz_root walks a
+ * plan compiled by era_tools.ssz.fast.
  *
  * Entry points (all take bytes-like objects, all release the GIL on big inputs):
  *   hash_pairs(buf) -> bytes            len(buf) % 64 == 0; each 64-byte input -> 32-byte digest
@@ -15,9 +24,11 @@
  *       each item merkleized to 2**depth leaves (item_chunks <= 2**depth)
  *   ssz_root(nodes, kids, foffs, data) -> bytes | None
  *       hash_tree_root of a whole serialized SSZ value walked from a compiled plan (below);
- *       with SHA-NI or AVX-512 the batched walker (many values of a type at once, trees hashed
- *       in lockstep 16 or two at a time), else the per-value walker
- * Benchmark/test hooks: _tune(batched, lanes) picks the walker and 1-, 2- or 16-way hashing,
+ *       with a path wider than one input the batched walker (many values of a type at once,
+ *       trees hashed in lockstep through the path), else the per-value walker
+ * Constants: PATH (in use), PATHS (usable here), BACKEND ("sha-ni" when lone hashes use
+ * SHA-NI, else "openssl"), AVX512.  Benchmark/test hooks: _path(name) switches the path,
+ * _tune(batched, lanes) the walker (and the path by width), _timings() the import timings,
  * _stats(on) counts hash calls by path, _chain(buf, n) times dependent hash chains.
  */
 #include <stdlib.h>
@@ -25,6 +36,7 @@
 #include <Python.h>
 #include <string.h>
 #include <stdint.h>
+#include <time.h>
 
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include <openssl/opensslv.h>
@@ -78,8 +90,6 @@ static void hash64_openssl(const unsigned char *in, unsigned char *out)
  * message schedule (W + K) is computed once at import.  Chosen at import after a self-test
  * against OpenSSL; OpenSSL's block function otherwise.
  */
-static int use_shani = 0; /* set by init_shani() */
-static int use_avx512 = 0; /* set by init_avx512() */
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -97,25 +107,6 @@ static const uint32_t K256[64] = {
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
 static uint32_t PAD_WK[64] __attribute__((aligned(16))); /* W + K of the padding block */
-
-/* W + K (16 groups of 4 words) of one 64-byte block. */
-__attribute__((target("sha,sse4.1,ssse3")))
-static void shani_schedule(const unsigned char *data, uint32_t *wk)
-{
-    const __m128i MASK = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-    __m128i W[16];
-    int i;
-    for (i = 0; i < 4; i++)
-        W[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16 * i)), MASK);
-    for (i = 4; i < 16; i++)
-        W[i] = _mm_sha256msg2_epu32(
-            _mm_add_epi32(_mm_sha256msg1_epu32(W[i - 4], W[i - 3]),
-                          _mm_alignr_epi8(W[i - 1], W[i - 2], 4)),
-            W[i - 1]);
-    for (i = 0; i < 16; i++)
-        _mm_storeu_si128((__m128i *)(wk + 4 * i),
-                         _mm_add_epi32(W[i], _mm_loadu_si128((const __m128i *)(K256 + 4 * i))));
-}
 
 __attribute__((target("sha,sse4.1,ssse3")))
 static inline void shani_rounds(__m128i *s0, __m128i *s1, const __m128i *msgs)
@@ -440,28 +431,318 @@ static int cpu_has_avx512(void)
     __asm__ volatile("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
     return (a & 0xE6) == 0xE6;
 }
+
+/* ------------------------------------------------------------------------------------------
+ * SHA-NI, N inputs interleaved (N = 4 or 8; the pair above is N = 2 written out): the
+ * sha256rnds2 chain of one input is latency-bound, so N independent chains keep the SHA unit
+ * busy where its latency is longer than its issue interval (AMD Zen: 4 cycles against 1-2).
+ * Each input's message schedule lives in a ring of four vectors; every input is read before
+ * any output is written (in-place layers).
+ */
+#define SHANI_TARGET __attribute__((target("sha,sse4.1,ssse3")))
+
+static inline __attribute__((always_inline)) SHANI_TARGET void
+shani_lanes(const unsigned char *const *in, unsigned char *const *out, const int N)
+{
+    const __m128i MASK = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    const __m128i ABEF0 = _mm_set_epi32(0x6a09e667, 0xbb67ae85, 0x510e527f, 0x9b05688c);
+    const __m128i CDGH0 = _mm_set_epi32(0x3c6ef372, 0xa54ff53a, 0x1f83d9ab, 0x5be0cd19);
+    __m128i W[8][4], S0[8], S1[8], A0[8], C0[8], M[8];
+    int i, l;
+#pragma GCC unroll 8
+    for (l = 0; l < N; l++) {
+        for (i = 0; i < 4; i++)
+            W[l][i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(in[l] + 16 * i)), MASK);
+        S0[l] = ABEF0;
+        S1[l] = CDGH0;
+    }
+#pragma GCC unroll 16
+    for (i = 0; i < 16; i++) {
+        const __m128i k = _mm_loadu_si128((const __m128i *)(K256 + 4 * i));
+#pragma GCC unroll 8
+        for (l = 0; l < N; l++) {
+            if (i >= 4) /* W[i] from W[i-4] (this slot), W[i-3], W[i-2], W[i-1] */
+                W[l][i & 3] = _mm_sha256msg2_epu32(
+                    _mm_add_epi32(_mm_sha256msg1_epu32(W[l][i & 3], W[l][(i + 1) & 3]),
+                                  _mm_alignr_epi8(W[l][(i + 3) & 3], W[l][(i + 2) & 3], 4)),
+                    W[l][(i + 3) & 3]);
+            M[l] = _mm_add_epi32(W[l][i & 3], k);
+            S1[l] = _mm_sha256rnds2_epu32(S1[l], S0[l], M[l]);
+        }
+#pragma GCC unroll 8
+        for (l = 0; l < N; l++)
+            S0[l] = _mm_sha256rnds2_epu32(S0[l], S1[l], _mm_shuffle_epi32(M[l], 0x0E));
+    }
+#pragma GCC unroll 8
+    for (l = 0; l < N; l++) {
+        A0[l] = S0[l] = _mm_add_epi32(S0[l], ABEF0);
+        C0[l] = S1[l] = _mm_add_epi32(S1[l], CDGH0);
+    }
+#pragma GCC unroll 16
+    for (i = 0; i < 16; i++) {
+        const __m128i m0 = _mm_load_si128((const __m128i *)(PAD_WK + 4 * i));
+        const __m128i m1 = _mm_shuffle_epi32(m0, 0x0E);
+#pragma GCC unroll 8
+        for (l = 0; l < N; l++)
+            S1[l] = _mm_sha256rnds2_epu32(S1[l], S0[l], m0);
+#pragma GCC unroll 8
+        for (l = 0; l < N; l++)
+            S0[l] = _mm_sha256rnds2_epu32(S0[l], S1[l], m1);
+    }
+#pragma GCC unroll 8
+    for (l = 0; l < N; l++) {
+        __m128i s0 = _mm_add_epi32(S0[l], A0[l]), s1 = _mm_add_epi32(S1[l], C0[l]);
+        __m128i t = _mm_shuffle_epi32(s0, 0x1B); /* FEBA */
+        s1 = _mm_shuffle_epi32(s1, 0xB1);         /* DCHG */
+        s0 = _mm_blend_epi16(t, s1, 0xF0);        /* DCBA */
+        s1 = _mm_alignr_epi8(s1, t, 8);           /* HGFE */
+        _mm_storeu_si128((__m128i *)out[l], _mm_shuffle_epi8(s0, MASK));
+        _mm_storeu_si128((__m128i *)(out[l] + 16), _mm_shuffle_epi8(s1, MASK));
+    }
+}
+
+SHANI_TARGET static void hash64x4_shani(const unsigned char *const *in, unsigned char *const *out)
+{
+    shani_lanes(in, out, 4);
+}
+
+SHANI_TARGET static void hash64x8_shani(const unsigned char *const *in, unsigned char *const *out)
+{
+    shani_lanes(in, out, 8);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * AVX2: eight independent 64-byte inputs at once, one per 32-bit lane of a YMM register (the
+ * AVX-512 path's structure on 256-bit vectors, without vprord/vpternlogd: rotations are two
+ * shifts and an or, Ch and Maj three and four boolean operations).  For CPUs with AVX2 and
+ * no SHA extensions (Intel before Ice Lake) and to measure against SHA-NI elsewhere.
+ */
+#define AVX2_TARGET __attribute__((target("avx2")))
+
+#define Y_ROR(x, n) _mm256_or_si256(_mm256_srli_epi32(x, n), _mm256_slli_epi32(x, 32 - (n)))
+#define Y_XOR3(a, b, c) _mm256_xor_si256(_mm256_xor_si256(a, b), c)
+#define Y_ROUND(a, b, c, d, e, f, g, h, wk)                                                      \
+    do {                                                                                         \
+        __m256i t1_ = _mm256_add_epi32(                                                          \
+            _mm256_add_epi32(h, (wk)),                                                           \
+            _mm256_add_epi32(Y_XOR3(Y_ROR(e, 6), Y_ROR(e, 11), Y_ROR(e, 25)),                    \
+                             _mm256_xor_si256(_mm256_and_si256(_mm256_xor_si256(f, g), e), g)));  \
+        __m256i t2_ = _mm256_add_epi32(                                                          \
+            Y_XOR3(Y_ROR(a, 2), Y_ROR(a, 13), Y_ROR(a, 22)),                                     \
+            _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(c, _mm256_or_si256(a, b)))); \
+        d = _mm256_add_epi32(d, t1_);                                                            \
+        h = _mm256_add_epi32(t1_, t2_);                                                          \
+    } while (0)
+#define Y_ROUND8(WK, r)                                                                          \
+    do {                                                                                         \
+        Y_ROUND(A, B, C, D, E, F, G, H, WK(r));                                                  \
+        Y_ROUND(H, A, B, C, D, E, F, G, WK(r + 1));                                              \
+        Y_ROUND(G, H, A, B, C, D, E, F, WK(r + 2));                                              \
+        Y_ROUND(F, G, H, A, B, C, D, E, WK(r + 3));                                              \
+        Y_ROUND(E, F, G, H, A, B, C, D, WK(r + 4));                                              \
+        Y_ROUND(D, E, F, G, H, A, B, C, WK(r + 5));                                              \
+        Y_ROUND(C, D, E, F, G, H, A, B, WK(r + 6));                                              \
+        Y_ROUND(B, C, D, E, F, G, H, A, WK(r + 7));                                              \
+    } while (0)
+#define Y_SCHED(t)                                                                               \
+    (W[(t) & 15] = _mm256_add_epi32(                                                             \
+         _mm256_add_epi32(W[(t) & 15], W[((t) - 7) & 15]),                                       \
+         _mm256_add_epi32(Y_XOR3(Y_ROR(W[((t) - 15) & 15], 7), Y_ROR(W[((t) - 15) & 15], 18),    \
+                                 _mm256_srli_epi32(W[((t) - 15) & 15], 3)),                      \
+                          Y_XOR3(Y_ROR(W[((t) - 2) & 15], 17), Y_ROR(W[((t) - 2) & 15], 19),     \
+                                 _mm256_srli_epi32(W[((t) - 2) & 15], 10)))))
+#define Y_WK_FIRST(t) _mm256_add_epi32(W[t], _mm256_set1_epi32((int)K256[t]))
+#define Y_WK_SCHED(t) _mm256_add_epi32(Y_SCHED(t), _mm256_set1_epi32((int)K256[t]))
+#define Y_WK_PAD(t) _mm256_set1_epi32((int)PAD_WK[t])
+
+/* 8x8 transpose of 32-bit words: r[j] word k -> r[k] word j. */
+AVX2_TARGET static inline void y_transpose8(__m256i *r)
+{
+    __m256i t[8], u[8];
+    int i;
+    for (i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
+    }
+}
+
+AVX2_TARGET static void hash64x8_avx2(const unsigned char *const *in, unsigned char *const *out)
+{
+    const __m256i BSWAP = _mm256_set_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203,
+                                           0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);
+    __m256i W[16], A, B, C, D, E, F, G, H, M[8];
+    int i;
+    for (i = 0; i < 8; i++) {
+        W[i] = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)in[i]), BSWAP);
+        W[8 + i] = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(in[i] + 32)), BSWAP);
+    }
+    y_transpose8(W);
+    y_transpose8(W + 8);
+    A = _mm256_set1_epi32(0x6a09e667); B = _mm256_set1_epi32((int)0xbb67ae85);
+    C = _mm256_set1_epi32(0x3c6ef372); D = _mm256_set1_epi32((int)0xa54ff53a);
+    E = _mm256_set1_epi32(0x510e527f); F = _mm256_set1_epi32((int)0x9b05688c);
+    G = _mm256_set1_epi32(0x1f83d9ab); H = _mm256_set1_epi32(0x5be0cd19);
+    Y_ROUND8(Y_WK_FIRST, 0);
+    Y_ROUND8(Y_WK_FIRST, 8);
+    Y_ROUND8(Y_WK_SCHED, 16);
+    Y_ROUND8(Y_WK_SCHED, 24);
+    Y_ROUND8(Y_WK_SCHED, 32);
+    Y_ROUND8(Y_WK_SCHED, 40);
+    Y_ROUND8(Y_WK_SCHED, 48);
+    Y_ROUND8(Y_WK_SCHED, 56);
+    M[0] = A = _mm256_add_epi32(A, _mm256_set1_epi32(0x6a09e667));
+    M[1] = B = _mm256_add_epi32(B, _mm256_set1_epi32((int)0xbb67ae85));
+    M[2] = C = _mm256_add_epi32(C, _mm256_set1_epi32(0x3c6ef372));
+    M[3] = D = _mm256_add_epi32(D, _mm256_set1_epi32((int)0xa54ff53a));
+    M[4] = E = _mm256_add_epi32(E, _mm256_set1_epi32(0x510e527f));
+    M[5] = F = _mm256_add_epi32(F, _mm256_set1_epi32((int)0x9b05688c));
+    M[6] = G = _mm256_add_epi32(G, _mm256_set1_epi32(0x1f83d9ab));
+    M[7] = H = _mm256_add_epi32(H, _mm256_set1_epi32(0x5be0cd19));
+    Y_ROUND8(Y_WK_PAD, 0);
+    Y_ROUND8(Y_WK_PAD, 8);
+    Y_ROUND8(Y_WK_PAD, 16);
+    Y_ROUND8(Y_WK_PAD, 24);
+    Y_ROUND8(Y_WK_PAD, 32);
+    Y_ROUND8(Y_WK_PAD, 40);
+    Y_ROUND8(Y_WK_PAD, 48);
+    Y_ROUND8(Y_WK_PAD, 56);
+    M[0] = _mm256_add_epi32(A, M[0]); M[1] = _mm256_add_epi32(B, M[1]);
+    M[2] = _mm256_add_epi32(C, M[2]); M[3] = _mm256_add_epi32(D, M[3]);
+    M[4] = _mm256_add_epi32(E, M[4]); M[5] = _mm256_add_epi32(F, M[5]);
+    M[6] = _mm256_add_epi32(G, M[6]); M[7] = _mm256_add_epi32(H, M[7]);
+    y_transpose8(M);
+    for (i = 0; i < 8; i++)
+        _mm256_storeu_si256((__m256i *)out[i], _mm256_shuffle_epi8(M[i], BSWAP));
+}
+
+static int cpu_has_avx2(void)
+{
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_AVX))
+        return 0;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (!(b & bit_AVX2))
+        return 0;
+    __asm__ volatile("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+    return (a & 0x6) == 0x6; /* XMM and YMM state enabled by the OS */
+}
+
+static int cpu_has_avx(void)
+{
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_AVX))
+        return 0;
+    __asm__ volatile("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+    return (a & 0x6) == 0x6;
+}
+
+/* vzeroupper before legacy-SSE SHA-NI code.  Code run earlier in the process (AVX kernels
+ * without vzeroupper, glibc's EVEX string functions) can leave the upper halves of the vector
+ * registers dirty; legacy-encoded SSE instructions then pay a merge penalty (measured on a
+ * Zen 4 EPYC: SHA-NI x4 at 70-85 ns/hash after hashtree's AVX kernels against 32 clean). */
+static int have_avx = 0;
+__attribute__((target("avx"))) static void clean_upper_avx(void)
+{
+    _mm256_zeroupper();
+}
+#define CLEAN_UPPER() do { if (have_avx) clean_upper_avx(); } while (0)
 #endif
 
 static void hash64_openssl(const unsigned char *in, unsigned char *out);
 
-/* Hash counters by path (x1 = one input per call, xL = L inputs interleaved), for
- * scripts/bench_hashing.py: only counted while _stats(True) is on (plain increments: the
- * bench counts from one thread). */
-static int stats_on = 0;
-static unsigned long long st_calls[4]; /* calls of the x1, x2, x16 paths; spare x16 lanes */
-#define STAT(i) do { if (stats_on) st_calls[i]++; } while (0)
+#ifndef HAVE_SHANI_CODE
+#define CLEAN_UPPER() do { } while (0)
+#endif
 
-/* Widest path used by hash_many and the job runner: 1, 2 (SHA-NI pairs) or 16 (AVX-512 groups
- * of 16, the rest in pairs); _tune() changes it for benchmarks and tests.  (4- and 8-way SHA-NI
- * interleaves were tried: no gain on blocks on the Xeon this was measured on, the SHA unit being
- * nearly saturated by two streams; BENCHMARKS.md.) */
-static int max_lanes = 2;
+/* ------------------------------------------------------------------------------------------
+ * Hash paths.  A path hashes `width` independent inputs per call (all inputs read before any
+ * output is written, so in-place layers are safe); the inputs left over when fewer than
+ * `width` remain go through narrower SHA-NI groups (or one at a time).  Every path the CPU has
+ * is self-tested against OpenSSL at import and timed on a short batch; the fastest is used
+ * (ERA_TOOLS_SHA256_PATH=<name> forces one; ERA_TOOLS_NO_SHANI / _NO_AVX2 / _NO_AVX512 take
+ * paths out).  _path(name) switches at run time for benchmarks and tests.
+ */
+typedef void (*group_fn)(const unsigned char *const *in, unsigned char *const *out);
+
+static void g_openssl(const unsigned char *const *in, unsigned char *const *out)
+{
+    hash64_openssl(in[0], out[0]);
+}
+
+#ifdef HAVE_SHANI_CODE
+static void g_shani1(const unsigned char *const *in, unsigned char *const *out)
+{
+    hash64_shani(in[0], out[0]);
+}
+
+static void g_shani2(const unsigned char *const *in, unsigned char *const *out)
+{
+    hash64x2_shani(in[0], in[1], out[0], out[1]); /* reads both inputs before writing */
+}
+#endif
+
+enum { P_OPENSSL, P_SHANI1, P_SHANI2, P_SHANI4, P_SHANI8, P_AVX2, P_AVX512, NPATHS };
+
+typedef struct {
+    const char *name;
+    int width;
+    group_fn fn;
+    int ok;       /* the CPU has it, not switched off, self-test passed */
+    double ns;    /* ns per hash at import (hash_many of TIME_N inputs, best of rounds) */
+} HashPath;
+
+static HashPath paths[NPATHS] = {
+    {"openssl", 1, g_openssl, 1, 0},
+#ifdef HAVE_SHANI_CODE
+    {"sha-ni-x1", 1, g_shani1, 0, 0},
+    {"sha-ni-x2", 2, g_shani2, 0, 0},
+    {"sha-ni-x4", 4, hash64x4_shani, 0, 0},
+    {"sha-ni-x8", 8, hash64x8_shani, 0, 0},
+    {"avx2-x8", 8, hash64x8_avx2, 0, 0},
+    {"avx512-x16", 16, hash64x16_avx512, 0, 0},
+#else
+    {"sha-ni-x1", 1, NULL, 0, 0},
+    {"sha-ni-x2", 2, NULL, 0, 0},
+    {"sha-ni-x4", 4, NULL, 0, 0},
+    {"sha-ni-x8", 8, NULL, 0, 0},
+    {"avx2-x8", 8, NULL, 0, 0},
+    {"avx512-x16", 16, NULL, 0, 0},
+#endif
+};
+
+static int cur_path = P_OPENSSL;
+static int single_shani = 0; /* lone hashes with SHA-NI (not when the openssl path is chosen) */
+/* A partial group (spare lanes hash input 0 again into scratch) pays from this many inputs on;
+ * set per path from the import timings (SHA-NI paths: never, their tails go through narrower
+ * SHA-NI groups). */
+static int min_partial = 1 << 30;
+
+/* Hash counters for scripts/bench_hashing.py, only while _stats(True) is on (plain
+ * increments: the bench counts from one thread): lone hashes, SHA-NI pair calls (a 4-wide
+ * tail of the 8-wide SHA-NI path counts as two), calls of the current path when it is wider
+ * than 2, spare lanes of partial groups. */
+static int stats_on = 0;
+static unsigned long long st_calls[4];
+#define STAT(i) do { if (stats_on) st_calls[i]++; } while (0)
 
 static void hash64(const unsigned char *in, unsigned char *out)
 {
     STAT(0);
 #ifdef HAVE_SHANI_CODE
-    if (use_shani) {
+    if (single_shani) {
+        CLEAN_UPPER();
         hash64_shani(in, out);
         return;
     }
@@ -469,131 +750,79 @@ static void hash64(const unsigned char *in, unsigned char *out)
     hash64_openssl(in, out);
 }
 
-/* Two inputs, interleaved where SHA-NI is in use; both inputs are read before either output
- * is written, so an output may alias an input. */
-static void hash64_pair(const unsigned char *in0, const unsigned char *in1, unsigned char *out0,
-                        unsigned char *out1)
+static void set_path(int p)
 {
-    unsigned char t0[32], t1[32];
-#ifdef HAVE_SHANI_CODE
-    if (use_shani) {
-        STAT(1);
-        hash64x2_shani(in0, in1, t0, t1);
-    } else
-#endif
-    {
-        hash64(in0, t0);
-        hash64(in1, t1);
+    cur_path = p;
+    single_shani = paths[P_SHANI1].ok && p != P_OPENSSL;
+    min_partial = 1 << 30;
+    if (p == P_AVX2 || p == P_AVX512) {
+        /* partial group of width w (cost ~ w * ns) against n hashes on the tail path */
+        int tail = paths[P_SHANI2].ok ? P_SHANI2 : (single_shani ? P_SHANI1 : P_OPENSSL);
+        double pay = paths[tail].ns > 0 && paths[p].ns > 0
+                         ? paths[p].width * paths[p].ns / paths[tail].ns
+                         : paths[p].width / 2.0;
+        min_partial = (int)pay + 1;
+        if (min_partial < 2)
+            min_partial = 2;
     }
-    memcpy(out0, t0, 32);
-    memcpy(out1, t1, 32);
 }
 
-/* Sixteen inputs in[l] -> out[l] with the AVX-512 path (only called when use_avx512). */
-static void hash64_x16(const unsigned char *const *in, unsigned char *const *out)
-{
-#ifdef HAVE_SHANI_CODE
-    STAT(2);
-    hash64x16_avx512(in, out);
-#else
-    (void)in;
-    (void)out;
-#endif
-}
-
-/* Fewer than 16 inputs (n of them) through the AVX-512 path: the spare lanes hash the first
- * input again into a scratch digest.  Pays from x16_min_partial inputs on (set at import: the
- * 16-lane call costs about as much as 8 SHA-NI pair hashes, or 4-5 OpenSSL ones). */
-static int x16_min_partial = 16;
-
-static void hash64_x16_partial(const unsigned char *const *in, unsigned char *const *out, int n)
+static void run_partial(const HashPath *hp, const unsigned char *const *in,
+                        unsigned char *const *out, int n)
 {
     const unsigned char *ins[16];
     unsigned char *outs[16], spare[32];
     int l;
-    for (l = 0; l < 16; l++) {
+    for (l = 0; l < hp->width; l++) {
         ins[l] = l < n ? in[l] : in[0];
         outs[l] = l < n ? out[l] : spare;
     }
     if (stats_on)
-        st_calls[3] += (unsigned long long)(16 - n);
-    hash64_x16(ins, outs);
+        st_calls[3] += (unsigned long long)(hp->width - n);
+    STAT(2);
+    hp->fn(ins, outs);
 }
 
-static int init_shani(void)
+/* n independent jobs in[i] -> out[i], run in order through the current path (each group reads
+ * its inputs before writing its outputs: an in-place layer queued in order is safe). */
+static void run_jobs(const unsigned char *const *in, unsigned char *const *out, int n)
 {
-#ifdef HAVE_SHANI_CODE
-    unsigned char pad[64] = {0}, probe[2][64], a[32], b[32], c[32], d[32];
-    int i, ok = 1;
-    if (getenv("ERA_TOOLS_NO_SHANI") != NULL || !cpu_has_shani())
-        return 0;
-    pad[0] = 0x80;
-    pad[62] = 0x02;
-    shani_schedule(pad, PAD_WK);
-    for (i = 0; i < 64 && ok; i++) {
-        int j;
-        for (j = 0; j < 64; j++)
-            probe[0][j] = (unsigned char)(i * 31 + j * 7 + (j == i ? 0x80 : 0));
-        hash64_openssl(probe[0], a);
-        hash64_shani(probe[0], b);
-        ok = memcmp(a, b, 32) == 0;
-        hash64x2_shani(probe[0], pad, c, d);
-        hash64_openssl(pad, b);
-        ok = ok && memcmp(a, c, 32) == 0 && memcmp(b, d, 32) == 0;
-        /* in place, as layers are hashed: each output over the first half of its input */
-        memcpy(probe[1], pad, 64);
-        hash64x2_shani(probe[0], probe[1], probe[0], probe[1]);
-        ok = ok && memcmp(probe[0], c, 32) == 0 && memcmp(probe[1], d, 32) == 0;
-    }
-    use_shani = ok;
-#endif
-    return use_shani;
-}
-
-/* After init_shani (the self-test compares with hash64, whichever block function it uses). */
-static int init_avx512(void)
-{
-#ifdef HAVE_SHANI_CODE
-    unsigned char buf[17 * 64], want[16][32], got[17 * 64];
-    const unsigned char *ins[16];
-    unsigned char *outs[16];
-    int i, j, mode, round, ok = 1;
-    if (getenv("ERA_TOOLS_NO_AVX512") != NULL || !cpu_has_avx512())
-        return 0;
-    if (!use_shani)
-        pad_schedule(); /* else init_shani computed it (the same words) */
-    for (round = 0; round < 8 && ok; round++) {
-        for (i = 0; i < 17 * 64; i++)
-            buf[i] = (unsigned char)(i * 131 + round * 29 + (i >> 6) * 7 + (i % 64 == round * 8));
-        for (i = 0; i < 16; i++)
-            hash64_openssl(buf + 64 * i, want[i]);
-        /* three layouts: separate buffers with the lanes in a scrambled order; in place, as
-         * layers are hashed (output l over the first half of input l); packed, output l at
-         * 32 * l over inputs at 64 * l (hash_many(buf, buf)) */
-        for (mode = 0; mode < 3; mode++) {
-            int out_stride = mode == 1 ? 64 : 32;
-            if (mode)
-                memcpy(got, buf, 16 * 64);
-            for (i = 0; i < 16; i++) {
-                j = mode == 0 ? (i * 5 + round) & 15 : i;
-                ins[i] = (mode == 0 ? buf : got) + 64 * j;
-                outs[i] = got + out_stride * j;
-            }
-            hash64x16_avx512(ins, outs);
-            for (i = 0; i < 16; i++)
-                ok = ok && memcmp(got + out_stride * i, want[i], 32) == 0;
+    const HashPath *hp = &paths[cur_path];
+    int i = 0, w = hp->width;
+    unsigned char tmp[32];
+    if (single_shani)
+        CLEAN_UPPER();
+    if (w > 2) {
+        for (; i + w <= n; i += w) {
+            STAT(2);
+            hp->fn(in + i, out + i);
+        }
+        if (n - i >= min_partial) {
+            run_partial(hp, in + i, out + i, n - i);
+            return;
         }
     }
-    use_avx512 = ok;
+#ifdef HAVE_SHANI_CODE
+    if (cur_path == P_SHANI8 && n - i >= 4) {
+        if (stats_on)
+            st_calls[1] += 2; /* counted as two pairs (the counters count hashes per path) */
+        hash64x4_shani(in + i, out + i);
+        i += 4;
+    }
+    if (paths[P_SHANI2].ok && cur_path != P_OPENSSL && cur_path != P_SHANI1)
+        for (; i + 1 < n; i += 2) {
+            STAT(1);
+            hash64x2_shani(in[i], in[i + 1], out[i], out[i + 1]);
+        }
 #endif
-    return use_avx512;
+    for (; i < n; i++) {
+        hash64(in[i], tmp); /* out[i] may overlap in[i] */
+        memcpy(out[i], tmp, 32);
+    }
 }
 
-/* A queue of independent 64-byte -> 32-byte hash jobs, run max_lanes at a time.  Jobs are run
- * in the order queued, every group (16, 2 or 1 jobs) reading its inputs before writing its
- * outputs, so an in-place layer (job j: in = slots 2j, 2j+1, out = slot j, queued in j order)
- * is safe.
- * Jobs whose inputs are outputs of queued jobs must wait for jobs_flush(). */
+/* A queue of independent 64-byte -> 32-byte hash jobs, run through run_jobs in the order
+ * queued.  Jobs whose inputs are outputs of queued jobs must wait for jobs_flush(). */
 #define JOBS_CAP 64
 typedef struct {
     const unsigned char *in[JOBS_CAP];
@@ -603,21 +832,7 @@ typedef struct {
 
 static void jobs_flush(Jobs *q)
 {
-    int i = 0, n = q->n;
-    if (max_lanes == 16 && use_avx512)
-    {
-        for (; i + 15 < n; i += 16)
-            hash64_x16(q->in + i, q->out + i);
-        if (n - i >= x16_min_partial) {
-            hash64_x16_partial(q->in + i, q->out + i, n - i);
-            i = n;
-        }
-    }
-    if (max_lanes >= 2)
-        for (; i + 1 < n; i += 2)
-            hash64_pair(q->in[i], q->in[i + 1], q->out[i], q->out[i + 1]);
-    for (; i < n; i++)
-        hash64(q->in[i], q->out[i]); /* reads all 64 bytes before writing */
+    run_jobs(q->in, q->out, q->n);
     q->n = 0;
 }
 
@@ -632,35 +847,161 @@ static inline void jobs_add(Jobs *q, const unsigned char *in, unsigned char *out
 /* out may equal in (in-place layer hashing: output i is written after input 2i is read). */
 static void hash_many(const unsigned char *in, unsigned char *out, Py_ssize_t n)
 {
+    const unsigned char *ins[JOBS_CAP];
+    unsigned char *outs[JOBS_CAP];
     Py_ssize_t i = 0;
-    unsigned char tmp[32];
-    if (max_lanes == 16 && use_avx512) { /* all 16 inputs are read before any output is written */
-        const unsigned char *ins[16];
-        unsigned char *outs[16];
-        int l;
-        for (; i + 15 < n; i += 16) {
-            for (l = 0; l < 16; l++) {
-                ins[l] = in + 64 * (i + l);
-                outs[l] = out + 32 * (i + l);
-            }
-            hash64_x16(ins, outs);
+    int k;
+    while (i < n) {
+        for (k = 0; k < JOBS_CAP && i < n; k++, i++) {
+            ins[k] = in + 64 * i;
+            outs[k] = out + 32 * i;
         }
-        if (n - i >= x16_min_partial) {
-            for (l = 0; i + l < n; l++) {
-                ins[l] = in + 64 * (i + l);
-                outs[l] = out + 32 * (i + l);
+        run_jobs(ins, outs, k);
+    }
+}
+
+/* ---- import: CPU features, self-tests against OpenSSL, timings ---------------------------- */
+
+#ifdef HAVE_SHANI_CODE
+/* A group path against OpenSSL on 8 rounds of inputs in three layouts: separate buffers with
+ * the lanes in a scrambled order; in place, as layers are hashed (output l over the first half
+ * of input l); packed, output l at 32 * l over inputs at 64 * l (hash_many(buf, buf)). */
+static int selftest_group(group_fn fn, int w)
+{
+    unsigned char buf[17 * 64], want[16][32], got[17 * 64];
+    const unsigned char *ins[16];
+    unsigned char *outs[16];
+    int i, j, mode, round, ok = 1;
+    for (round = 0; round < 8 && ok; round++) {
+        for (i = 0; i < 17 * 64; i++)
+            buf[i] = (unsigned char)(i * 131 + round * 29 + (i >> 6) * 7 + (i % 64 == round * 8));
+        for (i = 0; i < w; i++)
+            hash64_openssl(buf + 64 * i, want[i]);
+        for (mode = 0; mode < 3; mode++) {
+            int out_stride = mode == 1 ? 64 : 32;
+            if (mode)
+                memcpy(got, buf, 16 * 64);
+            for (i = 0; i < w; i++) {
+                j = mode == 0 ? (i * 5 + round) % w : i;
+                ins[i] = (mode == 0 ? buf : got) + 64 * j;
+                outs[i] = got + out_stride * j;
             }
-            hash64_x16_partial(ins, outs, l);
-            i = n;
+            fn(ins, outs);
+            for (i = 0; i < w; i++)
+                ok = ok && memcmp(got + out_stride * i, want[i], 32) == 0;
         }
     }
-    if (max_lanes >= 2) /* both inputs are read before either output is written */
-        for (; i + 1 < n; i += 2)
-            hash64_pair(in + 64 * i, in + 64 * (i + 1), out + 32 * i, out + 32 * (i + 1));
-    for (; i < n; i++) {
-        hash64(in + 64 * i, tmp);
-        memcpy(out + 32 * i, tmp, 32);
+    return ok;
+}
+#endif
+
+static int env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
+}
+
+static void init_paths(void)
+{
+#ifdef HAVE_SHANI_CODE
+    int shani = !env_set("ERA_TOOLS_NO_SHANI") && cpu_has_shani();
+    int p;
+    have_avx = cpu_has_avx();
+    pad_schedule(); /* PAD_WK for every SIMD path */
+    if (shani) {
+        unsigned char probe[64], a[32], b[32];
+        int i, j, ok = 1;
+        for (i = 0; i < 64 && ok; i++) {
+            for (j = 0; j < 64; j++)
+                probe[j] = (unsigned char)(i * 31 + j * 7 + (j == i ? 0x80 : 0));
+            hash64_openssl(probe, a);
+            hash64_shani(probe, b);
+            ok = memcmp(a, b, 32) == 0;
+        }
+        paths[P_SHANI1].ok = ok;
+        for (p = P_SHANI2; p <= P_SHANI8 && ok; p++)
+            paths[p].ok = selftest_group(paths[p].fn, paths[p].width);
     }
+    if (!env_set("ERA_TOOLS_NO_AVX2") && cpu_has_avx2())
+        paths[P_AVX2].ok = selftest_group(paths[P_AVX2].fn, 8);
+    if (!env_set("ERA_TOOLS_NO_AVX512") && cpu_has_avx512())
+        paths[P_AVX512].ok = selftest_group(paths[P_AVX512].fn, 16);
+#endif
+}
+
+/* CPU time of this thread where the clock exists (a preempted round does not count the time
+ * it waited), else monotonic time. */
+static double now_ns(void)
+{
+    struct timespec ts;
+#ifdef CLOCK_THREAD_CPUTIME_ID
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        return ts.tv_sec * 1e9 + ts.tv_nsec;
+#endif
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* ns per hash of every usable path on a batch of TIME_N inputs, best of TIME_ROUNDS rounds
+ * run interleaved (so load spikes hit every path alike); ~1.5 ms at import. */
+#define TIME_N 256
+#define TIME_ROUNDS 7
+static void time_paths(void)
+{
+    unsigned char *buf = (unsigned char *)malloc(64 * TIME_N), *out;
+    int p, r, i;
+    if (buf == NULL)
+        return;
+    out = buf; /* in place, as layers are hashed */
+    for (p = 0; p < NPATHS; p++)
+        paths[p].ns = 0;
+    for (r = 0; r < TIME_ROUNDS; r++)
+        for (p = 0; p < NPATHS; p++) {
+            double t0, dt;
+            if (!paths[p].ok)
+                continue;
+            for (i = 0; i < 64 * TIME_N; i++)
+                buf[i] = (unsigned char)(i * 37 + r);
+            set_path(p);
+            t0 = now_ns();
+            hash_many(buf, out, TIME_N);
+            dt = (now_ns() - t0) / TIME_N;
+            if (paths[p].ns == 0 || dt < paths[p].ns)
+                paths[p].ns = dt;
+        }
+    free(buf);
+}
+
+static int find_path(const char *name)
+{
+    int p;
+    for (p = 0; p < NPATHS; p++)
+        if (strcmp(paths[p].name, name) == 0)
+            return p;
+    return -1;
+}
+
+/* Fastest usable path by the import timings, or the forced one; returns 0, or -1 when
+ * ERA_TOOLS_SHA256_PATH names no usable path (the timing pick is used then). */
+static int choose_path(void)
+{
+    const char *forced = getenv("ERA_TOOLS_SHA256_PATH");
+    int p, best = P_OPENSSL;
+    time_paths();
+    for (p = 0; p < NPATHS; p++)
+        if (paths[p].ok && paths[p].ns > 0 && paths[p].ns < paths[best].ns)
+            best = p;
+    if (forced != NULL && *forced) {
+        p = find_path(forced);
+        if (p >= 0 && paths[p].ok) {
+            set_path(p);
+            return 0;
+        }
+        set_path(best);
+        return -1;
+    }
+    set_path(best);
+    return 0;
 }
 
 /* Merkleize `count` chunks held in `work` (capacity >= count + 1 chunks, clobbered) up to
@@ -1633,31 +1974,82 @@ static PyObject *py_ssz_root(PyObject *self, PyObject *args)
 
 /* ---- benchmark / test hooks ------------------------------------------------------------ */
 
+/* The fastest usable path of a given width (by the import timings), or -1. */
+static int path_of_width(int width)
+{
+    int p, best = -1;
+    for (p = 0; p < NPATHS; p++)
+        if (paths[p].ok && paths[p].width == width &&
+            (best < 0 || paths[p].ns < paths[best].ns))
+            best = p;
+    return best;
+}
+
 /* _tune(batched=-1, lanes=-1) -> (batched, lanes): set the walker (1 batched, 0 per-value)
- * and the widest hash path (1, 2, or 16 with AVX-512); -1 keeps a setting.  Returns the
- * previous pair. */
+ * and the hash path by its width (1, 2, 4, 8, 16: the fastest usable path of that width);
+ * -1 keeps a setting.  Returns the previous pair. */
 static PyObject *py_tune(PyObject *self, PyObject *args)
 {
-    int batched = -1, lanes = -1;
+    int batched = -1, lanes = -1, p = -1;
     PyObject *prev;
     if (!PyArg_ParseTuple(args, "|ii:_tune", &batched, &lanes))
         return NULL;
-    if (lanes != -1 && lanes != 1 && lanes != 2 && !(lanes == 16 && use_avx512)) {
-        PyErr_Format(PyExc_ValueError, "_tune: lanes must be 1 or 2%s, not %d",
-                     use_avx512 ? " or 16" : "", lanes);
+    if (lanes != -1 && (p = path_of_width(lanes)) < 0) {
+        PyErr_Format(PyExc_ValueError, "_tune: no usable hash path %d lanes wide", lanes);
         return NULL;
     }
-    prev = Py_BuildValue("(ii)", batched_walker, max_lanes);
+    prev = Py_BuildValue("(ii)", batched_walker, paths[cur_path].width);
     if (batched != -1)
         batched_walker = batched != 0;
-    if (lanes != -1)
-        max_lanes = lanes;
+    if (p >= 0)
+        set_path(p);
     return prev;
 }
 
-/* _stats(on) -> (x1, x2, x16, spare): the calls of each hash path counted since the last
- * _stats call (then reset), and the spare lanes of partial x16 groups (hashed, not used);
- * counting continues while on. */
+/* _path(name=None) -> str: the hash path in use; with a name, switch to that path (one of
+ * PATHS) and return the previous one. */
+static PyObject *py_path(PyObject *self, PyObject *args)
+{
+    const char *name = NULL;
+    int prev = cur_path, p;
+    if (!PyArg_ParseTuple(args, "|z:_path", &name))
+        return NULL;
+    if (name != NULL) {
+        p = find_path(name);
+        if (p < 0 || !paths[p].ok) {
+            PyErr_Format(PyExc_ValueError, "_path: %s is not a usable hash path here", name);
+            return NULL;
+        }
+        set_path(p);
+    }
+    return PyUnicode_FromString(paths[prev].name);
+}
+
+/* _timings() -> {name: ns per hash}: the import-time timing of every usable path. */
+static PyObject *py_timings(PyObject *self, PyObject *noargs)
+{
+    PyObject *d = PyDict_New(), *v;
+    int p;
+    if (d == NULL)
+        return NULL;
+    for (p = 0; p < NPATHS; p++) {
+        if (!paths[p].ok)
+            continue;
+        v = PyFloat_FromDouble(paths[p].ns);
+        if (v == NULL || PyDict_SetItemString(d, paths[p].name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return d;
+}
+
+/* _stats(on) -> (x1, x2, wide, spare): lone hashes, SHA-NI pair calls, calls of the current
+ * path when it is wider than 2 (its width: _tune()[1]) and the spare lanes of its partial
+ * groups (hashed, not used), counted since the last _stats call (then reset); counting
+ * continues while on. */
 static PyObject *py_stats(PyObject *self, PyObject *arg)
 {
     int on = PyObject_IsTrue(arg);
@@ -1670,25 +2062,34 @@ static PyObject *py_stats(PyObject *self, PyObject *arg)
     return r;
 }
 
-/* _chain(buf, iterations) -> bytes: buf holds L = len(buf) / 64 inputs (L = 1, 2, or 16 with
- * the AVX-512 path);
- * each is hashed `iterations` times in a dependent chain (the digest replaces the input's
- * first 32 bytes, like a lone node climbing next to a fixed sibling), the L chains
- * interleaved L-wide; returns the L final 64-byte inputs.  Measures the latency-bound cost
- * per hash of each path. */
+/* _chain(buf, iterations) -> bytes: buf holds L = len(buf) / 64 inputs, L = 1, or the current
+ * path's width, or 2 where SHA-NI pairs are usable; each is hashed `iterations` times in a
+ * dependent chain (the digest replaces the input's first 32 bytes, like a lone node climbing
+ * next to a fixed sibling), the L chains interleaved L-wide; returns the L final 64-byte
+ * inputs.  Measures the latency-bound cost per hash of each path. */
 static PyObject *py_chain(PyObject *self, PyObject *args)
 {
     Py_buffer view;
     Py_ssize_t iters, it;
     PyObject *result;
     unsigned char *b;
-    int L;
+    group_fn fn = NULL;
+    int L, l;
+    const unsigned char *ins[16];
+    unsigned char *outs[16];
     if (!PyArg_ParseTuple(args, "y*n:_chain", &view, &iters))
         return NULL;
     L = (int)(view.len / 64);
-    if (view.len % 64 || (L != 1 && L != 2 && !(L == 16 && use_avx512)) || iters < 0) {
+    if (view.len % 64 == 0 && L > 1) {
+        if (L == paths[cur_path].width)
+            fn = paths[cur_path].fn;
+        else if (L == 2 && paths[P_SHANI2].ok)
+            fn = paths[P_SHANI2].fn;
+    }
+    if (view.len % 64 || (L != 1 && fn == NULL) || iters < 0) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "_chain: 1 or 2 (or 16 with AVX-512) inputs of 64 bytes");
+        PyErr_Format(PyExc_ValueError, "_chain: 1, or %d (the current path's width), inputs "
+                     "of 64 bytes", paths[cur_path].width);
         return NULL;
     }
     result = PyBytes_FromStringAndSize((const char *)view.buf, view.len);
@@ -1696,21 +2097,16 @@ static PyObject *py_chain(PyObject *self, PyObject *args)
     if (result == NULL)
         return NULL;
     b = (unsigned char *)PyBytes_AS_STRING(result);
+    for (l = 0; l < L; l++) {
+        ins[l] = b + 64 * l;
+        outs[l] = b + 64 * l;
+    }
     Py_BEGIN_ALLOW_THREADS
     for (it = 0; it < iters; it++) {
-        if (L == 16) {
-            const unsigned char *ins[16];
-            unsigned char *outs[16];
-            int l;
-            for (l = 0; l < 16; l++) {
-                ins[l] = b + 64 * l;
-                outs[l] = b + 64 * l;
-            }
-            hash64_x16(ins, outs);
-        } else if (L == 1)
+        if (L == 1)
             hash64(b, b);
         else
-            hash64_pair(b, b + 64, b, b + 64);
+            fn(ins, outs);
     }
     Py_END_ALLOW_THREADS
     return result;
@@ -1729,11 +2125,17 @@ static PyMethodDef methods[] = {
      "of plan node 0 (int64 plan arrays from era_tools.ssz.fast), None if data is malformed."},
     {"_tune", py_tune, METH_VARARGS,
      "_tune(batched=-1, lanes=-1) -> (batched, lanes): benchmark/test hook: select the "
-     "batched or per-value ssz_root walker and the widest hash path (1, 2 = SHA-NI pairs, "
-     "16 = AVX-512 groups of 16 where AVX512)."},
+     "batched or per-value ssz_root walker and the hash path by width (the fastest usable "
+     "path 1, 2, 4, 8 or 16 lanes wide)."},
+    {"_path", py_path, METH_VARARGS,
+     "_path(name=None) -> str: benchmark/test hook: the hash path in use; with a name (one "
+     "of PATHS), switch to it and return the previous one."},
+    {"_timings", py_timings, METH_NOARGS,
+     "_timings() -> dict: ns per hash of every usable path, timed at import."},
     {"_stats", py_stats, METH_O,
-     "_stats(on) -> (x1, x2, x16, spare): calls of each hash path (and spare x16 lanes) since the last call; counts "
-     "while on."},
+     "_stats(on) -> (x1, x2, wide, spare): lone hashes, SHA-NI pair calls, calls of the "
+     "current path when wider than 2, spare lanes of its partial groups, since the last "
+     "call; counts while on."},
     {"_chain", py_chain, METH_VARARGS,
      "_chain(buf, iterations) -> bytes: len(buf)/64 dependent hash chains run interleaved."},
     {NULL, NULL, 0, NULL},
@@ -1746,13 +2148,10 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__sha256(void)
 {
-    int d;
-    PyObject *m;
-    init_shani(); /* before the zero hashes: they are hashed with the chosen function */
-    if (init_avx512()) {
-        max_lanes = 16;
-        x16_min_partial = use_shani ? 8 : 5;
-    } /* 1.8x the SHA-NI pairs on mainnet blocks here (BENCHMARKS.md) */
+    int d, p, forced_ok;
+    PyObject *m, *names;
+    init_paths();
+    forced_ok = choose_path() == 0; /* before the zero hashes: hashed with the chosen path */
     memset(ZERO_HASHES[0], 0, 32);
     for (d = 0; d < MAX_DEPTH; d++) {
         unsigned char pair[64];
@@ -1760,16 +2159,42 @@ PyMODINIT_FUNC PyInit__sha256(void)
         memcpy(pair + 32, ZERO_HASHES[d], 32);
         hash64(pair, ZERO_HASHES[d + 1]);
     }
-    /* The batched walker pays through the interleaved SHA-NI and the 16-lane AVX-512 paths
-     * (with OpenSSL's one-at-a-time block function alone it measured 8% slower than the
-     * per-value walker). */
-    batched_walker = (use_shani || use_avx512) && selftest_multi();
+    /* The batched walker pays through paths that hash several inputs at once (with OpenSSL's
+     * one-at-a-time block function alone it measured 8% slower than the per-value walker). */
+    batched_walker = paths[cur_path].width > 1 && selftest_multi();
     m = PyModule_Create(&moduledef);
     if (m == NULL)
         return NULL;
+    names = PyTuple_New(0);
+    for (p = 0; names != NULL && p < NPATHS; p++) {
+        PyObject *n;
+        if (!paths[p].ok)
+            continue;
+        n = PyUnicode_FromString(paths[p].name);
+        if (n == NULL || _PyTuple_Resize(&names, PyTuple_GET_SIZE(names) + 1) < 0) {
+            Py_XDECREF(n);
+            Py_CLEAR(names);
+            break;
+        }
+        PyTuple_SET_ITEM(names, PyTuple_GET_SIZE(names) - 1, n);
+    }
+    if (names == NULL || PyModule_AddObject(m, "PATHS", names) < 0) {
+        Py_XDECREF(names);
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddStringConstant(m, "OPENSSL_VERSION", OPENSSL_VERSION_TEXT) < 0 ||
-        PyModule_AddStringConstant(m, "BACKEND", use_shani ? "sha-ni" : "openssl") < 0 ||
-        PyModule_AddIntConstant(m, "AVX512", use_avx512) < 0) {
+        PyModule_AddStringConstant(m, "BACKEND", single_shani ? "sha-ni" : "openssl") < 0 ||
+        PyModule_AddIntConstant(m, "AVX512", paths[P_AVX512].ok) < 0 ||
+        PyModule_AddStringConstant(m, "PATH", paths[cur_path].name) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (!forced_ok &&
+        PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                         "ERA_TOOLS_SHA256_PATH=%s is not a usable hash path here (usable: "
+                         "see era_tools._sha256.PATHS); using %s", getenv("ERA_TOOLS_SHA256_PATH"),
+                         paths[cur_path].name) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -66,21 +66,82 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+def _schedstat(pid: int) -> tuple[float, float] | None:
+    """(seconds on a CPU, seconds runnable but waiting for one) of all threads of pid."""
+    run = wait = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as fh:
+                a, b, _ = fh.read().split()
+            run += int(a)
+            wait += int(b)
+    except (OSError, ValueError):
+        return None
+    return run / 1e9, wait / 1e9
+
+
 class TreeRss:
     """Peak of the summed RSS of process `root` and all its descendants, sampled every 50 ms
     from another process (a sampling thread inside the measured process would change how it
-    starts its pool: era_tools.procs forks only from a single-threaded process)."""
+    starts its pool: era_tools.procs forks only from a single-threaded process); with it the
+    scheduler's accounting of every process (/proc/PID/schedstat): time on a CPU, time
+    runnable but waiting for a CPU (other load on the shared machine), time asleep (waiting
+    for work or I/O: the pipeline's own bubbles)."""
 
     def __init__(self, root: int):
         self.root = root
         self.peak_kb = 0
+        self.procs: dict[int, dict] = {}
+        self.parent_wait: list[tuple[float, float]] = []  # (time, parent's runnable wait)
+        self._t0 = time.perf_counter()
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, sum(_rss_kb(p) for p in _tree_pids(self.root)))
+            pids = _tree_pids(self.root)
+            self.peak_kb = max(self.peak_kb, sum(_rss_kb(p) for p in pids))
+            now = time.perf_counter() - self._t0
+            for p in pids:
+                st = _schedstat(p)
+                if st is None:
+                    continue
+                d = self.procs.setdefault(p, {"first": now})
+                d["last"], d["run"], d["wait"] = now, st[0], st[1]
+                if p == self.root:
+                    self.parent_wait.append((now, st[1]))
             self._stop.wait(0.05)
+
+    def summary(self, wall: float) -> dict:
+        """Parent and workers: on CPU, runnable waiting, asleep; and the wall time with the
+        critical path's runnable waiting taken out (parent until the first worker, the
+        workers' mean, parent after the last worker), at least their CPU over the cores: an
+        estimate for an idle machine."""
+        par = self.procs.get(self.root)
+        kids = [d for p, d in self.procs.items() if p != self.root]
+        if par is None:
+            return {}
+        out = {"parent_run": par["run"], "parent_wait": par["wait"],
+               "parent_sleep": max(0.0, par["last"] - par["first"] - par["run"] - par["wait"]),
+               "workers": len(kids), "workers_run": sum(d["run"] for d in kids),
+               "workers_wait": sum(d["wait"] for d in kids),
+               "workers_sleep": sum(max(0.0, d["last"] - d["first"] - d["run"] - d["wait"])
+                                    for d in kids)}
+        if kids:
+            t1 = min(d["first"] for d in kids)
+            t2 = max(d["last"] for d in kids)
+
+            def pw(t):
+                return max((w for ts, w in self.parent_wait if ts <= t), default=0.0)
+
+            crit = pw(t1) + out["workers_wait"] / len(kids) + (par["wait"] - pw(t2))
+        else:
+            crit = par["wait"]
+        # never below the CPU spent over the cores (three runnable processes share two
+        # cores even on an idle machine, so not all of the waiting is other load)
+        cores = os.cpu_count() or 1
+        out["idle_estimate"] = max(wall - crit, (out["parent_run"] + out["workers_run"]) / cores)
+        return out
 
     def __enter__(self):
         self._t.start()
@@ -95,17 +156,53 @@ def loadavg() -> str:
     return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def cpu_flags() -> str:
+    """The SIMD/SHA flags the hash paths depend on, as /proc/cpuinfo lists them."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "flags unknown"
+    return " ".join(f for f in ("avx512f", "sha_ni", "avx2") if f in flags) or "no avx512f/sha_ni/avx2"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def hash_tag() -> str:
+    """Which SHA-256 path runs here, and the CPU flags: printed beside every figure."""
+    from era_tools import _sha256
+
+    return f"[SHA-256 {_sha256.PATH}; {cpu_flags()}]"
+
+
 def run_level(path: str, level: str, jobs: int, network: str) -> dict:
     from era_tools.config import get_network
     from era_tools.verify import verify_archive
 
+    from era_tools import _sha256
+
+    def cpu(who):
+        ru = resource.getrusage(who)
+        return ru.ru_utime + ru.ru_stime
+
     t = time.perf_counter()
+    c_self, c_kids = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
     rep = verify_archive([path], get_network(network), level, jobs=jobs)
     dt = time.perf_counter() - t
+    # the pool's workers are reaped when verify_archive shuts the pool down
+    c_self, c_kids = cpu(resource.RUSAGE_SELF) - c_self, cpu(resource.RUSAGE_CHILDREN) - c_kids
     f = rep.files[0]
     own_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"level": level, "seconds": dt, "blocks": f.blocks, "ok": f.ok, "line": f.line(),
-            "blocks_per_s": f.blocks / dt if dt else 0, "own_peak_rss_mb": own_kb / 1024}
+            "blocks_per_s": f.blocks / dt if dt else 0, "own_peak_rss_mb": own_kb / 1024,
+            "parent_cpu": c_self, "workers_cpu": c_kids, "path": _sha256.PATH}
 
 
 def measure_level(path: str, level: str, jobs: int, network: str) -> dict:
@@ -121,8 +218,20 @@ def measure_level(path: str, level: str, jobs: int, network: str) -> dict:
         raise SystemExit(f"level {level}: the verifying process exited {child.returncode}")
     r = json.loads(stdout.strip().splitlines()[-1])
     r["peak_rss_mb"] = max(rss.peak_kb / 1024, r["own_peak_rss_mb"])
+    r["sched"] = rss.summary(r["seconds"])
     r["warm_s"] = warm
     return r
+
+
+def print_sched(r: dict) -> None:
+    sc = r.get("sched")
+    if not sc:
+        return
+    print(f"    schedstat: parent on CPU {sc['parent_run']:.2f} s, runnable waiting "
+          f"{sc['parent_wait']:.2f} s, asleep {sc['parent_sleep']:.2f} s; {sc['workers']} "
+          f"workers on CPU {sc['workers_run']:.2f} s, runnable waiting {sc['workers_wait']:.2f} s, "
+          f"asleep {sc['workers_sleep']:.2f} s; wall without the critical path's waiting for a "
+          f"CPU (idle-machine estimate) {sc['idle_estimate']:.2f} s")
 
 
 def collect_sets(path: str, network: str):
@@ -256,9 +365,11 @@ def bench_backends(n: int) -> list[dict]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path", nargs="?", help="era file (default: the newest in bench_out/)")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--network", default="mainnet")
-    ap.add_argument("--levels", default="structure,roots,signatures")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="verifying processes (default: the CPU count)")
+    ap.add_argument("--network", default="mainnet", help="network of the era file")
+    ap.add_argument("--levels", default="structure,roots,signatures",
+                    help="comma-separated levels to time, each in a fresh process")
     ap.add_argument("--backends", type=int, default=0, metavar="N",
                     help="also compare BLS bindings on N signatures")
     ap.add_argument("--rounds", type=int, default=1, metavar="N",
@@ -273,47 +384,72 @@ def main() -> int:
     path = args.path or str(sorted((ROOT / "bench_out").glob("*.era"))[-1])
     from era_tools import _sha256
 
-    sha = _sha256.BACKEND + (" + avx512 x16" if getattr(_sha256, "AVX512", 0) else "")
+    tag = hash_tag()
     print(f"era file: {path} ({os.path.getsize(path) / 1e6:.0f} MB), jobs={args.jobs}, "
-          f"SHA-256: {sha}, {loadavg()}")
+          f"{cpu_model()}, CPU flags {cpu_flags()}, SHA-256 path {_sha256.PATH} (usable: "
+          f"{', '.join(_sha256.PATHS)}), {loadavg()}")
     results = []
     for level in args.levels.split(","):
         r = measure_level(path, level, args.jobs, args.network)
         results.append(r)
         print(f"  {level:<11} {r['seconds']:7.2f} s  {r['blocks_per_s']:8.0f} blocks/s  "
-              f"peak RSS {r['peak_rss_mb']:6.0f} MB  {r['line']}  ({loadavg()}; file read "
-              f"into the page cache first, {r['warm_s']:.1f} s)")
+              f"CPU parent {r['parent_cpu']:.2f} s + workers {r['workers_cpu']:.2f} s  "
+              f"peak RSS {r['peak_rss_mb']:6.0f} MB  {r['line']}  [SHA-256 {r['path']}; "
+              f"{cpu_flags()}] ({loadavg()}; file read into the page cache first, "
+              f"{r['warm_s']:.1f} s)")
+        print_sched(r)
     sets = collect_sets(path, args.network)
     floor = bls_floor(sets, args.jobs)
     print(f"  BLS-only floor: {floor['seconds']:.2f} s for {floor['signatures']} signatures "
           f"({floor['per_signature_us']:.0f} us each, {args.jobs} processes; "
           f"CPU {floor['cpu']:.1f} s = {floor['cpu_per_signature_us']:.0f} us/signature)  "
-          f"({loadavg()})")
+          f"{tag} ({loadavg()})")
     hs = hashing_only(path, args.network, args.jobs)
     print(f"  block hashing only: {hs['seconds']:.2f} s for {hs['blocks']} blocks "
           f"({args.jobs} processes; CPU {hs['cpu']:.1f} s = {hs['cpu_per_block_ms']:.2f} ms/block)"
-          f"  ({loadavg()})")
+          f"  {tag} ({loadavg()})")
     cores = min(args.jobs, os.cpu_count() or 1)
+    bound = (floor['cpu'] + hs['cpu']) / cores
     print(f"  idle-machine lower bound for signatures: (BLS CPU + hashing CPU) / {cores} cores = "
-          f"{(floor['cpu'] + hs['cpu']) / cores:.2f} s")
+          f"{bound:.2f} s  {tag}")
     sig = next((r for r in results if r["level"] == "signatures"), None)
     if sig:
-        print(f"  signatures level / BLS floor = {sig['seconds'] / floor['seconds']:.2f}x")
+        print(f"  signatures level / BLS floor = {sig['seconds'] / floor['seconds']:.2f}x, "
+              f"/ bound = {sig['seconds'] / bound:.2f}x; its CPU (parent + workers) / "
+              f"(BLS + hashing CPU) = {(sig['parent_cpu'] + sig['workers_cpu']) / (floor['cpu'] + hs['cpu']):.2f}x  {tag}")
     if args.rounds > 1:
-        ratios = []
+        ratios, bratios, secs, cratios, eratios = [], [], [], [], []
         for i in range(args.rounds):
             r = measure_level(path, "signatures", args.jobs, args.network)
             f = bls_floor(sets, args.jobs)
+            h = hashing_only(path, args.network, args.jobs)
+            b = (f["cpu"] + h["cpu"]) / cores
+            secs.append(r["seconds"])
             ratios.append(r["seconds"] / f["seconds"])
-            print(f"  round {i + 1}: signatures {r['seconds']:.2f} s, BLS-only floor "
-                  f"{f['seconds']:.2f} s, ratio {ratios[-1]:.2f}x  ({loadavg()})")
-        ratios.sort()
-        print(f"  median ratio over {args.rounds} rounds: {ratios[len(ratios) // 2]:.2f}x "
-              f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}x)")
+            bratios.append(r["seconds"] / b)
+            cratios.append((r["parent_cpu"] + r["workers_cpu"]) / (f["cpu"] + h["cpu"]))
+            est = r.get("sched", {}).get("idle_estimate")
+            if est:
+                eratios.append(est / b)
+            print(f"  round {i + 1}: signatures {r['seconds']:.2f} s (CPU parent "
+                  f"{r['parent_cpu']:.2f} + workers {r['workers_cpu']:.2f} s), BLS-only floor "
+                  f"{f['seconds']:.2f} s (CPU {f['cpu']:.2f} s), hashing CPU {h['cpu']:.2f} s "
+                  f"({h['cpu_per_block_ms']:.3f} ms/block), bound {b:.2f} s; / floor "
+                  f"{ratios[-1]:.2f}x, / bound {bratios[-1]:.2f}x, CPU / (BLS + hashing CPU) "
+                  f"{cratios[-1]:.2f}x  {tag} ({loadavg()})")
+            print_sched(r)
+        med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+        print(f"  median over {args.rounds} rounds: signatures {med(secs):.2f} s "
+              f"(range {min(secs):.2f}-{max(secs):.2f}), / floor {med(ratios):.2f}x "
+              f"(range {min(ratios):.2f}-{max(ratios):.2f}x), / bound {med(bratios):.2f}x "
+              f"(range {min(bratios):.2f}-{max(bratios):.2f}x), CPU / (BLS + hashing CPU) "
+              f"{med(cratios):.2f}x"
+              + (f", idle-machine estimate / bound {med(eratios):.2f}x (range "
+                 f"{min(eratios):.2f}-{max(eratios):.2f}x)" if eratios else "") + f"  {tag}")
     if args.backends:
         for b in bench_backends(args.backends):
             print(f"  backend {b['binding']}: {b['us_per_sig']:.0f} us/signature "
-                  f"(ok={b['ok']}, one process)")
+                  f"(ok={b['ok']}, one process)  {tag}")
     return 0
 
 

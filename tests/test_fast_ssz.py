@@ -648,19 +648,19 @@ def test_sha_ni_and_openssl_block_functions_agree(tmp_path):
 
 # --- batched native walker and interleaved hash paths -----------------------------------------
 # ssz_root walks N values of one type at once and hashes all their trees level by level in
-# lockstep through the interleaved SHA-NI path; _sha256._tune(batched, lanes) selects the
-# per-value walker it replaced and the widest interleave, so both are checked here.
+# lockstep through the chosen hash path; _sha256._tune(batched, lanes) selects the per-value
+# walker it replaced and _sha256._path(name) every hash path, so all are checked here.
 
 native_walker = pytest.mark.skipif(fast._native_ssz_root is None,
                                    reason="native extension not built")
 
 
-def _lane_widths():
-    """x1 only, two-way interleaved (SHA-NI where available), and 16 lanes where the AVX-512
-    path is in use (its groups of 16, partial groups, then pairs)."""
+def _hash_paths():
+    """Every hash path usable here (self-tested at import): OpenSSL's block function, SHA-NI
+    x1/x2/x4/x8, AVX2 x8, AVX-512 x16 (their full groups, partial groups, narrower tails)."""
     from era_tools import _sha256
 
-    return (1, 2, 16) if _sha256.AVX512 else (1, 2)
+    return _sha256.PATHS
 
 
 def _cpu_avx512() -> bool:
@@ -671,110 +671,164 @@ def _cpu_avx512() -> bool:
     return " avx512f" in flags and " avx512bw" in flags
 
 
+_SWITCHES = ("ERA_TOOLS_NO_AVX512", "ERA_TOOLS_NO_SHANI", "ERA_TOOLS_NO_AVX2",
+             "ERA_TOOLS_SHA256_PATH")
+
+
 def _env_variants():
     """Environments for subprocess checks: as is, and each fast path turned off."""
     return ({}, {"ERA_TOOLS_NO_AVX512": "1"}, {"ERA_TOOLS_NO_SHANI": "1"},
-            {"ERA_TOOLS_NO_SHANI": "1", "ERA_TOOLS_NO_AVX512": "1"})
+            {"ERA_TOOLS_NO_SHANI": "1", "ERA_TOOLS_NO_AVX512": "1"},
+            {"ERA_TOOLS_NO_SHANI": "1", "ERA_TOOLS_NO_AVX512": "1", "ERA_TOOLS_NO_AVX2": "1"})
 
 
 @pytest.fixture
 def tune():
-    """_sha256._tune, restored after the test."""
+    """_sha256._tune, the walker and hash path restored after the test."""
     from era_tools import _sha256
 
-    prev = _sha256._tune()
+    prev, path = _sha256._tune(), _sha256._path()
     yield _sha256._tune
-    _sha256._tune(*prev)
+    _sha256._tune(prev[0], -1)
+    _sha256._path(path)
 
 
 @native_walker
-def test_hash_chains_match_hashlib():
+def test_hash_chains_match_hashlib(tune):
     from era_tools import _sha256
 
-    for lanes in _lane_widths():
-        seed = random.Random(lanes).randbytes(64 * lanes)
-        got = _sha256._chain(seed, 7)
-        assert len(got) == 64 * lanes
-        for l in range(lanes):
-            buf = seed[64 * l:64 * l + 64]
-            for _ in range(7):
-                buf = hashlib.sha256(buf).digest() + buf[32:]
-            assert got[64 * l:64 * l + 64] == buf, lanes
+    for path in _hash_paths():
+        _sha256._path(path)
+        for lanes in {1, tune()[1]}:
+            seed = random.Random(lanes).randbytes(64 * lanes)
+            got = _sha256._chain(seed, 7)
+            assert len(got) == 64 * lanes
+            for l in range(lanes):
+                buf = seed[64 * l:64 * l + 64]
+                for _ in range(7):
+                    buf = hashlib.sha256(buf).digest() + buf[32:]
+                assert got[64 * l:64 * l + 64] == buf, (path, lanes)
     with pytest.raises(ValueError):
-        _sha256._chain(b"\x00" * 64 * 4, 1)
+        _sha256._chain(b"\x00" * 64 * 3, 1)
 
 
 @native_walker
 def test_every_lane_width_gives_hashlib_digests(tune):
+    from era_tools import _sha256
+
     buf = random.Random(9).randbytes(64 * 45)
     chunks = buf[:32 * 77]
-    for lanes in _lane_widths():
+    widths = set()
+    for path in _hash_paths():
+        _sha256._path(path)
+        widths.add(tune()[1])
+    for lanes in sorted(widths):
         tune(-1, lanes)
         for n in (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 45):
             assert hashing._native_hash_pairs(buf[:64 * n]) == _hashlib_pairs(buf[:64 * n])
         assert hashing.merkleize(chunks, 100) == _py_merkleize(chunks, 100)
     with pytest.raises(ValueError):
-        tune(-1, 4)
+        tune(-1, 3)
+    with pytest.raises(ValueError):
+        _sha256._path("no-such-path")
 
 
 @native_walker
-def test_avx512_path_random_counts_match_hashlib(tune):
-    """hash_pairs over random inputs of every count 0..100 and 1000 (full groups of 16,
-    partial groups, pair and single tails) at every lane width, and merkleize (in-place
-    layers) of odd chunk counts, against hashlib."""
+def test_every_path_random_counts_match_hashlib(tune):
+    """hash_pairs over random inputs of every count 0..100 and 1000 (full groups, partial
+    groups, narrower and single tails) on every hash path, and merkleize (in-place layers)
+    of odd chunk counts, against hashlib."""
+    from era_tools import _sha256
+
     rng = random.Random(512)
     buf = rng.randbytes(64 * 1000)
     want = _hashlib_pairs(buf)
     chunks = rng.randbytes(32 * 1000)
-    for lanes in _lane_widths():
-        tune(-1, lanes)
+    for path in _hash_paths():
+        _sha256._path(path)
         for n in list(range(101)) + [1000]:
             start = rng.randrange(0, 1000 - n + 1)
             got = hashing._native_hash_pairs(buf[64 * start:64 * (start + n)])
-            assert got == want[32 * start:32 * (start + n)], (lanes, n)
+            assert got == want[32 * start:32 * (start + n)], (path, n)
         for n in (1, 17, 33, 255, 1000):
             assert hashing.merkleize(chunks[:32 * n], 1024) == _py_merkleize(chunks[:32 * n],
-                                                                              1024), (lanes, n)
+                                                                              1024), (path, n)
 
 
-@native_walker
-def test_avx512_switch_and_every_env_give_hashlib_digests():
-    """ERA_TOOLS_NO_AVX512 turns the 16-lane path off (AVX512 == 0, widest path 2) and
-    ERA_TOOLS_NO_SHANI the SHA-NI one; where the CPU has AVX-512F/BW the path is on by default
-    (after its import-time self-test against OpenSSL).  Every combination gives hashlib's
-    digests for random counts and the same merkle root."""
+def _cpu_flag(flag: str) -> bool:
+    try:
+        return f" {flag}" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def _import_in_subprocess(env: dict) -> tuple[list[str], str]:
+    """Import _sha256 in a fresh process with env: its (BACKEND, AVX512, batched, lanes, PATH,
+    PATHS) line, the count of wrong hash_pairs results over random counts 0..100 and 1000, the
+    root of 999 chunks, and its stderr."""
     import subprocess
     import sys
 
-    from era_tools import _sha256
-
     code = ("import hashlib, random; from era_tools import _sha256 as s; "
-            "print(s.BACKEND, s.AVX512, *s._tune()); "
+            "print(s.BACKEND, s.AVX512, *s._tune(), s.PATH, ','.join(s.PATHS)); "
             "b = random.Random(5).randbytes(64 * 1000); "
             "bad = [n for n in list(range(101)) + [1000] if s.hash_pairs(b[:64 * n]) != "
             "b''.join(hashlib.sha256(b[64 * i:64 * i + 64]).digest() for i in range(n))]; "
             "print(len(bad)); print(s.merkleize(b[:32 * 999], 10).hex())")
-    cpu_avx512 = _cpu_avx512()
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("ERA_TOOLS_NO_AVX512", "ERA_TOOLS_NO_SHANI")}
+    base = {k: v for k, v in os.environ.items() if k not in _SWITCHES}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**base, **env}, cwd=Path(__file__).resolve().parents[1], check=True)
+    return r.stdout.splitlines(), r.stderr
+
+
+@native_walker
+def test_path_switches_and_every_env_give_hashlib_digests():
+    """ERA_TOOLS_NO_AVX512 / _NO_SHANI / _NO_AVX2 take their paths out (AVX512 == 0, no
+    sha-ni-* path, no avx2-x8); where the CPU has a feature its paths are usable (after their
+    import-time self-tests against OpenSSL); the path picked by the import timing is one of the
+    usable ones, with the batched walker when it hashes more than one input at a time.  Every
+    combination gives hashlib's digests for random counts and the same merkle root."""
+    from era_tools import _sha256
+
     roots = set()
     for env in _env_variants():
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env={**base, **env}, cwd=Path(__file__).resolve().parents[1],
-                           check=True)
-        head, bad, root = r.stdout.splitlines()
-        backend, avx512, batched, lanes = head.split()
-        assert bad == "0", (env, r.stdout)
+        (head, bad, root), _ = _import_in_subprocess(env)
+        backend, avx512, batched, lanes, path, usable = head.split()
+        usable = usable.split(",")
+        assert bad == "0", (env, head)
         roots.add(root)
+        assert path in usable and "openssl" in usable
+        assert batched == ("1" if int(lanes) > 1 else "0"), (env, head)
         if "ERA_TOOLS_NO_AVX512" in env:
-            assert (avx512, lanes) == ("0", "2"), env
-        elif cpu_avx512:
-            assert (avx512, lanes, batched) == ("1", "16", "1"), env
+            assert avx512 == "0" and "avx512-x16" not in usable, env
+        elif _cpu_avx512():
+            assert avx512 == "1" and "avx512-x16" in usable, env
         if "ERA_TOOLS_NO_SHANI" in env:
-            assert backend == "openssl"
+            assert backend == "openssl" and not any(p.startswith("sha-ni") for p in usable)
+        elif _cpu_flag("sha_ni"):
+            assert backend == "sha-ni"
+            assert {"sha-ni-x1", "sha-ni-x2", "sha-ni-x4", "sha-ni-x8"} <= set(usable), env
+        if "ERA_TOOLS_NO_AVX2" in env:
+            assert "avx2-x8" not in usable
+        elif _cpu_flag("avx2"):
+            assert "avx2-x8" in usable
     assert roots == {_py_merkleize(random.Random(5).randbytes(64 * 1000)[:32 * 999], 1024).hex()}
-    if cpu_avx512 and "ERA_TOOLS_NO_AVX512" not in os.environ:
+    if _cpu_avx512() and "ERA_TOOLS_NO_AVX512" not in os.environ:
         assert _sha256.AVX512 == 1
+
+
+@native_walker
+def test_forced_path_env():
+    """ERA_TOOLS_SHA256_PATH=<name> pins every usable path (hashlib's digests on each); a name
+    that is not usable warns once on stderr and falls back to the timing pick."""
+    from era_tools import _sha256
+
+    for name in _sha256.PATHS:
+        (head, bad, _), _ = _import_in_subprocess({"ERA_TOOLS_SHA256_PATH": name})
+        assert head.split()[4] == name and bad == "0", (name, head)
+    (head, bad, _), err = _import_in_subprocess({"ERA_TOOLS_SHA256_PATH": "sha-ni-x3"})
+    assert head.split()[4] in _sha256.PATHS and bad == "0"
+    assert "RuntimeWarning: ERA_TOOLS_SHA256_PATH=sha-ni-x3 is not a usable hash path" in err
 
 
 def _walk_both(sedes, data):
@@ -827,24 +881,26 @@ def test_batched_walker_on_mainnet_sized_blocks():
         want = fast.hash_tree_root_bytes_py(sedes, data)
         assert _walk_both(sedes, data) == want
         assert hash_tree_root_bytes(sedes, data) == want
-    if _sha256._tune()[1] == 16:
+    width = _sha256._tune()[1]
+    if width > 2:
         _sha256._stats(True)
         hash_tree_root_bytes(sedes, data)
-        x1, x2, x16, spare = _sha256._stats(False)
-        assert x16 > 0 and spare < 16 * x16
-        assert x1 + 2 * x2 < 0.1 * (x1 + 2 * x2 + 16 * x16), (x1, x2, x16)
-    elif _sha256.BACKEND == "sha-ni" and _sha256._tune()[1] >= 2:
+        x1, x2, wide, spare = _sha256._stats(False)
+        assert wide > 0 and spare < width * wide
+        assert x1 + 2 * x2 < 0.1 * (x1 + 2 * x2 + width * wide), (x1, x2, wide)
+    elif _sha256.BACKEND == "sha-ni" and width == 2:
         _sha256._stats(True)
         hash_tree_root_bytes(sedes, data)
-        x1, x2, x16, _ = _sha256._stats(False)
-        assert x2 > 0 and x16 == 0 and x1 < 0.02 * (x1 + 2 * x2), (x1, x2)
+        x1, x2, wide, _ = _sha256._stats(False)
+        assert x2 > 0 and wide == 0 and x1 < 0.02 * (x1 + 2 * x2), (x1, x2)
 
 
 @native_walker
 def test_batched_walker_edge_shapes(tune):
     """Shapes the lockstep code treats specially: empty values in a batch, batches longer
     than one slice (1024 values), lists of lists, containers with variable fields, odd
-    counts, every lane width, against the Python walker and py-ssz."""
+    counts, every hash path, against the Python walker and py-ssz."""
+    from era_tools import _sha256
     from ssz.sedes import Bitlist, ByteList, ByteVector, Container, List, Vector, uint8, uint64
 
     rng = random.Random(21)
@@ -866,9 +922,9 @@ def test_batched_walker_edge_shapes(tune):
         data = sedes.serialize(value)
         want = pyssz.get_hash_tree_root(sedes.deserialize(data))
         assert fast.hash_tree_root_bytes_py(sedes, data) == want
-        for lanes in _lane_widths():
-            tune(-1, lanes)
-            assert _walk_both(sedes, data) == want, (sedes, lanes)
+        for path in _hash_paths():
+            _sha256._path(path)
+            assert _walk_both(sedes, data) == want, (sedes, path)
 
 
 @native_walker
@@ -909,9 +965,9 @@ def test_batched_walker_rejects_what_the_per_value_walker_rejects(fixture_blocks
 @native_walker
 @pytest.mark.parametrize("no_avx512", [False, True])
 def test_batched_walker_without_sha_ni(fixture_blocks, network, no_avx512):
-    """ERA_TOOLS_NO_SHANI=1: OpenSSL's block function, with the AVX-512 path where the CPU has
-    it (then the batched walker by default), else the per-value walker by default; the batched
-    walker (its interleaved pairs fall back to single hashes) gives the same roots."""
+    """ERA_TOOLS_NO_SHANI=1 (and ERA_TOOLS_NO_AVX2=1): OpenSSL's block function, with the
+    AVX-512 path where the CPU has it (then the batched walker by default), else the per-value
+    walker by default; the batched walker (its tails one hash at a time) gives the same roots."""
     import subprocess
     import sys
 
@@ -930,14 +986,15 @@ def test_batched_walker_without_sha_ni(fixture_blocks, network, no_avx512):
     args = []
     for slot, fork, blk in picks:
         args += [fork, str(FIXTURE / "blocks" / f"{slot}.ssz")]
-    env = {**os.environ, "ERA_TOOLS_NO_SHANI": "1"}
+    env = {**{k: v for k, v in os.environ.items() if k not in _SWITCHES},
+           "ERA_TOOLS_NO_SHANI": "1", "ERA_TOOLS_NO_AVX2": "1"}
     if no_avx512:
         env["ERA_TOOLS_NO_AVX512"] = "1"
     r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                        env=env, cwd=Path(__file__).resolve().parents[1], check=True)
     lines = r.stdout.split()
-    if no_avx512 or not _cpu_avx512() or "ERA_TOOLS_NO_AVX512" in os.environ:
-        assert lines[:3] == ["openssl", "0", "2"]  # per-value walker by default without both
+    if no_avx512 or not _cpu_avx512():
+        assert lines[:3] == ["openssl", "0", "1"]  # per-value walker, one hash at a time
     else:
         assert lines[:3] == ["openssl", "1", "16"]  # batched walker, 16 lanes with AVX-512
     assert lines[3:] == want + want  # batched, then per-value
