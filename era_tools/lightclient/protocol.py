@@ -429,10 +429,13 @@ class LightClientSpec:
             raise LightClientError(f"{where}: attested header's execution payload header does "
                                    "not prove into its block body")
         fin_slot = _header_slot(u.finalized_header)
-        if not current_slot >= u.signature_slot > att_slot >= fin_slot:
+        if u.signature_slot > current_slot:
+            raise LightClientError(f"{where}: signature slot is in the future (current slot "
+                                   f"{current_slot})")
+        if not u.signature_slot > att_slot >= fin_slot:
             raise LightClientError(
-                f"{where}: slots out of order (current {current_slot} >= signature "
-                f"{u.signature_slot} > attested {att_slot} >= finalized {fin_slot} fails)")
+                f"{where}: slots out of order (signature {u.signature_slot} > attested "
+                f"{att_slot} >= finalized {fin_slot} fails)")
         store_period = period(store.finalized_header.beacon.slot)
         sig_period = period(u.signature_slot)
         known = self.is_next_sync_committee_known(store)
