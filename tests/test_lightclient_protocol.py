@@ -315,3 +315,24 @@ def test_is_better_update_agrees_with_the_spec():
         for b, sb in ups[::2]:
             assert spec.is_better_update(P.UpdateView.of(a), P.UpdateView.of(b)) == \
                 bool(fulu.is_better_update(sa, sb))
+
+
+def test_benchmark_chain_mainnet_preset_syncs_and_a_flipped_bit_is_refused():
+    """scripts/bench_lightclient.py's synthetic mainnet-preset chain (512-key committees,
+    signed with the participants' summed secret keys) syncs through the protocol."""
+    import importlib.util
+
+    path = D.ROOT / "scripts" / "bench_lightclient.py"
+    mod_spec = importlib.util.spec_from_file_location("bench_lightclient", path)
+    bench = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(bench)
+    b = bls.get_backend()
+    r = bench.run(3, 0.9, b)
+    assert r["periods"] == 3 and r["floor_s"] > 0
+    net, t, boot, updates, comms = bench.build(2, 0.9, b, lambda *a: None)
+    spec = P.LightClientSpec(net, backend=b)
+    store = spec.initialize_light_client_store(ssz.hash_tree_root(boot.header.beacon), boot)
+    with pytest.raises(P.LightClientError, match="signature does not verify"):
+        spec.validate_light_client_update(store, _flip_bit(updates[0]), 10 ** 6, bench.GVR)
+    spec.process_light_client_update(store, updates[0], 10 ** 6, bench.GVR)
+    assert spec.is_next_sync_committee_known(store)
