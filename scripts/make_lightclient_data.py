@@ -17,7 +17,9 @@ node serves them, make:
   compared in the latest fork's format), as `/eth/v1/beacon/light_client/updates` serves them;
 - the latest finality and optimistic updates;
 - `samples`: more updates for the oracle tests (every 8th block, and the ones around each fork,
-  where the signature slot's fork differs from the attested header's).
+  where the signature slot's fork differs from the attested header's);
+- the checkpoint a node serves for the finalized header the store ends at (the epoch-boundary
+  state and the block), for `era checkpoint-sync --trusted-block-root`.
 Finally a spec `LightClientStore` is run from the first bootstrap through the per-period
 updates and the latest finality update; its finalized and optimistic headers are the expected
 result (`expected` in manifest.json).
@@ -183,7 +185,18 @@ def light_client_data(P: dict, chain: dict) -> dict:
                 upd.attested_header.beacon.slot)))
 
     expected = run_store(P, items, gvr)
-    return {"items": items, "expected": expected,
+    # The checkpoint a node would serve for the finalized header the store ends at: the
+    # epoch-boundary state whose latest block is that header's block, and the block.
+    fin_slot = expected["finalized"]["slot"]
+    state_slot = -(-fin_slot // spe) * spe
+    checkpoint = {"state_slot": state_slot, "block_slot": fin_slot,
+                  "state_fork": forks[state_slot], "block_fork": forks[fin_slot],
+                  "state": states[state_slot].encode_bytes(),
+                  "block": blocks[fin_slot].encode_bytes(),
+                  "state_root": "0x" + bytes(states[state_slot].hash_tree_root()).hex()}
+    assert "0x" + bytes(blocks[fin_slot].message.hash_tree_root()).hex() == \
+        expected["finalized"]["root"]
+    return {"items": items, "expected": expected, "checkpoint": checkpoint,
             "genesis_validators_root": "0x" + bytes(gvr).hex(),
             "finalized_epoch": last_fin_epoch}
 
@@ -252,6 +265,10 @@ def write(out: Path, P: dict, data: dict) -> None:
         old.unlink()
     for item in data["items"]:
         (out / item["file"]).write_bytes(item.pop("ssz"))
+    cp = data["checkpoint"]
+    cp["state_file"], cp["block_file"] = "checkpoint_state.ssz", "checkpoint_block.ssz"
+    (out / cp["state_file"]).write_bytes(cp.pop("state"))
+    (out / cp["block_file"]).write_bytes(cp.pop("block"))
     spec = make_spec_chain.spec_json(P["fulu"])
     spec["CONFIG_NAME"] = CONFIG_NAME
     latest = P["fulu"]
@@ -270,6 +287,7 @@ def write(out: Path, P: dict, data: dict) -> None:
         "genesis_validators_root": data["genesis_validators_root"],
         "finalized_epoch": data["finalized_epoch"],
         "expected": data["expected"],
+        "checkpoint": data["checkpoint"],
         "items": data["items"],
     }
     genesis = {"genesis_validators_root": data["genesis_validators_root"],

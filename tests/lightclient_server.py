@@ -23,6 +23,11 @@ Modes:
   withhold        answers updates with an empty list; no finality/optimistic update
   flaky           answers 500 to its first FLAKY_FAILS light-client requests, then honest
   bad_bootstrap   its bootstraps carry a sync committee that does not prove
+  bad_state       honest light-client data, but its finalized checkpoint state is altered
+  bad_block       honest light-client data, but its finalized checkpoint block is altered
+
+For `era checkpoint-sync` it also serves the finalized checkpoint (manifest `checkpoint`):
+/eth/v2/debug/beacon/states/{finalized|slot} and /eth/v2/beacon/blocks/{slot}.
 """
 
 from __future__ import annotations
@@ -190,6 +195,24 @@ class LightClientServer:
                 return self._json(h, {"message": f"No partialUpdate available for period "
                                                  f"{missing}"}, status=500)
             return self._updates(h, [self.periods[p] for p in wanted])
+        cp = D.manifest()["checkpoint"]
+        if path.startswith("/eth/v2/debug/beacon/states/"):
+            sid = path.rsplit("/", 1)[1]
+            if sid not in ("finalized", str(cp["state_slot"])):
+                return self._json(h, {"message": "state not available"}, status=404)
+            data = bytearray((D.DATA / cp["state_file"]).read_bytes())
+            if self.mode == "bad_state":
+                data[200] ^= 1  # inside block_roots
+            return self._send(h, 200, bytes(data), "application/octet-stream",
+                              {"Eth-Consensus-Version": cp["state_fork"]})
+        if path.startswith("/eth/v2/beacon/blocks/"):
+            if path.rsplit("/", 1)[1] != str(cp["block_slot"]):
+                return self._json(h, {"message": "block not available"}, status=404)
+            data = bytearray((D.DATA / cp["block_file"]).read_bytes())
+            if self.mode == "bad_block":
+                data[200] ^= 1  # inside the body's randao_reveal
+            return self._send(h, 200, bytes(data), "application/octet-stream",
+                              {"Eth-Consensus-Version": cp["block_fork"]})
         if path == f"{LC}/finality_update":
             if self.finality is None:
                 return self._json(h, {"message": "no finality update"}, status=404)

@@ -37,7 +37,10 @@ def _root(value):
 @click.option("--state-id", default="finalized", show_default=True,
               help="`finalized` or a slot (an epoch boundary).")
 @click.option("--trusted-block-root", "trusted", metavar="0x..",
-              help="Refuse the checkpoint unless its block has this root.")
+              help="A block root you trust: the checkpoint block itself, or any older "
+                   "finalized root, from which the light client follows the sync committees "
+                   "to the node's finalized checkpoint (whose state and block must then match "
+                   "the verified header, or nothing is written).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
               default=360.0, show_default=True,
               help="Seconds allowed for the state download (mainnet states are hundreds of "
@@ -62,6 +65,26 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
     api = BeaconApiClient(url, timeout=min(60.0, timeout), state_timeout=timeout)
     net = node_network(api, expected)
     spe = net.slots_per_epoch
+    light = None
+    if trusted_root is not None and state_id == "finalized":
+        from .. import ssz
+        from ..lightclient.driver import checkpoint_slot, light_client_checkpoint
+
+        light = light_client_checkpoint(
+            api, trusted_root, net, status=None if as_json else (
+                lambda line: click.echo(line, err=True)))
+        if light is None:
+            click.echo(f"note: {url} serves no light-client bootstrap for {trusted}: the "
+                       "checkpoint block itself must have that root", err=True)
+        else:
+            for w in light.warnings:
+                click.echo(f"warning: {w}", err=True)
+            verified = light.finalized_header.beacon
+            state_id, trusted_root = str(checkpoint_slot(light, net)), ssz.hash_tree_root(
+                verified)
+            if not as_json:
+                click.echo(f"light client: finalized block {hex0x(trusted_root)} at slot "
+                           f"{int(verified.slot)} verified from {trusted}", err=True)
     if state_id != "finalized" and int(state_id) % spe:  # bad input, before any download
         below = int(state_id) // spe * spe
         raise ConfigError(f"--state-id {state_id}: not an epoch boundary ({spe} slots per "
@@ -80,7 +103,10 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
             res = do_checkpoint(store, api, state_id, trusted_root, progress=prog)
         anchor = store.anchor
     if as_json:
-        echo_json({**res.to_dict(), "anchor": anchor.to_json()})
+        out = {**res.to_dict(), "anchor": anchor.to_json()}
+        if light is not None:
+            out["light_client"] = light.to_dict()
+        echo_json(out)
     elif res.already:
         click.echo(f"checkpoint at slot {res.state_slot} already stored (block "
                    f"{res.block_slot} {hex0x(res.block_root)})")

@@ -450,3 +450,38 @@ def verified_finalized_header(clients: list, trusted_root: bytes, network: Netwo
     net, spec_json = network_from_servers(servers, network)
     return sync_light_client(servers, trusted_root, net, spec_json, status=status,
                              **kw).finalized_header
+
+
+def light_client_checkpoint(api: BeaconApiClient, trusted_root: bytes, net: Network,
+                            status: Callable[[str], None] | None = None,
+                            timeout: float = 120.0) -> LightClientResult | None:
+    """For `era checkpoint-sync --trusted-block-root` (and pull): the light client run from
+    `trusted_root` over the node `api`, or None when the node serves no bootstrap for the root
+    at all (no light-client routes, or a root it holds none for): the caller then falls back
+    to requiring the root to be the checkpoint block itself.  The verified finalized header is
+    `result.finalized_header`; `checkpoint_slot(result, net)` is the epoch-boundary state
+    whose latest block it is."""
+    try:
+        probe = api.light_client_bootstrap(trusted_root)
+    except PeerError as exc:
+        if status:
+            status(f"{api.base_url}: no light-client bootstrap for {hex0x(trusted_root)} "
+                   f"({exc})")
+        return None
+    if probe is None:
+        return None
+    try:
+        spec_json = api.spec()
+    except PeerError:
+        spec_json = None
+    srv = LightClientServer(api.base_url, api=api)
+    return sync_light_client([srv], trusted_root, net, spec_json, timeout=timeout,
+                             status=status)
+
+
+def checkpoint_slot(result: LightClientResult, net: Network) -> int:
+    """The first epoch boundary at or after the verified finalized block: the checkpoint state
+    there has that block as its latest block header."""
+    slot = int(result.finalized_header.beacon.slot)
+    spe = net.slots_per_epoch
+    return -(-slot // spe) * spe

@@ -1,0 +1,113 @@
+"""`era checkpoint-sync --trusted-block-root ROOT` where ROOT is an older finalized root: the
+light client bridges from ROOT to the node's finalized checkpoint, and the downloaded state and
+block must match the verified header, or nothing is written.  Real HTTP servers on 127.0.0.1
+(tests/lightclient_server.py) serving the spec-built chain; a real LevelDB store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from era_tools.config import load_config
+from era_tools.store import ChainStore
+from tests import lightclient_data as D
+from tests.lightclient_server import LightClientServer as Server
+
+ROOT = D.ROOT
+OLD_ROOT = D.items("bootstrap")[0]["block_root"]   # slot 8: 24 epochs before the checkpoint
+CP = D.manifest()["checkpoint"]
+EXPECTED = D.manifest()["expected"]
+
+
+def _era(*args, timeout=180):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", "from era_tools.cli import main; main()",
+                           *args], capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=ROOT)
+
+
+def _net():
+    return load_config(D.DATA / "spec.json")
+
+
+def test_checkpoint_sync_from_an_older_root_through_the_light_client(tmp_path):
+    db = tmp_path / "db"
+    with Server("honest") as node:
+        r = _era("checkpoint-sync", "--db", str(db), "--beacon-api", node.url,
+                 "--trusted-block-root", OLD_ROOT, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["state_slot"] == CP["state_slot"]
+    assert out["block_slot"] == CP["block_slot"] == EXPECTED["finalized"]["slot"]
+    assert out["block_root"] == EXPECTED["finalized"]["root"]
+    assert out["state_root"] == CP["state_root"]
+    assert out["light_client"]["finalized"] == EXPECTED["finalized"]
+    assert out["light_client"]["trusted_block_root"] == OLD_ROOT
+    with ChainStore.open(db, _net(), create=False) as store:
+        assert store.has_state(CP["state_slot"])
+        assert store.block_root_at(CP["block_slot"]) == bytes.fromhex(
+            EXPECTED["finalized"]["root"][2:])
+    # a rerun finds it stored
+    with Server("honest") as node:
+        r = _era("checkpoint-sync", "--db", str(db), "--beacon-api", node.url,
+                 "--trusted-block-root", OLD_ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "already stored" in r.stdout
+
+
+def test_a_state_that_does_not_hash_to_the_verified_header_writes_nothing(tmp_path):
+    db = tmp_path / "db"
+    with Server("bad_state") as node:
+        r = _era("checkpoint-sync", "--db", str(db), "--beacon-api", node.url,
+                 "--trusted-block-root", OLD_ROOT)
+    assert r.returncode == 1, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "is not the trusted block root" in last
+    assert EXPECTED["finalized"]["root"] in last
+    if db.exists():
+        with ChainStore.open(db, _net(), create=False) as store:
+            assert not store.has_state(CP["state_slot"])
+            assert store.block_root_at(CP["block_slot"]) is None
+
+
+def test_a_lying_light_client_node_writes_no_store(tmp_path):
+    db = tmp_path / "db"
+    with Server("bad_signature") as node:
+        r = _era("checkpoint-sync", "--db", str(db), "--beacon-api", node.url,
+                 "--trusted-block-root", OLD_ROOT)
+    assert r.returncode == 1, r.stderr
+    assert "signature does not verify" in r.stderr.strip().splitlines()[-1]
+    assert not db.exists()  # the light client runs before the store is opened
+
+
+def test_checkpoint_block_that_is_not_the_verified_one_writes_nothing(tmp_path):
+    db = tmp_path / "db"
+    with Server("bad_block") as node:
+        r = _era("checkpoint-sync", "--db", str(db), "--beacon-api", node.url,
+                 "--trusted-block-root", OLD_ROOT)
+    assert r.returncode == 1, r.stderr
+    assert "block root" in r.stderr.strip().splitlines()[-1]
+    if db.exists():
+        with ChainStore.open(db, _net(), create=False) as store:
+            assert store.block_root_at(CP["block_slot"]) is None
+
+
+def test_pull_up_to_the_light_client_verified_checkpoint(tmp_path):
+    db = tmp_path / "db"
+    with Server("honest") as node:
+        r = _era("pull", "--beacon-api", node.url, "--db", str(db), "--from-slot",
+                 str(CP["block_slot"]), "--trusted-block-root", OLD_ROOT, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["to_slot"] == CP["state_slot"] and out["blocks"] == 1
+    with ChainStore.open(db, _net(), create=False) as store:
+        assert store.block_root_at(CP["block_slot"]) == bytes.fromhex(
+            EXPECTED["finalized"]["root"][2:])
+    with Server("bad_block") as node:
+        r = _era("pull", "--beacon-api", node.url, "--db", str(tmp_path / "db2"),
+                 "--from-slot", str(CP["block_slot"]), "--trusted-block-root", OLD_ROOT)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and EXPECTED["finalized"]["root"] in last
