@@ -25,6 +25,9 @@ Modes:
   bad_bootstrap   its bootstraps carry a sync committee that does not prove
   bad_state       honest light-client data, but its finalized checkpoint state is altered
   bad_block       honest light-client data, but its finalized checkpoint block is altered
+  late_finality   no finality update at the first request (404), the honest one after
+
+`state_delay`: seconds to wait before answering a state request (crash tests).
 
 For `era checkpoint-sync` it also serves the finalized checkpoint (manifest `checkpoint`):
 /eth/v2/debug/beacon/states/{finalized|slot} and /eth/v2/beacon/blocks/{slot}.
@@ -75,8 +78,9 @@ def corrupt(mode: str, obj):
 
 
 class LightClientServer:
-    def __init__(self, mode: str = "honest", port: int = 0):
+    def __init__(self, mode: str = "honest", port: int = 0, state_delay: float = 0.0):
         self.mode = mode
+        self.state_delay = state_delay
         self.requests: list[str] = []
         self.fails_left = FLAKY_FAILS if mode == "flaky" else 0
         self._lock = threading.Lock()
@@ -200,6 +204,10 @@ class LightClientServer:
             sid = path.rsplit("/", 1)[1]
             if sid not in ("finalized", str(cp["state_slot"])):
                 return self._json(h, {"message": "state not available"}, status=404)
+            if self.state_delay:
+                import time
+
+                time.sleep(self.state_delay)
             data = bytearray((D.DATA / cp["state_file"]).read_bytes())
             if self.mode == "bad_state":
                 data[200] ^= 1  # inside block_roots
@@ -214,6 +222,9 @@ class LightClientServer:
             return self._send(h, 200, bytes(data), "application/octet-stream",
                               {"Eth-Consensus-Version": cp["block_fork"]})
         if path == f"{LC}/finality_update":
+            if self.mode == "late_finality" and not any(
+                    r.endswith("/finality_update") for r in self.requests[:-1]):
+                return self._json(h, {"message": "no finality update yet"}, status=404)
             if self.finality is None:
                 return self._json(h, {"message": "no finality update"}, status=404)
             return self._item(h, self.finality, corrupt(self.mode, D.decode(self.finality)))

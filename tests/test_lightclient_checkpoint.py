@@ -111,3 +111,39 @@ def test_pull_up_to_the_light_client_verified_checkpoint(tmp_path):
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and EXPECTED["finalized"]["root"] in last
+
+
+def test_killed_checkpoint_sync_leaves_no_store_or_a_consistent_one(tmp_path):
+    """SIGKILL while the checkpoint state downloads (after the light client ran): the store is
+    absent or consistent (no state, no anchor), and a rerun finishes the job."""
+    import signal
+    import time
+
+    db = tmp_path / "db"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with Server("honest", state_delay=30) as node:
+        p = subprocess.Popen([sys.executable, "-c", "from era_tools.cli import main; main()",
+                              "checkpoint-sync", "--db", str(db), "--beacon-api", node.url,
+                              "--trusted-block-root", OLD_ROOT], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            for line in p.stderr:  # wait for the light client's verdict
+                if line.startswith("light client: finalized block"):
+                    break
+            deadline = time.monotonic() + 60
+            while not any("/eth/v2/debug/beacon/states/" in r for r in node.requests):
+                assert time.monotonic() < deadline and p.poll() is None
+                time.sleep(0.05)
+            p.send_signal(signal.SIGKILL)
+        finally:
+            p.wait(timeout=30)
+    assert p.returncode == -signal.SIGKILL
+    if db.exists():
+        with ChainStore.open(db, _net(), create=False) as store:
+            assert not store.has_state(CP["state_slot"])
+            assert store.block_root_at(CP["block_slot"]) is None
+    with Server("honest") as node:
+        r = _era("checkpoint-sync", "--db", str(db), "--beacon-api", node.url,
+                 "--trusted-block-root", OLD_ROOT, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["block_root"] == EXPECTED["finalized"]["root"]

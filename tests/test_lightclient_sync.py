@@ -167,3 +167,14 @@ def test_cli_text_and_exit_codes():
              TRUSTED)
     last = r.stderr.strip().splitlines()[-1]
     assert r.returncode == 2 and last.startswith("error: ") and "refused" in last
+
+
+def test_optimistic_update_newer_than_every_finality_update_asks_for_finality_again():
+    """The first finality_update request finds none; the optimistic update is of a newer
+    epoch than every finality update seen, so every server is asked again, and the finalized
+    header moves past what the period updates alone prove (slot 192)."""
+    out, (srv,) = _sync("late_finality")
+    _assert_expected(out)
+    assert sum(r.endswith("/finality_update") for r in srv.requests) >= 2
+    per_period = D.decode(D.items("update")[-1])
+    assert int(per_period.finalized_header.beacon.slot) < out["finalized"]["slot"]
