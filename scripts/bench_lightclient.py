@@ -85,7 +85,7 @@ def branch(levels, index: int) -> list[bytes]:
 
 def lc_header(t, slot: int, state_root: bytes, seed: int):
     execution = t.ExecutionPayloadHeader(**{
-        n: (P._default(s) if n not in ("block_number", "block_hash") else
+        n: (ssz.default(s) if n not in ("block_number", "block_hash") else
             (slot if n == "block_number" else hashlib.sha256(seed.to_bytes(8, "little")).digest()))
         for n, s in t.ExecutionPayloadHeader._meta.fields})
     leaves = [hashlib.sha256(b"body" + bytes([k]) + seed.to_bytes(8, "little")).digest()

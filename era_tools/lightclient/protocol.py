@@ -103,34 +103,12 @@ def is_valid_normalized_merkle_branch(leaf: bytes, branch, gindex: int, root: by
 _default_bytes: dict[Any, bytes] = {}
 
 
-def _default(sedes):
-    from ssz.sedes import Bitvector, Boolean, ByteList, ByteVector, List, UInt, Vector
-
-    if isinstance(sedes, type) and hasattr(sedes, "_meta"):
-        return sedes(**{n: _default(s) for n, s in sedes._meta.fields})
-    if isinstance(sedes, Boolean):
-        return False
-    if isinstance(sedes, UInt):
-        return 0
-    if isinstance(sedes, ByteVector):
-        return b"\x00" * sedes.length
-    if isinstance(sedes, ByteList):
-        return b""
-    if isinstance(sedes, Bitvector):
-        return (False,) * sedes.bit_count
-    if isinstance(sedes, Vector):
-        return tuple(_default(sedes.element_sedes) for _ in range(sedes.length))
-    if isinstance(sedes, List):
-        return ()
-    raise TypeError(f"no default for {sedes!r}")
-
-
 def is_default(obj) -> bool:
     """obj == type(obj)(): every field zero / empty."""
     cls = type(obj)
     want = _default_bytes.get(cls)
     if want is None:
-        want = _default_bytes[cls] = cls.serialize(_default(cls))
+        want = _default_bytes[cls] = cls.serialize(ssz.default(cls))
     return cls.serialize(obj) == want
 
 
