@@ -19,7 +19,8 @@ node serves them, make:
 - `samples`: more updates for the oracle tests (every 8th block, and the ones around each fork,
   where the signature slot's fork differs from the attested header's);
 - the checkpoint a node serves for the finalized header the store ends at (the epoch-boundary
-  state and the block), for `era checkpoint-sync --trusted-block-root`.
+  state and the block), for `era checkpoint-sync --trusted-block-root`, and the checkpoint
+  one epoch earlier with the blocks between (for `era backfill --trusted-block-root`).
 Finally a spec `LightClientStore` is run from the first bootstrap through the per-period
 updates and the latest finality update; its finalized and optimistic headers are the expected
 result (`expected` in manifest.json).
@@ -196,6 +197,15 @@ def light_client_data(P: dict, chain: dict) -> dict:
                   "state_root": "0x" + bytes(states[state_slot].hash_tree_root()).hex()}
     assert "0x" + bytes(blocks[fin_slot].message.hash_tree_root()).hex() == \
         expected["finalized"]["root"]
+    # An earlier checkpoint (one epoch before) and the blocks from it up to the finalized one:
+    # a store anchored there is linked to the verified header by parent roots (backfill).
+    early = state_slot - spe
+    checkpoint["early_state"] = {"slot": early, "fork": forks[early],
+                                 "ssz": states[early].encode_bytes(),
+                                 "state_root": "0x" + bytes(states[early].hash_tree_root()).hex()}
+    checkpoint["blocks"] = [{"slot": s, "fork": forks[s], "ssz": blocks[s].encode_bytes(),
+                             "root": "0x" + bytes(blocks[s].message.hash_tree_root()).hex()}
+                            for s in range(early, fin_slot + 1)]
     return {"items": items, "expected": expected, "checkpoint": checkpoint,
             "genesis_validators_root": "0x" + bytes(gvr).hex(),
             "finalized_epoch": last_fin_epoch}
@@ -269,6 +279,12 @@ def write(out: Path, P: dict, data: dict) -> None:
     cp["state_file"], cp["block_file"] = "checkpoint_state.ssz", "checkpoint_block.ssz"
     (out / cp["state_file"]).write_bytes(cp.pop("state"))
     (out / cp["block_file"]).write_bytes(cp.pop("block"))
+    es = cp["early_state"]
+    es["file"] = f"checkpoint_state_{es['slot']}.ssz"
+    (out / es["file"]).write_bytes(es.pop("ssz"))
+    for b in cp["blocks"]:
+        b["file"] = f"block_{b['slot']}.ssz"
+        (out / b["file"]).write_bytes(b.pop("ssz"))
     spec = make_spec_chain.spec_json(P["fulu"])
     spec["CONFIG_NAME"] = CONFIG_NAME
     latest = P["fulu"]

@@ -26,6 +26,7 @@ Modes:
   bad_state       honest light-client data, but its finalized checkpoint state is altered
   bad_block       honest light-client data, but its finalized checkpoint block is altered
   late_finality   no finality update at the first request (404), the honest one after
+  bad_parent      honest light-client data, but a block below the checkpoint is altered
 
 `state_delay`: seconds to wait before answering a state request (crash tests).
 
@@ -202,25 +203,34 @@ class LightClientServer:
         cp = D.manifest()["checkpoint"]
         if path.startswith("/eth/v2/debug/beacon/states/"):
             sid = path.rsplit("/", 1)[1]
-            if sid not in ("finalized", str(cp["state_slot"])):
+            early = cp["early_state"]
+            if sid in ("finalized", str(cp["state_slot"])):
+                file, fork = cp["state_file"], cp["state_fork"]
+            elif sid == str(early["slot"]):
+                file, fork = early["file"], early["fork"]
+            else:
                 return self._json(h, {"message": "state not available"}, status=404)
             if self.state_delay:
                 import time
 
                 time.sleep(self.state_delay)
-            data = bytearray((D.DATA / cp["state_file"]).read_bytes())
+            data = bytearray((D.DATA / file).read_bytes())
             if self.mode == "bad_state":
                 data[200] ^= 1  # inside block_roots
             return self._send(h, 200, bytes(data), "application/octet-stream",
-                              {"Eth-Consensus-Version": cp["state_fork"]})
+                              {"Eth-Consensus-Version": fork})
         if path.startswith("/eth/v2/beacon/blocks/"):
-            if path.rsplit("/", 1)[1] != str(cp["block_slot"]):
+            bid = path.rsplit("/", 1)[1].lower()
+            blk = next((b for b in cp["blocks"] if bid in (str(b["slot"]), b["root"])), None)
+            if blk is None:
                 return self._json(h, {"message": "block not available"}, status=404)
-            data = bytearray((D.DATA / cp["block_file"]).read_bytes())
-            if self.mode == "bad_block":
+            data = bytearray((D.DATA / blk["file"]).read_bytes())
+            if self.mode == "bad_block" and blk["slot"] == cp["block_slot"]:
                 data[200] ^= 1  # inside the body's randao_reveal
+            if self.mode == "bad_parent" and blk["slot"] == cp["block_slot"] - 3:
+                data[120] ^= 1  # its parent_root
             return self._send(h, 200, bytes(data), "application/octet-stream",
-                              {"Eth-Consensus-Version": cp["block_fork"]})
+                              {"Eth-Consensus-Version": blk["fork"]})
         if path == f"{LC}/finality_update":
             if self.mode == "late_finality" and not any(
                     r.endswith("/finality_update") for r in self.requests[:-1]):

@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from era_tools.config import load_config
 from era_tools.store import ChainStore
 from tests import lightclient_data as D
@@ -147,3 +149,57 @@ def test_killed_checkpoint_sync_leaves_no_store_or_a_consistent_one(tmp_path):
                  "--trusted-block-root", OLD_ROOT, "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["block_root"] == EXPECTED["finalized"]["root"]
+
+
+# --------------------------------------------------------------------------------------------
+# backfill --trusted-block-root: the store's newest block must be the verified finalized block
+# or one of its ancestors (parent roots walked down from the verified block)
+
+EARLY = CP["early_state"]
+
+
+def _store_at_early_checkpoint(db, node):
+    r = _era("checkpoint-sync", "--db", str(db), "--beacon-api", node.url, "--state-id",
+             str(EARLY["slot"]), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["state_root"] == EARLY["state_root"]
+
+
+def test_backfill_checks_the_store_against_the_light_client(tmp_path):
+    db = tmp_path / "db"
+    with Server("honest") as node:
+        _store_at_early_checkpoint(db, node)
+        r = _era("backfill", "--db", str(db), "--peer", node.url, "--trusted-block-root",
+                 OLD_ROOT, "--to-slot", str(EARLY["slot"]), "--json")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["light_client"]["finalized"] == EXPECTED["finalized"]
+        walked = [q for q in node.requests if q.startswith("/eth/v2/beacon/blocks/0x")]
+        assert len(walked) == CP["block_slot"] - EARLY["slot"]  # 200 down to 193
+    with Server("bad_parent") as node:  # a block on the way does not hash to its root
+        r = _era("backfill", "--db", str(db), "--peer", node.url, "--trusted-block-root",
+                 OLD_ROOT, "--to-slot", str(EARLY["slot"]))
+    assert r.returncode == 2, r.stderr
+    assert "hashes to" in r.stderr.strip().splitlines()[-1]
+    with Server("stale") as node:  # verifies only up to slot 104: the store is newer
+        r = _era("backfill", "--db", str(db), "--peer", node.url, "--trusted-block-root",
+                 OLD_ROOT, "--to-slot", str(EARLY["slot"]))
+    assert r.returncode == 1, r.stderr
+    assert "newer than the newest light-client verified" in r.stderr.strip().splitlines()[-1]
+
+
+def test_a_store_block_off_the_verified_chain_is_refused():
+    from era_tools.lightclient.driver import LightClientServer as S
+    from era_tools.lightclient.driver import (LightClientError, network_from_servers,
+                                              sync_light_client, verify_descends_from)
+
+    with Server("honest") as node:
+        servers = [S(node.url)]
+        net, sj = network_from_servers(servers)
+        res = sync_light_client(servers, bytes.fromhex(OLD_ROOT[2:]), net, sj)
+        blocks = {b["slot"]: bytes.fromhex(b["root"][2:]) for b in CP["blocks"]}
+        assert verify_descends_from(servers[0].api, res.finalized_header, EARLY["slot"] + 2,
+                                    blocks[EARLY["slot"] + 2], net) == 6
+        with pytest.raises(LightClientError, match="another chain"):
+            verify_descends_from(servers[0].api, res.finalized_header, EARLY["slot"],
+                                 b"\x01" * 32, net)

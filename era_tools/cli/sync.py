@@ -137,9 +137,14 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
                    "the GIL, else one per core).")
 @click.option("--status-every", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               help="Seconds between status lines.")
+@click.option("--trusted-block-root", "trusted", metavar="0x..",
+              help="Before filling, check the store's newest block against the light client: "
+                   "follow the sync committees from this trusted root over the --peer beacon "
+                   "nodes, and walk parent roots from the verified finalized block down to "
+                   "the store's (at most 8192 blocks).")
 @network_options
 @json_option
-def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_every,
+def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_every, trusted,
              network_name, config_path, as_json):
     """Fill the store downwards from its oldest block, from peers.
 
@@ -153,8 +158,23 @@ def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_eve
         check_jobs = default_bls_processes()
     from .store import expected_network
 
+    trusted_root = _root(trusted)
     with ChainStore.open(db, expected_network(network_name, config_path),
                          create=False) as store:
+        light = None
+        if trusted_root is not None:
+            from ..errors import StoreError
+            from ..lightclient.driver import verify_store_anchor
+
+            a = store.anchor
+            if a.newest_root is None:
+                raise StoreError(f"{store.path}: the store has no block to check; run `era "
+                                 "checkpoint-sync` first")
+            light = verify_store_anchor(
+                list(peers), trusted_root, store.network, a.newest_slot, a.newest_root,
+                status=None if as_json else (lambda line: click.echo(line, err=True)))
+            for w in light.warnings:
+                click.echo(f"warning: {w}", err=True)
         bar = progress_bar(None, "backfill", unit="slot", disable=True if as_json else None)
 
         def on_plan(p):
@@ -180,6 +200,8 @@ def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_eve
         anchor = store.anchor
     out = res.to_dict()
     out["covered"] = [[x, y] for x, y in anchor.covered]
+    if light is not None:
+        out["light_client"] = light.to_dict()
     if as_json:
         echo_json(out)
         return

@@ -5,6 +5,10 @@ routes), in the manner of geth's blsync:
     result = sync_light_client(servers, trusted_block_root, net)   # -> LightClientResult
     header = verified_finalized_header(servers, trusted_block_root, net)
 
+Hooks for the store flows: `light_client_checkpoint` (checkpoint-sync, pull: the verified
+checkpoint to download), `verify_store_anchor` / `verify_descends_from` (backfill: the store's
+newest block must be the verified finalized block or its ancestor, by parent roots).
+
 1. Bootstrap from the trusted block root: the first server whose `LightClientBootstrap`
    hashes to the root and proves its sync committee wins.
 2. Every server is asked for its latest finality and optimistic updates (hints of how far the
@@ -485,3 +489,72 @@ def checkpoint_slot(result: LightClientResult, net: Network) -> int:
     slot = int(result.finalized_header.beacon.slot)
     spe = net.slots_per_epoch
     return -(-slot // spe) * spe
+
+
+MAX_WALK = 8192   # blocks walked down from a verified header (a day of mainnet)
+
+
+def verify_descends_from(api: BeaconApiClient, header, slot: int, root: bytes, net: Network,
+                         max_blocks: int = MAX_WALK) -> int:
+    """Check, by parent roots fetched from `api`, that `root` (a store's newest block, at or
+    below `slot`) is the verified `header`'s block or one of its ancestors.  Returns the
+    number of blocks fetched.  LightClientError when the verified chain holds another block
+    there; PeerError when the node cannot give (or lies about) a block on the way."""
+    from ..sync.checkpoint import block_root_of
+
+    want = ssz.hash_tree_root(header.beacon)
+    top = int(header.beacon.slot)
+    if top < slot:
+        raise LightClientError(f"slot {slot}: the store's newest block is newer than the newest "
+                               f"light-client verified finalized block (slot {top}); nothing "
+                               "proves it")
+    fetched = 0
+    while want != bytes(root):
+        if fetched >= max_blocks:
+            raise LightClientError(f"slot {slot}: more than {max_blocks} blocks between the "
+                                   f"verified block at slot {top} and the store's; checkpoint-"
+                                   "sync a newer store")
+        resp = api.block(hex0x(want))
+        if resp is None:
+            raise PeerError(f"{api.base_url}: no block {hex0x(want)} (404)")
+        if len(resp.ssz) < 148:
+            raise PeerError(f"{resp.url}: {len(resp.ssz)} bytes are not a SignedBeaconBlock")
+        bslot = int.from_bytes(resp.ssz[100:108], "little")
+        got = block_root_of(resp.ssz, net.fork_name_at_slot(bslot), net.preset_base, resp.url)
+        if got != want:
+            raise PeerError(f"{resp.url}: the block served for {hex0x(want)} hashes to "
+                            f"{hex0x(got)}")
+        fetched += 1
+        if bslot <= slot:
+            raise LightClientError(
+                f"slot {slot}: the store holds {hex0x(root)}, but the light-client verified "
+                f"chain has {hex0x(want)} at slot {bslot} there: the store is on another chain")
+        want = bytes(resp.ssz[116:148])
+    return fetched
+
+
+def verify_store_anchor(urls: list, trusted_root: bytes, store_net: Network, slot: int,
+                        root: bytes, status: Callable[[str], None] | None = None,
+                        timeout: float = 120.0) -> LightClientResult:
+    """For `era backfill --trusted-block-root`: the light client over `urls` from
+    `trusted_root`, then the store's newest block (`slot`, `root`) checked to be the verified
+    finalized block or its ancestor (verify_descends_from, with the first server that can)."""
+    servers = [LightClientServer(u) for u in urls]
+    net, spec_json = network_from_servers(servers, store_net)
+    res = sync_light_client(servers, trusted_root, net, spec_json, status=status,
+                            timeout=timeout)
+    errors = []
+    for srv in servers:
+        if srv.dropped:
+            continue
+        try:
+            n = verify_descends_from(srv.api, res.finalized_header, slot, root, net)
+        except PeerError as exc:
+            errors.append(str(exc))
+            continue
+        if status:
+            status(f"store block {hex0x(root)} (slot {slot}) is the verified finalized block "
+                   f"or its ancestor ({n} blocks walked via {srv.url})")
+        return res
+    raise NoServerError("no server gave the blocks between the verified finalized block and "
+                        f"the store's: {'; '.join(errors)}")
