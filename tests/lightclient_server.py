@@ -27,6 +27,7 @@ Modes:
   bad_block       honest light-client data, but its finalized checkpoint block is altered
   late_finality   no finality update at the first request (404), the honest one after
   bad_parent      honest light-client data, but a block below the checkpoint is altered
+  far_head        announces an optimistic update signed in sync-committee period 10
 
 `state_delay`: seconds to wait before answering a state request (crash tests).
 
@@ -241,6 +242,9 @@ class LightClientServer:
         if path == f"{LC}/optimistic_update":
             if self.optimistic is None:
                 return self._json(h, {"message": "no optimistic update"}, status=404)
+            if self.mode == "far_head":
+                return self._item(h, self.optimistic, _replace(
+                    D.decode(self.optimistic), signature_slot=10 * 64 + 1))
             return self._item(h, self.optimistic)
         return self._json(h, {"message": f"no route {path}"}, status=404)
 

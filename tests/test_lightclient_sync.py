@@ -178,3 +178,13 @@ def test_optimistic_update_newer_than_every_finality_update_asks_for_finality_ag
     assert sum(r.endswith("/finality_update") for r in srv.requests) >= 2
     per_period = D.decode(D.items("update")[-1])
     assert int(per_period.finalized_header.beacon.slot) < out["finalized"]["slot"]
+
+
+def test_an_announced_head_nobody_can_prove_does_not_stop_the_sync():
+    """A server announces an optimistic update of period 10 (unverifiable: no committee for
+    it); the periods nobody serves are given up after a few tries, with a warning, and the
+    result is what the honest data proves."""
+    out, _ = _sync("far_head", "honest")
+    _assert_expected(out)
+    assert any("announced sync-committee period 10" in w for w in out["warnings"])
+    assert [s["status"] for s in out["servers"]] != ["dropped", "dropped"]

@@ -40,6 +40,7 @@ from ..sync.peers import BeaconApiClient, SszResponse
 from .protocol import LightClientError, LightClientSpec, LightClientStore, UpdateView
 
 MAX_PAGE = 8                 # periods per `updates` request (nodes cap it, some at 128)
+PERIOD_TRIES = 3             # failed or empty answers per server before a period is given up
 FAIL_DELAY = 0.5             # seconds before the first retry of a failed server ...
 FAIL_DELAY_CAP = 8.0         # ... doubling up to this
 TYPE_OF_KIND = {"bootstrap": "LightClientBootstrap", "update": "LightClientUpdate",
@@ -140,6 +141,7 @@ class _Run:
         self.fail_delay, self.fail_delay_cap = fail_delay, fail_delay_cap
         self.status = status or (lambda line: None)
         self.wrong: list[str] = []
+        self.warnings: list[str] = []
         self.store: LightClientStore | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -286,7 +288,8 @@ class _Run:
         """Pages of updates until the store's period reaches `target` (and knows the next
         committee)."""
         page = MAX_PAGE
-        tried: set = set()
+        misses: dict = {}   # (url, start period) -> failed or empty answers
+        first = (self.store_period(), self.spec.is_next_sync_committee_known(self.store))
         while True:
             known = self.spec.is_next_sync_committee_known(self.store)
             start = self.store_period() + (1 if known else 0)
@@ -294,11 +297,18 @@ class _Run:
                 return
             if time.monotonic() > self.deadline:
                 self.give_up(f"light-client sync stuck at period {self.store_period()}")
-            candidates = [s for s in self.live() if s.available(time.monotonic())
-                          and (s.url, start) not in tried]
+            live = self.live()
+            if live and all(misses.get((s.url, start), 0) >= PERIOD_TRIES for s in live):
+                if (self.store_period(), known) == first:
+                    self.give_up(f"no server served the update of period {start}")
+                # a server announced more than any server proves (a stale or lying
+                # announcement): keep what is proven
+                self.warnings.append(f"a server announced sync-committee period {target}, "
+                                     f"but none served the update of period {start}")
+                return
+            candidates = [s for s in live if s.available(time.monotonic())
+                          and misses.get((s.url, start), 0) < PERIOD_TRIES]
             if not candidates:
-                if not [s for s in self.live() if (s.url, start) not in tried]:
-                    tried = {t for t in tried if t[1] != start}  # every server failed: retry
                 if not self.wait_for_a_server():
                     self.give_up(f"no server served the update of period {start}")
                 continue
@@ -307,7 +317,7 @@ class _Run:
             ok, resps = self.ask(srv, lambda api: api.light_client_updates(start, count),
                                  f"updates {start}+{count}")
             if not ok:
-                tried.add((srv.url, start))
+                misses[srv.url, start] = misses.get((srv.url, start), 0) + 1
                 page = 1
                 continue
             if len(resps) > count:
@@ -338,7 +348,7 @@ class _Run:
             elif srv.dropped is None:
                 srv.fail(f"updates from period {start}: nothing new (withheld or missing)",
                          self.fail_delay, self.fail_delay_cap)
-                tried.add((srv.url, start))
+                misses[srv.url, start] = misses.get((srv.url, start), 0) + 1
                 page = 1
 
     def finish(self, fins, opts) -> None:
@@ -398,7 +408,7 @@ def sync_light_client(servers: list, trusted_block_root: bytes, net: Network,
     run.sync_periods(target)
     run.finish(fins, opts)
     result = LightClientResult(run.store, run.spec, servers, bytes(trusted_block_root),
-                               trusted_slot)
+                               trusted_slot, warnings=run.warnings)
     age = run.now_slot() - trusted_slot
     ws_slots = _ws_period_epochs(run.spec) * net.slots_per_epoch
     if net.genesis_time is not None and age > ws_slots:
