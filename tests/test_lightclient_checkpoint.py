@@ -203,3 +203,17 @@ def test_a_store_block_off_the_verified_chain_is_refused():
         with pytest.raises(LightClientError, match="another chain"):
             verify_descends_from(servers[0].api, res.finalized_header, EARLY["slot"],
                                  b"\x01" * 32, net)
+
+
+def test_verified_checkpoint_state_for_anchoring_an_archive():
+    from era_tools.errors import VerificationError
+    from era_tools.lightclient.driver import verified_checkpoint_state
+
+    with Server("bad_signature") as liar, Server("honest") as node:
+        header, slot, state = verified_checkpoint_state([liar.url, node.url],
+                                                        bytes.fromhex(OLD_ROOT[2:]))
+    assert slot == CP["state_slot"] and int(header.beacon.slot) == CP["block_slot"]
+    assert state == (D.DATA / CP["state_file"]).read_bytes()
+    with Server("bad_state") as node:
+        with pytest.raises(VerificationError, match="does not belong to the verified"):
+            verified_checkpoint_state([node.url], bytes.fromhex(OLD_ROOT[2:]))

@@ -7,7 +7,8 @@ routes), in the manner of geth's blsync:
 
 Hooks for the store flows: `light_client_checkpoint` (checkpoint-sync, pull: the verified
 checkpoint to download), `verify_store_anchor` / `verify_descends_from` (backfill: the store's
-newest block must be the verified finalized block or its ancestor, by parent roots).
+newest block must be the verified finalized block or its ancestor, by parent roots),
+`verified_checkpoint_state` (verify: a state proven to belong to the verified block).
 
 1. Bootstrap from the trusted block root: the first server whose `LightClientBootstrap`
    hashes to the root and proves its sync committee wins.
@@ -568,3 +569,49 @@ def verify_store_anchor(urls: list, trusted_root: bytes, store_net: Network, slo
         return res
     raise NoServerError("no server gave the blocks between the verified finalized block and "
                         f"the store's: {'; '.join(errors)}")
+
+
+def verified_checkpoint_state(clients: list, trusted_root: bytes, network: Network | None = None,
+                              status: Callable[[str], None] | None = None, **kw):
+    """(verified finalized header, state slot, state SSZ): the light client from
+    `trusted_root`, then the epoch-boundary state whose latest block is the verified one,
+    downloaded from the first server that has it and checked to hash into the header (its
+    latest_block_header, with the state root filled in, is the verified block).  For anchoring
+    an archive's `historical_roots`/`historical_summaries` (`era verify --trusted-block-root`).
+    VerificationError when a server's state does not match; NoServerError when none has it."""
+    from ..sync.checkpoint import header_root
+    from ..verify import state_root
+
+    servers = [c if isinstance(c, LightClientServer) else
+               LightClientServer(c.base_url, api=c) if isinstance(c, BeaconApiClient) else
+               LightClientServer(str(c)) for c in clients]
+    net, spec_json = network_from_servers(servers, network)
+    res = sync_light_client(servers, trusted_root, net, spec_json, status=status, **kw)
+    header = res.finalized_header
+    want = ssz.hash_tree_root(header.beacon)
+    slot = checkpoint_slot(res, net)
+    fork = net.fork_name_at_slot(slot)
+    errors = []
+    for srv in servers:
+        if srv.dropped:
+            continue
+        try:
+            resp = srv.api.state(slot)
+        except PeerError as exc:
+            errors.append(str(exc))
+            continue
+        if resp is None:
+            errors.append(f"{srv.url}: no state at slot {slot} (404)")
+            continue
+        try:
+            root = state_root(resp.ssz, fork, net.preset_base)
+        except FormatError as exc:
+            errors.append(f"{resp.url}: not a {fork} BeaconState: {exc}")
+            continue
+        _, _, block = header_root(resp.ssz, root)
+        if block != want:
+            raise VerificationError(f"{resp.url}: the state at slot {slot} (root {hex0x(root)}) "
+                                    f"does not belong to the verified finalized block "
+                                    f"{hex0x(want)}")
+        return header, slot, resp.ssz
+    raise NoServerError(f"no server gave the state at slot {slot}: {'; '.join(errors)}")
