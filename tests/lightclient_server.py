@@ -29,7 +29,8 @@ Modes:
   bad_parent      honest light-client data, but a block below the checkpoint is altered
   far_head        announces an optimistic update signed in sync-committee period 10
 
-`state_delay`: seconds to wait before answering a state request (crash tests).
+`state_delay`: seconds to wait before answering a state request (crash tests); `max_count`:
+the largest `count` it accepts.
 
 For `era checkpoint-sync` it also serves the finalized checkpoint (manifest `checkpoint`):
 /eth/v2/debug/beacon/states/{finalized|slot} and /eth/v2/beacon/blocks/{slot}.
@@ -80,8 +81,10 @@ def corrupt(mode: str, obj):
 
 
 class LightClientServer:
-    def __init__(self, mode: str = "honest", port: int = 0, state_delay: float = 0.0):
+    def __init__(self, mode: str = "honest", port: int = 0, state_delay: float = 0.0,
+                 max_count: int = MAX_COUNT):
         self.mode = mode
+        self.max_count = max_count
         self.state_delay = state_delay
         self.requests: list[str] = []
         self.fails_left = FLAKY_FAILS if mode == "flaky" else 0
@@ -190,8 +193,9 @@ class LightClientServer:
                 start, count = int(q["start_period"][0]), int(q["count"][0])
             except (KeyError, ValueError):
                 return self._json(h, {"message": "bad query"}, status=400)
-            if count > MAX_COUNT:
-                return self._json(h, {"message": f"count {count} > {MAX_COUNT}"}, status=400)
+            if count > self.max_count:
+                return self._json(h, {"message": f"count {count} > {self.max_count}"},
+                                  status=400)
             if self.mode == "withhold":
                 return self._updates(h, [])
             wanted = list(range(start, start + count))

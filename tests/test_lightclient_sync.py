@@ -188,3 +188,14 @@ def test_an_announced_head_nobody_can_prove_does_not_stop_the_sync():
     _assert_expected(out)
     assert any("announced sync-committee period 10" in w for w in out["warnings"])
     assert [s["status"] for s in out["servers"]] != ["dropped", "dropped"]
+
+
+def test_a_node_refusing_large_pages_is_asked_one_period_at_a_time():
+    with Server("honest", max_count=1) as srv:
+        servers = [LightClientServer(srv.url)]
+        net, sj = network_from_servers(servers)
+        res = sync_light_client(servers, bytes.fromhex(TRUSTED[2:]), net, sj, timeout=20,
+                                fail_delay=0.02, fail_delay_cap=0.2)
+    _assert_expected(res.to_dict())
+    counts = [int(r.split("count=")[1]) for r in srv.requests if "/updates?" in r]
+    assert counts[0] > 1 and set(counts[1:]) == {1}
