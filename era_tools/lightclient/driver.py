@@ -415,9 +415,19 @@ def sync_light_client(servers: list, trusted_block_root: bytes, net: Network,
     if net.genesis_time is not None and age > ws_slots:
         result.warnings.append(
             f"the trusted block root (slot {trusted_slot}) is {age // net.slots_per_epoch} "
-            f"epochs old, more than the weak-subjectivity period floor of "
-            f"{_ws_period_epochs(run.spec)} epochs: check it against a recent source")
+            f"epochs old, more than the shortest weak-subjectivity period "
+            f"({_ws_period_epochs(run.spec)} epochs; about {WS_PERIOD_LARGE_STAKE} with a "
+            "mainnet-sized stake): a chain signed by committees that have since exited could "
+            "fool it; check the root against a recent source")
     return result
+
+
+# phase0 weak-subjectivity.md / electra `compute_weak_subjectivity_period`: the period is
+# MIN_VALIDATOR_WITHDRAWABILITY_DELAY + SAFETY_DECAY * total_stake / (2 * 100 * churn); a light
+# client knows no total stake, so it warns past the first term (the shortest period).  With a
+# stake whose churn is total / CHURN_LIMIT_QUOTIENT (mainnet) the second term is
+# 10 * 65536 / 200 = 3276 epochs.
+WS_PERIOD_LARGE_STAKE = 256 + 10 * 65536 // 200
 
 
 def _ws_period_epochs(spec: LightClientSpec) -> int:
