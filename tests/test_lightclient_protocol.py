@@ -336,3 +336,29 @@ def test_benchmark_chain_mainnet_preset_syncs_and_a_flipped_bit_is_refused():
         spec.validate_light_client_update(store, _flip_bit(updates[0]), 10 ** 6, bench.GVR)
     spec.process_light_client_update(store, updates[0], 10 ** 6, bench.GVR)
     assert spec.is_next_sync_committee_known(store)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("os").environ.get("ERA_TOOLS_SLOW") != "1",
+                    reason="regenerating the light-client data with the spec takes minutes; "
+                           "set ERA_TOOLS_SLOW=1")
+def test_regenerate_equals_committed(tmp_path):
+    """scripts/make_lightclient_data.py is deterministic: a rerun writes the same files."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "regen"
+    proc = subprocess.run([sys.executable, str(D.ROOT / "scripts" / "make_lightclient_data.py"),
+                           "--out", str(out)], capture_output=True, text=True, timeout=3000)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = sorted(p.name for p in D.DATA.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == names
+    for name in names:
+        if name.endswith(".json"):
+            a, b = json.loads((out / name).read_text()), json.loads((D.DATA / name).read_text())
+            a.pop("generator", None)
+            b.pop("generator", None)
+            assert a == b, name
+        else:
+            assert (out / name).read_bytes() == (D.DATA / name).read_bytes(), name
