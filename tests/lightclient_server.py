@@ -28,6 +28,7 @@ Modes:
   late_finality   no finality update at the first request (404), the honest one after
   bad_parent      honest light-client data, but a block below the checkpoint is altered
   far_head        announces an optimistic update signed in sync-committee period 10
+  other_network   honest data, but /eth/v1/beacon/genesis names another genesis root
 
 `state_delay`: seconds to wait before answering a state request (crash tests); `max_count`:
 the largest `count` it accepts.
@@ -173,6 +174,9 @@ class LightClientServer:
         if path == "/eth/v1/config/spec":
             return self._json(h, {"data": self.spec_json})
         if path == "/eth/v1/beacon/genesis":
+            if self.mode == "other_network":
+                return self._json(h, {"data": dict(self.genesis, genesis_validators_root="0x"
+                                                   + "77" * 32)})
             return self._json(h, {"data": self.genesis})
         if path == "/eth/v1/node/syncing":
             return self._json(h, {"data": {"is_syncing": False, "head_slot": "224",

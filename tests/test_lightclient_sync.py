@@ -221,3 +221,29 @@ def test_readme_light_client_step_runs(tmp_path):
                        text=True, env=env, cwd=ROOT, timeout=120)
     assert r.returncode in (0, 143), r.stderr  # 143: the killed server, waited for
     assert f"finalized: slot {EXPECTED['finalized']['slot']}" in r.stdout
+
+
+def test_servers_disagreeing_on_the_network_need_a_network_flag():
+    """A node lying about the genesis root would make every honest signature fail: without
+    --network/--config the servers must agree, with it the liar is only marked failing."""
+    from era_tools.errors import ConfigError
+
+    with Server("other_network") as liar, Server("honest") as good:
+        servers = [LightClientServer(liar.url), LightClientServer(good.url)]
+        with pytest.raises(ConfigError, match="disagree on the network"):
+            network_from_servers(servers)
+        expected = D.network()[0]
+        servers = [LightClientServer(liar.url), LightClientServer(good.url)]
+        net, sj = network_from_servers(servers, expected)
+        assert net.genesis_validators_root == D.gvr()
+        res = sync_light_client(servers, bytes.fromhex(TRUSTED[2:]), net, sj, timeout=20,
+                                fail_delay=0.02)
+    _assert_expected(res.to_dict())
+    r = _era_cli_other_network()
+    assert r.returncode == 2 and "disagree on the network" in r.stderr.strip().splitlines()[-1]
+
+
+def _era_cli_other_network():
+    with Server("other_network") as liar, Server("honest") as good:
+        return _era("lightclient", "--beacon-api", liar.url, "--beacon-api", good.url,
+                    "--trusted-block-root", TRUSTED)

@@ -438,12 +438,17 @@ def _ws_period_epochs(spec: LightClientSpec) -> int:
 
 def network_from_servers(servers: list, expected: Network | None = None
                          ) -> tuple[Network, dict | None]:
-    """The network (and the node's spec JSON) from the first server that answers
-    /eth/v1/config/spec and /eth/v1/beacon/genesis; `expected` (from --network/--config)
-    wins, with the genesis root filled in from a node when it lacks one."""
+    """The network (and a node's spec JSON) from the servers' /eth/v1/config/spec and
+    /eth/v1/beacon/genesis.  Without `expected` (--network/--config) every server that
+    answers is asked, and they must agree on the genesis_validators_root and the fork
+    schedule: a node lying about them would make every honest signature fail, so a
+    disagreement is a ConfigError asking for --network or --config rather than a guess.
+    With `expected`, a server on another network is marked failing; the genesis root comes
+    from a node when `expected` lacks one."""
+    from ..errors import ConfigError
     from ..sync.pull import node_network
 
-    errors = []
+    errors, found = [], []
     for srv in servers:
         try:
             spec_json = srv.api.spec()
@@ -452,16 +457,33 @@ def network_from_servers(servers: list, expected: Network | None = None
             errors.append(f"{srv.url}: {exc}")
             srv.fail(str(exc), FAIL_DELAY, FAIL_DELAY_CAP)
             continue
-        for other in servers:  # JSON-only nodes need the converter for this preset
-            if other.api.preset_base is None:
-                other.api.preset_base = net.preset_base
-                from ..ssz.json import json_to_ssz_for
+        found.append((srv, net, spec_json))
+        if expected is not None:
+            break
+    if not found:
+        raise NoServerError("no server answered its network (config/spec, genesis): "
+                            + "; ".join(errors))
+    srv, net, spec_json = found[0]
+    for other, onet, _ in found[1:]:
+        if (onet.genesis_validators_root, onet.forks) != (net.genesis_validators_root,
+                                                          net.forks):
+            raise ConfigError(
+                f"the servers disagree on the network: {srv.url} has genesis_validators_root "
+                f"{hex0x(net.genesis_validators_root)} and forks "
+                f"{_schedule(net)}, {other.url} {hex0x(onet.genesis_validators_root)} and "
+                f"{_schedule(onet)}; pass --network or --config")
+    for other in servers:  # JSON-only nodes need the converter for this preset
+        if other.api.preset_base is None:
+            other.api.preset_base = net.preset_base
+            from ..ssz.json import json_to_ssz_for
 
-                other.api._json_to_ssz = json_to_ssz_for(net.preset_base)
-        return (expected.with_genesis(net.genesis_validators_root, net.genesis_time)
-                if expected is not None else net), spec_json
-    raise NoServerError("no server answered its network (config/spec, genesis): "
-                        + "; ".join(errors))
+            other.api._json_to_ssz = json_to_ssz_for(net.preset_base)
+    return (expected.with_genesis(net.genesis_validators_root, net.genesis_time)
+            if expected is not None else net), spec_json
+
+
+def _schedule(net: Network) -> str:
+    return ", ".join(f"{f.name}@{f.epoch}" for f in net.forks)
 
 
 def verified_finalized_header(clients: list, trusted_root: bytes, network: Network | None = None,
