@@ -29,6 +29,7 @@ Modes:
   bad_parent      honest light-client data, but a block below the checkpoint is altered
   far_head        announces an optimistic update signed in sync-committee period 10
   other_network   honest data, but /eth/v1/beacon/genesis names another genesis root
+  json_no_version JSON only, without `version` or Eth-Consensus-Version (older nodes)
 
 `state_delay`: seconds to wait before answering a state request (crash tests); `max_count`:
 the largest `count` it accepts.
@@ -151,7 +152,7 @@ class LightClientServer:
 
     def _wants_ssz(self, h) -> bool:
         return "application/octet-stream" in h.headers.get("Accept", "") and \
-            self.mode != "json_only"
+            self.mode not in ("json_only", "json_no_version")
 
     def _item(self, h, item: dict, obj=None):
         obj = obj if obj is not None else D.decode(item)
@@ -159,6 +160,8 @@ class LightClientServer:
         if self._wants_ssz(h):
             self._send(h, 200, ssz.encode(obj), "application/octet-stream",
                        {"Eth-Consensus-Version": fork})
+        elif self.mode == "json_no_version":
+            self._json(h, {"data": to_json(obj)})
         else:
             self._json(h, {"version": fork, "data": to_json(obj)},
                        headers={"Eth-Consensus-Version": fork})
@@ -275,6 +278,9 @@ class LightClientServer:
             version = item["fork"]
             if self.mode == "wrong_digest":
                 version = "altair" if version != "altair" else "capella"
+            if self.mode == "json_no_version":
+                out.append({"data": to_json(obj)})
+                continue
             out.append({"version": version, "data": to_json(obj)})
         return self._json(h, out)
 

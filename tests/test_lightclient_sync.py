@@ -42,7 +42,7 @@ def _assert_expected(out):
     assert out["sync_committee_period"] == EXPECTED["sync_committee_period"]
 
 
-@pytest.mark.parametrize("mode", ["honest", "json_only", "flaky"])
+@pytest.mark.parametrize("mode", ["honest", "json_only", "json_no_version", "flaky"])
 def test_one_server_syncs_to_the_specs_store(mode):
     out, (srv,) = _sync(mode)
     _assert_expected(out)

@@ -473,6 +473,7 @@ def network_from_servers(servers: list, expected: Network | None = None
                 f"{_schedule(net)}, {other.url} {hex0x(onet.genesis_validators_root)} and "
                 f"{_schedule(onet)}; pass --network or --config")
     for other in servers:  # JSON-only nodes need the converter for this preset
+        other.api.fork_at_slot = net.fork_name_at_slot
         if other.api.preset_base is None:
             other.api.preset_base = net.preset_base
             from ..ssz.json import json_to_ssz_for
@@ -508,6 +509,7 @@ def light_client_checkpoint(api: BeaconApiClient, trusted_root: bytes, net: Netw
     to requiring the root to be the checkpoint block itself.  The verified finalized header is
     `result.finalized_header`; `checkpoint_slot(result, net)` is the epoch-boundary state
     whose latest block it is."""
+    api.fork_at_slot = net.fork_name_at_slot
     try:
         probe = api.light_client_bootstrap(trusted_root)
     except PeerError as exc:

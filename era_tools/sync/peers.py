@@ -61,6 +61,9 @@ class BeaconApiClient:
         self._local = threading.local()
         self.user_agent = user_agent
         self.requests_made = 0
+        # slot -> fork name, when the network is known: names the fork of a light-client JSON
+        # answer that carries no `version` (nor Eth-Consensus-Version header)
+        self.fork_at_slot: Callable[[int], str] | None = None
 
     # -- transport -------------------------------------------------------------------------
     def _session(self) -> requests.Session:
@@ -146,15 +149,28 @@ class BeaconApiClient:
     def light_client_bootstrap(self, block_root: bytes) -> SszResponse | None:
         """`LightClientBootstrap` for a block root, or None (404)."""
         return self._ssz(f"{LIGHT_CLIENT}/bootstrap/0x{bytes(block_root).hex()}",
-                         "LightClientBootstrap", self.timeout)
+                         "LightClientBootstrap", self.timeout, light_client=True)
 
     def light_client_finality_update(self) -> SszResponse | None:
         return self._ssz(f"{LIGHT_CLIENT}/finality_update", "LightClientFinalityUpdate",
-                         self.timeout)
+                         self.timeout, light_client=True)
 
     def light_client_optimistic_update(self) -> SszResponse | None:
         return self._ssz(f"{LIGHT_CLIENT}/optimistic_update", "LightClientOptimisticUpdate",
-                         self.timeout)
+                         self.timeout, light_client=True)
+
+    def _light_client_fork(self, doc, fork: str | None) -> str | None:
+        """The fork of a light-client JSON answer: `version`, else the header's fork, else
+        the fork of its header's slot (`fork_at_slot`), for nodes that name none."""
+        if fork or not isinstance(doc, dict) or doc.get("version") or self.fork_at_slot is None:
+            return fork
+        data = doc.get("data")
+        header = (data.get("header") or data.get("attested_header")) if isinstance(
+            data, dict) else None
+        try:
+            return self.fork_at_slot(int(header["beacon"]["slot"]))
+        except (TypeError, KeyError, ValueError):
+            return fork
 
     def light_client_updates(self, start_period: int, count: int) -> list[SszResponse]:
         """The best `LightClientUpdate` of each period in [start_period, start_period + count).
@@ -177,11 +193,12 @@ class BeaconApiClient:
                 doc = doc["data"]  # tolerate a wrapped list
             if not isinstance(doc, list):
                 raise PeerError(f"{url}: JSON response is not a list")
-            return [ssz_from_json(item, "LightClientUpdate", None, self._json_to_ssz, url)
-                    for item in doc]
+            return [ssz_from_json(item, "LightClientUpdate", self._light_client_fork(item, None),
+                                  self._json_to_ssz, url) for item in doc]
         return parse_light_client_chunks(resp.content, url)
 
-    def _ssz(self, path: str, type_name: str, timeout: float) -> SszResponse | None:
+    def _ssz(self, path: str, type_name: str, timeout: float,
+             light_client: bool = False) -> SszResponse | None:
         url = self.base_url + path
         resp = self.get(path, accept=SSZ_MIME, timeout=timeout, allow_404=True)
         if resp is None:
@@ -194,6 +211,8 @@ class BeaconApiClient:
                 doc = resp.json()
             except ValueError as exc:
                 raise PeerError(f"{url}: JSON response does not parse") from exc
+            if light_client:
+                fork = self._light_client_fork(doc, fork)
             return ssz_from_json(doc, type_name, fork, self._json_to_ssz, url)
         return SszResponse(fork, resp.content, url)
 
