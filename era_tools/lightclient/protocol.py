@@ -258,8 +258,11 @@ class LightClientSpec:
         return self.fork_epoch("electra"), self.max_blobs_per_block_electra
 
     def fork_digests(self, genesis_validators_root: bytes) -> dict[bytes, str]:
-        """Every fork digest of the chain (altair on) -> fork name."""
-        out = {}
+        """Every fork digest of the chain (altair on) -> fork name.  From fulu on, the
+        digests with the blob parameters mixed in and, for servers that label items the
+        pre-fulu way (beacon-APIs before fulu: the fork data root alone), the plain ones."""
+        out = {compute_fork_data_root(f.version, genesis_validators_root)[:4]: f.name
+               for f in self.network.forks if f.name != "phase0"}
         epochs = [(f.name, f.epoch) for f in self.network.forks if f.name != "phase0"]
         fulu = self.fork_epoch("fulu")
         epochs += [("fulu", e) for e, _ in self.blob_schedule if e >= fulu]
