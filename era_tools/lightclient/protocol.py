@@ -21,7 +21,7 @@ Signatures go through `era_tools.bls.fast_aggregate_verify`.  No HTTP, no clock,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .. import bls, ssz
@@ -132,8 +132,6 @@ class LightClientStore:
     optimistic_header: Any
     previous_max_active_participants: int = 0
     current_max_active_participants: int = 0
-    # not in the spec: pubkey points of the committees, reused across updates
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -152,7 +150,6 @@ class UpdateView:
 
     @classmethod
     def of(cls, obj) -> "UpdateView":
-        names = set(n for n, _ in type(obj)._meta.fields)
         return cls(
             attested_header=obj.attested_header,
             next_sync_committee=getattr(obj, "next_sync_committee", None),
@@ -161,7 +158,7 @@ class UpdateView:
             finality_branch=tuple(getattr(obj, "finality_branch", ())),
             sync_aggregate=obj.sync_aggregate,
             signature_slot=int(obj.signature_slot),
-            source=obj if "attested_header" in names else None,
+            source=obj,
         )
 
 
