@@ -65,9 +65,12 @@ def light_client_spec():
 # The executable spec, with this chain's fork schedule
 
 
-@functools.lru_cache(maxsize=None)
 def phases() -> dict:
-    sys.path.insert(0, str(ROOT / "scripts"))
+    """The spec modules with this chain's fork schedule.  The schedule lives in each module's
+    global `config`, which other tests (the spec chain's) set to theirs: it is set again on
+    every call, so the order tests run in does not matter."""
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))
     import make_lightclient_data
     import make_spec_chain
 
