@@ -110,6 +110,8 @@ class _BlstC:
             "blst_p1_compress": (None, [vp, vp]), "blst_p2_compress": (None, [vp, vp]),
             "blst_p1_mult": (None, [vp, vp, cp, sz]), "blst_p2_mult": (None, [vp, vp, cp, sz]),
             "blst_p2_add_or_double": (None, [vp, vp, vp]), "blst_p2_cneg": (None, [vp, sz]),
+            "blst_p1_add_or_double": (None, [vp, vp, vp]), "blst_p1_cneg": (None, [vp, sz]),
+            "blst_p1_is_inf": (b, [vp]),
             "blst_p1_generator": (vp, []),
             "blst_hash_to_g2": (None, [vp, cp, sz, vp, sz, vp, sz]),
             "blst_miller_loop": (None, [vp, vp, vp]), "blst_fp12_mul": (None, [vp, vp, vp]),
@@ -176,8 +178,22 @@ class _BlstC:
         fn(out, p)
         return out
 
-    def pubkey(self, data: bytes) -> bytes:
-        return self._jac(self._affine_g1(data), 144, self._L.blst_p1_from_affine)
+    def pubkey(self, data: bytes, subgroup_check: bool = True) -> bytes:
+        return self._jac(self._affine_g1(data, subgroup_check), 144,
+                         self._L.blst_p1_from_affine)
+
+    def add_g1(self, a, b):
+        out = self._C.create_string_buffer(144)
+        self._L.blst_p1_add_or_double(out, a, b)
+        return out.raw
+
+    def neg_g1(self, a):
+        out = self._C.create_string_buffer(a, 144)
+        self._L.blst_p1_cneg(out, 1)
+        return out.raw
+
+    def is_inf_g1(self, a) -> bool:
+        return bool(self._L.blst_p1_is_inf(a))
 
     def signature(self, data: bytes) -> bytes:
         aff = self._C.create_string_buffer(192)
@@ -292,7 +308,7 @@ class _PyBlst:
         self._P2 = pyblst.BlstP2Element
         self.g1 = self._P1().uncompress(_G1_GENERATOR)
 
-    def pubkey(self, data: bytes):
+    def pubkey(self, data: bytes, subgroup_check: bool = True):
         if len(data) != 48:
             raise InvalidPoint(f"public key is {len(data)} bytes, expected 48")
         if data[0] & 0x40:  # infinity flag: KeyValidate rejects the identity
@@ -324,6 +340,15 @@ class _PyBlst:
 
     def neg_g2(self, a):
         return -a
+
+    def add_g1(self, a, b):
+        return a + b
+
+    def neg_g1(self, a):
+        return -a
+
+    def is_inf_g1(self, a) -> bool:
+        return bytes(a.compress())[0] & 0x40 != 0
 
     def msm_g2(self, points, scalars):
         """sum scalars[i] * points[i] (scalars < 2**64) by Pippenger's bucket method: each
@@ -364,7 +389,7 @@ class _PyEcc:
         self._h2c = lambda m: hash_to_G2(m, DST, hashlib.sha256)
         self.g1 = curve.G1
 
-    def pubkey(self, data: bytes):
+    def pubkey(self, data: bytes, subgroup_check: bool = True):
         if len(data) != 48:
             raise InvalidPoint(f"public key is {len(data)} bytes, expected 48")
         try:
@@ -399,6 +424,15 @@ class _PyEcc:
 
     def add_g2(self, a, b):
         return self._c.add(a, b)
+
+    def add_g1(self, a, b):
+        return self._c.add(a, b)
+
+    def neg_g1(self, a):
+        return self._c.neg(a)
+
+    def is_inf_g1(self, a) -> bool:
+        return self._c.is_inf(a)
 
     def msm_g2(self, points, scalars):
         acc = None
@@ -632,3 +666,47 @@ def aggregate_verify(pubkeys: Sequence[bytes], messages: Sequence[bytes],
     except InvalidPoint:
         return False
     return b.check(pairs, s)
+
+
+def fast_aggregate_verify(pubkeys: Sequence[bytes], message: bytes, signature: bytes,
+                          backend=None, registry_pubkeys: bool = False,
+                          aggregate_pubkey: bytes | None = None,
+                          all_pubkeys: Sequence[bytes] | None = None) -> bool:
+    """IETF `FastAggregateVerify`: one message signed by every key of `pubkeys`; the keys are
+    summed in G1 and one pairing check follows.  False for an empty key list.
+
+    registry_pubkeys=True: the keys come from a trusted state (a sync committee proven into a
+    verified state root), so, as in `find_invalid`, the blst backend skips their G1 subgroup
+    checks.  `aggregate_pubkey` with `all_pubkeys` (a sync committee's `aggregate_pubkey` and
+    `pubkeys`, both trusted): `pubkeys` must be a subset of `all_pubkeys` and the sum is taken
+    as the aggregate minus the keys left out, cheaper when most keys took part."""
+    b = backend or get_backend()
+    if not pubkeys:
+        return False
+    check = not registry_pubkeys
+    try:
+        s = b.signature(signature)
+        if aggregate_pubkey is not None and all_pubkeys is not None \
+                and 2 * len(pubkeys) > len(all_pubkeys):
+            chosen = list(pubkeys)
+            missing, k = [], 0
+            for pk in all_pubkeys:  # the keys of all_pubkeys not in pubkeys, in order
+                if k < len(chosen) and chosen[k] == pk:
+                    k += 1
+                else:
+                    missing.append(pk)
+            if k != len(chosen):
+                raise ValueError("pubkeys is not an ordered subset of all_pubkeys")
+            acc = b.pubkey(aggregate_pubkey, check)
+            for pk in missing:
+                acc = b.add_g1(acc, b.neg_g1(b.pubkey(pk, check)))
+        else:
+            acc = None
+            for pk in pubkeys:
+                p = b.pubkey(pk, check)
+                acc = p if acc is None else b.add_g1(acc, p)
+    except InvalidPoint:
+        return False
+    if b.is_inf_g1(acc):
+        return False
+    return b.check([(acc, b.hash_to_g2(message))], s)

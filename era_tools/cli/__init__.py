@@ -56,6 +56,7 @@ COMMAND_MODULES = {
     "checkpoint-sync": "sync", "backfill": "sync",
     "serve": "serve", "download": "serve",
     "tables": "tables",
+    "lightclient": "lightclient",
 }
 
 

@@ -47,10 +47,14 @@ def expected_network(network_name, config_path):
               help="Seconds per block request (states get 12x).")
 @click.option("--retries", type=click.IntRange(1, 20), default=3, show_default=True,
               help="Attempts per request before the node counts as failing.")
+@click.option("--trusted-block-root", "trusted", metavar="0x..",
+              help="Do not take the node's word for what is finalized: follow the sync "
+                   "committees from this trusted block root (light client) and pull up to the "
+                   "finalized checkpoint they sign; its block must have the verified root.")
 @network_options
 @json_option
-def pull(url, db, from_slot, to_slot, jobs, batch_slots, timeout, retries, network_name,
-         config_path, as_json):
+def pull(url, db, from_slot, to_slot, jobs, batch_slots, timeout, retries, trusted,
+         network_name, config_path, as_json):
     """Copy finalized blocks and era-boundary states from a beacon node into the store.
 
     Refuses a syncing node or one on another network than --network/--config or the store.
@@ -64,14 +68,17 @@ def pull(url, db, from_slot, to_slot, jobs, batch_slots, timeout, retries, netwo
         expected = pick_network(network_name, config_path, quiet=True)
     api = BeaconApiClient(url, timeout=timeout, state_timeout=timeout * 12, retries=retries)
     net = node_network(api, expected)
+    finalized = None
+    if trusted:
+        finalized = _light_client_finalized(api, trusted, net, as_json)
     with _open_store(db, net) as store:
-        fin = api.finalized_epoch() * net.slots_per_epoch
+        fin = (finalized[0] if finalized else api.finalized_epoch()) * net.slots_per_epoch
         a = from_slot or 0
         b = fin if to_slot is None else to_slot
         with progress_bar(max(b - a + 1, 0), "pull", unit="slot",
                           disable=None if not as_json else True) as bar:
             res = do_pull(store, api, from_slot, to_slot, workers=jobs,
-                          batch_slots=batch_slots, progress=bar.update)
+                          batch_slots=batch_slots, progress=bar.update, finalized=finalized)
         summary = {"network": net.config_name, "from_slot": res.from_slot,
                    "to_slot": res.to_slot, "slots": res.slots, "blocks": res.blocks,
                    "states": res.states, "slots_already_stored": res.skipped_slots,
@@ -85,6 +92,27 @@ def pull(url, db, from_slot, to_slot, jobs, batch_slots, timeout, retries, netwo
             click.echo(f"slot {res.unheld_slot}: the node does not give the finalized block "
                        "there (an archive holds the era's state, not the block that begins "
                        "the next era); left for a later pull")
+
+
+def _light_client_finalized(api, trusted: str, net, as_json: bool) -> tuple[int, bytes]:
+    """(epoch, root) of the finalized checkpoint the light client verifies from `trusted`."""
+    from .. import ssz
+    from ..errors import PeerError, hex0x
+    from ..lightclient.driver import checkpoint_slot, light_client_checkpoint
+    from .sync import _root
+
+    light = light_client_checkpoint(api, _root(trusted), net, status=None if as_json else (
+        lambda line: click.echo(line, err=True)))
+    if light is None:
+        raise PeerError(f"{api.base_url}: serves no light-client bootstrap for {trusted}")
+    for w in light.warnings:
+        click.echo(f"warning: {w}", err=True)
+    root = ssz.hash_tree_root(light.finalized_header.beacon)
+    if not as_json:
+        click.echo(f"light client: finalized block {hex0x(root)} at slot "
+                   f"{int(light.finalized_header.beacon.slot)} verified from {trusted}",
+                   err=True)
+    return checkpoint_slot(light, net) // net.slots_per_epoch, root
 
 
 @main.command(short_help="Write the complete eras of the store as .era files.")

@@ -37,7 +37,10 @@ def _root(value):
 @click.option("--state-id", default="finalized", show_default=True,
               help="`finalized` or a slot (an epoch boundary).")
 @click.option("--trusted-block-root", "trusted", metavar="0x..",
-              help="Refuse the checkpoint unless its block has this root.")
+              help="A block root you trust: the checkpoint block itself, or any older "
+                   "finalized root, from which the light client follows the sync committees "
+                   "to the node's finalized checkpoint (whose state and block must then match "
+                   "the verified header, or nothing is written).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
               default=360.0, show_default=True,
               help="Seconds allowed for the state download (mainnet states are hundreds of "
@@ -62,6 +65,26 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
     api = BeaconApiClient(url, timeout=min(60.0, timeout), state_timeout=timeout)
     net = node_network(api, expected)
     spe = net.slots_per_epoch
+    light = None
+    if trusted_root is not None and state_id == "finalized":
+        from .. import ssz
+        from ..lightclient.driver import checkpoint_slot, light_client_checkpoint
+
+        light = light_client_checkpoint(
+            api, trusted_root, net, status=None if as_json else (
+                lambda line: click.echo(line, err=True)))
+        if light is None:
+            click.echo(f"note: {url} serves no light-client bootstrap for {trusted}: the "
+                       "checkpoint block itself must have that root", err=True)
+        else:
+            for w in light.warnings:
+                click.echo(f"warning: {w}", err=True)
+            verified = light.finalized_header.beacon
+            state_id, trusted_root = str(checkpoint_slot(light, net)), ssz.hash_tree_root(
+                verified)
+            if not as_json:
+                click.echo(f"light client: finalized block {hex0x(trusted_root)} at slot "
+                           f"{int(verified.slot)} verified from {trusted}", err=True)
     if state_id != "finalized" and int(state_id) % spe:  # bad input, before any download
         below = int(state_id) // spe * spe
         raise ConfigError(f"--state-id {state_id}: not an epoch boundary ({spe} slots per "
@@ -80,7 +103,10 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
             res = do_checkpoint(store, api, state_id, trusted_root, progress=prog)
         anchor = store.anchor
     if as_json:
-        echo_json({**res.to_dict(), "anchor": anchor.to_json()})
+        out = {**res.to_dict(), "anchor": anchor.to_json()}
+        if light is not None:
+            out["light_client"] = light.to_dict()
+        echo_json(out)
     elif res.already:
         click.echo(f"checkpoint at slot {res.state_slot} already stored (block "
                    f"{res.block_slot} {hex0x(res.block_root)})")
@@ -111,9 +137,14 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
                    "the GIL, else one per core).")
 @click.option("--status-every", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               help="Seconds between status lines.")
+@click.option("--trusted-block-root", "trusted", metavar="0x..",
+              help="Before filling, check the store's newest block against the light client: "
+                   "follow the sync committees from this trusted root over the --peer beacon "
+                   "nodes, and walk parent roots from the verified finalized block down to "
+                   "the store's (at most 8192 blocks).")
 @network_options
 @json_option
-def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_every,
+def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_every, trusted,
              network_name, config_path, as_json):
     """Fill the store downwards from its oldest block, from peers.
 
@@ -127,8 +158,23 @@ def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_eve
         check_jobs = default_bls_processes()
     from .store import expected_network
 
+    trusted_root = _root(trusted)
     with ChainStore.open(db, expected_network(network_name, config_path),
                          create=False) as store:
+        light = None
+        if trusted_root is not None:
+            from ..errors import StoreError
+            from ..lightclient.driver import verify_store_anchor
+
+            a = store.anchor
+            if a.newest_root is None:
+                raise StoreError(f"{store.path}: the store has no block to check; run `era "
+                                 "checkpoint-sync` first")
+            light = verify_store_anchor(
+                list(peers), trusted_root, store.network, a.newest_slot, a.newest_root,
+                status=None if as_json else (lambda line: click.echo(line, err=True)))
+            for w in light.warnings:
+                click.echo(f"warning: {w}", err=True)
         bar = progress_bar(None, "backfill", unit="slot", disable=True if as_json else None)
 
         def on_plan(p):
@@ -154,6 +200,8 @@ def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_eve
         anchor = store.anchor
     out = res.to_dict()
     out["covered"] = [[x, y] for x, y in anchor.covered]
+    if light is not None:
+        out["light_client"] = light.to_dict()
     if as_json:
         echo_json(out)
         return

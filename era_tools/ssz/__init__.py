@@ -31,7 +31,7 @@ from .phase0 import SSZContainer
 
 __all__ = [
     "FORKS", "SSZContainer", "types_for", "decode", "decode_block", "decode_state", "encode",
-    "hash_tree_root", "block_root", "check_fork", "fork_at_least",
+    "hash_tree_root", "block_root", "check_fork", "fork_at_least", "default",
 ]
 
 _lock = threading.Lock()
@@ -140,3 +140,27 @@ def hash_tree_root(obj: Any, sedes: Any = None) -> bytes:
 def block_root(signed_block: Any) -> bytes:
     """The block root: hash_tree_root(signed_block.message)."""
     return bytes(signed_block.message.hash_tree_root)
+
+
+def default(sedes: Any) -> Any:
+    """The default value of a container class or sedes (the spec's `T()`: zeros, empty lists),
+    e.g. to compare with `LightClientHeader()`."""
+    from ssz.sedes import Bitlist, Bitvector, Boolean, ByteList, ByteVector, List, UInt, Vector
+
+    if isinstance(sedes, type) and hasattr(sedes, "_meta"):
+        return sedes(**{n: default(s) for n, s in sedes._meta.fields})
+    if isinstance(sedes, Boolean):
+        return False
+    if isinstance(sedes, UInt):
+        return 0
+    if isinstance(sedes, ByteVector):
+        return b"\x00" * sedes.length
+    if isinstance(sedes, ByteList):
+        return b""
+    if isinstance(sedes, Bitvector):
+        return (False,) * sedes.bit_count
+    if isinstance(sedes, Vector):
+        return tuple(default(sedes.element_sedes) for _ in range(sedes.length))
+    if isinstance(sedes, (List, Bitlist)):
+        return ()
+    raise TypeError(f"no default for {sedes!r}")

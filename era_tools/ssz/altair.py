@@ -44,6 +44,64 @@ ParticipationFlags = uint8
 # [New in Altair] constant (validator.md)
 SYNC_COMMITTEE_SUBNET_COUNT = 4
 
+# [New in Altair] light client (light-client/sync-protocol.md): generalized indices of the
+# proven fields in the BeaconState, whose depths size the branches.
+FINALIZED_ROOT_GINDEX = 105
+CURRENT_SYNC_COMMITTEE_GINDEX = 54
+NEXT_SYNC_COMMITTEE_GINDEX = 55
+
+
+def floorlog2(x: int) -> int:
+    return x.bit_length() - 1
+
+
+def light_client_containers(header: type, sync_committee: type, sync_aggregate: type,
+                            finalized_root_gindex: int, current_sync_committee_gindex: int,
+                            next_sync_committee_gindex: int) -> tuple[type, ...]:
+    """`LightClientBootstrap`, `LightClientUpdate`, `LightClientFinalityUpdate` and
+    `LightClientOptimisticUpdate` around a fork's `LightClientHeader`; later forks redefine
+    them only because the header type or the branch depths (Electra) change."""
+    FinalityBranch = Vector(Bytes32, floorlog2(finalized_root_gindex))
+    CurrentSyncCommitteeBranch = Vector(Bytes32, floorlog2(current_sync_committee_gindex))
+    NextSyncCommitteeBranch = Vector(Bytes32, floorlog2(next_sync_committee_gindex))
+
+    class LightClientBootstrap(SSZContainer):
+        fields = [
+            ("header", header),
+            ("current_sync_committee", sync_committee),
+            ("current_sync_committee_branch", CurrentSyncCommitteeBranch),
+        ]
+
+    class LightClientUpdate(SSZContainer):
+        fields = [
+            ("attested_header", header),
+            ("next_sync_committee", sync_committee),
+            ("next_sync_committee_branch", NextSyncCommitteeBranch),
+            ("finalized_header", header),
+            ("finality_branch", FinalityBranch),
+            ("sync_aggregate", sync_aggregate),
+            ("signature_slot", Slot),
+        ]
+
+    class LightClientFinalityUpdate(SSZContainer):
+        fields = [
+            ("attested_header", header),
+            ("finalized_header", header),
+            ("finality_branch", FinalityBranch),
+            ("sync_aggregate", sync_aggregate),
+            ("signature_slot", Slot),
+        ]
+
+    class LightClientOptimisticUpdate(SSZContainer):
+        fields = [
+            ("attested_header", header),
+            ("sync_aggregate", sync_aggregate),
+            ("signature_slot", Slot),
+        ]
+
+    return (LightClientBootstrap, LightClientUpdate, LightClientFinalityUpdate,
+            LightClientOptimisticUpdate)
+
 
 @fork_builder("altair")
 def build(preset: dict) -> SimpleNamespace:
@@ -178,11 +236,20 @@ def build(preset: dict) -> SimpleNamespace:
             ("subcommittee_index", uint64),
         ]
 
+    # [New in Altair] light client (light-client/sync-protocol.md)
+    class LightClientHeader(SSZContainer):
+        fields = [
+            ("beacon", BeaconBlockHeader),
+        ]
+
     ns = extend(
         prev,
         SyncAggregate, SyncCommittee, BeaconBlockBody, BeaconBlock, SignedBeaconBlock,
         BeaconState, SyncCommitteeMessage, SyncCommitteeContribution, ContributionAndProof,
-        SignedContributionAndProof, SyncAggregatorSelectionData,
+        SignedContributionAndProof, SyncAggregatorSelectionData, LightClientHeader,
+        *light_client_containers(LightClientHeader, SyncCommittee, SyncAggregate,
+                                 FINALIZED_ROOT_GINDEX, CURRENT_SYNC_COMMITTEE_GINDEX,
+                                 NEXT_SYNC_COMMITTEE_GINDEX),
     )
     # [Removed in Altair]: PendingAttestation is no longer part of the state.
     del ns.PendingAttestation

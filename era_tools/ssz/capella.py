@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from . import bellatrix, phase0
+from . import altair, bellatrix, phase0
 from .bellatrix import (  # noqa: F401  (re-exported spec aliases)
     BLSPubkey,
     BLSSignature,
@@ -41,6 +41,24 @@ from .bellatrix import (  # noqa: F401  (re-exported spec aliases)
 
 # [New in Capella] custom types
 WithdrawalIndex = uint64
+
+# [New in Capella] light client (capella/light-client/sync-protocol.md)
+EXECUTION_PAYLOAD_GINDEX = 25
+
+
+def light_client_header(beacon_block_header: type, execution_payload_header: type) -> type:
+    """`LightClientHeader` with the execution payload header and its branch into the body
+    (capella; deneb redefines it with its own `ExecutionPayloadHeader`)."""
+
+    class LightClientHeader(SSZContainer):
+        fields = [
+            ("beacon", beacon_block_header),
+            ("execution", execution_payload_header),  # [New in Capella]
+            ("execution_branch",
+             Vector(Bytes32, altair.floorlog2(EXECUTION_PAYLOAD_GINDEX))),  # [New in Capella]
+        ]
+
+    return LightClientHeader
 
 
 @fork_builder("capella")
@@ -208,9 +226,15 @@ def build(preset: dict) -> SimpleNamespace:
              List(HistoricalSummary, P["HISTORICAL_ROOTS_LIMIT"])),  # [New in Capella]
         ]
 
+    # [Modified in Capella] light client: the header carries the execution payload header
+    LightClientHeader = light_client_header(BeaconBlockHeader, ExecutionPayloadHeader)
+
     return extend(
         prev,
         Withdrawal, BLSToExecutionChange, SignedBLSToExecutionChange, HistoricalSummary,
         ExecutionPayload, ExecutionPayloadHeader, BeaconBlockBody, BeaconBlock,
-        SignedBeaconBlock, BeaconState,
+        SignedBeaconBlock, BeaconState, LightClientHeader,
+        *altair.light_client_containers(
+            LightClientHeader, SyncCommittee, SyncAggregate, altair.FINALIZED_ROOT_GINDEX,
+            altair.CURRENT_SYNC_COMMITTEE_GINDEX, altair.NEXT_SYNC_COMMITTEE_GINDEX),
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from . import capella, phase0
+from . import altair, capella, phase0
 from .capella import (  # noqa: F401  (re-exported spec aliases)
     BLSPubkey,
     BLSSignature,
@@ -211,8 +211,14 @@ def build(preset: dict) -> SimpleNamespace:
              Vector(Bytes32, P["KZG_COMMITMENT_INCLUSION_PROOF_DEPTH"])),
         ]
 
+    # [Modified in Deneb] light client: the header carries deneb's ExecutionPayloadHeader
+    LightClientHeader = capella.light_client_header(BeaconBlockHeader, ExecutionPayloadHeader)
+
     return extend(
         prev,
         ExecutionPayload, ExecutionPayloadHeader, BeaconBlockBody, BeaconBlock,
-        SignedBeaconBlock, BeaconState, BlobIdentifier, BlobSidecar,
+        SignedBeaconBlock, BeaconState, BlobIdentifier, BlobSidecar, LightClientHeader,
+        *altair.light_client_containers(
+            LightClientHeader, SyncCommittee, SyncAggregate, altair.FINALIZED_ROOT_GINDEX,
+            altair.CURRENT_SYNC_COMMITTEE_GINDEX, altair.NEXT_SYNC_COMMITTEE_GINDEX),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from . import deneb, phase0
+from . import altair, deneb, phase0
 from .deneb import (  # noqa: F401  (re-exported spec aliases)
     BLSPubkey,
     BLSSignature,
@@ -46,6 +46,13 @@ from .deneb import (  # noqa: F401  (re-exported spec aliases)
     uint256,
 )
 from .phase0 import Bitlist
+
+
+# [New in Electra] light client (electra/light-client/sync-protocol.md): the BeaconState has
+# more than 32 fields, so the proven fields sit one level deeper.
+FINALIZED_ROOT_GINDEX_ELECTRA = 169
+CURRENT_SYNC_COMMITTEE_GINDEX_ELECTRA = 86
+NEXT_SYNC_COMMITTEE_GINDEX_ELECTRA = 87
 
 
 @fork_builder("electra")
@@ -273,8 +280,14 @@ def build(preset: dict) -> SimpleNamespace:
              List(PendingConsolidation, P["PENDING_CONSOLIDATIONS_LIMIT"])),
         ]
 
+    # [Modified in Electra] light client: deeper branches into the bigger BeaconState
+    LightClientHeader = prev.LightClientHeader
+    light_client = altair.light_client_containers(
+        LightClientHeader, SyncCommittee, SyncAggregate, FINALIZED_ROOT_GINDEX_ELECTRA,
+        CURRENT_SYNC_COMMITTEE_GINDEX_ELECTRA, NEXT_SYNC_COMMITTEE_GINDEX_ELECTRA)
+
     return extend(
-        prev,
+        prev, *light_client,
         DepositRequest, WithdrawalRequest, ConsolidationRequest, ExecutionRequests,
         PendingDeposit, PendingPartialWithdrawal, PendingConsolidation,
         Attestation, IndexedAttestation, AttesterSlashing, SingleAttestation,

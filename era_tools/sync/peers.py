@@ -36,6 +36,11 @@ class SszResponse:
     fork: str | None
     ssz: bytes
     url: str
+    digest: bytes | None = None   # the fork digest of an item of an SSZ list (light client)
+
+
+LIGHT_CLIENT = "/eth/v1/beacon/light_client"
+MAX_LIGHT_CLIENT_ITEM = 1 << 20   # a mainnet LightClientUpdate is ~26 KB
 
 
 BlockResponse = StateResponse = SszResponse
@@ -56,6 +61,9 @@ class BeaconApiClient:
         self._local = threading.local()
         self.user_agent = user_agent
         self.requests_made = 0
+        # slot -> fork name, when the network is known: names the fork of a light-client JSON
+        # answer that carries no `version` (nor Eth-Consensus-Version header)
+        self.fork_at_slot: Callable[[int], str] | None = None
 
     # -- transport -------------------------------------------------------------------------
     def _session(self) -> requests.Session:
@@ -137,7 +145,60 @@ class BeaconApiClient:
         return self._ssz(f"/eth/v2/debug/beacon/states/{slot}", "BeaconState",
                          self.state_timeout)
 
-    def _ssz(self, path: str, type_name: str, timeout: float) -> SszResponse | None:
+    # -- light client (beacon-APIs `light_client` routes) --------------------------------------
+    def light_client_bootstrap(self, block_root: bytes) -> SszResponse | None:
+        """`LightClientBootstrap` for a block root, or None (404)."""
+        return self._ssz(f"{LIGHT_CLIENT}/bootstrap/0x{bytes(block_root).hex()}",
+                         "LightClientBootstrap", self.timeout, light_client=True)
+
+    def light_client_finality_update(self) -> SszResponse | None:
+        return self._ssz(f"{LIGHT_CLIENT}/finality_update", "LightClientFinalityUpdate",
+                         self.timeout, light_client=True)
+
+    def light_client_optimistic_update(self) -> SszResponse | None:
+        return self._ssz(f"{LIGHT_CLIENT}/optimistic_update", "LightClientOptimisticUpdate",
+                         self.timeout, light_client=True)
+
+    def _light_client_fork(self, doc, fork: str | None) -> str | None:
+        """The fork of a light-client JSON answer: `version`, else the header's fork, else
+        the fork of its header's slot (`fork_at_slot`), for nodes that name none."""
+        if fork or not isinstance(doc, dict) or doc.get("version") or self.fork_at_slot is None:
+            return fork
+        data = doc.get("data")
+        header = (data.get("header") or data.get("attested_header")) if isinstance(
+            data, dict) else None
+        try:
+            return self.fork_at_slot(int(header["beacon"]["slot"]))
+        except (TypeError, KeyError, ValueError):
+            return fork
+
+    def light_client_updates(self, start_period: int, count: int) -> list[SszResponse]:
+        """The best `LightClientUpdate` of each period in [start_period, start_period + count).
+        SSZ answers are a sequence of chunks `<length: uint64 LE><fork digest: 4><ssz>`
+        (`length` counts the digest and the payload); each item comes back with its `digest`
+        and no fork: the caller maps digests to forks.  JSON answers (a list of
+        `{"version", "data"}`) come back with their `fork`."""
+        path = f"{LIGHT_CLIENT}/updates?start_period={int(start_period)}&count={int(count)}"
+        url = self.base_url + path
+        resp = self.get(path, accept=SSZ_MIME, allow_404=True)
+        if resp is None:
+            return []
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype == "application/json":
+            try:
+                doc = resp.json()
+            except ValueError as exc:
+                raise PeerError(f"{url}: JSON response does not parse") from exc
+            if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+                doc = doc["data"]  # tolerate a wrapped list
+            if not isinstance(doc, list):
+                raise PeerError(f"{url}: JSON response is not a list")
+            return [ssz_from_json(item, "LightClientUpdate", self._light_client_fork(item, None),
+                                  self._json_to_ssz, url) for item in doc]
+        return parse_light_client_chunks(resp.content, url)
+
+    def _ssz(self, path: str, type_name: str, timeout: float,
+             light_client: bool = False) -> SszResponse | None:
         url = self.base_url + path
         resp = self.get(path, accept=SSZ_MIME, timeout=timeout, allow_404=True)
         if resp is None:
@@ -150,6 +211,8 @@ class BeaconApiClient:
                 doc = resp.json()
             except ValueError as exc:
                 raise PeerError(f"{url}: JSON response does not parse") from exc
+            if light_client:
+                fork = self._light_client_fork(doc, fork)
             return ssz_from_json(doc, type_name, fork, self._json_to_ssz, url)
         return SszResponse(fork, resp.content, url)
 
@@ -178,6 +241,23 @@ def ssz_from_json(doc, type_name: str, fork: str | None,
         raise error(f"{url}: JSON `data` is not a {fork} {type_name}: "
                     f"{type(exc).__name__}: {exc}") from exc
     return SszResponse(fork, data, url)
+
+
+def parse_light_client_chunks(body: bytes, url: str) -> list[SszResponse]:
+    """Split an SSZ `updates` answer into its items; every length is checked against what is
+    left of the body (and a 1 MiB bound) before it is used."""
+    out, pos, n = [], 0, len(body)
+    while pos < n:
+        if n - pos < 12:
+            raise PeerError(f"{url}: byte {pos}: truncated light-client chunk header")
+        length = int.from_bytes(body[pos:pos + 8], "little")
+        if length < 4 or length > MAX_LIGHT_CLIENT_ITEM + 4 or pos + 8 + length > n:
+            raise PeerError(f"{url}: byte {pos}: light-client chunk length {length} does not "
+                            f"fit the {n - pos - 8} bytes left")
+        out.append(SszResponse(None, bytes(body[pos + 12:pos + 8 + length]), url,
+                               digest=bytes(body[pos + 8:pos + 12])))
+        pos += 8 + length
+    return out
 
 
 def transport_error(exc: BaseException, url: str, timeout: float) -> str:

@@ -95,10 +95,13 @@ def _truthy(v) -> bool:
 
 def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
          to_slot: int | None = None, workers: int = 8, batch_slots: int = 256,
-         progress: Callable[[int], None] | None = None) -> PullResult:
+         progress: Callable[[int], None] | None = None,
+         finalized: tuple[int, bytes] | None = None) -> PullResult:
+    """`finalized`: (epoch, root) of the finalized checkpoint to pull up to, when it comes
+    from elsewhere than the node (the light client: era_tools.lightclient.driver)."""
     net = store.network
     sphr = net.slots_per_historical_root
-    fin_epoch, fin_root = api.finalized_checkpoint()
+    fin_epoch, fin_root = finalized if finalized is not None else api.finalized_checkpoint()
     fin = fin_epoch * net.slots_per_epoch
     a = 0 if from_slot is None else from_slot
     b = fin if to_slot is None else to_slot
