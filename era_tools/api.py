@@ -73,18 +73,17 @@ class Era:
         VerificationError naming the first failure.  Once the roots level passed, the blocks
         table takes each block's root from the state's block_roots (the check proved them
         equal) instead of hashing every block a second time."""
+        from .e2store import version_of
         from .errors import VerificationError
         from .verify import level_index, verify_file
 
-        st = os.fstat(self.reader._f.fileno())
+        before = version_of(self.path, self.reader._f)
         report = verify_file(self.path, self.network, level)
         if not report.ok:
             f = report.first_failure()
             raise VerificationError(f"{self.path}: fails verification at the {level} level "
                                     f"({f.check}: {f.message})")
-        now = os.stat(self.path)
-        if (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (
-                st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+        if version_of(self.path) != before:
             raise VerificationError(f"{self.path}: the file changed after it was opened")
         if level_index(level) >= level_index("roots"):
             self._roots_verified = True

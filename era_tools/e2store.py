@@ -136,6 +136,18 @@ def file_size_of(f: BinaryIO) -> int:
     return size if size is not None else os.fstat(f.fileno()).st_size
 
 
+def version_of(path, f: BinaryIO | None = None) -> tuple | None:
+    """What identifies the bytes at `path` now (of the open file `f`, when given): another
+    value after the file or object was replaced or changed; None for a missing object."""
+    if isinstance(path, str) and path.startswith("s3://"):
+        from . import objstore
+
+        info = objstore.head(path)
+        return None if info is None else (info.size, info.etag, info.mtime_ns)
+    st = os.fstat(f.fileno()) if f is not None else os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def open_for_reading(path: str) -> tuple[BinaryIO, int]:
     """(file, size) of an e2store file; FormatError naming `path` if it cannot be opened.
     An s3:// URL opens as an objstore.RangeFile (ranged GETs with read-ahead)."""

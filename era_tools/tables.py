@@ -663,11 +663,6 @@ class _Background:
         return value
 
 
-def _identity(path) -> tuple:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -690,10 +685,11 @@ def write_era_tables(era_path, network, out_dir, tables=TABLES, verify: bool = T
     {table: rows}, "skipped": [tables], "bytes"}."""
     import pyarrow.parquet as pq
 
+    from .e2store import version_of
     from .era import EraReader, fsync_dir
 
     tables = check_tables(tables)
-    before = _identity(era_path)
+    before = version_of(era_path)
     with EraReader(era_path) as reader:
         era = reader.era
         targets = {t: era_table_path(out_dir, t, era, era_path) for t in tables}
@@ -716,7 +712,7 @@ def write_era_tables(era_path, network, out_dir, tables=TABLES, verify: bool = T
                 check.result()  # a file that fails verification says so first
                 raise
             check.result()
-            if _identity(era_path) != before:  # what was verified is what this reader reads
+            if version_of(era_path) != before:  # what was verified is what this reader reads
                 raise VerificationError(f"{era_path}: the file changed while it was read; "
                                         "no tables written")
     for t, table in built.items():
