@@ -148,13 +148,8 @@ def block_roots_check(reader: EraReader, head: StateHead, network, prev_root: by
 
 
 def _state_root(state_ssz: bytes, network, slot: int) -> bytes:
-    try:  # era_tools.verify's state root (fast path over the bytes when built)
-        from .verify import state_root
-    except ImportError:  # pragma: no cover - verify.py missing
-        from . import ssz
+    from .verify import state_root
 
-        st = ssz.decode_state(state_ssz, network.fork_name_at_slot(slot), network.preset_base)
-        return ssz.hash_tree_root(st)
     return state_root(state_ssz, network.fork_name_at_slot(slot), network.preset_base)
 
 
@@ -162,12 +157,10 @@ def roots_level(reader: EraReader, head: StateHead, network, prev_root: bytes | 
     """Check one era file at the `roots` level and return {slot: (root, parent_root)}.
 
     Uses era_tools.verify's roots level (hash every block against state.block_roots, empty
-    slots, file name) when it is there, then a cheap pass over the block prefixes for the
-    parent links (also across the era boundary, which a single-file check cannot see)."""
-    try:
-        from . import verify
-    except ImportError:  # pragma: no cover - verify.py missing
-        return block_roots_check(reader, head, network, prev_root, hash_blocks=True)
+    slots, file name), then a cheap pass over the block prefixes for the parent links (also
+    across the era boundary, which a single-file check cannot see)."""
+    from . import verify
+
     report = verify.verify_file(reader.path, network, "roots")
     if not report.ok:
         f = report.first_failure()

@@ -29,7 +29,8 @@ import os
 import queue
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Sequence
+from enum import IntEnum
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -41,10 +42,19 @@ from .errors import ConfigError, EraToolsError, FormatError, hex0x
 from .procs import pool_context
 from .signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root
 from .ssz.fast import container_field_ranges, hash_tree_root_bytes
+from .ssz.view import StateView
 
-LEVELS = ("structure", "roots", "signatures", "chain")
-# pubkey 48 | withdrawal_credentials 32 | effective_balance 8 | slashed 1 | 4 epochs of 8
-VALIDATOR_SIZE = 121
+
+class Level(IntEnum):
+    """Verification levels, each including the ones before it."""
+
+    STRUCTURE = 0
+    ROOTS = 1
+    SIGNATURES = 2
+    CHAIN = 3
+
+
+LEVELS = tuple(lv.name.lower() for lv in Level)  # ("structure", "roots", "signatures", "chain")
 # States up to this size are decoded into py-ssz objects at the structure level; bigger ones
 # (mainnet: hundreds of MB) get their offset table and list shapes checked on the bytes.
 FULL_STATE_DECODE_LIMIT = 1024 * 1024
@@ -53,11 +63,10 @@ MAX_FAILURES_PER_FILE = 100
 
 
 
-def level_index(level: str) -> int:
-    try:
-        return LEVELS.index(level)
-    except ValueError:
+def level_index(level: str) -> Level:
+    if level not in LEVELS:
         raise ConfigError(f"unknown verification level {level!r}; one of {', '.join(LEVELS)}")
+    return Level[level.upper()]
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,7 +107,7 @@ class FileReport:
         if not self.failures:
             return None
         # Lowest level first; within a level, failures that name a slot before file-wide ones.
-        return min(self.failures, key=lambda f: (LEVELS.index(f.level), f.slot is None,
+        return min(self.failures, key=lambda f: (level_index(f.level), f.slot is None,
                                                  f.slot or 0))
 
     def check(self, name: str, level: str, status: str = "ok", detail: str | None = None):
@@ -185,23 +194,15 @@ def field_range(cls, data, name: str) -> tuple[int, int]:
         raise KeyError(f"{cls.__name__} has no field {name!r}") from None
 
 
-def _check_state_shape(cls, data) -> None:
-    """Cheap structural check of a big serialized state: the offset table is sane and every
-    list of fixed-size elements has a whole number of elements within its limit."""
-    for fname, sedes in cls._meta.fields:
-        if sedes.is_fixed_sized:
-            continue
-        start, end = field_range(cls, data, fname)
-        elem = getattr(sedes, "element_sedes", None)
-        limit = getattr(sedes, "max_length", None)
-        if elem is not None and elem.is_fixed_sized:
-            size = elem.get_fixed_size()
-            if (end - start) % size:
-                raise FormatError(f"BeaconState.{fname}: {end - start} bytes is not a whole "
-                                  f"number of {size}-byte elements")
-            if limit is not None and (end - start) // size > limit:
-                raise FormatError(f"BeaconState.{fname}: {(end - start) // size} elements "
-                                  f"exceed the limit {limit}")
+def _check_state_shape(view: StateView) -> None:
+    """Cheap structural check of a big serialized state: the offset table is sane (checked
+    when the view opened) and every list or vector of fixed-size elements has a whole number
+    of elements within its limit (StateView.field_array checks that)."""
+    for name in view.field_names:
+        try:
+            view.field_array(name)
+        except TypeError:
+            pass  # a container or variable-size elements: the offset table covers it
 
 
 def state_root(data: bytes, fork: str, preset_base: str, decoded=None) -> bytes:
@@ -213,13 +214,7 @@ def state_root(data: bytes, fork: str, preset_base: str, decoded=None) -> bytes:
 
 def validator_pubkeys(data: bytes, fork: str, preset_base: str) -> np.ndarray:
     """(n, 48) uint8 view of every validator's pubkey, straight from the state bytes."""
-    cls = ssz.types_for(fork, preset_base).BeaconState
-    start, end = field_range(cls, data, "validators")
-    if (end - start) % VALIDATOR_SIZE:
-        raise FormatError(f"BeaconState.validators: {end - start} bytes is not a whole number "
-                          f"of {VALIDATOR_SIZE}-byte validators")
-    arr = np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start)
-    return arr.reshape(-1, VALIDATOR_SIZE)[:, :48]
+    return StateView(data, fork, preset_base).pubkeys()
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,28 +259,34 @@ def load_trusted_state(data: bytes, network: Network, where: str = "trusted stat
         raise FormatError(f"{where}: {len(data)} bytes is too short for a BeaconState")
     slot = int.from_bytes(data[40:48], "little")
     fork = network.fork_name_at_slot(slot)
-    cls = ssz.types_for(fork, network.preset_base).BeaconState
-    sphr = network.slots_per_historical_root
     try:
-        hr = field_range(cls, data, "historical_roots")
-        hs = field_range(cls, data, "historical_summaries") if any(
-            n == "historical_summaries" for n, _ in cls._meta.fields) else (0, 0)
-        sr = field_range(cls, data, "state_roots")
+        view = StateView(data, fork, network.preset_base)
+        hr = view.historical_roots
+        hs = (view.historical_summaries if "historical_summaries" in view.field_names
+              else np.zeros((0, 64), np.uint8))
+        sr = view.state_roots
     except FormatError as exc:
         raise FormatError(f"{where}: not a {fork} BeaconState: {exc}") from exc
-    if (hr[1] - hr[0]) % 32 or (hs[1] - hs[0]) % 64 or sr[1] - sr[0] != 32 * sphr:
+    if len(sr) != network.slots_per_historical_root:
         raise FormatError(f"{where}: not a {fork} BeaconState of preset {network.preset_base}")
-    root = state_root(bytes(data), fork, network.preset_base) if with_root else None
-    return TrustedState(slot, bytes(data[8:40]), bytes(data[hr[0]:hr[1]]),
-                        bytes(data[hs[0]:hs[1]]), bytes(data[sr[0]:sr[1]]), root)
+    root = view.hash_tree_root() if with_root else None
+    return TrustedState(slot, view.genesis_validators_root, hr.tobytes(), hs.tobytes(),
+                        sr.tobytes(), root)
 
 
 # --------------------------------------------------------------------------------------------
 # One file
 
 
+class SignedBy(NamedTuple):
+    """Which block a pending signature set belongs to."""
+
+    slot: int
+    proposer: int
+
+
 def _bls_chunk(sets: list) -> list[int]:
-    return bls.find_invalid([bls.SignatureSet(*s) for s in sets])
+    return bls.find_invalid(sets)
 
 
 class _Signatures:
@@ -301,8 +302,8 @@ class _Signatures:
         self.pk_cache: dict = {}
 
     def add(self, slot: int, proposer: int, pubkey: bytes, msg: bytes, sig: bytes) -> None:
-        self.pending.append((pubkey, msg, sig))
-        self.meta.append((slot, proposer))
+        self.pending.append(bls.SignatureSet(pubkey, msg, sig))
+        self.meta.append(SignedBy(slot, proposer))
         if len(self.pending) >= BLS_CHUNK:
             self.flush()
 
@@ -317,8 +318,7 @@ class _Signatures:
                 fut.add_done_callback(lambda _f, n=len(sets): self.progress(n))
             self.futures.append((fut, sets, meta))
         else:
-            bad = bls.find_invalid([bls.SignatureSet(*s) for s in sets],
-                                   _pk_cache=self.pk_cache)
+            bad = bls.find_invalid(sets, _pk_cache=self.pk_cache)
             self._record(bad, sets, meta)
             if self.progress:
                 self.progress(len(sets))
@@ -330,12 +330,12 @@ class _Signatures:
 
     def _record(self, bad, sets, meta) -> None:
         for i in bad:
-            slot, proposer = meta[i]
-            pubkey, msg, sig = sets[i]
+            who, s = meta[i], sets[i]
             self.report.fail("signatures", "proposer_signatures",
-                             f"slot {slot}: proposer signature does not verify (proposer "
-                             f"{proposer}, pubkey {hex0x(pubkey)}, signing root {hex0x(msg)})",
-                             slot, expected=f"a signature by {hex0x(pubkey)}", actual=sig)
+                             f"slot {who.slot}: proposer signature does not verify (proposer "
+                             f"{who.proposer}, pubkey {hex0x(s.pubkey)}, signing root "
+                             f"{hex0x(s.message)})", who.slot,
+                             expected=f"a signature by {hex0x(s.pubkey)}", actual=s.signature)
 
 
 def verify_file(path: str, network: Network, level: str = "signatures", *,
@@ -376,7 +376,7 @@ def network_mismatch(head, network: Network, gvr: bool = True) -> str | None:
     return None
 
 
-def _verify_open_file(reader: EraReader, report: FileReport, network: Network, lvl: int,
+def _verify_open_file(reader: EraReader, report: FileReport, network: Network, lvl: Level,
                       progress, bls_pool) -> None:
     path = reader.path
     preset = network.preset_base
@@ -414,16 +414,17 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
 
     # -- structure: the state ------------------------------------------------------------------
     state_fork = network.fork_name_at_slot(reader.state_slot)
-    state_cls = ssz.types_for(state_fork, preset).BeaconState
     state_data = reader.state_ssz(mutable=True)  # read-only here; no copy of it
     decoded_state = None
+    view = None
     try:
         if len(state_data) <= FULL_STATE_DECODE_LIMIT:
             decoded_state = ssz.decode_state(bytes(state_data), state_fork, preset,
                                              where=f"{path}: state slot {reader.state_slot}")
             detail = f"decoded as {state_fork}"
         else:
-            _check_state_shape(state_cls, state_data)
+            view = StateView(state_data, state_fork, preset)
+            _check_state_shape(view)
             detail = f"{state_fork} offset table and list shapes checked"
         report.check("state_decode", "structure", detail=detail)
     except FormatError as exc:
@@ -437,15 +438,15 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
         report.check("state_slot", "structure")
 
     # -- roots: network identity -------------------------------------------------------------
-    if lvl >= 1:
+    if lvl >= Level.ROOTS:
         _check_network(reader, report, network, head)
 
     # -- signatures: proposer pubkeys ------------------------------------------------------
     pubkeys = None
     sigs = None
-    if lvl >= 2 and block_slots:
+    if lvl >= Level.SIGNATURES and block_slots:
         try:
-            pubkeys = validator_pubkeys(state_data, state_fork, preset)
+            pubkeys = (view or StateView(state_data, state_fork, preset)).pubkeys()
         except FormatError as exc:
             report.fail("signatures", "proposer_signatures",
                         f"state slot {reader.state_slot}: cannot read validators: {exc}")
@@ -474,7 +475,7 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
         else:
             report.check("block_slots", "structure")
         report.check("blocks_decode", "structure")
-        if lvl < 1:
+        if lvl < Level.ROOTS:
             continue
         want = head.block_root_at(slot)
         if root != want:
@@ -531,7 +532,7 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
         report.check("proposer_signatures", "signatures")
 
     # -- roots: empty slots, file name ---------------------------------------------------------
-    if lvl >= 1:
+    if lvl >= Level.ROOTS:
         _check_empty_slots(reader, report, head)
         _check_file_name(reader, report, network, head)
         report.link.update(
@@ -543,17 +544,28 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
             gvr=head.genesis_validators_root)
 
     # -- chain: this file's state root -----------------------------------------------------
-    if lvl >= 3:
+    if lvl >= Level.CHAIN:
         report.link["state_root"] = state_root(state_data, state_fork, preset, decoded_state)
         report.check("state_root", "chain", detail=hex0x(report.link["state_root"]))
 
 
-# Block facts: (slot, error or None, message slot, proposer_index, block root, parent_root,
-# signature) per block, from the bytes alone; the checks against the state run in the parent.
+class BlockFacts(NamedTuple):
+    """What the checks against the state need from one block, read from its bytes alone (in
+    a pool worker when there is one); the checks themselves run in the parent."""
+
+    slot: int                  # the index slot
+    error: str | None          # why the block does not decode (then the rest is None)
+    msg_slot: int | None       # the slot the block message says
+    proposer: int | None
+    root: bytes | None         # hash_tree_root(message)
+    parent: bytes | None
+    signature: bytes | None
+
+
 FACTS_CHUNK = 256  # blocks per worker task (an era has 32 of them)
 
 
-def _facts_of(reader: EraReader, network: Network, slots) -> list[tuple]:
+def _facts_of(reader: EraReader, network: Network, slots) -> list[BlockFacts]:
     preset = network.preset_base
     out = []
     for slot in slots:
@@ -562,21 +574,22 @@ def _facts_of(reader: EraReader, network: Network, slots) -> list[tuple]:
             data = reader.block_ssz(slot, mutable=True)
             root = _decode_block_root(data, fork, preset, f"{reader.path}: slot {slot}")
         except FormatError as exc:
-            out.append((slot, f"slot {slot}: block does not decode as {fork} SignedBeaconBlock: "
-                              f"{exc}", None, None, None, None, None))
+            out.append(BlockFacts(slot, f"slot {slot}: block does not decode as {fork} "
+                                        f"SignedBeaconBlock: {exc}", None, None, None, None,
+                                  None))
             continue
         # SignedBeaconBlock = offset(message) | signature | message; message starts with
         # slot | proposer_index | parent_root (checked by the decode above).
-        out.append((slot, None, int.from_bytes(data[100:108], "little"),
-                    int.from_bytes(data[108:116], "little"), root, bytes(data[116:148]),
-                    bytes(data[4:100])))
+        out.append(BlockFacts(slot, None, int.from_bytes(data[100:108], "little"),
+                              int.from_bytes(data[108:116], "little"), root,
+                              bytes(data[116:148]), bytes(data[4:100])))
     return out
 
 
 _worker_reader: tuple | None = None  # (key, EraReader): the file a pool worker has open
 
 
-def _facts_task(path: str, network: Network, slots: list[int]) -> list[tuple]:
+def _facts_task(path: str, network: Network, slots: list[int]) -> list[BlockFacts]:
     """Pool task: a worker opens the era file itself (the parent sends path and slots, not
     bytes) and keeps it open for the next chunk of the same file."""
     global _worker_reader
@@ -721,7 +734,7 @@ def _check_file_name(reader: EraReader, report: FileReport, network: Network, he
 # Many files
 
 
-def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: int,
+def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: Level,
                  trusted_root: bytes | None, trusted: TrustedState | None,
                  network: Network) -> None:
     by_era: dict[int, list[FileReport]] = {}
@@ -730,7 +743,7 @@ def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: int
             by_era.setdefault(r.era, []).append(r)
     sphr = network.slots_per_historical_root
     # roots: the first slot of each era against the previous era's state
-    if lvl >= 1:
+    if lvl >= Level.ROOTS:
         for era, rs in by_era.items():
             prev = by_era.get(era - 1)
             if len(rs) != 1 or not prev or len(prev) != 1 or era < 2:
@@ -752,7 +765,7 @@ def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: int
                        f"slot {start}: parent_root {hex0x(r.link['first_block_parent'])} != "
                        f"block root of slot {start - 1} {hex0x(prev_root)} in {p.path}",
                        start, expected=prev_root, actual=r.link["first_block_parent"])
-    if lvl < 3:
+    if lvl < Level.CHAIN:
         return
     # chain: one file per era, no gaps
     for era, rs in sorted(by_era.items()):
@@ -1131,10 +1144,10 @@ def verify_archive(paths: Sequence[str], network: Network | None, level: str = "
     if era_reports:
         _link_checks(era_reports, archive, lvl, trusted_root, trusted_state, network)
     if len(era_reports) < len(reports):
-        if lvl >= 2:
+        if lvl >= Level.SIGNATURES:
             archive.notes.append("era1 files are checked up to the roots level: their blocks "
                                  "carry no proposer signatures (proof of work is not checked)")
-        if lvl >= 3:
+        if lvl >= Level.CHAIN:
             _era1_link_checks(reports, archive)
     archive.files = sorted(reports, key=lambda r: (r.era if r.era is not None else -1, r.path))
     return archive

@@ -71,10 +71,8 @@ def header_root(state: bytes, state_root: bytes) -> tuple[int, bytes, bytes]:
 
 
 def block_root_of(data: bytes, fork: str, preset: str, where: str) -> bytes:
-    try:
-        from ..ssz.fast import hash_tree_root_bytes
-    except ImportError:  # pragma: no cover
-        return ssz.block_root(ssz.decode_block(data, fork, preset, where=where))
+    from ..ssz.fast import hash_tree_root_bytes
+
     if len(data) < 184 or int.from_bytes(data[:4], "little") != 100:
         raise FormatError(f"{where}: {len(data)} bytes are not a SignedBeaconBlock")
     return hash_tree_root_bytes(ssz.types_for(fork, preset).BeaconBlock, memoryview(data)[100:])
