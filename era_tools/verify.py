@@ -339,8 +339,13 @@ class _Signatures:
 
 
 def verify_file(path: str, network: Network, level: str = "signatures", *,
-                progress: Callable[[int], None] | None = None, bls_pool=None) -> FileReport:
-    """Check one era file up to `level`; failures are returned in the report, not raised."""
+                progress: Callable[[int], None] | None = None, bls_pool=None,
+                trusted: TrustedState | None = None) -> FileReport:
+    """Check one era file up to `level`; failures are returned in the report, not raised.
+
+    With `trusted` at the chain level the file is also checked against the trusted state's
+    historical roots (`check_trusted`): that needs nothing but this file and the state's
+    lists, so every file of an archive can be checked on its own (a pool or Dask worker)."""
     if is_era1(path):
         return verify_era1_file(path, level, progress=progress)
     lvl = level_index(level)
@@ -356,6 +361,30 @@ def verify_file(path: str, network: Network, level: str = "signatures", *,
         except EraToolsError as exc:  # an error that stops this file (unexpected bytes)
             report.fail("structure", "read", str(exc))
             report.blocks = 0
+    if trusted is not None and lvl >= Level.CHAIN:
+        check_trusted(report, trusted, network)
+    return report
+
+
+def anchor_era(path: str, network: Network, trusted: TrustedState) -> FileReport:
+    """The trusted-state check alone, from the file's state head (no block is hashed, the
+    state is not decoded): the era root of the state's block_roots/state_roots and the file
+    name's era and short root against the trusted state's historical roots/summaries.
+    It proves which block_roots the era state holds, not that the blocks match them (the
+    roots level does that)."""
+    report = FileReport(path=os.fspath(path), level="chain")
+    sphr = network.slots_per_historical_root
+    try:
+        with EraReader(path) as reader:
+            head = reader.state_head(sphr)
+            report.state_slot = reader.state_slot
+            report.era = reader.state_slot // sphr
+            report.link.update(era_root=head.era_root() if report.era else None,
+                               gvr=head.genesis_validators_root)
+    except EraToolsError as exc:
+        report.fail("structure", "read", str(exc))
+        return report
+    check_trusted(report, trusted, network)
     return report
 
 
@@ -797,11 +826,8 @@ def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: Lev
                    expected=p.link["state_root"], actual=r.link["state_roots0"])
         else:
             r.check("links", "chain")
-    # chain: anchors
-    if trusted is not None:
-        for era in eras:
-            for r in by_era[era]:
-                _check_trusted_state(r, trusted, network)
+    # chain: anchors (each file was checked against the trusted state on its own:
+    # verify_file's check_trusted)
     _anchor(by_era, eras, archive, trusted_root, trusted, network)
 
 
@@ -950,7 +976,12 @@ def _walk_to_boundary(by_era: dict, eras: list, slot: int, sphr: int,
     return None
 
 
-def _check_trusted_state(r: FileReport, t: TrustedState, network: Network) -> None:
+def check_trusted(r: FileReport, t: TrustedState, network: Network) -> None:
+    """One era file's report against a trusted state (needs this file's facts in `r.link`
+    and the trusted lists, no other file): the era root of the file's state equals the
+    state's historical entry for the era its name says, the name's short root is that
+    entry's, and a state the trusted state reaches (its own slot, or within its state_roots)
+    has the root it says.  Eras past the state's coverage get no check (unanchored)."""
     sphr = network.slots_per_historical_root
     gvr = r.link.get("gvr")
     if gvr is not None and gvr != t.genesis_validators_root:
@@ -958,16 +989,18 @@ def _check_trusted_state(r: FileReport, t: TrustedState, network: Network) -> No
                f"state's {hex0x(t.genesis_validators_root)}", expected=t.genesis_validators_root,
                actual=gvr)
         return
-    if r.era and r.link.get("era_root") is not None:
+    era_root = r.link.get("era_root")
+    if r.era and era_root is not None:
         want = t.era_root(r.era)
         if want is not None:
-            if want != r.link["era_root"]:
+            if want != era_root:
                 r.fail("chain", "historical_roots",
-                       f"era {r.era}: era root {hex0x(r.link['era_root'])} != trusted state "
+                       f"era {r.era}: era root {hex0x(era_root)} != trusted state "
                        f"(slot {t.slot}) historical entry {hex0x(want)}", r.state_slot,
-                       expected=want, actual=r.link["era_root"])
+                       expected=want, actual=era_root)
             else:
                 r.check("historical_roots", "chain")
+        _check_trusted_name(r, t, era_root)
     sr = r.link.get("state_root")
     if sr is not None and r.state_slot is not None:
         if r.state_slot == t.slot and t.root is not None:
@@ -982,6 +1015,29 @@ def _check_trusted_state(r: FileReport, t: TrustedState, network: Network) -> No
                    f"trusted state's {hex0x(want)}", r.state_slot, expected=want, actual=sr)
         else:
             r.check("anchor", "chain", detail="trusted state")
+
+
+def _check_trusted_name(r: FileReport, t: TrustedState, era_root: bytes) -> None:
+    """The file's place in the archive (its name's era and short root) against the trusted
+    entry for that era: a file moved to another era's name, or renamed, fails here even when
+    its contents are a good era."""
+    parsed = parse_era_file_name(os.path.basename(r.path))
+    if parsed is None:
+        return  # the roots level reports a name that does not parse
+    _, named_era, short = parsed
+    want = t.era_root(named_era) if named_era else None
+    if want is None:
+        return
+    if named_era != r.era:
+        r.fail("chain", "historical_roots",
+               f"file name says era {named_era}, whose trusted root (state slot {t.slot}) is "
+               f"{hex0x(want)}; the file holds era {r.era} (era root {hex0x(era_root)})",
+               r.state_slot, expected=want, actual=era_root)
+    elif short != want[:4].hex():
+        r.fail("chain", "historical_roots",
+               f"file name short root 0x{short} != 0x{want[:4].hex()} of the trusted state's "
+               f"(slot {t.slot}) era {named_era} root", expected="0x" + want[:4].hex(),
+               actual="0x" + short)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1095,17 +1151,25 @@ def _init_worker(q) -> None:
     _progress_queue = q
 
 
-def _file_task(path: str, network: Network, level: str) -> FileReport:
+def _file_task(path: str, network: Network, level: str,
+               trusted: TrustedState | None = None) -> FileReport:
+    """One file, in a pool worker or on a Dask worker (no progress queue there)."""
     q = _progress_queue
-    return verify_file(path, network, level, progress=(q.put if q is not None else None))
+    return verify_file(path, network, level, progress=(q.put if q is not None else None),
+                       trusted=trusted)
 
 
 def verify_archive(paths: Sequence[str], network: Network | None, level: str = "signatures", *,
                    trusted_root: bytes | None = None, trusted_state: TrustedState | None = None,
                    jobs: int | None = None,
-                   progress: Callable[[int], None] | None = None) -> ArchiveReport:
+                   progress: Callable[[int], None] | None = None,
+                   dask: str | None = None) -> ArchiveReport:
     """Verify era files (paths: files or directories) and the links between them; era1 files
     among them (`verify_era1_file`) need no network.
+
+    With `dask` ("tcp://HOST:PORT" of a Dask scheduler) every file is verified on a worker of
+    that cluster (era_tools.cluster), which reads it from the same path; the checks across
+    files run here on the returned reports, as in a local run.
 
     Files are verified in parallel in `jobs` processes (default: all cores); with one file, or
     jobs=1, the file is verified in this process (a single file still spreads its block
@@ -1128,18 +1192,24 @@ def verify_archive(paths: Sequence[str], network: Network | None, level: str = "
                           for p in files if is_era1(p)]
         return archive
     archive = ArchiveReport(level=level, network=network.name if network else _era1_network(files))
-    if jobs == 1 or len(files) <= 1:
+    if dask is not None:
+        from .cluster import run_per_file
+
+        reports = run_per_file(dask, _file_task, files, network, level, trusted_state,
+                               progress=(lambda r: progress(r.blocks)) if progress else None,
+                               name="verify")
+    elif jobs == 1 or len(files) <= 1:
         pool = None
         if jobs > 1:  # block hashing (every level) and signature batches go to the pool
             pool = cf.ProcessPoolExecutor(jobs, mp_context=_mp_context())
         try:
-            reports = [verify_file(p, network, level, progress=progress, bls_pool=pool)
-                       for p in files]
+            reports = [verify_file(p, network, level, progress=progress, bls_pool=pool,
+                                   trusted=trusted_state) for p in files]
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
     else:
-        reports = _verify_parallel(files, network, level, jobs, progress)
+        reports = _verify_parallel(files, network, level, jobs, progress, trusted_state)
     era_reports = [r for r in reports if not is_era1(r.path)]
     if era_reports:
         _link_checks(era_reports, archive, lvl, trusted_root, trusted_state, network)
@@ -1177,7 +1247,7 @@ def _mp_context():
     return pool_context([__name__])
 
 
-def _verify_parallel(files, network, level, jobs, progress) -> list[FileReport]:
+def _verify_parallel(files, network, level, jobs, progress, trusted) -> list[FileReport]:
     ctx = _mp_context()
     q = ctx.Queue() if progress else None
     stop = threading.Event()
@@ -1195,7 +1265,7 @@ def _verify_parallel(files, network, level, jobs, progress) -> list[FileReport]:
     try:
         with cf.ProcessPoolExecutor(min(jobs, len(files)), mp_context=ctx,
                                     initializer=_init_worker, initargs=(q,)) as pool:
-            futs = [pool.submit(_file_task, p, network, level) for p in files]
+            futs = [pool.submit(_file_task, p, network, level, trusted) for p in files]
             if drainer:  # after the first submit has started (forked) the workers
                 drainer.start()
             reports = []
