@@ -1,0 +1,89 @@
+"""Per-file work on a Dask cluster: `era verify --dask` and `era info --dask`.
+
+    reports = run_per_file("tcp://10.0.0.1:8786", verify_task, paths, network, "signatures",
+                           trusted, progress=bar.update)
+
+The only module that imports `dask`/`distributed`.  The client sends each worker a file's path
+(a shared file system, or object storage once paths may be `s3://` URLs: every open of an era
+path goes through `era_tools.e2store.open_for_reading`) and small picklable arguments (the
+network, the level, the trusted state's lists); the worker reads the file itself and returns
+a small result (a `FileReport` or an `era info` dict).  Results come back in the order of the
+paths; everything that needs several files (links between eras, anchors) runs in the caller
+on those results.  A worker that dies mid-file has its task rescheduled by the scheduler on
+another worker (Dask's `allowed-failures`), which recomputes it from the file: same result.
+
+This module knows nothing of what a check is: it runs functions of other modules by path.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+from .errors import EraToolsError, PeerError
+
+CONNECT_TIMEOUT = 20.0  # seconds to reach the scheduler
+
+
+class _Raised:
+    """An EraToolsError raised on a worker, carried back as a value (its type and message), so
+    the client re-raises the same error and a failed file is not retried as a crash."""
+
+    def __init__(self, exc: EraToolsError):
+        self.exc = exc
+
+
+def _run(func: Callable, path: str, args: tuple):
+    try:
+        return func(path, *args)
+    except EraToolsError as exc:
+        return _Raised(exc)
+
+
+def run_per_file(scheduler: str, func: Callable, paths: Sequence[str], *args,
+                 progress: Callable[[object], None] | None = None, errors: str = "raise",
+                 name: str = "era") -> list:
+    """Run `func(path, *args)` for every path on the Dask cluster at `scheduler`
+    ("tcp://HOST:PORT"); return the results in path order.  `func` must be a module-level
+    function of era_tools (workers import it by name).  An EraToolsError raised by `func` on a
+    worker comes back as a value: with errors="raise" the first one in path order is raised
+    here once every task finished; with errors="return" it takes the file's place in the
+    list.  `progress(result)` is called as each file's result arrives."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise PeerError("--dask needs the 'distributed' package: pip install "
+                        "'era_tools[dask]'") from exc
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise PeerError(f"{scheduler}: no Dask scheduler answers: {_short(exc)}") from None
+    try:
+        if not client.scheduler_info().get("workers"):
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        # one key per file and run: the scheduler reruns a task whose worker died
+        run = os.urandom(4).hex()
+        futs = [client.submit(_run, func, p, args, pure=False,
+                              key=f"{name}-{run}-{i}-{os.path.basename(p)}")
+                for i, p in enumerate(paths)]
+        index = {f.key: i for i, f in enumerate(futs)}
+        results: list = [None] * len(futs)
+        for fut in as_completed(futs, loop=client.loop):
+            res = fut.result()
+            results[index[fut.key]] = res
+            if progress is not None and not isinstance(res, _Raised):
+                progress(res)
+    except (OSError, TimeoutError) as exc:
+        raise PeerError(f"{scheduler}: the Dask cluster failed: {_short(exc)}") from None
+    finally:
+        client.close()
+    if errors == "raise":
+        for res in results:
+            if isinstance(res, _Raised):
+                raise res.exc
+    return [r.exc if isinstance(r, _Raised) else r for r in results]
+
+
+def _short(exc: BaseException, n: int = 200) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= n else text[:n] + "..."
