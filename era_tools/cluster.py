@@ -87,3 +87,16 @@ def run_per_file(scheduler: str, func: Callable, paths: Sequence[str], *args,
 def _short(exc: BaseException, n: int = 200) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= n else text[:n] + "..."
+
+
+def warm_up(scheduler: str, modules: Sequence[str] = ("era_tools.verify",)) -> int:
+    """Import `modules` on every worker now (numpy, py-ssz, the BLS binding: ~0.5 s each), so
+    a timed run does not count it; returns the number of workers."""
+    import importlib
+
+    from distributed import Client
+
+    with Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False) as client:
+        for m in modules:
+            client.run(importlib.import_module, m)
+        return len(client.scheduler_info().get("workers", {}))
