@@ -234,7 +234,8 @@ def main() -> None:
             if k > 1:
                 print(f"  scaling with {k} workers: {v / per_worker[1]:.2f}x linear per worker "
                       f"(goal >= 0.9); CPU per era {cpu_per_era[k]:.2f} s against "
-                      f"{cpu_per_era[1]:.2f} s with 1 worker ({cpu_per_era[k] / cpu_per_era[1]:.2f}x)")
+                      f"{cpu_per_era[1]:.2f} s with 1 worker "
+                      f"({cpu_per_era[k] / cpu_per_era[1]:.2f}x)")
         d1 = next(w for lbl, p, w, _ in rows if lbl.startswith("dask, 1 "))
         print(f"  Dask overhead per era: wall {(d1 - local1) / n * 1000:+.1f} ms "
               f"((dask 1 worker - local --jobs 1) / {n}, {d1 / local1:.3f}x); CPU "

@@ -242,9 +242,10 @@ def test_cli_trusted_state_url(sample_host, sample_dir, tmp_path, trusted_1024):
     assert res.exit_code == 0, res.output
     res = runner.invoke(main, args + ["--trusted-state-root", "0x" + "11" * 32])
     assert res.exit_code == 1
+    url = sample_host.url.rstrip("/")
     assert res.stderr.strip().splitlines()[-1] == (
-        f"error: {sample_host.url.rstrip('/')}/eth/v2/debug/beacon/states/finalized: state (slot 1024) "
-        f"root {root} is not the expected 0x{'11' * 32}")
+        f"error: {url}/eth/v2/debug/beacon/states/finalized: state (slot 1024) root {root} is "
+        f"not the expected 0x{'11' * 32}")
 
 
 def test_cli_trusted_state_unreachable_node(sample_dir):
@@ -260,3 +261,22 @@ def test_cli_trusted_state_unreachable_node(sample_dir):
     assert line.startswith(f"error: http://127.0.0.1:{port}/eth/v2/debug/beacon/states/"
                            "finalized: "), line
     assert "connection refused" in line, line
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--trusted-state", "/nonexistent/state.ssz"],
+     "Invalid value for --trusted-state: '/nonexistent/state.ssz': no such file"),
+    (["--trusted-state", "http://"],
+     "Invalid value for --trusted-state: 'http://' is not an http:// or https:// URL with a "
+     "host"),
+    (["--trusted-state-root", "0x" + "11" * 32],
+     "Error: --trusted-state-root needs --trusted-state"),
+    (["--dask", "http://127.0.0.1:8786"],
+     "Invalid value for '--dask': 'http://127.0.0.1:8786' is not a Dask scheduler address"),
+    (["--dask", "127.0.0.1"],
+     "Invalid value for '--dask': '127.0.0.1' is not a Dask scheduler address"),
+])
+def test_bad_trusted_state_and_dask_options_exit_2(sample_dir, args, message):
+    res = CliRunner().invoke(main, ["verify", str(sample_dir), "--level", "chain", *args])
+    assert res.exit_code == 2, res.output
+    assert message in res.stderr, res.stderr

@@ -8,13 +8,13 @@ import sys
 import click
 
 from . import main
-from .common import echo_json, json_option, network_options, pick_network
+from .common import dask_address, echo_json, json_option, network_options, pick_network
 from ..errors import ConfigError, EraToolsError, FormatError
 
 
 @main.command(short_help="Summarize era and era1 files.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
-@click.option("--dask", "dask_scheduler", metavar="tcp://HOST:PORT",
+@click.option("--dask", "dask_scheduler", metavar="tcp://HOST:PORT", callback=dask_address,
               help="Summarize each file on a worker of this Dask scheduler (pip install "
                    "'era_tools[dask]'); workers read the files from the same paths.  Output and "
                    "exit status are those of a local run.")

@@ -7,7 +7,8 @@ import os
 import click
 
 from . import main
-from .common import echo_json, json_option, network_options, pick_network, progress_bar
+from .common import (bytes_progress, dask_address, echo_json, http_url, json_option,
+                     network_options, pick_network, progress_bar)
 from ..errors import ConfigError, FormatError, VerificationError, hex0x
 
 # era_tools.verify.LEVELS, spelled out so that `era verify --help` does not import the verifier
@@ -39,15 +40,12 @@ def load_trusted(source: str, net, expected_root: bytes | None, quiet: bool):
     if is_url(source):
         from ..sync.checkpoint import trusted_state_from_node
 
-        bar = progress_bar(None, "trusted state", unit="B", disable=True if quiet else None)
-        bar.unit_scale = True
+        try:
+            http_url(None, None, source)
+        except click.BadParameter as exc:
+            raise click.BadParameter(exc.message, param_hint="--trusted-state") from None
 
-        def prog(n, total):
-            if total and bar.total != total:
-                bar.total = total
-            bar.update(n - bar.n)
-
-        with bar:
+        with bytes_progress("trusted state", disable=True if quiet else None) as prog:
             return trusted_state_from_node(source, net, expected_root=expected_root,
                                            progress=prog)
     if not os.path.isfile(source):
@@ -98,7 +96,7 @@ def anchor_line(a: dict) -> str:
                    "verified); another root exits 1.  Without it the file or node is trusted.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None,
               help="Processes to verify files in parallel [default: all cores].")
-@click.option("--dask", "dask_scheduler", metavar="tcp://HOST:PORT",
+@click.option("--dask", "dask_scheduler", metavar="tcp://HOST:PORT", callback=dask_address,
               help="Verify each file on a worker of this Dask scheduler (pip install "
                    "'era_tools[dask]'); workers read the files from the same paths.  The report, "
                    "--json and exit status are those of a local run.")
