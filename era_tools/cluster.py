@@ -50,7 +50,9 @@ def run_per_file(scheduler: str, func: Callable, paths: Sequence[str], *args,
     here once every task finished; with errors="return" it takes the file's place in the
     list.  `progress(result)` is called as each file's result arrives."""
     try:
-        from distributed import Client, as_completed
+        from concurrent.futures import CancelledError
+
+        from distributed import Client, KilledWorker, as_completed
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise PeerError("--dask needs the 'distributed' package: pip install "
                         "'era_tools[dask]'") from exc
@@ -69,8 +71,17 @@ def run_per_file(scheduler: str, func: Callable, paths: Sequence[str], *args,
         index = {f.key: i for i, f in enumerate(futs)}
         results: list = [None] * len(futs)
         for fut in as_completed(futs, loop=client.loop):
-            res = fut.result()
-            results[index[fut.key]] = res
+            i = index[fut.key]
+            try:
+                res = fut.result()
+            except KilledWorker:
+                raise PeerError(f"{scheduler}: {paths[i]}: the workers running it died, "
+                                "as many times as the scheduler allows (allowed-failures); "
+                                "out of memory?") from None
+            except CancelledError:
+                raise PeerError(f"{scheduler}: {paths[i]}: the task was cancelled (the "
+                                "scheduler restarted or went away)") from None
+            results[i] = res
             if progress is not None and not isinstance(res, _Raised):
                 progress(res)
     except (OSError, TimeoutError) as exc:

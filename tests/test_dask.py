@@ -35,9 +35,10 @@ class Cluster:
     """A scheduler and `n` single-threaded worker processes (no nanny: a killed worker stays
     dead, so its tasks must move to the other one)."""
 
-    def __init__(self, tmp: Path, n: int = 2):
+    def __init__(self, tmp: Path, n: int = 2, **config):
         self.tmp = tmp
-        self.env = dict(os.environ, PYTHONPATH=str(ROOT), DASK_DISTRIBUTED__WORKER__DAEMON="False")
+        self.env = dict(os.environ, PYTHONPATH=str(ROOT),
+                        DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED="False", **config)
         self.sched_file = tmp / "scheduler.json"
         self.procs: list[subprocess.Popen] = []
         self.scheduler = self._start(["scheduler", "--host", "127.0.0.1", "--port", "0",
@@ -196,3 +197,31 @@ def test_trusted_state_from_the_cluster_matches(cluster, sample_dir, network, fi
     assert remote == local and remote["ok"]
     assert remote["summary"]["unanchored"] == []
     assert all(f["anchored"] for f in remote["files"])
+
+
+def test_a_file_whose_workers_keep_dying_is_one_line_exit_2(tmp_path, sample_dir):
+    """The scheduler gives up on a task after `allowed-failures` worker deaths (here 0): the
+    command names the scheduler and the file, exit 2, no traceback."""
+    c = Cluster(tmp_path, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
+    try:
+        from era_tools.config import load_config
+
+        net = load_config(sample_dir / "spec.json")
+        done = []
+
+        def kill_all(_r):
+            if done:
+                return
+            done.append(1)
+            for p in c.workers:
+                os.kill(p.pid, signal.SIGKILL)
+
+        from era_tools.errors import PeerError
+
+        with pytest.raises(PeerError) as exc:
+            verify_archive([sample_dir], net, "signatures", dask=c.address, progress=kill_all)
+        msg = str(exc.value)
+        assert msg.startswith(f"{c.address}: {sample_dir}/"), msg
+        assert "the workers running it died, as many times as the scheduler allows" in msg
+    finally:
+        c.close()
