@@ -1,7 +1,7 @@
 """Per-file work on a Dask cluster: `era verify --dask` and `era info --dask`.
 
-    reports = run_per_file("tcp://10.0.0.1:8786", verify_task, paths, network, "signatures",
-                           trusted, progress=bar.update)
+    infos = run_per_file("tcp://10.0.0.1:8786", summary.describe_any, paths, network,
+                         errors="return")       # one result per path, in path order
 
 The only module that imports `dask`/`distributed`.  The client sends each worker a file's path
 (a shared file system, or object storage once paths may be `s3://` URLs: every open of an era
@@ -56,6 +56,7 @@ def run_per_file(scheduler: str, func: Callable, paths: Sequence[str], *args,
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise PeerError("--dask needs the 'distributed' package: pip install "
                         "'era_tools[dask]'") from exc
+    _reachable(scheduler)
     try:
         client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -93,6 +94,27 @@ def run_per_file(scheduler: str, func: Callable, paths: Sequence[str], *args,
             if isinstance(res, _Raised):
                 raise res.exc
     return [r.exc if isinstance(r, _Raised) else r for r in results]
+
+
+def _reachable(scheduler: str) -> None:
+    """A TCP connect to the scheduler first: a Client that fails to connect leaves its event
+    loop thread running (distributed 2026.8), and a thread in this process changes how later
+    process pools start (era_tools.procs)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(scheduler if "://" in scheduler else "tcp://" + scheduler)
+    try:
+        host, port = u.hostname, u.port
+    except ValueError:
+        host = port = None
+    if not host or port is None:
+        raise PeerError(f"{scheduler}: not a Dask scheduler address tcp://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise PeerError(f"{scheduler}: no Dask scheduler answers: "
+                        f"{_short(exc.strerror or exc)}") from None
 
 
 def _short(exc: BaseException, n: int = 200) -> str:

@@ -14,12 +14,14 @@
   newest state anchored by a trusted state root or a trusted state's historical roots, no gaps,
   no two files for one era.
 
-`verify_file` checks one file; `verify_archive` checks many (in parallel processes) and adds the
-checks that need several files.  era1 files (execution-layer history, era1.py) get their own
-checks: structure, then from `roots` up the header chain, total difficulties, accumulator root
-and file name, and at `chain` the links between consecutive epochs.  Library code: progress
-goes through callbacks, failures are returned as data (a `Failure` names level, check, slot,
-expected and actual).
+`verify_file` checks one file (with a trusted state, also against its historical roots: a
+per-file task, `check_trusted`; `anchor_era` is that check alone); `verify_archive` checks many
+(in parallel processes, or on a Dask cluster through era_tools.cluster) and adds the checks
+that need several files, from the per-file reports.  era1 files (execution-layer history,
+era1.py) get their own checks: structure, then from `roots` up the header chain, total
+difficulties, accumulator root and file name, and at `chain` the links between consecutive
+epochs.  Library code: progress goes through callbacks, failures are returned as data (a
+`Failure` names level, check, slot, expected and actual).
 """
 
 from __future__ import annotations
@@ -1026,14 +1028,14 @@ def _check_trusted_name(r: FileReport, t: TrustedState, era_root: bytes) -> None
         return  # the roots level reports a name that does not parse
     _, named_era, short = parsed
     want = t.era_root(named_era) if named_era else None
-    if want is None:
-        return
     if named_era != r.era:
+        whose = (f", whose trusted root (state slot {t.slot}) is {hex0x(want)}"
+                 if want is not None else "")
         r.fail("chain", "historical_roots",
-               f"file name says era {named_era}, whose trusted root (state slot {t.slot}) is "
-               f"{hex0x(want)}; the file holds era {r.era} (era root {hex0x(era_root)})",
-               r.state_slot, expected=want, actual=era_root)
-    elif short != want[:4].hex():
+               f"file name says era {named_era}{whose}; the file holds era {r.era} (era root "
+               f"{hex0x(era_root)})", r.state_slot,
+               expected=want if want is not None else named_era, actual=era_root)
+    elif want is not None and short != want[:4].hex():
         r.fail("chain", "historical_roots",
                f"file name short root 0x{short} != 0x{want[:4].hex()} of the trusted state's "
                f"(slot {t.slot}) era {named_era} root", expected="0x" + want[:4].hex(),

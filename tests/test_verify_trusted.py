@@ -120,6 +120,16 @@ def test_fixture_edited_block_roots_is_caught_alone(sample_dir, network, trusted
     _caught_alone(stale, network, trusted_1024, "era 3: era root")
 
 
+def test_a_later_era_under_the_genesis_era_name_is_caught_alone(sample_dir, network,
+                                                                trusted_1024, tmp_path):
+    # era 0 has no trusted root, but the name's era is still not the file's
+    era3 = next(sample_dir.glob("minimal-00003-*.era"))
+    g = next(sample_dir.glob("minimal-00000-*.era"))
+    shutil.copy(era3, tmp_path / g.name)
+    _caught_alone(tmp_path / g.name, network, trusted_1024, "file name says era 0; the file "
+                  "holds era 3")
+
+
 def test_fixture_wrong_file_name_is_caught_alone(sample_dir, network, trusted_1024, tmp_path):
     era3 = next(sample_dir.glob("minimal-00003-*.era"))
     renamed = tmp_path / "minimal-00003-deadbeef.era"
