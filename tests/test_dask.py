@@ -140,6 +140,22 @@ def test_cli_info_dask_equals_local(cluster, sample_dir):
     assert text.stdout == runner.invoke(main, ["info", str(sample_dir)]).stdout
 
 
+def test_cli_info_dask_malformed_file_like_local(cluster, sample_dir, tmp_path):
+    for name in sorted(os.listdir(sample_dir)):
+        if name.endswith(".era") and int(name.split("-")[1]) in (3, 4):
+            shutil.copy(sample_dir / name, tmp_path / name)
+    shutil.copy(sample_dir / "spec.json", tmp_path / "spec.json")
+    victim = sorted(tmp_path.glob("*-00004-*.era"))[0]
+    victim.write_bytes(victim.read_bytes()[:3000])  # truncated: a FormatError on the worker
+    runner = CliRunner()
+    for extra in (["--json"], []):
+        local = runner.invoke(main, ["info", str(tmp_path), *extra])
+        remote = runner.invoke(main, ["info", str(tmp_path), *extra, "--dask", cluster.address])
+        assert local.exit_code == remote.exit_code == 2, remote.output
+        assert remote.stdout == local.stdout and remote.stderr == local.stderr
+        assert str(victim) in remote.stdout + remote.stderr
+
+
 def test_unreachable_scheduler_is_one_line_exit_2(sample_dir):
     import socket
 
@@ -225,3 +241,21 @@ def test_a_file_whose_workers_keep_dying_is_one_line_exit_2(tmp_path, sample_dir
         assert "the workers running it died, as many times as the scheduler allows" in msg
     finally:
         c.close()
+
+
+def test_spec_chain_on_the_cluster_with_a_trusted_state(cluster):
+    """deneb -> electra -> fulu (executable spec): the trusted-state check runs on the workers
+    (each era alone) and the report equals the local one."""
+    from era_tools.config import load_config
+    from era_tools.era import EraReader
+
+    data = ROOT / "tests" / "data" / "spec_chain"
+    net = load_config(data / "spec.json")
+    files = sorted(data.glob("*.era"))
+    with EraReader(files[-1]) as r:
+        t = load_trusted_state(r.state_ssz(), net)
+    local = verify_archive([data], net, "chain", jobs=1, trusted_state=t).to_dict()
+    remote = verify_archive([data], net, "chain", trusted_state=t, dask=cluster.address)
+    assert remote.to_dict() == local and local["ok"]
+    assert [f.checks.get("historical_roots", {}).get("status") for f in remote.files] == \
+        [None] + ["ok"] * (len(files) - 1)  # era 0 has no era root; the others matched
