@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -141,11 +142,17 @@ def main() -> None:
     args = ap.parse_args()
     global PROFILE
     PROFILE = not args.no_profile
+    work = Path(tempfile.mkdtemp(prefix="bench_dask_"))
+    try:
+        run_all(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the copies (hard links) and the Dask logs
 
+
+def run_all(args, work: Path) -> None:
     from era_tools.config import get_network, load_config
     from era_tools.verify import verify_archive
 
-    work = Path(tempfile.mkdtemp(prefix="bench_dask_"))
     if args.sample:
         net = load_config(ROOT / "sample_eras" / "spec.json")
         paths = [str(p) for p in sorted((ROOT / "sample_eras").glob("*.era"))]
@@ -170,8 +177,6 @@ def main() -> None:
             try:
                 os.link(src, dst)
             except OSError:
-                import shutil
-
                 shutil.copy(src, dst)
             paths.append(str(dst))
         from era_tools.era import EraReader
