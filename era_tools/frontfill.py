@@ -92,16 +92,14 @@ class _Era:
 _HEAD_CACHE_BYTES = 64 << 20
 
 
-def block_roots_check(reader: EraReader, head: StateHead, network, prev_root: bytes | None,
-                      hash_blocks: bool = True) -> dict:
-    """The `roots` level for one era file.  Returns {slot: (root, parent_root)} for its blocks.
-
-    Kept as one function so era_tools.verify's roots level can replace it."""
+def block_roots_check(reader: EraReader, head: StateHead, prev_root: bytes | None) -> dict:
+    """After era_tools.verify's roots level passed on the file (every block hashes to its
+    state.block_roots entry): the block slots, empty slots and parent links from the block
+    prefixes, also across the era boundary (`prev_root`).  Returns {slot: (root,
+    parent_root)} for its blocks."""
     sphr = head.sphr
     out = {}
     where = reader.path
-    if hash_blocks:
-        from . import ssz
     last = prev_root
     for slot in reader.slots():
         want = head.block_root_at(slot)
@@ -113,28 +111,16 @@ def block_roots_check(reader: EraReader, head: StateHead, network, prev_root: by
                     f"{hex0x(want)}, not the previous root {hex0x(last)}")
             last = want
             continue
-        framed = reader.block_framed(slot)
-        if hash_blocks:
-            data = framing.decompress(framed, where=where, base=rec.data_offset)
-            blk = ssz.decode_block(data, network.fork_name_at_slot(slot), network.preset_base,
-                                   where=f"{where}: offset {rec.offset}")
-            root = ssz.block_root(blk)
-            bslot, parent = int(blk.message.slot), bytes(blk.message.parent_root)
-        else:
-            data = framing.decompress_prefix(framed, _PARENT.stop, where=where,
-                                             base=rec.data_offset)
-            if len(data) < _PARENT.stop:
-                raise FormatError(f"{where}: offset {rec.offset}: block too short")
-            root = want
-            bslot = int.from_bytes(data[_SLOT], "little")
-            parent = bytes(data[_PARENT])
+        data = framing.decompress_prefix(reader.block_framed(slot), _PARENT.stop, where=where,
+                                         base=rec.data_offset)
+        if len(data) < _PARENT.stop:
+            raise FormatError(f"{where}: offset {rec.offset}: block too short")
+        root = want  # checked against the block by the roots level
+        bslot = int.from_bytes(data[_SLOT], "little")
+        parent = bytes(data[_PARENT])
         if bslot != slot:
             raise VerificationError(f"{where}: offset {rec.offset}: block slot {bslot} at "
                                     f"index slot {slot}")
-        if root != want:
-            raise VerificationError(
-                f"{where}: slot {slot}: block root {hex0x(root)} does not match "
-                f"state.block_roots[{slot % sphr}] {hex0x(want)}")
         if last is not None and parent != last:
             raise VerificationError(
                 f"{where}: slot {slot}: block parent_root {hex0x(parent)} does not link to "
@@ -148,13 +134,8 @@ def block_roots_check(reader: EraReader, head: StateHead, network, prev_root: by
 
 
 def _state_root(state_ssz: bytes, network, slot: int) -> bytes:
-    try:  # era_tools.verify's state root (fast path over the bytes when built)
-        from .verify import state_root
-    except ImportError:  # pragma: no cover - verify.py missing
-        from . import ssz
+    from .verify import state_root
 
-        st = ssz.decode_state(state_ssz, network.fork_name_at_slot(slot), network.preset_base)
-        return ssz.hash_tree_root(st)
     return state_root(state_ssz, network.fork_name_at_slot(slot), network.preset_base)
 
 
@@ -162,18 +143,16 @@ def roots_level(reader: EraReader, head: StateHead, network, prev_root: bytes | 
     """Check one era file at the `roots` level and return {slot: (root, parent_root)}.
 
     Uses era_tools.verify's roots level (hash every block against state.block_roots, empty
-    slots, file name) when it is there, then a cheap pass over the block prefixes for the
-    parent links (also across the era boundary, which a single-file check cannot see)."""
-    try:
-        from . import verify
-    except ImportError:  # pragma: no cover - verify.py missing
-        return block_roots_check(reader, head, network, prev_root, hash_blocks=True)
+    slots, file name), then a cheap pass over the block prefixes for the parent links (also
+    across the era boundary, which a single-file check cannot see)."""
+    from . import verify
+
     report = verify.verify_file(reader.path, network, "roots")
     if not report.ok:
         f = report.first_failure()
         raise VerificationError(f.message if reader.path in f.message
                                 else f"{reader.path}: {f.message}")
-    return block_roots_check(reader, head, network, prev_root, hash_blocks=False)
+    return block_roots_check(reader, head, prev_root)
 
 
 def frontfill(store: ChainStore, paths, mode: str = "reference", check: str = "roots",

@@ -97,3 +97,10 @@ def describe_era1(path: str) -> dict:
             "file_size": r.size,
             "records": records,
         }
+
+
+def describe_any(path: str, network: Network | None) -> dict:
+    """`describe` or, for an .era1 file, `describe_era1`: one call per file (a Dask task)."""
+    if os.fspath(path).endswith(".era1"):
+        return describe_era1(path)
+    return describe(path, network)

@@ -14,12 +14,14 @@
   newest state anchored by a trusted state root or a trusted state's historical roots, no gaps,
   no two files for one era.
 
-`verify_file` checks one file; `verify_archive` checks many (in parallel processes) and adds the
-checks that need several files.  era1 files (execution-layer history, era1.py) get their own
-checks: structure, then from `roots` up the header chain, total difficulties, accumulator root
-and file name, and at `chain` the links between consecutive epochs.  Library code: progress
-goes through callbacks, failures are returned as data (a `Failure` names level, check, slot,
-expected and actual).
+`verify_file` checks one file (with a trusted state, also against its historical roots: a
+per-file task, `check_trusted`; `anchor_era` is that check alone); `verify_archive` checks many
+(in parallel processes, or on a Dask cluster through era_tools.cluster) and adds the checks
+that need several files, from the per-file reports.  era1 files (execution-layer history,
+era1.py) get their own checks: structure, then from `roots` up the header chain, total
+difficulties, accumulator root and file name, and at `chain` the links between consecutive
+epochs.  Library code: progress goes through callbacks, failures are returned as data (a
+`Failure` names level, check, slot, expected and actual).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import os
 import queue
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Sequence
+from enum import IntEnum
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -41,10 +44,19 @@ from .errors import ConfigError, EraToolsError, FormatError, hex0x
 from .procs import pool_context
 from .signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root
 from .ssz.fast import container_field_ranges, hash_tree_root_bytes
+from .ssz.view import StateView
 
-LEVELS = ("structure", "roots", "signatures", "chain")
-# pubkey 48 | withdrawal_credentials 32 | effective_balance 8 | slashed 1 | 4 epochs of 8
-VALIDATOR_SIZE = 121
+
+class Level(IntEnum):
+    """Verification levels, each including the ones before it."""
+
+    STRUCTURE = 0
+    ROOTS = 1
+    SIGNATURES = 2
+    CHAIN = 3
+
+
+LEVELS = tuple(lv.name.lower() for lv in Level)  # ("structure", "roots", "signatures", "chain")
 # States up to this size are decoded into py-ssz objects at the structure level; bigger ones
 # (mainnet: hundreds of MB) get their offset table and list shapes checked on the bytes.
 FULL_STATE_DECODE_LIMIT = 1024 * 1024
@@ -53,11 +65,10 @@ MAX_FAILURES_PER_FILE = 100
 
 
 
-def level_index(level: str) -> int:
-    try:
-        return LEVELS.index(level)
-    except ValueError:
+def level_index(level: str) -> Level:
+    if level not in LEVELS:
         raise ConfigError(f"unknown verification level {level!r}; one of {', '.join(LEVELS)}")
+    return Level[level.upper()]
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,7 +109,7 @@ class FileReport:
         if not self.failures:
             return None
         # Lowest level first; within a level, failures that name a slot before file-wide ones.
-        return min(self.failures, key=lambda f: (LEVELS.index(f.level), f.slot is None,
+        return min(self.failures, key=lambda f: (level_index(f.level), f.slot is None,
                                                  f.slot or 0))
 
     def check(self, name: str, level: str, status: str = "ok", detail: str | None = None):
@@ -185,23 +196,15 @@ def field_range(cls, data, name: str) -> tuple[int, int]:
         raise KeyError(f"{cls.__name__} has no field {name!r}") from None
 
 
-def _check_state_shape(cls, data) -> None:
-    """Cheap structural check of a big serialized state: the offset table is sane and every
-    list of fixed-size elements has a whole number of elements within its limit."""
-    for fname, sedes in cls._meta.fields:
-        if sedes.is_fixed_sized:
-            continue
-        start, end = field_range(cls, data, fname)
-        elem = getattr(sedes, "element_sedes", None)
-        limit = getattr(sedes, "max_length", None)
-        if elem is not None and elem.is_fixed_sized:
-            size = elem.get_fixed_size()
-            if (end - start) % size:
-                raise FormatError(f"BeaconState.{fname}: {end - start} bytes is not a whole "
-                                  f"number of {size}-byte elements")
-            if limit is not None and (end - start) // size > limit:
-                raise FormatError(f"BeaconState.{fname}: {(end - start) // size} elements "
-                                  f"exceed the limit {limit}")
+def _check_state_shape(view: StateView) -> None:
+    """Cheap structural check of a big serialized state: the offset table is sane (checked
+    when the view opened) and every list or vector of fixed-size elements has a whole number
+    of elements within its limit (StateView.field_array checks that)."""
+    for name in view.field_names:
+        try:
+            view.field_array(name)
+        except TypeError:
+            pass  # a container or variable-size elements: the offset table covers it
 
 
 def state_root(data: bytes, fork: str, preset_base: str, decoded=None) -> bytes:
@@ -213,13 +216,7 @@ def state_root(data: bytes, fork: str, preset_base: str, decoded=None) -> bytes:
 
 def validator_pubkeys(data: bytes, fork: str, preset_base: str) -> np.ndarray:
     """(n, 48) uint8 view of every validator's pubkey, straight from the state bytes."""
-    cls = ssz.types_for(fork, preset_base).BeaconState
-    start, end = field_range(cls, data, "validators")
-    if (end - start) % VALIDATOR_SIZE:
-        raise FormatError(f"BeaconState.validators: {end - start} bytes is not a whole number "
-                          f"of {VALIDATOR_SIZE}-byte validators")
-    arr = np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start)
-    return arr.reshape(-1, VALIDATOR_SIZE)[:, :48]
+    return StateView(data, fork, preset_base).pubkeys()
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,28 +261,34 @@ def load_trusted_state(data: bytes, network: Network, where: str = "trusted stat
         raise FormatError(f"{where}: {len(data)} bytes is too short for a BeaconState")
     slot = int.from_bytes(data[40:48], "little")
     fork = network.fork_name_at_slot(slot)
-    cls = ssz.types_for(fork, network.preset_base).BeaconState
-    sphr = network.slots_per_historical_root
     try:
-        hr = field_range(cls, data, "historical_roots")
-        hs = field_range(cls, data, "historical_summaries") if any(
-            n == "historical_summaries" for n, _ in cls._meta.fields) else (0, 0)
-        sr = field_range(cls, data, "state_roots")
+        view = StateView(data, fork, network.preset_base)
+        hr = view.historical_roots
+        hs = (view.historical_summaries if "historical_summaries" in view.field_names
+              else np.zeros((0, 64), np.uint8))
+        sr = view.state_roots
     except FormatError as exc:
         raise FormatError(f"{where}: not a {fork} BeaconState: {exc}") from exc
-    if (hr[1] - hr[0]) % 32 or (hs[1] - hs[0]) % 64 or sr[1] - sr[0] != 32 * sphr:
+    if len(sr) != network.slots_per_historical_root:
         raise FormatError(f"{where}: not a {fork} BeaconState of preset {network.preset_base}")
-    root = state_root(bytes(data), fork, network.preset_base) if with_root else None
-    return TrustedState(slot, bytes(data[8:40]), bytes(data[hr[0]:hr[1]]),
-                        bytes(data[hs[0]:hs[1]]), bytes(data[sr[0]:sr[1]]), root)
+    root = view.hash_tree_root() if with_root else None
+    return TrustedState(slot, view.genesis_validators_root, hr.tobytes(), hs.tobytes(),
+                        sr.tobytes(), root)
 
 
 # --------------------------------------------------------------------------------------------
 # One file
 
 
+class SignedBy(NamedTuple):
+    """Which block a pending signature set belongs to."""
+
+    slot: int
+    proposer: int
+
+
 def _bls_chunk(sets: list) -> list[int]:
-    return bls.find_invalid([bls.SignatureSet(*s) for s in sets])
+    return bls.find_invalid(sets)
 
 
 class _Signatures:
@@ -301,8 +304,8 @@ class _Signatures:
         self.pk_cache: dict = {}
 
     def add(self, slot: int, proposer: int, pubkey: bytes, msg: bytes, sig: bytes) -> None:
-        self.pending.append((pubkey, msg, sig))
-        self.meta.append((slot, proposer))
+        self.pending.append(bls.SignatureSet(pubkey, msg, sig))
+        self.meta.append(SignedBy(slot, proposer))
         if len(self.pending) >= BLS_CHUNK:
             self.flush()
 
@@ -317,8 +320,7 @@ class _Signatures:
                 fut.add_done_callback(lambda _f, n=len(sets): self.progress(n))
             self.futures.append((fut, sets, meta))
         else:
-            bad = bls.find_invalid([bls.SignatureSet(*s) for s in sets],
-                                   _pk_cache=self.pk_cache)
+            bad = bls.find_invalid(sets, _pk_cache=self.pk_cache)
             self._record(bad, sets, meta)
             if self.progress:
                 self.progress(len(sets))
@@ -330,17 +332,22 @@ class _Signatures:
 
     def _record(self, bad, sets, meta) -> None:
         for i in bad:
-            slot, proposer = meta[i]
-            pubkey, msg, sig = sets[i]
+            who, s = meta[i], sets[i]
             self.report.fail("signatures", "proposer_signatures",
-                             f"slot {slot}: proposer signature does not verify (proposer "
-                             f"{proposer}, pubkey {hex0x(pubkey)}, signing root {hex0x(msg)})",
-                             slot, expected=f"a signature by {hex0x(pubkey)}", actual=sig)
+                             f"slot {who.slot}: proposer signature does not verify (proposer "
+                             f"{who.proposer}, pubkey {hex0x(s.pubkey)}, signing root "
+                             f"{hex0x(s.message)})", who.slot,
+                             expected=f"a signature by {hex0x(s.pubkey)}", actual=s.signature)
 
 
 def verify_file(path: str, network: Network, level: str = "signatures", *,
-                progress: Callable[[int], None] | None = None, bls_pool=None) -> FileReport:
-    """Check one era file up to `level`; failures are returned in the report, not raised."""
+                progress: Callable[[int], None] | None = None, bls_pool=None,
+                trusted: TrustedState | None = None) -> FileReport:
+    """Check one era file up to `level`; failures are returned in the report, not raised.
+
+    With `trusted` at the chain level the file is also checked against the trusted state's
+    historical roots (`check_trusted`): that needs nothing but this file and the state's
+    lists, so every file of an archive can be checked on its own (a pool or Dask worker)."""
     if is_era1(path):
         return verify_era1_file(path, level, progress=progress)
     lvl = level_index(level)
@@ -356,6 +363,30 @@ def verify_file(path: str, network: Network, level: str = "signatures", *,
         except EraToolsError as exc:  # an error that stops this file (unexpected bytes)
             report.fail("structure", "read", str(exc))
             report.blocks = 0
+    if trusted is not None and lvl >= Level.CHAIN:
+        check_trusted(report, trusted, network)
+    return report
+
+
+def anchor_era(path: str, network: Network, trusted: TrustedState) -> FileReport:
+    """The trusted-state check alone, from the file's state head (no block is hashed, the
+    state is not decoded): the era root of the state's block_roots/state_roots and the file
+    name's era and short root against the trusted state's historical roots/summaries.
+    It proves which block_roots the era state holds, not that the blocks match them (the
+    roots level does that)."""
+    report = FileReport(path=os.fspath(path), level="chain")
+    sphr = network.slots_per_historical_root
+    try:
+        with EraReader(path) as reader:
+            head = reader.state_head(sphr)
+            report.state_slot = reader.state_slot
+            report.era = reader.state_slot // sphr
+            report.link.update(era_root=head.era_root() if report.era else None,
+                               gvr=head.genesis_validators_root)
+    except EraToolsError as exc:
+        report.fail("structure", "read", str(exc))
+        return report
+    check_trusted(report, trusted, network)
     return report
 
 
@@ -376,7 +407,7 @@ def network_mismatch(head, network: Network, gvr: bool = True) -> str | None:
     return None
 
 
-def _verify_open_file(reader: EraReader, report: FileReport, network: Network, lvl: int,
+def _verify_open_file(reader: EraReader, report: FileReport, network: Network, lvl: Level,
                       progress, bls_pool) -> None:
     path = reader.path
     preset = network.preset_base
@@ -414,16 +445,17 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
 
     # -- structure: the state ------------------------------------------------------------------
     state_fork = network.fork_name_at_slot(reader.state_slot)
-    state_cls = ssz.types_for(state_fork, preset).BeaconState
     state_data = reader.state_ssz(mutable=True)  # read-only here; no copy of it
     decoded_state = None
+    view = None
     try:
         if len(state_data) <= FULL_STATE_DECODE_LIMIT:
             decoded_state = ssz.decode_state(bytes(state_data), state_fork, preset,
                                              where=f"{path}: state slot {reader.state_slot}")
             detail = f"decoded as {state_fork}"
         else:
-            _check_state_shape(state_cls, state_data)
+            view = StateView(state_data, state_fork, preset)
+            _check_state_shape(view)
             detail = f"{state_fork} offset table and list shapes checked"
         report.check("state_decode", "structure", detail=detail)
     except FormatError as exc:
@@ -437,15 +469,15 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
         report.check("state_slot", "structure")
 
     # -- roots: network identity -------------------------------------------------------------
-    if lvl >= 1:
+    if lvl >= Level.ROOTS:
         _check_network(reader, report, network, head)
 
     # -- signatures: proposer pubkeys ------------------------------------------------------
     pubkeys = None
     sigs = None
-    if lvl >= 2 and block_slots:
+    if lvl >= Level.SIGNATURES and block_slots:
         try:
-            pubkeys = validator_pubkeys(state_data, state_fork, preset)
+            pubkeys = (view or StateView(state_data, state_fork, preset)).pubkeys()
         except FormatError as exc:
             report.fail("signatures", "proposer_signatures",
                         f"state slot {reader.state_slot}: cannot read validators: {exc}")
@@ -474,7 +506,7 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
         else:
             report.check("block_slots", "structure")
         report.check("blocks_decode", "structure")
-        if lvl < 1:
+        if lvl < Level.ROOTS:
             continue
         want = head.block_root_at(slot)
         if root != want:
@@ -531,7 +563,7 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
         report.check("proposer_signatures", "signatures")
 
     # -- roots: empty slots, file name ---------------------------------------------------------
-    if lvl >= 1:
+    if lvl >= Level.ROOTS:
         _check_empty_slots(reader, report, head)
         _check_file_name(reader, report, network, head)
         report.link.update(
@@ -543,17 +575,28 @@ def _verify_open_file(reader: EraReader, report: FileReport, network: Network, l
             gvr=head.genesis_validators_root)
 
     # -- chain: this file's state root -----------------------------------------------------
-    if lvl >= 3:
+    if lvl >= Level.CHAIN:
         report.link["state_root"] = state_root(state_data, state_fork, preset, decoded_state)
         report.check("state_root", "chain", detail=hex0x(report.link["state_root"]))
 
 
-# Block facts: (slot, error or None, message slot, proposer_index, block root, parent_root,
-# signature) per block, from the bytes alone; the checks against the state run in the parent.
+class BlockFacts(NamedTuple):
+    """What the checks against the state need from one block, read from its bytes alone (in
+    a pool worker when there is one); the checks themselves run in the parent."""
+
+    slot: int                  # the index slot
+    error: str | None          # why the block does not decode (then the rest is None)
+    msg_slot: int | None       # the slot the block message says
+    proposer: int | None
+    root: bytes | None         # hash_tree_root(message)
+    parent: bytes | None
+    signature: bytes | None
+
+
 FACTS_CHUNK = 256  # blocks per worker task (an era has 32 of them)
 
 
-def _facts_of(reader: EraReader, network: Network, slots) -> list[tuple]:
+def _facts_of(reader: EraReader, network: Network, slots) -> list[BlockFacts]:
     preset = network.preset_base
     out = []
     for slot in slots:
@@ -562,21 +605,22 @@ def _facts_of(reader: EraReader, network: Network, slots) -> list[tuple]:
             data = reader.block_ssz(slot, mutable=True)
             root = _decode_block_root(data, fork, preset, f"{reader.path}: slot {slot}")
         except FormatError as exc:
-            out.append((slot, f"slot {slot}: block does not decode as {fork} SignedBeaconBlock: "
-                              f"{exc}", None, None, None, None, None))
+            out.append(BlockFacts(slot, f"slot {slot}: block does not decode as {fork} "
+                                        f"SignedBeaconBlock: {exc}", None, None, None, None,
+                                  None))
             continue
         # SignedBeaconBlock = offset(message) | signature | message; message starts with
         # slot | proposer_index | parent_root (checked by the decode above).
-        out.append((slot, None, int.from_bytes(data[100:108], "little"),
-                    int.from_bytes(data[108:116], "little"), root, bytes(data[116:148]),
-                    bytes(data[4:100])))
+        out.append(BlockFacts(slot, None, int.from_bytes(data[100:108], "little"),
+                              int.from_bytes(data[108:116], "little"), root,
+                              bytes(data[116:148]), bytes(data[4:100])))
     return out
 
 
 _worker_reader: tuple | None = None  # (key, EraReader): the file a pool worker has open
 
 
-def _facts_task(path: str, network: Network, slots: list[int]) -> list[tuple]:
+def _facts_task(path: str, network: Network, slots: list[int]) -> list[BlockFacts]:
     """Pool task: a worker opens the era file itself (the parent sends path and slots, not
     bytes) and keeps it open for the next chunk of the same file."""
     global _worker_reader
@@ -724,7 +768,7 @@ def _check_file_name(reader: EraReader, report: FileReport, network: Network, he
 # Many files
 
 
-def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: int,
+def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: Level,
                  trusted_root: bytes | None, trusted: TrustedState | None,
                  network: Network) -> None:
     by_era: dict[int, list[FileReport]] = {}
@@ -733,7 +777,7 @@ def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: int
             by_era.setdefault(r.era, []).append(r)
     sphr = network.slots_per_historical_root
     # roots: the first slot of each era against the previous era's state
-    if lvl >= 1:
+    if lvl >= Level.ROOTS:
         for era, rs in by_era.items():
             prev = by_era.get(era - 1)
             if len(rs) != 1 or not prev or len(prev) != 1 or era < 2:
@@ -755,7 +799,7 @@ def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: int
                        f"slot {start}: parent_root {hex0x(r.link['first_block_parent'])} != "
                        f"block root of slot {start - 1} {hex0x(prev_root)} in {p.path}",
                        start, expected=prev_root, actual=r.link["first_block_parent"])
-    if lvl < 3:
+    if lvl < Level.CHAIN:
         return
     # chain: one file per era, no gaps
     for era, rs in sorted(by_era.items()):
@@ -787,11 +831,8 @@ def _link_checks(reports: Sequence[FileReport], archive: ArchiveReport, lvl: int
                    expected=p.link["state_root"], actual=r.link["state_roots0"])
         else:
             r.check("links", "chain")
-    # chain: anchors
-    if trusted is not None:
-        for era in eras:
-            for r in by_era[era]:
-                _check_trusted_state(r, trusted, network)
+    # chain: anchors (each file was checked against the trusted state on its own:
+    # verify_file's check_trusted)
     _anchor(by_era, eras, archive, trusted_root, trusted, network)
 
 
@@ -940,7 +981,12 @@ def _walk_to_boundary(by_era: dict, eras: list, slot: int, sphr: int,
     return None
 
 
-def _check_trusted_state(r: FileReport, t: TrustedState, network: Network) -> None:
+def check_trusted(r: FileReport, t: TrustedState, network: Network) -> None:
+    """One era file's report against a trusted state (needs this file's facts in `r.link`
+    and the trusted lists, no other file): the era root of the file's state equals the
+    state's historical entry for the era its name says, the name's short root is that
+    entry's, and a state the trusted state reaches (its own slot, or within its state_roots)
+    has the root it says.  Eras past the state's coverage get no check (unanchored)."""
     sphr = network.slots_per_historical_root
     gvr = r.link.get("gvr")
     if gvr is not None and gvr != t.genesis_validators_root:
@@ -948,16 +994,18 @@ def _check_trusted_state(r: FileReport, t: TrustedState, network: Network) -> No
                f"state's {hex0x(t.genesis_validators_root)}", expected=t.genesis_validators_root,
                actual=gvr)
         return
-    if r.era and r.link.get("era_root") is not None:
+    era_root = r.link.get("era_root")
+    if r.era and era_root is not None:
         want = t.era_root(r.era)
         if want is not None:
-            if want != r.link["era_root"]:
+            if want != era_root:
                 r.fail("chain", "historical_roots",
-                       f"era {r.era}: era root {hex0x(r.link['era_root'])} != trusted state "
+                       f"era {r.era}: era root {hex0x(era_root)} != trusted state "
                        f"(slot {t.slot}) historical entry {hex0x(want)}", r.state_slot,
-                       expected=want, actual=r.link["era_root"])
+                       expected=want, actual=era_root)
             else:
                 r.check("historical_roots", "chain")
+        _check_trusted_name(r, t, era_root)
     sr = r.link.get("state_root")
     if sr is not None and r.state_slot is not None:
         if r.state_slot == t.slot and t.root is not None:
@@ -972,6 +1020,29 @@ def _check_trusted_state(r: FileReport, t: TrustedState, network: Network) -> No
                    f"trusted state's {hex0x(want)}", r.state_slot, expected=want, actual=sr)
         else:
             r.check("anchor", "chain", detail="trusted state")
+
+
+def _check_trusted_name(r: FileReport, t: TrustedState, era_root: bytes) -> None:
+    """The file's place in the archive (its name's era and short root) against the trusted
+    entry for that era: a file moved to another era's name, or renamed, fails here even when
+    its contents are a good era."""
+    parsed = parse_era_file_name(os.path.basename(r.path))
+    if parsed is None:
+        return  # the roots level reports a name that does not parse
+    _, named_era, short = parsed
+    want = t.era_root(named_era) if named_era else None
+    if named_era != r.era:
+        whose = (f", whose trusted root (state slot {t.slot}) is {hex0x(want)}"
+                 if want is not None else "")
+        r.fail("chain", "historical_roots",
+               f"file name says era {named_era}{whose}; the file holds era {r.era} (era root "
+               f"{hex0x(era_root)})", r.state_slot,
+               expected=want if want is not None else named_era, actual=era_root)
+    elif want is not None and short != want[:4].hex():
+        r.fail("chain", "historical_roots",
+               f"file name short root 0x{short} != 0x{want[:4].hex()} of the trusted state's "
+               f"(slot {t.slot}) era {named_era} root", expected="0x" + want[:4].hex(),
+               actual="0x" + short)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1089,17 +1160,25 @@ def _init_worker(q) -> None:
     _progress_queue = q
 
 
-def _file_task(path: str, network: Network, level: str) -> FileReport:
+def _file_task(path: str, network: Network, level: str,
+               trusted: TrustedState | None = None) -> FileReport:
+    """One file, in a pool worker or on a Dask worker (no progress queue there)."""
     q = _progress_queue
-    return verify_file(path, network, level, progress=(q.put if q is not None else None))
+    return verify_file(path, network, level, progress=(q.put if q is not None else None),
+                       trusted=trusted)
 
 
 def verify_archive(paths: Sequence[str], network: Network | None, level: str = "signatures", *,
                    trusted_root: bytes | None = None, trusted_state: TrustedState | None = None,
                    jobs: int | None = None,
-                   progress: Callable[[int], None] | None = None) -> ArchiveReport:
+                   progress: Callable[[int], None] | None = None,
+                   dask: str | None = None) -> ArchiveReport:
     """Verify era files (paths: files or directories) and the links between them; era1 files
     among them (`verify_era1_file`) need no network.
+
+    With `dask` ("tcp://HOST:PORT" of a Dask scheduler) every file is verified on a worker of
+    that cluster (era_tools.cluster), which reads it from the same path; the checks across
+    files run here on the returned reports, as in a local run.
 
     Files are verified in parallel in `jobs` processes (default: all cores); with one file, or
     jobs=1, the file is verified in this process (a single file still spreads its block
@@ -1122,26 +1201,32 @@ def verify_archive(paths: Sequence[str], network: Network | None, level: str = "
                           for p in files if is_era1(p)]
         return archive
     archive = ArchiveReport(level=level, network=network.name if network else _era1_network(files))
-    if jobs == 1 or len(files) <= 1:
+    if dask is not None:
+        from .cluster import run_per_file
+
+        reports = run_per_file(dask, _file_task, files, network, level, trusted_state,
+                               progress=(lambda r: progress(r.blocks)) if progress else None,
+                               name="verify")
+    elif jobs == 1 or len(files) <= 1:
         pool = None
         if jobs > 1:  # block hashing (every level) and signature batches go to the pool
             pool = cf.ProcessPoolExecutor(jobs, mp_context=_mp_context())
         try:
-            reports = [verify_file(p, network, level, progress=progress, bls_pool=pool)
-                       for p in files]
+            reports = [verify_file(p, network, level, progress=progress, bls_pool=pool,
+                                   trusted=trusted_state) for p in files]
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
     else:
-        reports = _verify_parallel(files, network, level, jobs, progress)
+        reports = _verify_parallel(files, network, level, jobs, progress, trusted_state)
     era_reports = [r for r in reports if not is_era1(r.path)]
     if era_reports:
         _link_checks(era_reports, archive, lvl, trusted_root, trusted_state, network)
     if len(era_reports) < len(reports):
-        if lvl >= 2:
+        if lvl >= Level.SIGNATURES:
             archive.notes.append("era1 files are checked up to the roots level: their blocks "
                                  "carry no proposer signatures (proof of work is not checked)")
-        if lvl >= 3:
+        if lvl >= Level.CHAIN:
             _era1_link_checks(reports, archive)
     archive.files = sorted(reports, key=lambda r: (r.era if r.era is not None else -1, r.path))
     return archive
@@ -1171,7 +1256,7 @@ def _mp_context():
     return pool_context([__name__])
 
 
-def _verify_parallel(files, network, level, jobs, progress) -> list[FileReport]:
+def _verify_parallel(files, network, level, jobs, progress, trusted) -> list[FileReport]:
     ctx = _mp_context()
     q = ctx.Queue() if progress else None
     stop = threading.Event()
@@ -1189,7 +1274,7 @@ def _verify_parallel(files, network, level, jobs, progress) -> list[FileReport]:
     try:
         with cf.ProcessPoolExecutor(min(jobs, len(files)), mp_context=ctx,
                                     initializer=_init_worker, initargs=(q,)) as pool:
-            futs = [pool.submit(_file_task, p, network, level) for p in files]
+            futs = [pool.submit(_file_task, p, network, level, trusted) for p in files]
             if drainer:  # after the first submit has started (forked) the workers
                 drainer.start()
             reports = []

@@ -365,12 +365,17 @@ def test_worker_reopens_a_replaced_file(sample_dir, network, tmp_path):
     shutil.copy(sample_dir / ERA3, path)
     with EraReader(path) as r:
         slots = r.block_slots()
-    first = verify_mod._facts_task(str(path), network, slots[:4])
-    era, blocks, state = read_era(path)
-    blocks[slots[0]] = blocks[slots[1]]
-    os.remove(path)
-    write_era(tmp_path, era, blocks, state, ERA3)
-    again = verify_mod._facts_task(str(path), network, slots[:4])
+    try:
+        first = verify_mod._facts_task(str(path), network, slots[:4])
+        era, blocks, state = read_era(path)
+        blocks[slots[0]] = blocks[slots[1]]
+        os.remove(path)
+        write_era(tmp_path, era, blocks, state, ERA3)
+        again = verify_mod._facts_task(str(path), network, slots[:4])
+    finally:  # this process is not a pool worker: close what the task kept open
+        if verify_mod._worker_reader is not None:
+            verify_mod._worker_reader[1].close()
+            verify_mod._worker_reader = None
     assert first[0][4] != again[0][4] and again[0][4] == first[1][4]
     assert again[0][2] == slots[1]  # the donor block's own slot
 

@@ -52,6 +52,23 @@ def http_url(ctx, param, value):
     return value
 
 
+def dask_address(ctx, param, value):
+    """Click callback: a Dask scheduler address, tcp://HOST:PORT (or tls://, or HOST:PORT)."""
+    if value is None:
+        return value
+    from urllib.parse import urlsplit
+
+    u = urlsplit(value if "://" in value else "tcp://" + value)
+    try:
+        port = u.port
+    except ValueError:
+        port = None
+    if u.scheme not in ("tcp", "tls") or not u.hostname or port is None:
+        raise click.BadParameter(f"{value!r} is not a Dask scheduler address "
+                                 "tcp://HOST:PORT")
+    return value
+
+
 def jobs_option(*names, help: str, type, default=None, show_default=True,
                 deprecated=(), dest="jobs"):
     """A parallelism option (`--jobs/-j` unless `names` say otherwise), with the spellings in
@@ -168,6 +185,27 @@ def progress_bar(total: int | None, desc: str, unit: str = "it", disable: bool |
     tqdm.monitor_interval = 0
     return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
                 file=sys.stderr, **tqdm_kwargs)
+
+
+class bytes_progress:
+    """A progress bar in bytes for a download of unknown size at first; `with bytes_progress(
+    "state", quiet) as cb:` gives the library's `progress(bytes_so_far, total_or_None)`."""
+
+    def __init__(self, desc: str, disable: bool | None = None):
+        self.bar = progress_bar(None, desc, unit="B", disable=disable)
+        self.bar.unit_scale = True
+
+    def __call__(self, n: int, total: int | None) -> None:
+        if total and self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(n - self.bar.n)
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
 
 
 # Seconds between the plain progress lines printed when stderr is not a terminal.

@@ -8,15 +8,19 @@ import sys
 import click
 
 from . import main
-from .common import PathOrURL, echo_json, json_option, network_options, pick_network
+from .common import PathOrURL, dask_address, echo_json, json_option, network_options, pick_network
 from ..errors import ConfigError, EraToolsError, FormatError
 
 
 @main.command(short_help="Summarize era and era1 files.")
 @click.argument("files", nargs=-1, required=True, type=PathOrURL(exists=True, dir_okay=True))
+@click.option("--dask", "dask_scheduler", metavar="tcp://HOST:PORT", callback=dask_address,
+              help="Summarize each file on a worker of this Dask scheduler (pip install "
+                   "'era_tools[dask]'); workers read the files from the same paths.  Output and "
+                   "exit status are those of a local run.")
 @network_options
 @json_option
-def info(files, network_name, config_path, as_json):
+def info(files, dask_scheduler, network_name, config_path, as_json):
     """Summarize era FILES: era, name check, slots, blocks, forks, state and records.
 
     Directories (and s3://bucket/prefix URLs, read with ranged GETs; AWS_* variables) are
@@ -24,7 +28,7 @@ def info(files, network_name, config_path, as_json):
     numbers, total difficulty, stored accumulator root).  Exits 1 if a name
     check fails, 2 if a file is malformed.
     """
-    from ..summary import describe, describe_era1
+    from ..summary import describe_any
     from ..verify import archive_files_in, is_era1
 
     paths = archive_files_in(files)
@@ -32,10 +36,20 @@ def info(files, network_name, config_path, as_json):
         raise click.UsageError("no .era or .era1 files given")
     eras = [p for p in paths if not is_era1(p)]
     net = pick_network(network_name, config_path, eras, quiet=as_json) if eras else None
+    if dask_scheduler:
+        from ..cluster import run_per_file
+
+        remote = run_per_file(dask_scheduler, describe_any, paths, net, errors="return",
+                              name="info")
     results, failed, bad_names = [], [], 0
-    for p in paths:
+    for i, p in enumerate(paths):
         try:
-            d = describe_era1(p) if is_era1(p) else describe(p, net)
+            if dask_scheduler:
+                d = remote[i]
+                if isinstance(d, EraToolsError):
+                    raise d
+            else:
+                d = describe_any(p, net)
         except EraToolsError as exc:
             failed.append((p, exc))
             if as_json:

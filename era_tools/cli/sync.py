@@ -8,8 +8,8 @@ import sys
 import click
 
 from . import main
-from .common import (echo_json, http_url, jobs_option, json_option, network_options,
-                     pick_network, progress_bar)
+from .common import (bytes_progress, echo_json, http_url, jobs_option, json_option,
+                     network_options, pick_network, progress_bar)
 from ..errors import ConfigError, hex0x
 
 db_option = click.option("--db", "db", required=True, type=click.Path(file_okay=False),
@@ -91,15 +91,7 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
                           f"epoch on {net.name}); give `finalized` or a slot such as {below} "
                           f"or {below + spe}")
     with ChainStore.open(db, net) as store:
-        bar = progress_bar(None, "state", unit="B", disable=True if as_json else None)
-        bar.unit_scale = True
-
-        def prog(n, total):
-            if total and bar.total != total:
-                bar.total = total
-            bar.update(n - bar.n)
-
-        with bar:
+        with bytes_progress("state", disable=True if as_json else None) as prog:
             res = do_checkpoint(store, api, state_id, trusted_root, progress=prog)
         anchor = store.anchor
     if as_json:

@@ -7,16 +7,16 @@ import os
 import click
 
 from . import main
-from .common import (PathOrURL, echo_json, json_option, network_options, pick_network,
-                     progress_bar)
-from ..errors import ConfigError, FormatError, hex0x
+from .common import (PathOrURL, bytes_progress, dask_address, echo_json, http_url,
+                     json_option, network_options, pick_network, progress_bar)
+from ..errors import ConfigError, FormatError, VerificationError, hex0x
 
 # era_tools.verify.LEVELS, spelled out so that `era verify --help` does not import the verifier
 # (numpy, py-ssz); tests/test_cli_help.py checks that the two agree.
 LEVELS = ("structure", "roots", "signatures", "chain")
 
 
-def _parse_root(value: str | None) -> bytes | None:
+def _parse_root(value: str | None, option: str = "--trusted-root") -> bytes | None:
     if value is None:
         return None
     h = value[2:] if value.lower().startswith("0x") else value
@@ -25,9 +25,40 @@ def _parse_root(value: str | None) -> bytes | None:
     except ValueError:
         b = b""
     if len(b) != 32:
-        raise click.BadParameter(f"{value!r} is not a 32-byte hex root",
-                                 param_hint="--trusted-root")
+        raise click.BadParameter(f"{value!r} is not a 32-byte hex root", param_hint=option)
     return b
+
+
+def is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def load_trusted(source: str, net, expected_root: bytes | None, quiet: bool):
+    """--trusted-state: an SSZ file, or a beacon node URL whose finalized state is fetched."""
+    from ..verify import load_trusted_state
+
+    if is_url(source):
+        from ..sync.checkpoint import trusted_state_from_node
+
+        try:
+            http_url(None, None, source)
+        except click.BadParameter as exc:
+            raise click.BadParameter(exc.message, param_hint="--trusted-state") from None
+
+        with bytes_progress("trusted state", disable=True if quiet else None) as prog:
+            return trusted_state_from_node(source, net, expected_root=expected_root,
+                                           progress=prog)
+    if not os.path.isfile(source):
+        raise click.BadParameter(f"{source!r}: no such file (give an SSZ BeaconState file "
+                                 "or a beacon node's http(s):// URL)",
+                                 param_hint="--trusted-state")
+    with open(source, "rb") as f:
+        data = f.read()
+    t = load_trusted_state(data, net, where=source)
+    if expected_root is not None and t.root != expected_root:
+        raise VerificationError(f"{source}: state (slot {t.slot}) root {hex0x(t.root)} is not "
+                                f"the expected {hex0x(expected_root)}")
+    return t
 
 
 def anchor_line(a: dict) -> str:
@@ -55,25 +86,37 @@ def anchor_line(a: dict) -> str:
               help="Anchors --level chain: the newest era state's root, the root of a "
                    "block in the files (e.g. a finalized block root), or the root of "
                    "--trusted-state.  Eras it does not reach are reported as unanchored.")
-@click.option("--trusted-state", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
-              help="Trusted SSZ BeaconState (e.g. a recent finalized one): each era's root is "
-                   "checked against its historical_roots / historical_summaries.")
+@click.option("--trusted-state", metavar="FILE|URL",
+              help="Trusted BeaconState: an SSZ file, or a beacon node URL (http://HOST:PORT) "
+                   "whose finalized state is fetched.  Each era is checked on its own against "
+                   "the state's historical_roots / historical_summaries (its era root and its "
+                   "file name); eras past the state are reported unanchored.")
+@click.option("--trusted-state-root", metavar="0xROOT",
+              help="The state root --trusted-state must have (e.g. one a light client "
+                   "verified); another root exits 1.  Without it the file or node is trusted.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None,
               help="Processes to verify files in parallel [default: all cores].")
+@click.option("--dask", "dask_scheduler", metavar="tcp://HOST:PORT", callback=dask_address,
+              help="Verify each file on a worker of this Dask scheduler (pip install "
+                   "'era_tools[dask]'); workers read the files from the same paths.  The report, "
+                   "--json and exit status are those of a local run.")
 @json_option
 @network_options
-def verify(paths, level, trusted_root, trusted_state, jobs, as_json, network_name, config_path):
+def verify(paths, level, trusted_root, trusted_state, trusted_state_root, jobs, dask_scheduler,
+           as_json, network_name, config_path):
     """Verify era files (files, directories or s3://bucket/prefix URLs; .era1 files too, up
     to the roots level).
 
     Exit status: 0 all good (eras no anchor reaches are listed as unanchored, not failed),
     1 a verification failure (a malformed or truncated file is one, whatever the network),
-    2 a usage or I/O error.
+    2 a usage or I/O error (also an unreachable Dask scheduler or beacon node).
     """
-    from ..verify import (archive_files_in, count_blocks, is_era1, load_trusted_state,
-                          verify_archive)
+    from ..verify import archive_files_in, count_blocks, is_era1, verify_archive
 
     root = _parse_root(trusted_root)
+    state_root = _parse_root(trusted_state_root, "--trusted-state-root")
+    if state_root is not None and not trusted_state:
+        raise click.UsageError("--trusted-state-root needs --trusted-state")
     files = archive_files_in(paths)
     if not files:
         raise click.UsageError("no .era or .era1 files found in the given paths")
@@ -89,24 +132,25 @@ def verify(paths, level, trusted_root, trusted_state, jobs, as_json, network_nam
     elif root or trusted_state:
         raise ConfigError("--trusted-root/--trusted-state anchor consensus-layer .era files; "
                           "only .era1 files were given")
-    trusted = None
-    if trusted_state:
-        with open(trusted_state, "rb") as f:
-            data = f.read()
-        trusted = load_trusted_state(data, net, where=trusted_state)
-    if (root or trusted) and level != "chain":
+    if (root or trusted_state) and level != "chain":
         raise ConfigError("--trusted-root/--trusted-state anchor the chain level: add "
                           "--level chain")
+    trusted = None
+    if trusted_state:
+        trusted = load_trusted(trusted_state, net, state_root, as_json)
     total = count_blocks(files)
     with progress_bar(total, "verifying", unit="blk",
                       disable=True if as_json and not os.isatty(2) else None) as bar:
         report = verify_archive(files, net, level, trusted_root=root, trusted_state=trusted,
-                                jobs=jobs, progress=bar.update)
+                                jobs=jobs, progress=bar.update, dask=dask_scheduler)
     if as_json:
         echo_json(report.to_dict())
     else:
-        for f in report.files:
-            click.echo(f.line())
+        anchoring = (root is not None or trusted is not None) and not (
+            report.anchor and report.anchor["kind"] == "none")
+        for f in report.files:  # an era no anchor reaches says so on its own line
+            click.echo(f.line() + (" (unanchored)" if anchoring and f.ok and f.anchored is False
+                                   else ""))
         for fail in report.failures:
             click.echo(f"archive: FAIL {fail.level}: {fail.message}")
         for note in report.notes:
@@ -116,8 +160,7 @@ def verify(paths, level, trusted_root, trusted_state, jobs, as_json, network_nam
                 click.echo(f"note: {f.path}: {note}")
         d = report.to_dict()["summary"]
         status = "OK" if report.ok else "FAILED"
-        anchored = (root is not None or trusted is not None) and not (
-            report.anchor and report.anchor["kind"] == "none")  # a failed anchor says so
+        anchored = anchoring  # a failed anchor says so
         click.echo(f"{status}: {d['files']} files, {d['blocks']} blocks checked at level "
                    f"{level} on {report.network}: {d['ok']} ok, {d['failed']} failed"
                    + (f", {len(report.failures)} archive failures" if report.failures else "")

@@ -71,28 +71,21 @@ def header_root(state: bytes, state_root: bytes) -> tuple[int, bytes, bytes]:
 
 
 def block_root_of(data: bytes, fork: str, preset: str, where: str) -> bytes:
-    try:
-        from ..ssz.fast import hash_tree_root_bytes
-    except ImportError:  # pragma: no cover
-        return ssz.block_root(ssz.decode_block(data, fork, preset, where=where))
+    from ..ssz.fast import hash_tree_root_bytes
+
     if len(data) < 184 or int.from_bytes(data[:4], "little") != 100:
         raise FormatError(f"{where}: {len(data)} bytes are not a SignedBeaconBlock")
     return hash_tree_root_bytes(ssz.types_for(fork, preset).BeaconBlock, memoryview(data)[100:])
 
 
-def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
-                    trusted_block_root: bytes | None = None,
-                    progress: Callable[[int, int | None], None] | None = None,
-                    retry_delays=None) -> CheckpointResult:
-    """See the module docstring.  `retry_delays`: seconds to wait before each retry of a 404
-    for a named state id (default FINALIZED_RETRY_DELAYS)."""
-    from ..verify import state_root as compute_state_root
-
-    net = store.network
+def fetch_state(api: BeaconApiClient, state_id: str = "finalized",
+                progress: Callable[[int, int | None], None] | None = None,
+                retry_delays=None):
+    """GET /eth/v2/debug/beacon/states/{state_id} as SSZ (a stream).  A named state
+    (`finalized`) is 404 for a while on a node that is moving its finalized checkpoint
+    (Lodestar): retried with growing delays before giving up."""
     path = f"/eth/v2/debug/beacon/states/{state_id}"
     resp = fetch_ssz_streaming(api, path, api.state_timeout, progress)
-    # A named state (`finalized`) is 404 for a while on a node that is moving its finalized
-    # checkpoint (Lodestar): retry a few times, with growing delays, before giving up.
     delays = () if str(state_id).isdigit() else (
         FINALIZED_RETRY_DELAYS if retry_delays is None else tuple(retry_delays))
     waited = 0.0
@@ -108,8 +101,13 @@ def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
                             f"{len(delays) + 1} tries over {waited:g} s; a node moving its "
                             "finalized checkpoint answers so for a while: try again)")
         raise PeerError(f"{api.base_url}{path}: the node has no such state (404)")
-    data = resp.ssz
-    where = resp.url
+    return resp
+
+
+def _check_state_front(resp, net, whose: str) -> tuple[int, str]:
+    """(slot, fork) of a fetched state after checking its front against network `net`:
+    length, Eth-Consensus-Version, genesis_validators_root and fork version."""
+    data, where = resp.ssz, resp.url
     if len(data) < _HEADER + 112:
         raise PeerError(f"{where}: {len(data)} bytes is too short for a BeaconState")
     slot = int.from_bytes(data[_SLOT], "little")
@@ -118,15 +116,54 @@ def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
         raise PeerError(f"{where}: Eth-Consensus-Version {resp.fork}, but the network's "
                         f"schedule has {fork} at slot {slot}")
     gvr = bytes(data[_GVR])
-    if gvr != net.genesis_validators_root:
+    if net.genesis_validators_root is not None and gvr != net.genesis_validators_root:
         raise VerificationError(f"{where}: state genesis_validators_root {hex0x(gvr)} is not "
-                                f"the store's {hex0x(net.genesis_validators_root)} (another "
+                                f"{whose} {hex0x(net.genesis_validators_root)} (another "
                                 "network)")
     want_v = net.fork_at_slot(slot).version
     if bytes(data[_FORK_CURRENT]) != want_v:
         raise VerificationError(f"{where}: state slot {slot}: fork version "
                                 f"{hex0x(bytes(data[_FORK_CURRENT]))}, network {net.name} has "
                                 f"{hex0x(want_v)}")
+    return slot, fork
+
+
+def trusted_state_from_node(url: str, network, state_id: str = "finalized",
+                            expected_root: bytes | None = None,
+                            progress: Callable[[int, int | None], None] | None = None,
+                            retry_delays=None):
+    """The trusted state for `era verify --level chain` (era_tools.verify.TrustedState) from
+    a beacon node's /eth/v2/debug/beacon/states/{state_id}.  Its front is checked against
+    `network`; with `expected_root` (e.g. a state root a light client verified) the state
+    must hash to it, else VerificationError.  Without it, the node is trusted."""
+    from ..verify import load_trusted_state
+
+    api = BeaconApiClient(url, preset_base=network.preset_base)
+    resp = fetch_state(api, state_id, progress, retry_delays)
+    _check_state_front(resp, network, f"network {network.name}'s")
+    try:
+        t = load_trusted_state(resp.ssz, network, where=resp.url)
+    except FormatError as exc:
+        raise PeerError(str(exc)) from exc
+    if expected_root is not None and t.root != expected_root:
+        raise VerificationError(f"{resp.url}: state (slot {t.slot}) root {hex0x(t.root)} is "
+                                f"not the expected {hex0x(expected_root)}")
+    return t
+
+
+def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
+                    trusted_block_root: bytes | None = None,
+                    progress: Callable[[int, int | None], None] | None = None,
+                    retry_delays=None) -> CheckpointResult:
+    """See the module docstring.  `retry_delays`: seconds to wait before each retry of a 404
+    for a named state id (default FINALIZED_RETRY_DELAYS)."""
+    from ..verify import state_root as compute_state_root
+
+    net = store.network
+    resp = fetch_state(api, state_id, progress, retry_delays)
+    data = resp.ssz
+    where = resp.url
+    slot, fork = _check_state_front(resp, net, "the store's")
     if slot % net.slots_per_epoch:
         raise VerificationError(f"{where}: state slot {slot} is not an epoch boundary "
                                 f"(slots per epoch {net.slots_per_epoch}); ask for a "

@@ -52,12 +52,8 @@ from typing import Callable
 from .. import bls, framing, ssz
 from ..errors import FormatError, PeerError, VerificationError, hex0x
 from ..signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root
+from ..ssz.fast import hash_tree_root_bytes as _htr_bytes
 from .peers import BackfillPeer, PeerFault, PeerReply
-
-try:
-    from ..ssz.fast import hash_tree_root_bytes as _htr_bytes
-except ImportError:  # pragma: no cover
-    _htr_bytes = None
 
 # Nimbus peer_scores.nim
 SCORE_START = 300
@@ -186,8 +182,7 @@ def _check_blocks_task(items: list, preset: str):
                 data = payload
                 fo = framing.compress(data)
             cls = ssz.types_for(fork, preset).BeaconBlock
-            root = (_htr_bytes(cls, memoryview(data)[100:]) if _htr_bytes is not None else
-                    ssz.block_root(ssz.decode_block(data, fork, preset)))
+            root = _htr_bytes(cls, memoryview(data)[100:])
             head = bytes(data[4:148])
         except FormatError as exc:
             errors[i] = f"not a {fork} block: {exc}"
