@@ -95,7 +95,12 @@ def _truthy(v) -> bool:
 
 def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
          to_slot: int | None = None, workers: int = 8, batch_slots: int = 256,
-         progress: Callable[[int], None] | None = None) -> PullResult:
+         progress: Callable[[int], None] | None = None,
+         missing_states: list | None = None,
+         on_state: Callable[[int], None] | None = None) -> PullResult:
+    """`missing_states`: when a list, an era-boundary state the node does not serve (404) is
+    appended to it (its slot) and the pull goes on; else that is a PeerError.  `on_state(slot)`
+    is called after each era-boundary state is committed (`era sync` publishes the era)."""
     net = store.network
     sphr = net.slots_per_historical_root
     fin_epoch, fin_root = api.finalized_checkpoint()
@@ -129,7 +134,12 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
                 s = e + 1
             state_slot = era * sphr
             if state_slot <= b and not store.has_state(state_slot):
-                _pull_state(store, api, net, state_slot, res)
+                if _pull_state(store, api, net, state_slot, res,
+                               allow_404=missing_states is not None):
+                    if on_state:
+                        on_state(state_slot)
+                else:
+                    missing_states.append(state_slot)
             era += 1
     return res
 
@@ -254,8 +264,12 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
 
 
 def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int,
-                res: PullResult) -> None:
+                res: PullResult, allow_404: bool = False) -> bool:
+    """Fetch, check and commit the state at `slot`; False when the node has none and
+    `allow_404`."""
     resp = api.state(slot)
+    if resp is None and allow_404:
+        return False
     if resp is None:
         raise PeerError(f"{api.base_url}/eth/v2/debug/beacon/states/{slot}: the node does not "
                         "serve this historical state (404)")
@@ -278,6 +292,7 @@ def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int
     store.commit(b)
     res.states += 1
     res.bytes += len(resp.ssz)
+    return True
 
 
 def _check_block_roots(store: ChainStore, head: StateHead, state_slot: int, url: str) -> None:
