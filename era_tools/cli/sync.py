@@ -202,7 +202,9 @@ def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_eve
               help="Seconds between finality polls (a node's finalized_checkpoint event "
                    "stream wakes the sync sooner).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
-              show_default=True, help="Seconds per request before a server counts as stalled.")
+              show_default=True,
+              help="Seconds per request before a server counts as stalled (12 times this "
+                   "for a state download).")
 @click.option("--retry-cap", type=click.FloatRange(min=0.01), default=60.0,
               show_default=True, metavar="S",
               help="Longest wait before a failing server is asked again (the wait doubles "
@@ -238,7 +240,7 @@ def sync(db, urls, peers, era_dir, publish_dir, trusted, once, poll_interval, ti
     from ..sync.pipeline import SyncOptions, SyncPipeline, connect, make_servers
 
     trusted_root = _root(trusted)
-    servers = make_servers(urls, timeout=timeout)
+    servers = make_servers(urls, timeout=timeout, state_timeout=12 * timeout)
     existing = os.path.exists(os.path.join(db, "CURRENT"))
     store = ChainStore.open(db, create=False) if existing else None
     try:

@@ -155,12 +155,14 @@ class BeaconApiClient:
 
 
 def finalized_events(api: BeaconApiClient, on_epoch: Callable[[int], None], stop,
-                     timeout: float = 60.0) -> bool:
+                     timeout: float = 60.0, on_open: Callable[[], None] | None = None) -> bool:
     """Follow the node's `finalized_checkpoint` event stream (server-sent events on
     /eth/v1/events?topics=finalized_checkpoint), calling on_epoch(epoch) for each event,
     until `stop` (a threading.Event) is set or the stream ends.  False at once when the node
     has no event stream (404/400/501, or not `text/event-stream`); PeerError when it cannot
-    be reached.  Quiet streams are fine: `timeout` bounds the wait for each line."""
+    be reached.  Quiet streams are fine: `timeout` bounds the wait for each line.
+    `on_open()` is called once the stream is open (a move just before it is not sent: the
+    caller polls once then)."""
     import json
 
     url = api.base_url + "/eth/v1/events?topics=finalized_checkpoint"
@@ -170,6 +172,8 @@ def finalized_events(api: BeaconApiClient, on_epoch: Callable[[int], None], stop
             ctype = r.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if r.status_code != 200 or ctype != "text/event-stream":
                 return False
+            if on_open:
+                on_open()
             event = None
             for line in r.iter_lines(chunk_size=1, decode_unicode=True):
                 if stop.is_set():

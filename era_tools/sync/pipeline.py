@@ -102,16 +102,16 @@ def make_servers(urls, timeout: float = 30.0, state_timeout: float = 360.0) -> l
 
 
 def connect(servers: list[Server], expected=None):
-    """Each server's network (node_network): servers on another network are dropped, ones
-    that fail are left to retry later.  Returns the network (expected, else the first
-    server's), or PeerError when no server gives one."""
+    """Each server's network (node_network).  Without `expected` (a new store) the network
+    most servers report is taken (the first listed on a tie).  Servers on another network
+    are dropped; ones that fail are left to retry later.  PeerError when no server gives
+    the network."""
     from .pull import node_network
 
-    net = expected
-    errors = []
+    errors, got = [], {}
     for s in servers:
         try:
-            got = node_network(s.api, net)
+            got[s.url] = node_network(s.api, expected)
         except PeerError as exc:
             msg = str(exc)
             if "another network" in msg or "another fork schedule" in msg or \
@@ -120,9 +120,18 @@ def connect(servers: list[Server], expected=None):
             else:
                 s.failed(msg, time.monotonic(), RETRY_BASE, RETRY_CAP)
             errors.append(msg)
-            continue
-        if net is None:
-            net = got
+    net = expected
+    if net is None and got:
+        votes: dict = {}
+        for n in got.values():
+            votes.setdefault(n.genesis_validators_root, []).append(n)
+        net = max(votes.values(), key=len)[0]  # max keeps the first on a tie
+        for s in servers:
+            n = got.get(s.url)
+            if n is not None and n.genesis_validators_root != net.genesis_validators_root:
+                s.drop(f"{s.url}: genesis_validators_root {hex0x(n.genesis_validators_root)}, "
+                       f"most servers have {hex0x(net.genesis_validators_root)} (another "
+                       "network)")
     if net is None:
         raise PeerError("no beacon API gave its network: " + "; ".join(errors))
     if all(s.dropped for s in servers):
@@ -353,15 +362,22 @@ class SyncPipeline:
         for slot in want:
             res = PullResult()
             got = False
-            for s in [x for x in self.servers if not x.dropped]:
+            now = time.monotonic()  # healthy servers first; one in its retry delay last
+            order = sorted((x for x in self.servers if not x.dropped),
+                           key=lambda x: (now < x.next_try, x.failures))
+            for s in order:
                 try:
                     if _pull_state(self.store, s.api, net, slot, res, allow_404=True):
                         got = True
+                        s.ok()
                         break
                 except VerificationError as exc:
                     s.drop(f"state {slot}: {exc}")
                 except PeerError as exc:
-                    self.status(f"sync: {s.url}: state {slot}: {exc}")
+                    delay = s.failed(str(exc), time.monotonic(), self.opts.retry_base,
+                                     self.opts.retry_cap)
+                    self.counters.server_failures += 1
+                    self.status(f"sync: {s.url}: state {slot}: {exc} (retry in {delay:.0f} s)")
             if got:
                 self.counters.states += 1
                 self.counters.bytes += res.bytes
@@ -376,6 +392,8 @@ class SyncPipeline:
 
     # -- stage 3 and 4 ---------------------------------------------------------------------
     def _follow(self) -> None:
+        if not self.opts.once:
+            self._start_event_streams()
         while not self._stop.is_set():
             caught_up = self._with_servers("follow", self._follow_step)
             if caught_up and self.opts.once:
@@ -503,9 +521,13 @@ class SyncPipeline:
             self._seen_finality_at = time.monotonic()
             self._wake.set()
 
+        def on_open() -> None:
+            s.events = True
+            self._wake.set()  # a move between the last poll and now was not streamed
+
         while not self._stop.is_set() and not s.dropped:
             try:
-                if not finalized_events(s.api, on_epoch, self._stop,
+                if not finalized_events(s.api, on_epoch, self._stop, on_open=on_open,
                                         timeout=max(30.0, self.opts.poll_interval * 4)):
                     s.events = False  # no event stream: polling only
                     return
