@@ -118,7 +118,7 @@ class BeaconApiServer:
                     n = server.requests
                 try:
                     server._route(self, n)
-                except BrokenPipeError:
+                except (BrokenPipeError, ConnectionResetError):  # the client was killed
                     pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)

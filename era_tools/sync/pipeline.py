@@ -408,7 +408,8 @@ class SyncPipeline:
 
     def _follow_step(self, s: Server) -> bool:
         """Pull from the store's newest slot to `s`'s finalized slot; True when caught up
-        with it (nothing was left to pull)."""
+        with it (nothing was left to pull: --once stops only after a step that found
+        nothing new, so a chain that finalized during the pull is followed too)."""
         from .pull import pull
 
         net = self.store.network
@@ -428,6 +429,7 @@ class SyncPipeline:
         newest = a.newest_slot if a.newest_slot is not None else -1
         self._check_finality(s, fin, fin_root, newest)
         c.follow_steps += 1
+        self._boundary_state(s, newest, fin)
         if fin <= newest:
             self._publish()
             return True
@@ -445,8 +447,27 @@ class SyncPipeline:
         self._publish()
         self._save_record()
         self._tick_status(force=True)
-        return self.store.anchor.newest_slot is not None and \
-            self.store.anchor.newest_slot >= fin and res.unheld_slot is None
+        return False  # ask again at once: finality may have moved meanwhile
+
+    def _boundary_state(self, s: Server, newest: int, fin: int) -> None:
+        """The state of the last era whose blocks the store holds, when it lacks it (a run
+        killed between an era's last blocks and its state): pull resumes above the newest
+        slot and would not ask for it again."""
+        from .pull import PullResult, _pull_state
+
+        sphr = self.store.sphr
+        slot = (newest + 1) - (newest + 1) % sphr
+        if newest < 0 or slot > fin or self.store.has_state(slot) or \
+                slot in self.missing_states or \
+                not self.store.is_covered(max(0, slot - sphr), max(0, slot - 1)):
+            return
+        res = PullResult()
+        if _pull_state(self.store, s.api, self.store.network, slot, res, allow_404=True):
+            self.counters.states += 1
+            self.counters.bytes += res.bytes
+            self._publish()
+        else:
+            self.missing_states.append(slot)
 
     def _check_finality(self, s: Server, fin: int, fin_root: bytes | None,
                         newest: int) -> None:
@@ -469,14 +490,14 @@ class SyncPipeline:
         if sm is None:
             return
         slot = sm[0]
-        from .pull import block_root_of
+        from ..ssz.layout import block_root
 
         resp = s.api.block(slot)
         theirs = None
         if resp is not None:
             fork = store.network.fork_name_at_slot(slot)
             try:
-                theirs = block_root_of(resp.ssz, fork, store.network.preset_base, resp.url)[1]
+                theirs = block_root(resp.ssz, fork, store.network.preset_base, resp.url)
             except Exception as exc:  # malformed: a lying server, not a conflict
                 raise VerificationError(f"{resp.url}: {exc}") from exc
         if theirs != root:

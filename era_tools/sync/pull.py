@@ -18,11 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import framing, ssz
+from .. import framing
 from ..config import Network, network_from_spec, spec_mismatch
 from ..era import StateHead, state_prefix_size
-from ..errors import ConfigError, FormatError, PeerError, VerificationError, hex0x
-from ..ssz.fast import hash_tree_root_bytes
+from ..errors import ConfigError, PeerError, VerificationError, hex0x
+from ..ssz import layout
 from ..ssz.json import json_to_ssz_for
 from ..store import ChainStore, schema
 from .peers import BeaconApiClient
@@ -161,26 +161,9 @@ def _uncovered(store: ChainStore, first: int, last: int) -> list[tuple[int, int]
     return out
 
 
-# SignedBeaconBlock SSZ: offset(message) u32 = 100 | signature 96 | message: slot u64 |
-# proposer_index u64 | parent_root 32 | ...
-_MSG = 4 + 96
-
-
-def block_root_of(data: bytes, fork: str, preset_base: str, where: str):
-    """(slot, root, parent_root) of a serialized SignedBeaconBlock, from its bytes: the root
-    is hash_tree_root(message) by era_tools.ssz.fast (no py-ssz objects).  The whole message
-    is walked, so malformed bytes raise FormatError naming `where`."""
-    if len(data) < _MSG + 48:
-        raise FormatError(f"{where}: SignedBeaconBlock of {len(data)} bytes is too short")
-    off = int.from_bytes(data[0:4], "little")
-    if off != _MSG:
-        raise FormatError(f"{where}: SignedBeaconBlock message offset {off}, expected {_MSG}")
-    msg = memoryview(data)[_MSG:]
-    try:
-        root = hash_tree_root_bytes(ssz.types_for(fork, preset_base).BeaconBlock, msg)
-    except FormatError as exc:
-        raise FormatError(f"{where}: {exc}") from exc
-    return int.from_bytes(msg[0:8], "little"), root, bytes(msg[16:48])
+# (slot, root, parent_root) of a serialized SignedBeaconBlock, from its bytes (kept under
+# this name for callers of era_tools.sync.pull)
+block_root_of = layout.block_summary
 
 
 def _fetch(api: BeaconApiClient, net: Network, slot: int):
