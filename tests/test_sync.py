@@ -206,3 +206,69 @@ def test_a_store_and_servers_of_another_network_is_bad_input(server, tmp_path):
     assert res.stderr.startswith("error: ") and "another network" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert dump(db) == before
+
+
+def test_metrics_port_serves_prometheus_counters(server, tmp_path):
+    import urllib.request
+
+    server.finalized_epoch = 64
+    db = tmp_path / "db"
+    p = start(["sync", "--db", db, "--beacon-api", server.url, "--poll-interval", 0.2,
+               "--metrics-port", 0])
+    try:
+        url = None
+        for line in p.stderr:
+            if line.startswith("metrics on "):
+                url = line.split()[2]
+            if "stage follow" in line and url:
+                break
+        assert url, "no metrics line"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = urllib.request.urlopen(url, timeout=10).read().decode()
+            if "era_sync_newest_slot 512.0" in text:
+                break
+            time.sleep(0.2)
+        assert 'era_sync_stage{stage="follow"} 1.0' in text
+        assert "era_sync_finalized_slot 512.0" in text
+        assert "era_sync_newest_slot 512.0" in text
+        assert f'era_sync_server_failures{{url="{server.url}"}} 0.0' in text
+        assert "# TYPE era_sync_blocks_total counter" in text
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 130
+
+
+def test_a_server_serving_a_broken_chain_is_dropped_the_other_finishes(fixture_dir,
+                                                                      tmp_path,
+                                                                      sample_files):
+    with BeaconApiServer(fixture_dir) as good, BeaconApiServer(fixture_dir) as liar:
+        good.finalized_epoch = liar.finalized_epoch = 64
+        db, pub = tmp_path / "db", tmp_path / "pub"
+        res = run("sync", "--db", db, "--beacon-api", good.url, "--publish", pub, "--once")
+        assert res.exit_code == 0, res.stderr
+        good.finalized_epoch = liar.finalized_epoch = 128
+        liar.faults.bad_link_slot = 700  # a block whose parent_root does not link
+        res = run("sync", "--db", db, "--beacon-api", liar.url, "--beacon-api", good.url,
+                  "--publish", pub, "--once", "--json")
+        assert res.exit_code == 0, res.stderr
+        servers = {s["url"]: s for s in json.loads(res.stdout)["servers"]}
+        assert servers[liar.url]["state"] == "dropped"
+        assert "does not link" in servers[liar.url]["last_error"]
+        published_ok(pub, sample_files)
+
+
+def test_a_failing_server_waits_longer_each_time_up_to_the_cap():
+    from era_tools.sync.pipeline import Server
+
+    s = Server("http://x", None)
+    delays = [s.failed("timed out", 0.0, 1.0, 60.0) for _ in range(9)]
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert not s.dropped and s.state(0.0).startswith("retry in")
+    assert s.usable(61.0)
+    s.ok()
+    assert s.failures == 0 and s.state(0.0) == "ok"

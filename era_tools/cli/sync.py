@@ -176,8 +176,7 @@ def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_eve
                    (f"; last fault: {p['last_fault']}" if p["last_fault"] else ""))
 
 
-@main.command("sync", short_help="Keep a store (and a published era directory) complete and "
-                                 "current: checkpoint, history, follow.")
+@main.command("sync", short_help="Sync a store to the finalized head and publish its eras.")
 @db_option
 @click.option("--beacon-api", "urls", multiple=True, required=True, metavar="URL",
               callback=http_url,
@@ -214,7 +213,8 @@ def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_eve
 @click.option("--status-every", type=click.FloatRange(min=0.1), default=10.0,
               show_default=True, metavar="S", help="Seconds between status lines.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-              help="Serve Prometheus counters on http://127.0.0.1:PORT/metrics.")
+              help="Serve Prometheus counters on http://127.0.0.1:PORT/metrics (0: any free "
+                   "port, printed on stderr).")
 @json_option
 def sync(db, urls, peers, era_dir, publish_dir, trusted, once, poll_interval, timeout,
          retry_cap, jobs, status_every, metrics_port, as_json):
@@ -272,7 +272,8 @@ def sync(db, urls, peers, era_dir, publish_dir, trusted, once, poll_interval, ti
                 return {"counters": asdict(pipe.counters), "stage": pipe.stage,
                         "servers": [s.to_dict(now) for s in servers]}
 
-            serve_sync_metrics(metrics_port, snapshot)
+            msrv = serve_sync_metrics(metrics_port, snapshot)
+            click.echo(f"metrics on http://127.0.0.1:{msrv.server_port}/metrics", err=True)
         try:
             out = pipe.run()
         except KeyboardInterrupt:

@@ -427,6 +427,7 @@ class SyncPipeline:
             pass
         a = self.store.anchor
         newest = a.newest_slot if a.newest_slot is not None else -1
+        c.newest_slot = max(newest, 0)
         self._check_finality(s, fin, fin_root, newest)
         c.follow_steps += 1
         self._boundary_state(s, newest, fin)
