@@ -272,3 +272,18 @@ def test_a_failing_server_waits_longer_each_time_up_to_the_cap():
     assert s.usable(61.0)
     s.ok()
     assert s.failures == 0 and s.state(0.0) == "ok"
+
+
+def test_an_era_archive_as_the_node_once_terminates(sample_host, tmp_path, sample_files):
+    """`era serve` answers the Beacon API from era files: it holds the state at its finalized
+    slot but not the block there (that block begins the next era).  --once still ends, with
+    every era published and the unheld slot left uncovered."""
+    db, pub = tmp_path / "db", tmp_path / "pub"
+    res = run("sync", "--db", db, "--beacon-api", sample_host.url, "--publish", pub, "--once",
+              "--json")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["covered"] == [[0, 1023]] and out["missing_states"] == []
+    published_ok(pub, sample_files)
+    for f in sample_files:
+        assert (pub / f.name).read_bytes() == f.read_bytes()

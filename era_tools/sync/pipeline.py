@@ -448,6 +448,10 @@ class SyncPipeline:
         self._publish()
         self._save_record()
         self._tick_status(force=True)
+        if res.slots == 0 and res.states == 0:
+            # no progress: the node does not hold the block at its own finalized slot (an
+            # archive such as `era serve`; the slot stays uncovered until a later step)
+            return True
         return False  # ask again at once: finality may have moved meanwhile
 
     def _boundary_state(self, s: Server, newest: int, fin: int) -> None:
