@@ -139,8 +139,7 @@ class Publisher:
                             for n in extras]}
         text = "".join(f"{sums[n]}  {n}\n" for n in names).encode()
         idx = (json.dumps(index, indent=1) + "\n").encode()
-        if sums != old or not os.path.exists(sums_path):
-            _write_atomic(sums_path, text)
+        # index.json first, checksums.txt last: once checksums.txt names a file, both do
         ipath = os.path.join(self.out, INDEX)
         try:
             with open(ipath, "rb") as f:
@@ -149,3 +148,5 @@ class Publisher:
             same = False
         if not same:
             _write_atomic(ipath, idx)
+        if sums != old or not os.path.exists(sums_path):
+            _write_atomic(sums_path, text)

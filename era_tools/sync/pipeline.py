@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import PeerError, StoreError, VerificationError, hex0x
+from ..errors import FormatError, PeerError, StoreError, VerificationError, hex0x
 from ..publish import Publisher
 from .peers import BeaconApiClient, finalized_events
 
@@ -63,6 +63,7 @@ class Server:
     events: bool | None = None      # None: not tried yet; False: the node has no event stream
     finalized_slot: int | None = None
     requests_failed: int = 0
+    range_peer: object = None       # its range endpoint (peers.BackfillPeer), False: none
 
     def usable(self, now: float) -> bool:
         return not self.dropped and now >= self.next_try
@@ -92,6 +93,8 @@ class Server:
     def to_dict(self, now: float) -> dict:
         return {"url": self.url, "state": self.state(now), "failures": self.failures,
                 "finalized_slot": self.finalized_slot,
+                "range_endpoint": (None if self.range_peer is None else
+                                   bool(self.range_peer)),
                 "events": self.events, "last_error": self.reason or None}
 
 
@@ -297,7 +300,7 @@ class SyncPipeline:
                 out = fn(s)
             except FinalityConflict:
                 raise
-            except VerificationError as exc:
+            except (VerificationError, FormatError) as exc:  # wrong data: a lying server
                 s.drop(f"{what}: {exc}")
                 self.status(f"sync: dropped {s.url}: {exc}")
                 continue
@@ -436,7 +439,8 @@ class SyncPipeline:
             return True
         missing: list[int] = []
         res = pull(self.store, api, newest + 1, fin, workers=self.opts.workers,
-                   missing_states=missing, on_state=self._published_state)
+                   missing_states=missing, on_state=self._published_state,
+                   source=self._range_source(s, newest + 1))
         for slot in missing:
             if slot not in self.missing_states:
                 self.missing_states.append(slot)
@@ -453,6 +457,22 @@ class SyncPipeline:
             # archive such as `era serve`; the slot stays uncovered until a later step)
             return True
         return False  # ask again at once: finality may have moved meanwhile
+
+    def _range_source(self, s: Server, probe_slot: int):
+        """The server's range endpoint (an era_tools node) as the block source of the
+        follow stage, or None (a standard node: one GET per slot).  Probed once."""
+        if s.range_peer is None:
+            from ..ssz.json import json_to_ssz_for
+            from .peers import BackfillPeer, PeerFault
+
+            peer = BackfillPeer(s.url, timeout=self.opts.timeout,
+                                json_to_ssz=json_to_ssz_for(self.store.network.preset_base))
+            try:
+                kind = peer.detect(max(0, probe_slot))
+            except PeerFault:
+                return None  # not decided: ask again next step
+            s.range_peer = peer if kind == "range" else False
+        return s.range_peer or None
 
     def _boundary_state(self, s: Server, newest: int, fin: int) -> None:
         """The state of the last era whose blocks the store holds, when it lacks it (a run
