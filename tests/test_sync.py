@@ -287,3 +287,19 @@ def test_an_era_archive_as_the_node_once_terminates(sample_host, tmp_path, sampl
     published_ok(pub, sample_files)
     for f in sample_files:
         assert (pub / f.name).read_bytes() == f.read_bytes()
+
+
+def test_history_from_an_era_host_url_then_follow(server, sample_host, tmp_path,
+                                                  sample_files):
+    """--era-dir URL: the host's era files are mirrored into the store directory and
+    front-filled; the checkpoint at the node's finalized slot links to them, nothing is
+    backfilled, and every era is published."""
+    server.finalized_epoch = 128
+    db, pub = tmp_path / "db", tmp_path / "pub"
+    res = run("sync", "--db", db, "--beacon-api", server.url, "--era-dir", sample_host.url,
+              "--publish", pub, "--once", "--json")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["covered"] == [[0, 1024]]
+    assert {f.name for f in sample_files} <= set(os.listdir(db / "eras"))
+    published_ok(pub, sample_files)
