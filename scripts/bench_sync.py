@@ -10,8 +10,9 @@
    available) to the era file being in place and listed in checksums.txt and index.json.
 2. **Forward sync** (goal: >= 0.9x the verification floor).  `era serve` serves the era
    files (--eras, default sample_eras/) as a Beacon API node; the follow stage pulls every
-   slot from genesis to the node's finalized slot into a fresh store.  Baselines in the same
-   run: `era pull` (pull.pull) of the same range from the same node, and the floor: the work
+   slot from genesis to the node's finalized slot into a fresh store (over the node's range
+   endpoint: `era serve` has one).  Baselines in the same run: `era pull` (pull.pull, one
+   GET per slot) of the same range from the same node, and the floor: the work
    the forward sync must do per block with nothing else (hash_tree_root of each block from
    its bytes, parent links, snappy framing), in the same number of threads.  The forward
    sync checks roots and links, not signatures (as `era pull`), so the floor has no BLS.
@@ -193,9 +194,9 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in rows.items()}
         log(f"forward sync of {slots} slots ({n} blocks) from `era serve` over HTTP, "
             f"{a.workers} threads, median of {a.rounds}:")
-        log(f"  era sync follow stage: {med['sync']:.0f} slots/s "
+        log(f"  era sync follow stage (range endpoint): {med['sync']:.0f} slots/s "
             f"({', '.join(f'{x:.0f}' for x in rows['sync'])})")
-        log(f"  era pull (baseline):   {med['pull']:.0f} slots/s "
+        log(f"  era pull (one GET per slot, baseline): {med['pull']:.0f} slots/s "
             f"({', '.join(f'{x:.0f}' for x in rows['pull'])})")
         log(f"  floor (root from bytes + links + framing, no HTTP): {med['floor']:.0f} slots/s")
         log(f"  sync / floor: {med['sync'] / med['floor']:.2f}; sync / pull: "
