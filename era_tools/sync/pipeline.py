@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import FormatError, PeerError, StoreError, VerificationError, hex0x
+from ..errors import FormatError, PeerError, VerificationError, hex0x
 from ..publish import Publisher
 from .peers import BeaconApiClient, finalized_events
 
@@ -594,8 +594,3 @@ class SyncPipeline:
         self.status(f"sync: {self.stage}: slot {a.newest_slot}, finalized {c.finalized_slot} "
                     f"(lag {lag} slots){pub}; servers: {srv}")
 
-
-def store_ready(store) -> None:
-    """StoreError when the store cannot be synced (read-only)."""
-    if store.readonly:
-        raise StoreError(f"{store.path}: the store is open read-only")
