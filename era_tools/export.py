@@ -22,8 +22,10 @@ from .era import EraWriter, StateHead, era_file_name, parse_era_file_name, state
 from .errors import FormatError, StoreError
 from .store import ChainStore, schema
 
-# Crash-test hook: SIGKILL this process after writing N block records in total.
+# Crash-test hook: SIGKILL this process after writing N block records in total (counted per
+# process, over every export() call: `era sync` exports one era per call).
 _KILL_AFTER_RECORDS = int(os.environ.get("ERA_TOOLS_KILL_AFTER_RECORDS", "0") or 0)
+_records_before = 0   # block records written by earlier export() calls of this process
 
 
 @dataclass
@@ -320,7 +322,8 @@ def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int 
         raise StoreError(f"--to-era {hi} is before --from-era {lo}")
     os.makedirs(out_dir, exist_ok=True)
     res.network_files = write_network_files(store, out_dir, fsync=fsync)
-    records = 0
+    global _records_before
+    records = _records_before
     sphr = store.sphr
     held = [s // sphr for s in store.state_slots()
             if s % sphr == 0 and lo <= s // sphr <= hi]
@@ -388,6 +391,7 @@ def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int 
         res.written.append(path)
         if on_written is not None:
             on_written(path)
+        _records_before = records
         if progress:
             progress(1)
     return res

@@ -31,17 +31,15 @@ import numpy as np
 from . import framing
 from .era import EraReader, StateHead, era_files_in, parse_era_file_name
 from .errors import FormatError, StoreError, VerificationError, hex0x
+from .ssz import layout
 from .store import ChainStore, schema
 
 ZERO_ROOT = b"\x00" * 32
 MODES = ("reference", "copy")
 CHECKS = ("roots", "index")
 
-# SignedBeaconBlock SSZ: offset(message) u32 | signature 96 | message: slot u64 |
-# proposer_index u64 | parent_root 32 | state_root 32 | offset(body) u32 | ...
-_MSG = 4 + 96
-_PARENT = slice(_MSG + 16, _MSG + 48)
-_SLOT = slice(_MSG, _MSG + 8)
+# the head of a SignedBeaconBlock (era_tools.ssz.layout)
+_PARENT, _SLOT = layout.BLOCK_PARENT, layout.BLOCK_SLOT
 
 
 @dataclass

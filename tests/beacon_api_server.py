@@ -15,6 +15,18 @@ Fault switches (attributes of `srv.faults`):
   json_only         ignore Accept and answer blocks in JSON (older nodes)
   fail_every        answer HTTP 500 to every Nth block request (retries must cope)
   bad_state_slot    serve that state with one block_roots entry changed
+  stall             hold every request open without answering (until the server stops)
+  no_version_header send no Eth-Consensus-Version header (Lodestar 1.5.1)
+  finalized_404     answer 404 to the first N `states/finalized` requests after each move of
+                    finality (Lodestar while it moves its finalized checkpoint)
+  rewound           (epoch, root): report that finalized checkpoint (a rewound finality)
+
+A live chain (`era sync` tests): `srv.finalized_epoch` is what finality_checkpoints, the
+`finalized` state id and the event stream say (the fixture's own by default); with
+`srv.reveal_ahead = N` blocks past finalized slot + N are not produced yet (404), and states
+past the finalized slot are 404.  `srv.advance(k)` moves finality k epochs (up to the
+fixture's), `srv.advance_per_poll = k` does so on every finality_checkpoints request, and
+`srv.events = True` serves /eth/v1/events?topics=finalized_checkpoint (server-sent events).
 Usable as a script too: `python tests/beacon_api_server.py [--port N]` serves until killed.
 """
 
@@ -42,6 +54,10 @@ class Faults:
     json_only: bool = False
     fail_every: int = 0
     bad_state_slot: int | None = None
+    stall: bool = False
+    no_version_header: bool = False
+    finalized_404: int = 0
+    rewound: tuple | None = None
 
 
 class FixtureChain:
@@ -53,6 +69,13 @@ class FixtureChain:
         self.blocks = {b["slot"]: b for b in self.manifest["blocks"]}
         self.states = {s["slot"]: s for s in self.manifest["states"]}
         self.finalized_epoch = int(self.manifest["finalized"]["epoch"])
+        self.roots = {b["slot"]: b["root"] for b in self.manifest["blocks"] if b.get("file")}
+
+    def root_at(self, slot: int) -> str:
+        """The root of the latest block at or before `slot`."""
+        while slot not in self.roots:
+            slot -= 1
+        return self.roots[slot]
 
     def block_ssz(self, slot: int) -> tuple[str, bytes] | None:
         b = self.blocks.get(slot)
@@ -73,6 +96,14 @@ class BeaconApiServer:
         self.faults = Faults()
         self.requests = 0
         self._lock = threading.Lock()
+        self.finalized_epoch = self.chain.finalized_epoch
+        self.reveal_ahead: int | None = None
+        self.advance_per_poll = 0
+        self.events = False
+        self.finality_moves: list = []        # (epoch, time.monotonic()) per move
+        self._cond = threading.Condition()
+        self._stopping = threading.Event()
+        self._404s_left = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -87,7 +118,7 @@ class BeaconApiServer:
                     n = server.requests
                 try:
                     server._route(self, n)
-                except BrokenPipeError:
+                except (BrokenPipeError, ConnectionResetError):  # the client was killed
                     pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
@@ -101,6 +132,9 @@ class BeaconApiServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -109,6 +143,56 @@ class BeaconApiServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+    # -- the live chain --------------------------------------------------------------------
+    @property
+    def spe(self) -> int:
+        return int(self.chain.spec["SLOTS_PER_EPOCH"])
+
+    @property
+    def finalized_slot(self) -> int:
+        return self.finalized_epoch * self.spe
+
+    def advance(self, epochs: int = 1) -> bool:
+        """Move finality `epochs` epochs (not past the fixture's); False when it cannot."""
+        import time
+
+        with self._cond:
+            new = min(self.chain.finalized_epoch, self.finalized_epoch + epochs)
+            if new == self.finalized_epoch:
+                return False
+            self.finalized_epoch = new
+            self._404s_left = self.faults.finalized_404
+            self.finality_moves.append((new, time.monotonic()))
+            self._cond.notify_all()
+        return True
+
+    def _revealed(self, slot: int) -> bool:
+        return self.reveal_ahead is None or slot <= self.finalized_slot + self.reveal_ahead
+
+    def _events(self, h) -> None:
+        if not self.events:
+            return self._not_found(h, "event stream")
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Cache-Control", "no-cache")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.close_connection = True
+        h.wfile.flush()
+        seen = self.finalized_epoch
+        while not self._stopping.is_set():
+            with self._cond:
+                if self.finalized_epoch == seen:
+                    self._cond.wait(0.5)
+                epoch = self.finalized_epoch
+            if epoch != seen:
+                seen = epoch
+                slot = epoch * self.spe
+                data = json.dumps({"block": self.chain.root_at(slot), "state": "0x" + "00" * 32,
+                                   "epoch": str(epoch), "execution_optimistic": False})
+                h.wfile.write(f"event: finalized_checkpoint\ndata: {data}\n\n".encode())
+                h.wfile.flush()
 
     # -- routing ---------------------------------------------------------------------------
     def _send(self, h, status: int, body: bytes, ctype: str, headers: dict | None = None):
@@ -131,6 +215,11 @@ class BeaconApiServer:
         parts = path.strip("/").split("/")
         f = self.faults
         c = self.chain
+        if f.stall:
+            self._stopping.wait()
+            return
+        if path == "/eth/v1/events":
+            return self._events(h)
         if path == "/eth/v1/config/spec":
             return self._json(h, {"data": c.spec})
         if path == "/eth/v1/beacon/genesis":
@@ -139,14 +228,18 @@ class BeaconApiServer:
                 g["genesis_validators_root"] = "0x" + "ab" * 32
             return self._json(h, {"data": g})
         if path == "/eth/v1/node/syncing":
-            fin_slot = c.finalized_epoch * int(c.spec["SLOTS_PER_EPOCH"])
+            fin_slot = self.finalized_slot
             return self._json(h, {"data": {
                 "head_slot": str(fin_slot + 23), "sync_distance": "900" if f.syncing else "0",
                 "is_syncing": f.syncing, "is_optimistic": False, "el_offline": False}})
         if len(parts) == 6 and parts[:4] == ["eth", "v1", "beacon", "states"] and \
                 parts[5] == "finality_checkpoints":
-            e = str(c.finalized_epoch)
-            cp = {"epoch": e, "root": c.manifest["finalized"]["root"]}
+            if self.advance_per_poll:
+                self.advance(self.advance_per_poll)
+            e, root = self.finalized_epoch, c.root_at(self.finalized_slot)
+            if f.rewound is not None:
+                e, root = f.rewound
+            cp = {"epoch": str(e), "root": root}
             return self._json(h, {"data": {"previous_justified": cp, "current_justified": cp,
                                            "finalized": cp}})
         if len(parts) == 5 and parts[:4] == ["eth", "v2", "beacon", "blocks"]:
@@ -156,7 +249,7 @@ class BeaconApiServer:
                 return self._json(h, {"code": 400, "message": "bad block id"}, status=400)
             if f.fail_every and n % f.fail_every == 0:
                 return self._json(h, {"code": 500, "message": "injected failure"}, status=500)
-            got = c.block_ssz(slot)
+            got = c.block_ssz(slot) if self._revealed(slot) else None
             if got is None:
                 return self._not_found(h, f"block at slot {slot}")
             fork, data = got
@@ -164,17 +257,24 @@ class BeaconApiServer:
                 data = bytearray(data)
                 data[PARENT_ROOT] = b"\x66" * 32
                 data = bytes(data)
+            vh = {} if f.no_version_header else {"Eth-Consensus-Version": fork}
             if f.json_only:
                 return self._json(h, {"version": fork, "execution_optimistic": False,
-                                      "finalized": True, "data": _block_json(data, fork)})
-            return self._send(h, 200, data, "application/octet-stream",
-                              {"Eth-Consensus-Version": fork})
+                                      "finalized": True, "data": _block_json(data, fork)},
+                                  headers=vh)
+            return self._send(h, 200, data, "application/octet-stream", vh)
         if len(parts) == 6 and parts[:5] == ["eth", "v2", "debug", "beacon", "states"]:
+            if parts[5] == "finalized":
+                with self._cond:
+                    if self._404s_left > 0:
+                        self._404s_left -= 1
+                        return self._not_found(h, "finalized state (moving)")
+                parts[5] = str(self.finalized_slot)
             try:
                 slot = int(parts[5])
             except ValueError:
                 return self._json(h, {"code": 400, "message": "bad state id"}, status=400)
-            got = c.state_ssz(slot)
+            got = c.state_ssz(slot) if slot <= self.finalized_slot else None
             if got is None:
                 return self._not_found(h, f"state at slot {slot}")
             fork, data = got
@@ -184,7 +284,7 @@ class BeaconApiServer:
                 data[i:i + 32] = b"\x77" * 32
                 data = bytes(data)
             return self._send(h, 200, data, "application/octet-stream",
-                              {"Eth-Consensus-Version": fork})
+                              {} if f.no_version_header else {"Eth-Consensus-Version": fork})
         return self._not_found(h, path)
 
 

@@ -53,7 +53,7 @@ COMMAND_MODULES = {
     "info": "inspect", "extract": "inspect",
     "verify": "verify",
     "pull": "store", "export": "store", "frontfill": "store", "status": "store",
-    "checkpoint-sync": "sync", "backfill": "sync",
+    "checkpoint-sync": "sync", "backfill": "sync", "sync": "sync",
     "serve": "serve", "download": "serve",
     "tables": "tables",
     "lightclient": "lightclient",

@@ -257,6 +257,7 @@ def status(db, network_name, config_path, as_json):
             "block_files": files["blocks"],
             "tables": stats,
             "disk_bytes": store.disk_bytes(),
+            "sync": store.sync_record(),
         }
     if as_json:
         echo_json(info)
@@ -284,3 +285,21 @@ def status(db, network_name, config_path, as_json):
                f"{stats['block_refs']['entries']} referenced in {info['referenced_files']} era "
                f"files and {info['block_files']} block files")
     click.echo(f"size:     {info['disk_bytes']} bytes on disk")
+    rec = info["sync"]
+    if rec:  # the record `era sync` keeps: stage, lag, servers, as of its last update
+        import time as _time
+
+        age = f", updated {int(_time.time()) - rec['updated']} s ago" if rec.get("updated") \
+            else ""
+        lag = (f", finalized {rec['finalized_slot']} (lag {rec['lag_slots']} slots)"
+               if rec.get("finalized_slot") is not None else "")
+        click.echo(f"sync:     stage {rec['stage']}, newest slot {rec.get('newest_slot')}{lag}"
+                   f"{age}")
+        if rec.get("missing_states"):
+            click.echo(f"          no server had the states at slots "
+                       f"{', '.join(map(str, rec['missing_states']))}")
+        for s in rec.get("servers", []):
+            err = f" ({s['last_error']})" if s.get("last_error") and s["state"] != "ok" else ""
+            click.echo(f"  server  {s['url']}: {s['state']}, finalized slot "
+                       f"{s.get('finalized_slot')}, event stream "
+                       f"{ {True: 'yes', False: 'no', None: '?'}[s.get('events')] }{err}")

@@ -214,3 +214,137 @@ def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_eve
         click.echo(f"  peer {p['url']} ({p['kind']}): score {p['score']}, {state}, "
                    f"{p['good_batches']} batches" +
                    (f"; last fault: {p['last_fault']}" if p["last_fault"] else ""))
+
+
+@main.command("sync", short_help="Sync a store to the finalized head and publish its eras.")
+@db_option
+@click.option("--beacon-api", "urls", multiple=True, required=True, metavar="URL",
+              callback=http_url,
+              help="A beacon node REST API; repeat for several (failover, and backfill "
+                   "peers).")
+@click.option("--peer", "peers", multiple=True, metavar="URL", callback=http_url,
+              help="An extra backfill peer (an `era serve` server or a beacon node); "
+                   "repeatable.")
+@click.option("--era-dir", metavar="DIR|URL",
+              help="Era files to front-fill history from: a directory, or an era host URL "
+                   "(mirrored into DB/eras first, as `era download` does).")
+@click.option("--publish", "publish_dir", metavar="DIR", type=click.Path(file_okay=False),
+              help="Export every complete era here as it completes, with checksums.txt and "
+                   "index.json.")
+@click.option("--trusted-block-root", "trusted", metavar="0x..",
+              help="Refuse the checkpoint unless its block has this root.")
+@click.option("--once", is_flag=True,
+              help="Stop (exit 0) once the store has caught up with the finalized head and "
+                   "the complete eras are published; without it, follow until Ctrl-C.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=6.0,
+              show_default=True, metavar="S",
+              help="Seconds between finality polls (a node's finalized_checkpoint event "
+                   "stream wakes the sync sooner).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True,
+              help="Seconds per request before a server counts as stalled (12 times this "
+                   "for a state download).")
+@click.option("--retry-cap", type=click.FloatRange(min=0.01), default=60.0,
+              show_default=True, metavar="S",
+              help="Longest wait before a failing server is asked again (the wait doubles "
+                   "per failure from 1 s up to this; a server is never banned for failing).")
+@jobs_option(type=click.IntRange(1, 64), default=8,
+             help="Parallel block downloads (forward) and 1/2 as many backfill batches.")
+@click.option("--status-every", type=click.FloatRange(min=0.1), default=10.0,
+              show_default=True, metavar="S", help="Seconds between status lines.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve Prometheus counters on http://127.0.0.1:PORT/metrics (0: any free "
+                   "port, printed on stderr).")
+@json_option
+def sync(db, urls, peers, era_dir, publish_dir, trusted, once, poll_interval, timeout,
+         retry_cap, jobs, status_every, metrics_port, as_json):
+    """Run the stages of a synced archive, each persisted in the store so a killed run
+    resumes in the stage it was in:
+
+    \b
+    1. checkpoint  as `era checkpoint-sync` (skipped when the store has an anchor);
+    2. history     front-fill --era-dir, then backfill from --peer and the beacon APIs
+                   down to the era files or genesis, then the era-boundary states;
+    3. follow      pull forward to the finalized head and keep following it (event
+                   stream where the node has one, else polling); only finalized slots;
+    4. publish     with --publish, each era exported the moment it is complete.
+
+    A node whose finalized chain no longer holds the store's blocks stops the run (exit 1,
+    both roots named, nothing more written). A failing server is retried after a growing,
+    capped delay; one serving wrong data is dropped. Ctrl-C: exit 130, store consistent.
+    `era status --db DIR` shows the stage, lag and servers."""
+    import os
+
+    from ..store import ChainStore
+    from ..sync.backfill import default_bls_processes
+    from ..sync.pipeline import SyncOptions, SyncPipeline, connect, make_servers
+
+    trusted_root = _root(trusted)
+    servers = make_servers(urls, timeout=timeout, state_timeout=12 * timeout)
+    existing = os.path.exists(os.path.join(db, "CURRENT"))
+    store = ChainStore.open(db, create=False) if existing else None
+    try:
+        net = connect(servers, store.network if store else None)
+        if store is None:
+            store = ChainStore.open(db, net)
+        local_eras = era_dir
+        if era_dir and era_dir.startswith(("http://", "https://")):
+            local_eras = _mirror_eras(era_dir, os.path.join(db, "eras"), net, as_json)
+
+        def status(line):
+            if not as_json:
+                click.echo(line, err=True)
+
+        opts = SyncOptions(peers=list(peers), era_dir=local_eras, publish_dir=publish_dir,
+                           trusted_block_root=trusted_root, once=once,
+                           poll_interval=poll_interval, status_every=status_every,
+                           retry_cap=retry_cap, workers=jobs,
+                           backfill_workers=max(1, jobs // 2),
+                           bls_processes=default_bls_processes(), timeout=timeout)
+        pipe = SyncPipeline(store, servers, opts, status=status)
+        if metrics_port is not None:
+            from dataclasses import asdict
+
+            from ..serve.metrics import serve_sync_metrics
+
+            def snapshot():
+                now = __import__("time").monotonic()
+                return {"counters": asdict(pipe.counters), "stage": pipe.stage,
+                        "servers": [s.to_dict(now) for s in servers]}
+
+            msrv = serve_sync_metrics(metrics_port, snapshot)
+            click.echo(f"metrics on http://127.0.0.1:{msrv.server_port}/metrics", err=True)
+        try:
+            out = pipe.run()
+        except KeyboardInterrupt:
+            a = store.anchor
+            click.echo(f"interrupted in stage {pipe.stage}: the store is consistent "
+                       f"(newest slot {a.newest_slot}); rerun to resume", err=True)
+            sys.exit(130)
+    finally:
+        if store is not None:
+            store.close()
+    if as_json:
+        echo_json(out)
+        return
+    click.echo(f"synced to slot {out['newest_slot']} (finalized {out['finalized_slot']}, lag "
+               f"{out['lag_slots']} slots): {out['slots']} slots, {out['blocks']} blocks, "
+               f"{out['states']} states this run" +
+               (f", {out['eras_published']} eras published" if publish_dir else ""))
+    if out["missing_states"]:
+        click.echo("no server has the states at slots "
+                   f"{', '.join(map(str, out['missing_states']))}: those eras are not "
+                   "exported", err=True)
+
+
+def _mirror_eras(url, dest, net, as_json):
+    """`--era-dir URL`: mirror the host's era files into `dest` (era download), for
+    front-fill."""
+    from ..download import download
+
+    def on_event(kind, **info):
+        if not as_json and kind in ("error", "gap", "done"):
+            click.echo(f"era-dir: {kind}: {info}", err=True)
+
+    download(url, dest, network=net, on_event=on_event)
+    return dest

@@ -159,3 +159,57 @@ def new_registry(stats: Stats) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+# -- `era sync` ------------------------------------------------------------------------------
+SYNC_COUNTERS = {  # name in sync.pipeline.Counters -> help; counters, the rest are gauges
+    "slots": "Slots indexed by this run", "blocks": "Blocks stored by this run",
+    "states": "Era-boundary states stored by this run", "bytes": "Bytes fetched by this run",
+    "eras_published": "Era files published by this run",
+    "follow_steps": "Follow-stage steps (one per finalized head seen)",
+    "server_failures": "Failed requests to beacon APIs (each delays that server)",
+}
+SYNC_GAUGES = {
+    "finalized_slot": "Highest finalized slot a beacon API reported",
+    "newest_slot": "Newest slot the store indexes",
+    "head_slot": "Head slot a beacon API reported",
+    "last_publish_seconds": "Seconds from seeing finality move to the last era published",
+}
+
+
+class _SyncCollector:
+    def __init__(self, snapshot):
+        self.snapshot = snapshot
+
+    def collect(self):
+        snap = self.snapshot()   # {"counters": {...}, "stage": str, "servers": [...]}
+        c = snap["counters"]
+        for name, text in SYNC_COUNTERS.items():
+            m = CounterMetricFamily(f"era_sync_{name}", text)
+            m.add_metric([], c.get(name, 0))
+            yield m
+        for name, text in SYNC_GAUGES.items():
+            m = GaugeMetricFamily(f"era_sync_{name}", text)
+            m.add_metric([], c.get(name, 0))
+            yield m
+        st = GaugeMetricFamily("era_sync_stage", "1 for the stage the run is in",
+                               labels=["stage"])
+        for stage in ("checkpoint", "history", "follow"):
+            st.add_metric([stage], 1 if snap["stage"] == stage else 0)
+        yield st
+        sv = GaugeMetricFamily("era_sync_server_failures", "Consecutive failures per beacon "
+                               "API (0 = healthy); -1 = dropped", labels=["url"])
+        for s in snap["servers"]:
+            sv.add_metric([s["url"]], -1 if s["state"] == "dropped" else s["failures"])
+        yield sv
+
+
+def serve_sync_metrics(port: int, snapshot, addr: str = "127.0.0.1"):
+    """Serve `era sync`'s numbers as Prometheus text on http://addr:port/metrics (a daemon
+    thread).  `snapshot()` returns {"counters", "stage", "servers"}.  Returns the server."""
+    from prometheus_client import start_http_server
+
+    reg = CollectorRegistry()
+    reg.register(_SyncCollector(snapshot))
+    server, _thread = start_http_server(port, addr=addr, registry=reg)
+    return server

@@ -685,6 +685,29 @@ class ChainStore:
         b.set_anchor(anchor)
         self.commit(b)
 
+    # -- the `era sync` record -------------------------------------------------------------
+    def sync_record(self) -> dict | None:
+        """The JSON record `era sync` keeps (its stage, the last status), or None."""
+        raw = self.kv.get(schema.meta_key(schema.META_SYNC))
+        if raw is None:
+            return None
+        try:
+            rec = json.loads(raw)
+        except ValueError as exc:
+            raise StoreError(f"{self.path}: the sync record is corrupt: {exc}") from None
+        if not isinstance(rec, dict) or rec.get("stage") not in schema.SYNC_STAGES:
+            raise StoreError(f"{self.path}: the sync record names no known stage")
+        return rec
+
+    def put_sync_record(self, record: dict) -> None:
+        """Replace the sync record (one atomic write; the anchor is unchanged)."""
+        if record.get("stage") not in schema.SYNC_STAGES:
+            raise ValueError(f"unknown sync stage {record.get('stage')!r}")
+        b = self.batch()
+        b.puts[schema.meta_key(schema.META_SYNC)] = json.dumps(record, sort_keys=True).encode()
+        b.set_anchor(self.anchor)
+        self.commit(b)
+
     def commit(self, b: Batch) -> None:
         """Write the batch's data, index and the updated anchor in one write batch."""
         anchor = b.anchor if b.anchor is not None else self._next_anchor(b)

@@ -44,6 +44,8 @@ META_NETWORK = b"network"
 META_GVR = b"genesis_validators_root"
 META_ANCHOR = b"anchor"
 META_NEXT_FILE_ID = b"next_file_id"
+META_SYNC = b"sync"    # JSON record of `era sync`: its stage and last status (docs/store.md)
+SYNC_STAGES = ("checkpoint", "history", "follow")
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")

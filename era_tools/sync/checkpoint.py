@@ -26,21 +26,20 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import framing, ssz
+from .. import framing
 from ..era import StateHead, state_prefix_size
 from ..errors import FormatError, PeerError, StoreError, VerificationError, hex0x
-from ..hashing import merkleize
+from ..ssz import layout
 from .peers import BeaconApiClient, fetch_ssz_streaming
 
 ZERO_ROOT = b"\x00" * 32
 # Waits before the retries of a 404 for states/finalized: 0.5 s doubling to 4 s, ~28 s in all.
 FINALIZED_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0)
-# BeaconState: genesis_time 8 | genesis_validators_root 32 | slot 8 | fork (4+4+8) |
-# latest_block_header (slot 8, proposer 8, parent 32, state_root 32, body_root 32)
-_GVR = slice(8, 40)
-_SLOT = slice(40, 48)
-_FORK_CURRENT = slice(52, 56)
-_HEADER = 64
+# the state prefix and block head (era_tools.ssz.layout: the one place these live)
+_GVR, _SLOT, _FORK_CURRENT = layout.STATE_GVR, layout.STATE_SLOT, layout.STATE_FORK_CURRENT
+_HEADER = layout.STATE_HEADER.start
+header_root = layout.header_root     # (slot, parent, root) of state.latest_block_header
+block_root_of = layout.block_root    # root of a serialized SignedBeaconBlock
 
 
 @dataclass
@@ -56,26 +55,6 @@ class CheckpointResult:
         return {"state_slot": self.state_slot, "block_slot": self.block_slot,
                 "block_root": hex0x(self.block_root), "state_root": hex0x(self.state_root),
                 "state_bytes": self.state_bytes, "already_stored": self.already}
-
-
-def header_root(state: bytes, state_root: bytes) -> tuple[int, bytes, bytes]:
-    """(slot, parent_root, root) of state.latest_block_header with state_root filled in."""
-    h = state[_HEADER:_HEADER + 112]
-    slot = int.from_bytes(h[0:8], "little")
-    parent = bytes(h[16:48])
-    sr = bytes(h[48:80])
-    if sr == ZERO_ROOT:
-        sr = state_root
-    leaves = h[0:8].ljust(32, b"\0") + h[8:16].ljust(32, b"\0") + parent + sr + bytes(h[80:112])
-    return slot, parent, merkleize(leaves, 8)
-
-
-def block_root_of(data: bytes, fork: str, preset: str, where: str) -> bytes:
-    from ..ssz.fast import hash_tree_root_bytes
-
-    if len(data) < 184 or int.from_bytes(data[:4], "little") != 100:
-        raise FormatError(f"{where}: {len(data)} bytes are not a SignedBeaconBlock")
-    return hash_tree_root_bytes(ssz.types_for(fork, preset).BeaconBlock, memoryview(data)[100:])
 
 
 def fetch_state(api: BeaconApiClient, state_id: str = "finalized",
@@ -191,7 +170,7 @@ def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
         if blk is None:
             raise PeerError(f"{api.base_url}/eth/v2/beacon/blocks/{slot}: the node has neither "
                             f"the checkpoint block nor the block {hex0x(want)} before it (404)")
-        bslot = int.from_bytes(blk.ssz[100:108], "little") if len(blk.ssz) >= 108 else slot
+        bslot = layout.block_slot(blk.ssz) if len(blk.ssz) >= layout.BLOCK_HEAD else slot
         if bslot >= slot:
             raise PeerError(f"{blk.url}: block of slot {bslot}, the state at {slot} names it "
                             "for a slot before")
@@ -202,8 +181,8 @@ def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
     if blk.fork and blk.fork != bfork:
         raise PeerError(f"{blk.url}: Eth-Consensus-Version {blk.fork}, the schedule has {bfork}")
     root = block_root_of(blk.ssz, bfork, net.preset_base, blk.url)
-    got_slot = int.from_bytes(blk.ssz[100:108], "little")
-    parent = bytes(blk.ssz[116:148])
+    got_slot = layout.block_slot(blk.ssz)
+    parent = layout.block_parent(blk.ssz)
     if got_slot != bslot:
         raise PeerError(f"{blk.url}: block of slot {got_slot}, asked for {bslot}")
     if root != hroot:

@@ -217,6 +217,48 @@ class BeaconApiClient:
         return SszResponse(fork, resp.content, url)
 
 
+def finalized_events(api: BeaconApiClient, on_epoch: Callable[[int], None], stop,
+                     timeout: float = 60.0, on_open: Callable[[], None] | None = None) -> bool:
+    """Follow the node's `finalized_checkpoint` event stream (server-sent events on
+    /eth/v1/events?topics=finalized_checkpoint), calling on_epoch(epoch) for each event,
+    until `stop` (a threading.Event) is set or the stream ends.  False at once when the node
+    has no event stream (404/400/501, or not `text/event-stream`); PeerError when it cannot
+    be reached.  Quiet streams are fine: `timeout` bounds the wait for each line.
+    `on_open()` is called once the stream is open (a move just before it is not sent: the
+    caller polls once then)."""
+    import json
+
+    url = api.base_url + "/eth/v1/events?topics=finalized_checkpoint"
+    try:
+        with api._session().get(url, headers={"Accept": "text/event-stream"}, stream=True,
+                                timeout=(api.timeout, timeout)) as r:
+            ctype = r.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if r.status_code != 200 or ctype != "text/event-stream":
+                return False
+            if on_open:
+                on_open()
+            event = None
+            for line in r.iter_lines(chunk_size=1, decode_unicode=True):
+                if stop.is_set():
+                    return True
+                if line is None:
+                    continue
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event in (None, "finalized_checkpoint"):
+                    try:
+                        on_epoch(int(json.loads(line[5:])["epoch"]))
+                    except (ValueError, KeyError, TypeError):
+                        pass  # a malformed event: the next poll catches up anyway
+                elif not line:
+                    event = None
+            return True
+    except requests.Timeout:
+        return True  # quiet for `timeout` s: the caller reconnects
+    except requests.RequestException as exc:
+        raise PeerError(f"{url}: {transport_error(exc, url, api.timeout)}") from exc
+
+
 def ssz_from_json(doc, type_name: str, fork: str | None,
                   convert: Callable[[dict, str, str], bytes] | None, url: str,
                   error=PeerError) -> SszResponse:

@@ -18,11 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import framing, ssz
+from .. import framing
 from ..config import Network, network_from_spec, spec_mismatch
 from ..era import StateHead, state_prefix_size
-from ..errors import ConfigError, FormatError, PeerError, VerificationError, hex0x
-from ..ssz.fast import hash_tree_root_bytes
+from ..errors import ConfigError, PeerError, VerificationError, hex0x
+from ..ssz import layout
 from ..ssz.json import json_to_ssz_for
 from ..store import ChainStore, schema
 from .peers import BeaconApiClient
@@ -96,9 +96,18 @@ def _truthy(v) -> bool:
 def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
          to_slot: int | None = None, workers: int = 8, batch_slots: int = 256,
          progress: Callable[[int], None] | None = None,
-         finalized: tuple[int, bytes] | None = None) -> PullResult:
+         finalized: tuple[int, bytes] | None = None,
+         missing_states: list | None = None,
+         on_state: Callable[[int], None] | None = None,
+         source=None) -> PullResult:
     """`finalized`: (epoch, root) of the finalized checkpoint to pull up to, when it comes
-    from elsewhere than the node (the light client: era_tools.lightclient.driver)."""
+    from elsewhere than the node (the light client: era_tools.lightclient.driver).
+    `missing_states`: when a list, an era-boundary state the node does not serve (404) is
+    appended to it (its slot) and the pull goes on; else that is a PeerError.  `on_state(slot)`
+    is called after each era-boundary state is committed (`era sync` publishes the era).
+    `source`: a peers.BackfillPeer of kind "range" (an era_tools node) to take the blocks
+    from, one range request per batch, instead of one GET per slot from `api`; the checks
+    and the commits are the same."""
     net = store.network
     sphr = net.slots_per_historical_root
     fin_epoch, fin_root = finalized if finalized is not None else api.finalized_checkpoint()
@@ -126,13 +135,18 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
                 res.skipped_slots += e - s + 1 - sum(y - x + 1 for x, y in todo)
                 for x, y in todo:
                     _pull_blocks(store, api, net, pool, x, y, res,
-                                 tip_root=fin_root if y == fin else None)
+                                 tip_root=fin_root if y == fin else None, source=source)
                 if progress:
                     progress(e - s + 1)
                 s = e + 1
             state_slot = era * sphr
             if state_slot <= b and not store.has_state(state_slot):
-                _pull_state(store, api, net, state_slot, res)
+                if _pull_state(store, api, net, state_slot, res,
+                               allow_404=missing_states is not None):
+                    if on_state:
+                        on_state(state_slot)
+                else:
+                    missing_states.append(state_slot)
             era += 1
     return res
 
@@ -154,26 +168,9 @@ def _uncovered(store: ChainStore, first: int, last: int) -> list[tuple[int, int]
     return out
 
 
-# SignedBeaconBlock SSZ: offset(message) u32 = 100 | signature 96 | message: slot u64 |
-# proposer_index u64 | parent_root 32 | ...
-_MSG = 4 + 96
-
-
-def block_root_of(data: bytes, fork: str, preset_base: str, where: str):
-    """(slot, root, parent_root) of a serialized SignedBeaconBlock, from its bytes: the root
-    is hash_tree_root(message) by era_tools.ssz.fast (no py-ssz objects).  The whole message
-    is walked, so malformed bytes raise FormatError naming `where`."""
-    if len(data) < _MSG + 48:
-        raise FormatError(f"{where}: SignedBeaconBlock of {len(data)} bytes is too short")
-    off = int.from_bytes(data[0:4], "little")
-    if off != _MSG:
-        raise FormatError(f"{where}: SignedBeaconBlock message offset {off}, expected {_MSG}")
-    msg = memoryview(data)[_MSG:]
-    try:
-        root = hash_tree_root_bytes(ssz.types_for(fork, preset_base).BeaconBlock, msg)
-    except FormatError as exc:
-        raise FormatError(f"{where}: {exc}") from exc
-    return int.from_bytes(msg[0:8], "little"), root, bytes(msg[16:48])
+# (slot, root, parent_root) of a serialized SignedBeaconBlock, from its bytes (kept under
+# this name for callers of era_tools.sync.pull)
+block_root_of = layout.block_summary
 
 
 def _fetch(api: BeaconApiClient, net: Network, slot: int):
@@ -190,8 +187,50 @@ def _fetch(api: BeaconApiClient, net: Network, slot: int):
         framing.compress(resp.ssz),)
 
 
+def _fetch_range(source, net: Network, pool, first: int, last: int, tip: bool):
+    """(slot, url, parsed or None, bytes) for the slots of [first, last] from one range
+    request to an era_tools node: blocks arrive snappy-framed (stored as they came), are
+    decompressed and hashed in `pool`.  A reply that stops one slot short is fine only at
+    the finalized slot (`tip`: an archive does not hold the block that begins the next era),
+    like a 404 there over REST; otherwise PeerError."""
+    from .peers import PeerFault
+
+    where = f"{source.url}: blocks {first}..{last}"
+    try:
+        reply = source.fetch(first, last)
+    except PeerFault as exc:
+        if not (tip and first == last and exc.kind == "missing"):
+            raise
+        yield last, where, None, 0  # the finalized slot alone, not held: as a 404 over REST
+        return
+    if reply.last_slot < last and not (tip and reply.last_slot == last - 1):
+        raise PeerFault(f"{where}: the node serves only up to slot {reply.last_slot}",
+                        "missing")
+
+    def one(raw):
+        data = framing.decompress_exact(raw.framed, raw.length, where=where)
+        slot = layout.block_slot(data)
+        if not first <= slot <= last:
+            raise PeerFault(f"{where}: block of slot {slot} outside the request")
+        parsed = block_root_of(data, net.fork_name_at_slot(slot), net.preset_base, where)
+        return slot, parsed + (raw.framed,), len(data)
+
+    got = {}
+    prev = first - 1
+    for slot, parsed, n in pool.map(one, reply.blocks):
+        if slot <= prev:
+            raise PeerFault(f"{where}: block slot {slot} after slot {prev} (slots must "
+                            "increase)")
+        prev = slot
+        got[slot] = (parsed, n)
+    for slot in range(first, last + 1):
+        hit = got.get(slot)
+        yield (slot, where, hit[0], hit[1]) if hit else (slot, where, None, 0)
+
+
 def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, first: int,
-                 last: int, res: PullResult, tip_root: bytes | None = None) -> None:
+                 last: int, res: PullResult, tip_root: bytes | None = None,
+                 source=None) -> None:
     """Fetch [first, last], check the links and commit them as one batch.
 
     `tip_root`: the finalized checkpoint root, when `last` is the finalized slot.  A 404
@@ -205,8 +244,14 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
         prev = store.block_root_at(first - 1)
     batch = store.batch()
     blocks = []
-    for slot, resp, parsed in pool.map(lambda s: _fetch(api, net, s), range(first, last + 1)):
-        if resp is None:
+    if source is not None:
+        fetched = _fetch_range(source, net, pool, first, last, tip_root is not None)
+    else:
+        fetched = ((slot, resp and resp.url, parsed, len(resp.ssz) if resp else 0)
+                   for slot, resp, parsed in pool.map(lambda s: _fetch(api, net, s),
+                                                      range(first, last + 1)))
+    for slot, url, parsed, nbytes in fetched:
+        if parsed is None:
             if tip_root is not None and slot == last and prev != tip_root:
                 last = slot - 1  # not proven empty: leave it uncovered
                 res.unheld_slot = slot
@@ -215,23 +260,23 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
             continue
         bslot, root, parent, framed = parsed
         if bslot != slot:
-            raise PeerError(f"{resp.url}: block has slot {bslot}, asked for {slot}")
+            raise PeerError(f"{url}: block has slot {bslot}, asked for {slot}")
         if slot == 0 and parent != ZERO_ROOT:
-            raise VerificationError(f"{resp.url}: slot 0: genesis block parent_root "
+            raise VerificationError(f"{url}: slot 0: genesis block parent_root "
                                     f"{hex0x(parent)} is not zero")
         if prev is not None and parent != prev:
             raise VerificationError(
-                f"{resp.url}: slot {slot}: block parent_root {hex0x(parent)} does not link to "
+                f"{url}: slot {slot}: block parent_root {hex0x(parent)} does not link to "
                 f"the previous block {hex0x(prev)}; nothing from slots {first}..{last} "
                 "was written")
         if tip_root is not None and slot == last and root != tip_root:
-            raise PeerError(f"{resp.url}: block root {hex0x(root)} at the finalized slot "
+            raise PeerError(f"{url}: block root {hex0x(root)} at the finalized slot "
                             f"{slot} is not the node's finalized checkpoint root "
                             f"{hex0x(tip_root)}")
         prev = root
         blocks.append((slot, root, parent, framed))
         res.blocks += 1
-        res.bytes += len(resp.ssz)
+        res.bytes += nbytes
     # link to the store's history right above the batch, if any
     if prev is not None:
         expect = last + 1
@@ -257,8 +302,12 @@ def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, fi
 
 
 def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int,
-                res: PullResult) -> None:
+                res: PullResult, allow_404: bool = False) -> bool:
+    """Fetch, check and commit the state at `slot`; False when the node has none and
+    `allow_404`."""
     resp = api.state(slot)
+    if resp is None and allow_404:
+        return False
     if resp is None:
         raise PeerError(f"{api.base_url}/eth/v2/debug/beacon/states/{slot}: the node does not "
                         "serve this historical state (404)")
@@ -281,6 +330,7 @@ def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int
     store.commit(b)
     res.states += 1
     res.bytes += len(resp.ssz)
+    return True
 
 
 def _check_block_roots(store: ChainStore, head: StateHead, state_slot: int, url: str) -> None:

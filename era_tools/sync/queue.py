@@ -50,9 +50,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import bls, framing, ssz
+from ..ssz import layout
 from ..errors import FormatError, PeerError, VerificationError, hex0x
 from ..signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root
-from ..ssz.fast import hash_tree_root_bytes as _htr_bytes
 from .peers import BackfillPeer, PeerFault, PeerReply
 
 # Nimbus peer_scores.nim
@@ -181,9 +181,8 @@ def _check_blocks_task(items: list, preset: str):
             else:
                 data = payload
                 fo = framing.compress(data)
-            cls = ssz.types_for(fork, preset).BeaconBlock
-            root = _htr_bytes(cls, memoryview(data)[100:])
-            head = bytes(data[4:148])
+            root = layout.block_root(data, fork, preset, "block")
+            head = bytes(data[4:layout.BLOCK_HEAD])
         except FormatError as exc:
             errors[i] = f"not a {fork} block: {exc}"
         roots.append(root)
@@ -191,7 +190,7 @@ def _check_blocks_task(items: list, preset: str):
         heads.append(head)
         if root is not None and pubkey is not None:
             sets.append(bls.SignatureSet(pubkey, compute_signing_root(root, domain),
-                                         bytes(data[4:100])))
+                                         bytes(data[layout.SIGNATURE])))
             idx.append(i)
     if len(_pk_cache) > _PK_CACHE_MAX:
         _pk_cache.clear()
@@ -267,16 +266,17 @@ class Verifier:
             if raw.framed is not None:
                 try:  # CRC-less peek: the pool task decompresses it all and hands back the
                     # header it saw, compared below
-                    head = framing.peek_prefix(raw.framed, 148, where=where)
+                    head = framing.peek_prefix(raw.framed, layout.BLOCK_HEAD, where=where)
                 except FormatError as exc:
                     raise PeerFault(f"{where}: bad snappy payload: {exc}") from exc
                 payload, is_framed, length = raw.framed, True, raw.length
             else:
-                head = raw.ssz[:148]
+                head = raw.ssz[:layout.BLOCK_HEAD]
                 payload, is_framed, length = raw.ssz, False, len(raw.ssz)
-            if len(head) < 148 or length < 184 or int.from_bytes(head[:4], "little") != 100:
+            if len(head) < layout.BLOCK_HEAD or length < layout.MIN_SIGNED_BLOCK or \
+                    int.from_bytes(head[:4], "little") != layout.MESSAGE_OFFSET:
                 raise PeerFault(f"{where}: {length} bytes are not a SignedBeaconBlock")
-            slot = int.from_bytes(head[100:108], "little")
+            slot = layout.block_slot(head)
             if raw.slot >= 0 and slot != raw.slot:
                 raise PeerFault(f"{where}: asked for slot {raw.slot}, got a block of slot {slot}")
             if slot <= prev_slot:
@@ -300,11 +300,11 @@ class Verifier:
                 k = -1  # the anchor block a rewound request includes
             else:
                 k = bisect.bisect_left(his, slot)
-            proposer = int.from_bytes(head[108:116], "little")
-            sig = bytes(head[4:100])
+            proposer = layout.block_proposer(head)
+            sig = bytes(head[layout.SIGNATURE])
             pubkey = domain = None
             if slot == 0:
-                if sig != bls.ZERO_SIGNATURE or bytes(head[116:148]) != ZERO_ROOT:
+                if sig != bls.ZERO_SIGNATURE or layout.block_parent(head) != ZERO_ROOT:
                     faults[k] = faults[k] or PeerFault(
                         f"{where}: slot 0: the genesis block must carry the zero signature "
                         "and a zero parent_root")
@@ -318,8 +318,8 @@ class Verifier:
                 domain = self.domain(net.fork_at_epoch(slot // net.slots_per_epoch).version)
             if k >= 0 and faults[k] is not None:
                 continue  # that batch fails anyway: spare the hashing and BLS
-            heads.append((slot, bytes(head[116:148]), proposer, raw.framed, k,
-                          bytes(head[4:148])))
+            heads.append((slot, layout.block_parent(head), proposer, raw.framed, k,
+                          bytes(head[4:layout.BLOCK_HEAD])))
             items.append((payload, is_framed, length, net.fork_name_at_slot(slot), pubkey,
                           domain))
         if not items:

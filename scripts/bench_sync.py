@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Benchmark `era sync`: follow-mode publish latency and forward-sync speed.
+
+1. **Latency** (the issue's goal: an era published within 2 s of its boundary state being
+   available).  A live chain (tests/beacon_api_server.py over the fixture chain, in a thread)
+   starts finalized at slot 192; `SyncPipeline` follows it in another thread, with the
+   node's finalized_checkpoint event stream (and, second, by polling every --poll seconds).
+   Each time the previous era is published, finality moves one era on (8 epochs); the
+   latency is the time from that move (the moment the era's boundary state becomes
+   available) to the era file being in place and listed in checksums.txt and index.json.
+2. **Forward sync** (goal: >= 0.9x the verification floor).  `era serve` serves the era
+   files (--eras, default sample_eras/) as a Beacon API node; the follow stage pulls every
+   slot from genesis to the node's finalized slot into a fresh store (over the node's range
+   endpoint: `era serve` has one).  Baselines in the same run: `era pull` (pull.pull, one
+   GET per slot) of the same range from the same node, and the floor: the work
+   the forward sync must do per block with nothing else (hash_tree_root of each block from
+   its bytes, parent links, snappy framing), in the same number of threads.  The forward
+   sync checks roots and links, not signatures (as `era pull`), so the floor has no BLS.
+
+Prints the CPU flags, the hashing path and the load average; the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from era_tools import framing, hashing  # noqa: E402
+from era_tools.config import load_config  # noqa: E402
+from era_tools.era import EraReader, era_files_in  # noqa: E402
+from era_tools.store import ChainStore  # noqa: E402
+from era_tools.sync.pipeline import (SyncOptions, SyncPipeline, connect,  # noqa: E402
+                                     make_servers)
+from era_tools.ssz.layout import block_summary  # noqa: E402
+from era_tools.sync.pull import pull  # noqa: E402
+
+
+def cpu_flags() -> str:
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return "?"
+    return " ".join(sorted(set(re.findall(r"\b(avx512f|sha_ni|avx2)\b", text)))) or "none"
+
+
+def latency(poll: float | None, log) -> list[float]:
+    from beacon_api_server import BeaconApiServer
+
+    out = []
+    with BeaconApiServer() as srv, tempfile.TemporaryDirectory() as tmp:
+        srv.finalized_epoch, srv.reveal_ahead, srv.events = 24, 16, poll is None
+        servers = make_servers([srv.url], timeout=10)
+        net = connect(servers)
+        published: dict[int, float] = {}
+        cond = threading.Condition()
+
+        def on_publish(path, t):
+            era = int(os.path.basename(path).split("-")[1])
+            with cond:
+                published[era] = t
+                cond.notify_all()
+
+        with ChainStore.open(os.path.join(tmp, "db"), net) as store:
+            pipe = SyncPipeline(store, servers, SyncOptions(
+                publish_dir=os.path.join(tmp, "pub"), poll_interval=poll or 30.0,
+                status_every=1e9), on_publish=on_publish)
+            t = threading.Thread(target=lambda: _quiet(pipe.run), daemon=True)
+            t.start()
+            with cond:
+                cond.wait_for(lambda: 3 in published, timeout=120)
+            for era in range(4, 17):
+                time.sleep(0.2)
+                moved = time.monotonic()
+                srv.advance(8)
+                with cond:
+                    if not cond.wait_for(lambda: era in published, timeout=60):
+                        raise SystemExit(f"era {era} was not published within 60 s")
+                out.append(published[era] - moved)
+            pipe.stop()
+            t.join(30)
+    log(f"  {'event stream' if poll is None else f'polling every {poll:g} s'}: "
+        f"median {statistics.median(out):.3f} s, max {max(out):.3f} s over {len(out)} eras")
+    return out
+
+
+def _quiet(fn):
+    try:
+        fn()
+    except KeyboardInterrupt:
+        pass
+
+
+def start_node(era_dir: Path, network: str | None):
+    cmd = [sys.executable, "-c", "from era_tools.cli import main; main()", "serve",
+           str(era_dir), "--port", "0"] + (["--network", network] if network else [])
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        line = p.stderr.readline()
+        m = re.search(r"on (http://[0-9.]+:\d+)/", line or "")
+        if m:
+            return p, m.group(1)
+        if p.poll() is not None:
+            break
+    p.kill()
+    raise SystemExit("era serve did not start")
+
+
+def floor(era_dir: Path, net, workers: int) -> tuple[float, int]:
+    """Seconds for the forward sync's own per-block work over every block of the eras:
+    root from bytes, the parent link, snappy framing; `workers` threads."""
+    blocks = []
+    for path in era_files_in([era_dir]):
+        with EraReader(path) as r:
+            for slot in r.block_slots():
+                blocks.append((slot, framing.decompress(bytes(r.block_framed(slot)))))
+
+    def one(item):
+        slot, data = item
+        _, root, parent = block_summary(data, net.fork_name_at_slot(slot), net.preset_base,
+                                        "bench")
+        return root, parent, framing.compress(data)
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        prev = None
+        for root, parent, _ in pool.map(one, blocks):
+            assert prev is None or parent == prev
+            prev = root
+    return time.perf_counter() - t, len(blocks)
+
+
+def forward(url: str, net, workers: int, tmp: str, name: str) -> tuple[float, int]:
+    servers = make_servers([url], timeout=30)
+    net = connect(servers)  # the node's network, with its genesis
+    with ChainStore.open(os.path.join(tmp, name), net) as store:
+        t = time.perf_counter()
+        if name == "pull":
+            res = pull(store, servers[0].api, workers=workers)
+            slots = res.slots
+        else:
+            store.put_sync_record({"stage": "follow"})  # straight to the follow stage
+            pipe = SyncPipeline(store, servers, SyncOptions(once=True, workers=workers))
+            slots = pipe.run()["slots"]
+        return time.perf_counter() - t, slots
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--eras", type=Path, default=ROOT / "sample_eras",
+                    help="era files for the forward-sync node (default: sample_eras/)")
+    ap.add_argument("--network", default=None, help="their network, if not beside them")
+    ap.add_argument("--workers", type=int, default=8, help="download threads (era sync -j)")
+    ap.add_argument("--poll", type=float, default=1.0,
+                    help="poll interval of the polling latency run")
+    ap.add_argument("--rounds", type=int, default=3, help="forward-sync rounds (median)")
+    a = ap.parse_args()
+    log = print
+    log(f"CPU flags: {cpu_flags()}; native hasher: {hashing.native()}; cores: "
+        f"{os.cpu_count()}; load average: {os.getloadavg()[0]:.2f} (the machine may be "
+        "shared)")
+    log("follow-mode latency, finality moved -> era file + checksums.txt + index.json:")
+    ev = latency(None, log)
+    po = latency(a.poll, log)
+    net = load_config(a.eras / "spec.json") if a.network is None else None
+    if net is None:
+        from era_tools.config import get_network
+
+        net = get_network(a.network)
+    node, url = start_node(a.eras, a.network)
+    try:
+        rows = {"sync": [], "pull": [], "floor": []}
+        for _ in range(a.rounds):
+            with tempfile.TemporaryDirectory() as tmp:
+                for name in ("sync", "pull"):
+                    s, slots = forward(url, net, a.workers, tmp, name)
+                    rows[name].append(slots / s)
+            s, n = floor(a.eras, net, a.workers)
+            rows["floor"].append(slots / s)
+        med = {k: statistics.median(v) for k, v in rows.items()}
+        log(f"forward sync of {slots} slots ({n} blocks) from `era serve` over HTTP, "
+            f"{a.workers} threads, median of {a.rounds}:")
+        log(f"  era sync follow stage (range endpoint): {med['sync']:.0f} slots/s "
+            f"({', '.join(f'{x:.0f}' for x in rows['sync'])})")
+        log(f"  era pull (one GET per slot, baseline): {med['pull']:.0f} slots/s "
+            f"({', '.join(f'{x:.0f}' for x in rows['pull'])})")
+        log(f"  floor (root from bytes + links + framing, no HTTP): {med['floor']:.0f} slots/s")
+        log(f"  sync / floor: {med['sync'] / med['floor']:.2f}; sync / pull: "
+            f"{med['sync'] / med['pull']:.2f}")
+        log(f"latency goal (<= 2 s): event stream max {max(ev):.2f} s, polling max "
+            f"{max(po):.2f} s; load average now {os.getloadavg()[0]:.2f}")
+    finally:
+        node.terminate()
+        node.wait(10)
+
+
+if __name__ == "__main__":
+    main()
