@@ -1,5 +1,5 @@
-"""Replays deterministic mutations of real era files through every fuzz target:
-only EraToolsError may escape."""
+"""Replays deterministic mutations of the seed corpora (real era files, tests/fuzz/seeds/)
+through every fuzz target: only EraToolsError may escape."""
 import glob
 import os
 import random
@@ -12,7 +12,13 @@ from tests.fuzz.targets import TARGETS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+SEEDS = os.path.join(ROOT, "tests", "fuzz", "seeds")
+
+
 def _seeds(name):
+    d = os.path.join(SEEDS, name)
+    if os.path.isdir(d):  # committed corpora (scripts/make_fuzz_seeds.py), plus regressions
+        return [open(os.path.join(d, n), "rb").read() for n in sorted(os.listdir(d))]
     paths = sorted(glob.glob(os.path.join(ROOT, "sample_eras", "*.era")))[:2]
     files = [open(p, "rb").read() for p in paths]
     if name in ("ssz_block", "ssz_state", "rlp"):
@@ -38,7 +44,7 @@ def _mutants(seed: bytes, n: int, rng: random.Random):
             b = b[: rng.randrange(len(b) + 1)]
         else:
             i = rng.randrange(len(b) + 1)
-            b[i:i] = os.urandom(rng.randint(1, 16))
+            b[i:i] = rng.randbytes(rng.randint(1, 16))
         yield bytes(b)
 
 
