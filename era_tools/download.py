@@ -168,7 +168,7 @@ def parse_s3(body: bytes, base: str) -> tuple[list[RemoteFile], list[RemoteFile]
     """Files of one ListObjectsV2 page and its NextContinuationToken."""
     try:
         root = ET.fromstring(body)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError, ValueError) as exc:  # LookupError: unknown encoding=
         raise PeerError(f"{base}: bad S3 listing XML: {exc}") from exc
     ns = ""
     if root.tag.startswith("{"):
@@ -180,8 +180,8 @@ def parse_s3(body: bytes, base: str) -> tuple[list[RemoteFile], list[RemoteFile]
         name = key.rsplit("/", 1)[-1]
         if not _safe_name(name):
             continue
-        url = urljoin(base, quote(key))
-        sz = int(size) if size and size.isdigit() else None
+        url = base + quote(key.lstrip("/"))  # a key "//host/..." stays on the listing's host
+        sz = int(size) if size and size.isascii() and size.isdigit() else None
         if _kind_of(name):
             files.append(RemoteFile(name, url, _era_of(name), sz))
         elif name in EXTRA_FILES:
@@ -425,7 +425,7 @@ async def _download_one(sess, rf: RemoteFile, dest: str, emit) -> tuple[str, str
         offset = res.offset
         total = res.headers.get("Content-Range", "").rsplit("/", 1)[-1] if res.status == 206 \
             else res.headers.get("Content-Length")
-        if total and total.isdigit() and int(total) != offset:
+        if total and total.isascii() and total.isdigit() and int(total) != offset:
             if attempt >= MAX_ATTEMPTS:
                 raise PeerError(f"{rf.url}: got {offset} of {total} bytes")
             emit("retry", name=rf.name, offset=offset, error=f"short body ({offset}/{total})")

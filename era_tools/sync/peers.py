@@ -379,7 +379,7 @@ class BackfillPeer:
             with self._session().get(url, headers={"Accept": accept}, timeout=t,
                                      stream=True) as r:
                 clen = r.headers.get("Content-Length")
-                if clen and clen.isdigit() and int(clen) > limit:
+                if clen and clen.isascii() and clen.isdigit() and int(clen) > limit:
                     raise PeerFault(f"{url}: response of {clen} bytes exceeds the limit "
                                     f"{limit}")
                 parts, size = [], 0   # joined once at the end: one copy of the body
@@ -436,7 +436,7 @@ class BackfillPeer:
                         raise
             try:
                 clen = resp.getheader("Content-Length")
-                if clen and clen.isdigit() and int(clen) > limit:
+                if clen and clen.isascii() and clen.isdigit() and int(clen) > limit:
                     raise PeerFault(f"{url}: response of {clen} bytes exceeds the limit {limit}")
                 buf = getattr(self._local, "buf", None)
                 if buf is None:
@@ -610,7 +610,7 @@ def fetch_ssz_streaming(api: BeaconApiClient, path: str, timeout: float,
             if ctype == "application/json":
                 raise PeerError(f"{url}: the node answered JSON; a state must come as SSZ")
             total = r.headers.get("Content-Length")
-            total = int(total) if total and total.isdigit() else None
+            total = int(total) if total and total.isascii() and total.isdigit() else None
             buf = bytearray()
             for chunk in r.iter_content(1 << 20):
                 buf += chunk

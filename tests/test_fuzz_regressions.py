@@ -1,0 +1,64 @@
+"""Regression tests for the crashes the fuzz targets found (tests/fuzz/targets.py), each with
+its input; the inputs also live in the seed corpora (tests/fuzz/seeds/<target>/crash-*), so
+tests/test_fuzz.py replays and mutates them too.  Peers are real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+import pytest
+from click.testing import CliRunner
+
+from era_tools.cli import main
+from era_tools.download import parse_s3
+from era_tools.errors import PeerError
+from era_tools.sync.peers import BackfillPeer
+from hostile_http import HostilePeer, response
+
+SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz", "seeds")
+BASE = "http://127.0.0.1:8080/eras/"
+
+
+def test_s3_listing_with_an_unknown_xml_encoding_is_a_peer_error():
+    # listing_s3: ET.fromstring raised LookupError("unknown encoding: UuF-8") out of parse_s3
+    body = open(os.path.join(SEEDS, "listing_s3", "crash-unknown-encoding.xml"), "rb").read()
+    assert b'encoding="UuF-8"' in body
+    with pytest.raises(PeerError, match="bad S3 listing XML: .*unknown encoding"):
+        parse_s3(body, BASE)
+
+
+def test_s3_keys_stay_on_the_listing_host():
+    # listing_s3 invariant: a key "//host/..." made urljoin send the download to another host
+    body = (b"<ListBucketResult><Contents><Key>//evil.example/x/mainnet-00000-4b363db9.era"
+            b"</Key><Size>\xc2\xb2</Size></Contents><Contents><Key>/a/mainnet-00001-4b363db9.era"
+            b"</Key><Size>12</Size></Contents></ListBucketResult>")
+    files, _, _ = parse_s3(body, BASE)
+    assert [urlsplit(f.url).netloc for f in files] == ["127.0.0.1:8080"] * 2
+    assert files[0].url == BASE + "evil.example/x/mainnet-00000-4b363db9.era"
+    assert [f.size for f in files] == [None, 12]  # "²" is a digit to str.isdigit, not to int
+
+
+@pytest.mark.parametrize("how", ["range", "rest"])
+def test_content_length_of_non_ascii_digits_is_not_a_crash(how):
+    # int("²") raised ValueError out of BackfillPeer's size check ("²".isdigit() is True);
+    # now the header is ignored and the (empty) body read as it comes
+    blob = response(headers={"Era-Tools-Last-Slot": "9"}, body=b"", content_length="\xb2")
+    with HostilePeer(lambda path: [blob]) as srv:
+        peer = BackfillPeer(srv.url, timeout=5)
+        peer.kind = how
+        try:
+            reply = peer.fetch(8, 9)
+        finally:
+            peer.close()
+    if how == "range":
+        assert (reply.blocks, reply.last_slot) == ([], 9)
+    else:
+        assert [(b.slot, b.ssz) for b in reply.blocks] == [(8, b""), (9, b"")]
+
+
+def test_state_id_of_non_ascii_digits_is_a_usage_error(tmp_path):
+    r = CliRunner().invoke(main, ["checkpoint-sync", "--db", str(tmp_path / "a"),
+                                  "--beacon-api", "http://127.0.0.1:9", "--state-id", "²"])
+    assert r.exit_code == 2, r.output
+    assert "error: --state-id '²': give `finalized` or a slot number" in r.output
