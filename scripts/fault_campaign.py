@@ -1,0 +1,428 @@
+"""The fault campaign of issue 14, as tables: SIGKILL at random points, a full disk under every
+writer, `era serve` under abuse, and hostile peers.  Everything runs on this machine: the
+`era` commands as subprocesses, their servers and peers on 127.0.0.1 only, every request loop
+bounded in count and time.
+
+    python3 scripts/fault_campaign.py [--only kill,disk,serve,peers] [--kills N] [--seed S]
+        [--conns N] [--json FILE]
+
+kill   each writer (pull, export, frontfill in reference and copy mode, backfill, download,
+       checkpoint-sync) is SIGKILLed at N random times within its uninterrupted run time; after
+       each kill the store must be consistent (every covered slot resolves) and no finished
+       file partial; then a rerun must end equal to the uninterrupted run (every store key and
+       value, every output file's sha256).
+disk   each writer runs with its output on a tmpfs too small for it: one `error:` line, exit
+       2, no partial file under a final name, the store's contents unchanged by the failed
+       batch (consistent); then the tmpfs is grown and a rerun must equal the reference.
+       Needs root for `mount -t tmpfs` (else the section says so and is skipped).
+serve  a real `era serve` over sample_eras/ under 500 concurrent connections, slowloris,
+       oversized headers, malformed and overlapping Range, path traversal in many encodings
+       and every URL shape of its listing; an honest client's latency is measured throughout.
+       A 5xx answer or a byte of the canary file outside the root is a failure.
+peers  backfill, pull, checkpoint-sync and download against raw-socket peers that close
+       mid-chunk, send truncated SSZ, or announce a 10 GB Content-Length: exit code, one
+       line, wall time and the child's peak RSS (wait4).
+
+Exit status: 0 when every row passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
+sys.path[:0] = [ROOT, TESTS]
+SAMPLE = os.path.join(ROOT, "sample_eras")
+FIXTURE = os.path.join(os.path.dirname(ROOT), "shared", "fixtures", "lodestar-minimal-1")
+CLI = "import sys; from era_tools.cli import main; sys.exit(main())"
+
+
+# ---------------------------------------------------------------------------------------------
+# running `era`
+
+
+def _env(extra=None):
+    e = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for k in ("ERA_TOOLS_KILL_AFTER_BATCHES", "ERA_TOOLS_KILL_AFTER_RECORDS", "ERA_TOOLS_DEBUG"):
+        e.pop(k, None)
+    e.update(extra or {})
+    return e
+
+
+class Ran:
+    def __init__(self, rc, out, err, seconds, maxrss_kb):
+        self.rc, self.out, self.err, self.seconds, self.maxrss_kb = rc, out, err, seconds, maxrss_kb
+
+    def error_lines(self):
+        return [ln for ln in self.err.splitlines() if ln.startswith("error:")]
+
+    def one_clear_line(self) -> bool:
+        """Exactly one `error:` line and no traceback on stderr."""
+        return len(self.error_lines()) == 1 and "Traceback" not in self.err
+
+
+def era(args, timeout=600, kill_at: float | None = None, env=None) -> Ran:
+    """Run `era ARGS` in a subprocess; with `kill_at`, SIGKILL it after that many seconds if it
+    is still running (rc -9 then).  Peak RSS from wait4."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.monotonic()
+        p = subprocess.Popen([sys.executable, "-c", CLI, *map(str, args)], cwd=ROOT,
+                             env=_env(env), stdout=out, stderr=err)
+        deadline = t0 + (kill_at if kill_at is not None else timeout)
+        status = ru = None
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() >= deadline:
+                p.send_signal(signal.SIGKILL)
+                _, status, ru = os.wait4(p.pid, 0)
+                break
+            time.sleep(0.005)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        secs = time.monotonic() - t0
+        out.seek(0)
+        err.seek(0)
+        return Ran(p.returncode, out.read().decode("utf-8", "replace"),
+                   err.read().decode("utf-8", "replace"), secs, ru.ru_maxrss)
+
+
+# ---------------------------------------------------------------------------------------------
+# what a run leaves
+
+
+def files_digest(d, skip_hidden=True) -> dict:
+    """{relative path: sha256} of the regular files under d (LevelDB's own files excluded)."""
+    out = {}
+    if not os.path.isdir(d):
+        return out
+    for base, dirs, names in os.walk(d):
+        if skip_hidden:
+            dirs[:] = [x for x in dirs if not x.startswith(".")]
+        for n in names:
+            p = os.path.join(base, n)
+            rel = os.path.relpath(p, d)
+            if skip_hidden and n.startswith("."):
+                continue
+            if re.fullmatch(r"\d{6}\.(log|ldb)|CURRENT|LOCK|LOG(\.old)?|MANIFEST-\d+", n):
+                continue
+            with open(p, "rb") as f:
+                out[rel] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def store_dump(db):
+    from store_dump import dump
+    return dump(db)
+
+
+def store_problems(db) -> list[str]:
+    """Consistency of a chain store: every slot of every covered range has an index entry,
+    every indexed block and every stored state is readable."""
+    from era_tools.store import ChainStore, schema
+    if not os.path.exists(os.path.join(db, "CURRENT")):
+        return []
+    probs = []
+    try:
+        with ChainStore.open(db, readonly=True) as s:
+            for a, b in s.covered_ranges():
+                slots = []
+                for k, v in s.iter_index(a, b):
+                    slots.append(schema.slot_of_key(k))
+                    if v and s.get_block_framed(bytes(v)) is None:
+                        probs.append(f"slot {slots[-1]}: block {bytes(v).hex()[:16]} missing")
+                if slots != list(range(a, b + 1)):
+                    probs.append(f"covered {a}..{b}: {len(slots)} index entries")
+            for slot in s.state_slots():
+                if s.get_state_framed(slot) is None:
+                    probs.append(f"state {slot} unreadable")
+    except Exception as exc:  # noqa: BLE001 - any failure to read it is the finding
+        probs.append(f"{type(exc).__name__}: {exc}")
+    return probs[:3]
+
+
+def logical_store(db):
+    """What a store holds, whatever its file layout: slot -> root, root -> block SSZ, the
+    covered ranges, the oldest block slot, state slot -> state SSZ.  (Backfill sizes its
+    batches, and so its block files, by the peers' speed: two uninterrupted runs differ in
+    layout, never in this.)"""
+    from era_tools.store import ChainStore, schema
+    with ChainStore.open(db, readonly=True) as s:
+        index = [(schema.slot_of_key(k), bytes(v)) for k, v in s.iter_index(0, 1 << 40)]
+        blocks = {r: s.get_block_ssz(r) for _, r in index if r}
+        states = {slot: s.get_state(slot) for slot in s.state_slots()}
+        return index, blocks, s.covered_ranges(), s.anchor.oldest_block_slot, states
+
+
+def partial_finals(out, reference: dict) -> list[str]:
+    """Files under a final name (not .tmp, not hidden) that differ from the reference run's."""
+    return [n for n, h in files_digest(out).items()
+            if not n.endswith(".tmp") and reference.get(n) not in (None, h)]
+
+
+# ---------------------------------------------------------------------------------------------
+# scenarios: a prepared starting point, the command, and how to compare outcomes
+
+
+class Servers:
+    """The HTTP servers the scenarios need, started once: a fixture Beacon API node (two for
+    backfill) and an `era serve` application over sample_eras/ (for download)."""
+
+    def __init__(self):
+        from peers import FixtureNode
+        from era_tools.config import load_config
+        from era_tools.serve.app import make_app
+        from era_tools.serve.testing import ServerThread
+        self.node = FixtureNode(FIXTURE).__enter__()
+        self.node2 = FixtureNode(FIXTURE).__enter__()
+        for n in (self.node, self.node2):  # a killed client's reset is expected: no traceback
+            n.httpd.handle_error = lambda *a: None
+        self.host = ServerThread(make_app(SAMPLE, load_config(os.path.join(SAMPLE, "spec.json"))))
+        self.host.start()
+
+    def close(self):
+        self.host.stop()
+        self.node.__exit__(None, None, None)
+        self.node2.__exit__(None, None, None)
+
+
+class Scenario:
+    def __init__(self, name, prepare, argv, outcome, partial):
+        self.name, self.prepare, self.argv = name, prepare, argv
+        self.outcome, self.partial = outcome, partial
+
+
+def small_eras(work) -> str:
+    d = os.path.join(work, "eras")
+    if not os.path.isdir(d):
+        os.makedirs(d)
+        for n in os.listdir(SAMPLE):
+            if not n.endswith(".era") or int(n.split("-")[1]) <= 5:
+                shutil.copyfile(os.path.join(SAMPLE, n), os.path.join(d, n))
+    return d
+
+
+def scenarios(work, srv: Servers) -> list[Scenario]:
+    eras = small_eras(work)
+    base = {}
+
+    def export_db():
+        if "export" not in base:
+            db = os.path.join(work, "export-src")
+            r = era(["frontfill", "--db", db, "--check", "index", eras])
+            assert r.rc == 0, r.err
+            base["export"] = db
+        return base["export"]
+
+    def checkpointed():
+        if "cp" not in base:
+            db = os.path.join(work, "checkpointed")
+            r = era(["checkpoint-sync", "--db", db, "--beacon-api", srv.node.url])
+            assert r.rc == 0, r.err
+            base["cp"] = db
+        return base["cp"]
+
+    def store_outcome(ctx):
+        return store_dump(ctx["db"]), files_digest(ctx["db"])
+
+    def store_partial(ctx):
+        return store_problems(ctx["db"])
+
+    def files_outcome(ctx):
+        return files_digest(ctx["out"])
+
+    def new_db(d):
+        return {"db": os.path.join(d, "db")}
+
+    def copy_db(src):
+        def prep(d):
+            shutil.copytree(src(), os.path.join(d, "db"))
+            return {"db": os.path.join(d, "db")}
+        return prep
+
+    return [
+        Scenario("pull", new_db,
+                 lambda c: ["pull", "--beacon-api", srv.node.url, "--db", c["db"], "--from-slot",
+                            0, "--to-slot", 400, "--batch-slots", 16, "--jobs", 4],
+                 store_outcome, store_partial),
+        Scenario("export", lambda d: {"db": export_db(), "out": os.path.join(d, "out")},
+                 lambda c: ["export", "--db", c["db"], "--out", c["out"]],
+                 files_outcome, None),
+        Scenario("frontfill (reference)", new_db,
+                 lambda c: ["frontfill", "--db", c["db"], eras], store_outcome, store_partial),
+        Scenario("frontfill (copy)", new_db,
+                 lambda c: ["frontfill", "--db", c["db"], "--mode", "copy", eras],
+                 store_outcome, store_partial),
+        Scenario("backfill", copy_db(checkpointed),
+                 lambda c: ["backfill", "--db", c["db"], "--peer", srv.node.url, "--peer",
+                            srv.node2.url, "--check-jobs", 0],
+                 lambda c: logical_store(c["db"]), store_partial),
+        Scenario("download", lambda d: {"out": os.path.join(d, "out")},
+                 lambda c: ["download", srv.host.url, c["out"], "--jobs", 2],
+                 files_outcome, None),
+        Scenario("checkpoint-sync", new_db,
+                 lambda c: ["checkpoint-sync", "--db", c["db"], "--beacon-api", srv.node.url],
+                 store_outcome, store_partial),
+    ]
+
+
+def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[dict]:
+    rows = []
+    for sc in scenarios(work, srv):
+        if only and sc.name.split()[0] not in only:
+            continue
+        d = tempfile.mkdtemp(prefix="ref-", dir=work)
+        ctx = sc.prepare(d)
+        ref_run = era(sc.argv(ctx))
+        if ref_run.rc != 0:
+            rows.append({"writer": sc.name, "ok": False, "note": f"reference run failed: "
+                         f"{ref_run.err.strip()[-200:]}"})
+            continue
+        ref = sc.outcome(ctx)
+        ref_files = files_digest(ctx.get("out") or "")
+        killed = finished = bad = 0
+        notes = []
+        t_kills = []
+        for i in range(kills):
+            d = tempfile.mkdtemp(prefix=f"k{i}-", dir=work)
+            c = sc.prepare(d)
+            at = rng.uniform(0.15, 1.0) * ref_run.seconds
+            r = era(sc.argv(c), kill_at=at)
+            if r.rc == -signal.SIGKILL:
+                killed += 1
+                t_kills.append(at)
+            elif r.rc == 0:
+                finished += 1
+            else:
+                bad += 1
+                notes.append(f"kill run exit {r.rc}: {r.err.strip()[-160:]}")
+            probs = sc.partial(c) if sc.partial else []
+            if "out" in c:
+                probs += [f"partial file {n}" for n in partial_finals(c["out"], ref_files)]
+            if probs:
+                bad += 1
+                notes.append(f"after kill at {at:.2f} s: {'; '.join(probs)}")
+            r2 = era(sc.argv(c))
+            if r2.rc != 0 or sc.outcome(c) != ref:
+                bad += 1
+                notes.append(f"rerun after kill at {at:.2f} s: exit {r2.rc}, "
+                             f"{'differs from' if r2.rc == 0 else r2.err.strip()[-160:]}"
+                             f"{' the uninterrupted run' if r2.rc == 0 else ''}")
+            if "out" in c:
+                left = [n for n in os.listdir(c["out"]) if n.endswith(".tmp")]
+                if left:
+                    bad += 1
+                    notes.append(f"rerun left {left}")
+            shutil.rmtree(d, ignore_errors=True)
+        rows.append({"writer": sc.name, "uninterrupted_s": round(ref_run.seconds, 2),
+                     "kills": killed, "finished_before_kill": finished, "failures": bad,
+                     "kill_times_s": [round(t, 2) for t in sorted(t_kills)],
+                     "ok": bad == 0 and killed > 0, "note": "; ".join(notes[:3])})
+        print(f"  kill: {sc.name}: {killed} kills, {finished} finished first, {bad} failures",
+              file=sys.stderr)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+
+def table(title: str, rows: list[dict], cols: list[str]) -> str:
+    lines = [f"\n## {title}", "| " + " | ".join(cols) + " |",
+             "|" + "|".join("---" for _ in cols) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="kill,disk,serve,peers",
+                    help="comma-separated sections: kill, disk, serve, peers (default: all)")
+    ap.add_argument("--writers", default="",
+                    help="comma-separated writers for kill/disk (default: all): pull, export, "
+                         "frontfill, backfill, download, checkpoint-sync")
+    ap.add_argument("--kills", type=int, default=10, help="SIGKILLs per writer (default 10)")
+    ap.add_argument("--conns", type=int, default=500,
+                    help="concurrent connections against era serve (default 500)")
+    ap.add_argument("--seconds", type=float, default=20,
+                    help="length of the slowloris phase against era serve (default 20)")
+    ap.add_argument("--seed", type=int, default=14, help="random seed (default 14)")
+    ap.add_argument("--json", metavar="FILE", help="also write the rows as JSON to FILE")
+    a = ap.parse_args(argv)
+    sections = set(a.only.split(","))
+    writers = set(filter(None, a.writers.split(","))) or None
+    rng = random.Random(a.seed)
+    work = tempfile.mkdtemp(prefix="era-faults-")
+    results, ok = {}, True
+    srv = Servers() if sections & {"kill", "disk", "peers"} else None
+    try:
+        if "kill" in sections:
+            rows = kill_section(work, srv, a.kills, rng, writers)
+            results["kill"] = rows
+            print(table("SIGKILL at random points, then rerun", rows,
+                        ["writer", "uninterrupted_s", "kills", "finished_before_kill",
+                         "failures", "ok", "note"]))
+        if "disk" in sections:
+            rows = disk_section(work, srv, writers)
+            results["disk"] = rows
+            print(table("Full disk (tmpfs) under each writer, then rerun with space", rows,
+                        ["writer", "tmpfs", "exit", "message", "partial_files",
+                         "store_unchanged", "rerun_equal", "ok"]))
+        if "serve" in sections:
+            rows, honest = serve_section(work, a.conns, a.seconds, rng)
+            results["serve"] = {"phases": rows, "honest": honest}
+            print(table("era serve under abuse (127.0.0.1)", rows,
+                        ["phase", "requests", "statuses", "5xx", "outside_root",
+                         "honest_n", "honest_p50_ms", "honest_p99_ms", "honest_max_ms",
+                         "honest_failed", "ok"]))
+        if "peers" in sections:
+            rows = peers_section(work, srv)
+            results["peers"] = rows
+            print(table("Hostile peers", rows,
+                        ["command", "peer", "exit", "seconds", "peak_rss_mb", "message", "ok"]))
+    finally:
+        if srv is not None:
+            srv.close()
+        shutil.rmtree(work, ignore_errors=True)
+    for sec in results.values():
+        for r in (sec["phases"] if isinstance(sec, dict) else sec):
+            ok &= bool(r.get("ok"))
+    load = os.getloadavg()
+    print(f"\nload average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores "
+          f"(shared with other work); {'all rows passed' if ok else 'FAILURES above'}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0 if ok else 1
+
+
+def disk_section(*a):
+    return []
+
+
+def serve_section(*a):
+    return [], {}
+
+
+def peers_section(*a):
+    return []
+
+
+if __name__ == "__main__":
+    sys.exit(main())
