@@ -397,19 +397,25 @@ async def _download_one(sess, rf: RemoteFile, dest: str, emit) -> tuple[str, str
     attempt = 0
     while True:
         attempt += 1
-        with open(tmp, "ab") as f:
-            try:
-                res = await client.stream_to_file(sess, rf.url, f, offset, if_range=if_range,
-                                                  on_data=on_data, on_restart=on_restart,
-                                                  on_headers=on_headers)
-            except PeerError as exc:
-                f.flush()
-                offset = f.tell()
-                if attempt >= MAX_ATTEMPTS:
-                    raise
-                emit("retry", name=rf.name, offset=offset, error=str(exc))
-                await asyncio.sleep(min(0.2 * 2 ** attempt, 5))
-                continue
+        try:
+            with open(tmp, "ab") as f:
+                try:
+                    res = await client.stream_to_file(sess, rf.url, f, offset,
+                                                      if_range=if_range, on_data=on_data,
+                                                      on_restart=on_restart,
+                                                      on_headers=on_headers)
+                except PeerError as exc:
+                    f.flush()
+                    offset = f.tell()
+                    if attempt >= MAX_ATTEMPTS:
+                        raise
+                    emit("retry", name=rf.name, offset=offset, error=str(exc))
+                    await asyncio.sleep(min(0.2 * 2 ** attempt, 5))
+                    continue
+        except OSError as exc:  # a write into the .tmp (a full disk): say which file
+            if exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, tmp) from exc
+            raise
         if res.status == 416:
             if rf.size is not None and offset == rf.size:
                 break  # the partial file was in fact complete
