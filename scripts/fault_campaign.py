@@ -496,8 +496,311 @@ def disk_section(work, srv, only=None) -> list[dict]:
     return rows
 
 
-def serve_section(*a):
-    return [], {}
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _honest_client(port, files, stop, out):
+    """A separate process: GET /index.json, a Range of an era file (bytes checked) and
+    /eth/v1/beacon/genesis in turn, 20 ms apart, until `stop`; sends [(t, latency, ok)]."""
+    import http.client
+    rec, i = [], 0
+    names = sorted(files)
+    while not stop.is_set():
+        name = names[i % len(names)]
+        kind = i % 3
+        i += 1
+        t0 = time.time()
+        ok = False
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            if kind == 0:
+                c.request("GET", "/index.json")
+                r = c.getresponse()
+                ok = r.status == 200 and b'"files"' in r.read()
+            elif kind == 1:
+                c.request("GET", "/" + name, headers={"Range": "bytes=100-4195"})
+                r = c.getresponse()
+                ok = r.status == 206 and r.read() == files[name][100:4196]
+            else:
+                c.request("GET", "/eth/v1/beacon/genesis")
+                r = c.getresponse()
+                ok = r.status == 200 and b"genesis_validators_root" in r.read()
+            c.close()
+        except OSError:
+            ok = False
+        rec.append((t0, time.time() - t0, ok))
+        time.sleep(0.02)
+    out.send(rec)
+
+
+async def _raw(port, data: bytes, timeout=15.0, hold: float = 0.0):
+    """Send raw bytes, read to EOF: (status or None, response bytes)."""
+    try:
+        r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return None, b""
+    try:
+        w.write(data)
+        await w.drain()
+        if hold:
+            await asyncio.sleep(hold)
+        resp = await asyncio.wait_for(r.read(), timeout)
+    except (OSError, asyncio.TimeoutError):
+        resp = b""
+    finally:
+        w.close()
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", resp)
+    return (int(m.group(1)) if m else None), resp
+
+
+def _req(path: str, headers: dict | None = None, method: str = "GET") -> bytes:
+    h = {"Host": "127.0.0.1", "Connection": "close"}
+    h.update(headers or {})
+    return (f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items())
+            + "\r\n").encode("latin-1")
+
+
+def _body(resp: bytes) -> bytes:
+    return resp.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in resp else b""
+
+
+RANGES = ["bytes=0-99", "bytes=100-", "bytes=-500", "bytes=", "bytes=-", "bytes=5-2",
+          "bytes=-0", "bytes=0-0,0-0", "bytes=0-99,50-149", "bytes=0-99, 50-149",
+          ",".join(["bytes=0-1"] + [f"{i}-{i + 1}" for i in range(2, 400, 2)]),
+          "bytes=99999999-", "bytes=0-99999999999", "bytes=18446744073709551616-",
+          "bytes=99999999999999999999999-", "items=0-5", "bytes=1e3-", "bytes=+5-",
+          "bytes=0x10-", " bytes = 0 - 5 ", "bytes=\u00b2-", "bytes=0-1\t", "bytes=--5",
+          "bytes=5--", "bytes=0-99;q=1", "BYTES=0-99", "bytes=0-" + "9" * 4000]
+
+TRAVERSAL = ["/../secret.txt", "/..%2fsecret.txt", "/%2e%2e/secret.txt", "/%2e%2e%2fsecret.txt",
+             "/%252e%252e%252fsecret.txt", "/..%5csecret.txt", "/..\\secret.txt",
+             "/%c0%ae%c0%ae/secret.txt", "/%c0%ae%c0%ae%c0%afsecret.txt", "/....//secret.txt",
+             "/.%2e/secret.txt", "//secret.txt", "/./../secret.txt", "/x/../../secret.txt",
+             "/%2F..%2Fsecret.txt", "/..;/secret.txt", "/%00../secret.txt",
+             "/secret.txt%00.era", "/%u002e%u002e/secret.txt", "/..%252fsecret.txt",
+             "/%2e%2e%5csecret.txt", "/..%c0%afsecret.txt", "/..%ef%bc%8fsecret.txt",
+             "/eth/v2/beacon/blocks/..%2f..%2fsecret.txt", "/eth/v2/debug/beacon/states/..%2f",
+             "/era_tools/v1/blocks_by_range?start_slot=../secret.txt&count=1",
+             "http://127.0.0.1/../secret.txt", "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+             "/../../../../../../etc/passwd", "/..%2f..%2f..%2f..%2fetc%2fpasswd"]
+
+
+def _url_shapes(names, root_hex) -> list[tuple[str, dict, str]]:
+    ids = ["0", "1", "8", "70", "64", "1023", "head", "finalized", "genesis", "justified",
+           root_hex, "0x" + "00" * 32, "0x12", "-1", "18446744073709551615",
+           "18446744073709551616", "99999999999999999999999", "abc", "%ff", "0x" + "zz" * 32]
+    paths = ["/", "/index.json", "/checksums.txt", "/metrics", "/eth/v1/beacon/genesis",
+             "/eth/v1/config/spec", "/eth/v1/config/fork_schedule", "/eth/v1/node/syncing",
+             "/nonexistent.era", "/index.json/x", "/?list-type=2", "/?a=" + "b" * 5000]
+    paths += ["/" + n for n in names] + ["/" + n + "?x=1" for n in names[:3]]
+    for i in ids:
+        paths += [f"/eth/v2/beacon/blocks/{i}", f"/eth/v1/beacon/blocks/{i}/root",
+                  f"/eth/v1/beacon/headers/{i}", f"/eth/v2/debug/beacon/states/{i}",
+                  f"/eth/v1/beacon/states/{i}/finality_checkpoints"]
+    for q in ["start_slot=0&count=1", "start_slot=8&count=64", "start_slot=1&count=1024",
+              "start_slot=1&count=1025", "start_slot=1&count=0", "start_slot=-1&count=1",
+              "start_slot=18446744073709551615&count=2", "start_slot=1", "count=1",
+              "start_slot=1&start_slot=2&count=1", "start_slot=1&count=1&x=2",
+              "start_slot=0x10&count=1", "start_slot=%00&count=1", ""]:
+        paths.append("/era_tools/v1/blocks_by_range?" + q)
+    out = []
+    for p in paths:
+        for method in ("GET", "HEAD"):
+            out.append((p, {}, method))
+        out.append((p, {"Accept": "application/octet-stream"}, "GET"))
+    for method in ("POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PROPFIND", "GETX"):
+        out.append(("/index.json", {"Content-Length": "0"}, method))
+    return out
+
+
+def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
+    """`era serve` (2 worker processes) over a copy of sample_eras/ in ROOT/eras, with a
+    canary ROOT/secret.txt beside it; the phases run one after the other while an honest
+    client in another process measures its latency."""
+    import multiprocessing as mp
+    base = os.path.join(work, "serve-root")
+    eras = os.path.join(base, "eras")
+    shutil.copytree(SAMPLE, eras)
+    canary = b"CANARY-" + os.urandom(8).hex().encode()
+    with open(os.path.join(base, "secret.txt"), "wb") as f:
+        f.write(canary)
+    files = {n: open(os.path.join(eras, n), "rb").read() for n in os.listdir(eras)
+             if n.endswith(".era")}
+    port = _free_port()
+    log = open(os.path.join(work, "serve.log"), "wb")
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "serve", eras, "--port", str(port),
+                             "--jobs", "2"], cwd=ROOT, env=_env(), stdout=log, stderr=log)
+    rows = []
+    try:
+        import http.client
+        for _ in range(300):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/index.json")
+                index = json.loads(c.getresponse().read())
+                break
+            except (OSError, ValueError):
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("era serve did not start: " + open(log.name).read()[-500:])
+        ctx = mp.get_context("fork")
+        stop = ctx.Event()
+        recv, send = ctx.Pipe(False)
+        honest = ctx.Process(target=_honest_client, args=(port, files, stop, send))
+        honest.start()
+        phases = []
+
+        def phase(name, coro_fn):
+            t0 = time.time()
+            results = asyncio.run(coro_fn())
+            phases.append((name, t0, time.time(), results))
+
+        async def idle():
+            await asyncio.sleep(3)
+            return []
+
+        big = sorted(files)[-1]
+
+        async def flood():
+            reqs = [_req("/" + big) if i % 2 else
+                    _req(rng.choice(["/index.json", "/", "/eth/v2/beacon/blocks/70",
+                                     "/era_tools/v1/blocks_by_range?start_slot=1&count=64"]))
+                    for i in range(conns)]
+            return await asyncio.gather(*[_raw(port, r, timeout=60) for r in reqs])
+
+        async def slowloris():
+            n = min(conns, 400)
+
+            async def one(i):
+                try:
+                    r, w = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    return (None, b"")
+                w.write(b"GET /index.json HTTP/1.1\r\nHost: x\r\n")
+                t_end = time.monotonic() + slow_seconds
+                closed = False
+                try:
+                    while time.monotonic() < t_end:
+                        w.write(b"X-%d: %d\r\n" % (i, int(time.monotonic())))
+                        await w.drain()
+                        try:
+                            if await asyncio.wait_for(r.read(1), 1.0) == b"":
+                                closed = True
+                                break
+                        except asyncio.TimeoutError:
+                            pass
+                except OSError:
+                    closed = True
+                w.close()
+                return (-1 if closed else 0, b"")
+            return await asyncio.gather(*[one(i) for i in range(n)])
+
+        async def headers():
+            out = []
+            for size in (4 << 10, 8 << 10, 16 << 10, 64 << 10, 1 << 20):
+                out.append(await _raw(port, _req("/index.json", {"X-Big": "a" * size})))
+            out.append(await _raw(port, _req("/index.json", {f"X-{i}": "v" for i in
+                                                           range(1000)})))
+            out.append(await _raw(port, _req("/" + "a" * (100 << 10))))
+            out.append(await _raw(port, b"GET /index.json HTTP/1.1\r\nHost: x\r\n"
+                                  b"Content-Length: 10737418240\r\n\r\nabc", timeout=5))
+            out.append(await _raw(port, b"GET /index.json HTTP/1.1\r\nHost: x\r\n"
+                                  b"Transfer-Encoding: chunked\r\n\r\nffffffffffff\r\n",
+                                  timeout=5))
+            out.append(await _raw(port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+                                  + os.urandom(200)))
+            out.append(await _raw(port, b"GET / HTTP/9.9\r\n\r\n"))
+            out.append(await _raw(port, b"GET /\x00\xff HTTP/1.1\r\nHost: x\r\n\r\n"))
+            return out
+
+        bad_range = []
+
+        async def ranges():
+            out = []
+            name = sorted(files)[1]
+            data = files[name]
+            for v in RANGES:
+                st, resp = await _raw(port, _req("/" + name, {"Range": v}))
+                out.append((st, resp))
+                if st == 206:
+                    m = re.search(rb"Content-Range: bytes (\d+)-(\d+)/(\d+)", resp, re.I)
+                    if not m or _body(resp) != data[int(m.group(1)):int(m.group(2)) + 1]:
+                        bad_range.append(v)
+                elif st not in (200, 416, 400):
+                    bad_range.append(v)
+            return out
+
+        async def traversal():
+            out = []
+            for p in TRAVERSAL:
+                for method in ("GET", "HEAD"):
+                    out.append(await _raw(port, _req(p, method=method)))
+            return out
+
+        async def shapes():
+            root_hex = "0x" + "11" * 32
+            try:
+                st, resp = await _raw(port, _req("/eth/v1/beacon/blocks/70/root"))
+                root_hex = json.loads(_body(resp))["data"]["root"]
+            except (ValueError, KeyError, TypeError):
+                pass
+            names = [f["name"] for f in index["files"]] + [x["name"] for x in
+                                                          index.get("extras", [])]
+            out = []
+            for p, h, method in _url_shapes(names, root_hex):
+                out.append(await _raw(port, _req(p, h, method)))
+            return out
+
+        phase("baseline (honest client alone)", idle)
+        phase(f"{conns} concurrent connections (files, listing, API, range)", flood)
+        phase(f"slowloris: {min(conns, 400)} connections, a header line a second for "
+              f"{slow_seconds:g} s", slowloris)
+        phase("oversized headers, request line, bodies, garbage", headers)
+        phase(f"malformed and overlapping Range ({len(RANGES)} values)", ranges)
+        phase(f"path traversal ({len(TRAVERSAL)} encodings x GET/HEAD)", traversal)
+        phase("every URL shape of the listing and the API (GET, HEAD, SSZ; other methods)",
+              shapes)
+        phase("after (honest client alone)", idle)
+        stop.set()
+        rec = recv.recv()
+        honest.join(30)
+        alive = proc.poll() is None
+        for name, t0, t1, results in phases:
+            lat = [x[1] for x in rec if t0 <= x[0] <= t1]
+            failed = sum(1 for x in rec if t0 <= x[0] <= t1 and not x[2])
+            sts: dict = {}
+            for st, _ in results:
+                key = "slowloris-open" if st == 0 else "closed-by-server" if st == -1 else \
+                    str(st) if st is not None else "no-answer"
+                sts[key] = sts.get(key, 0) + 1
+            five = sum(v for k, v in sts.items() if k.isdigit() and k.startswith("5"))
+            leak = sum(1 for _, resp in results if canary in resp)
+            q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) >= 2 else lat * 99
+            row = {"phase": name, "requests": len(results),
+                   "statuses": " ".join(f"{k}:{v}" for k, v in sorted(sts.items())),
+                   "5xx": five, "outside_root": leak, "honest_n": len(lat),
+                   "honest_p50_ms": round(1000 * q[49], 1) if lat else "",
+                   "honest_p99_ms": round(1000 * q[98], 1) if lat else "",
+                   "honest_max_ms": round(1000 * max(lat), 1) if lat else "",
+                   "honest_failed": failed}
+            row["ok"] = five == 0 and leak == 0 and failed == 0 and alive and len(lat) > 0
+            if name.startswith("malformed") and bad_range:
+                row["ok"] = False
+                row["statuses"] += f" WRONG: {bad_range[:3]}"
+            rows.append(row)
+        summary = {"server_alive_after": alive, "honest_requests": len(rec)}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    return rows, summary
 
 
 def peers_section(*a):
