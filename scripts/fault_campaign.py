@@ -803,8 +803,166 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
     return rows, summary
 
 
-def peers_section(*a):
-    return []
+def _upstream(base: str, path: str, accept: str):
+    req = urllib.request.Request(base.rstrip("/") + path, headers={"Accept": accept})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+_KEEP = ("content-type", "eth-consensus-version", "era-tools-last-slot", "era-tools-error",
+         "last-modified", "etag")
+
+
+def _relay(base, path, body_fn=None, accept=None):
+    """The honest upstream's answer to `path`, its body passed through body_fn(body) ->
+    parts (default: sent whole)."""
+    ssz = "/blocks/" in path or "/states/" in path or "blocks_by_range" in path
+    st, h, body = _upstream(base, path, accept or ("application/octet-stream" if ssz else
+                                                   "application/json"))
+    keep = {k: v for k, v in h.items() if k.lower() in _KEEP}
+    if body_fn is None or st != 200:
+        from hostile_http import response
+        return [response(f"{st} X", keep, body)]
+    return body_fn(body, keep)
+
+
+def _cut(frac):
+    """Announce the whole body, send `frac` of it, close: a peer that dies mid-chunk."""
+    def fn(body, keep):
+        from hostile_http import CLOSE, response
+        return [response("200 OK", keep, body[:int(len(body) * frac)],
+                         content_length=str(len(body))), CLOSE]
+    return fn
+
+
+def _truncated(frac):
+    """A complete HTTP answer whose body is `frac` of the real one: truncated SSZ."""
+    def fn(body, keep):
+        from hostile_http import response
+        return [response("200 OK", keep, body[:int(len(body) * frac)])]
+    return fn
+
+
+def _huge(sent_mb: int):
+    """Content-Length: 10 GB, then `sent_mb` MiB of zeros at full speed, then close."""
+    def fn(body, keep):
+        from hostile_http import CLOSE, response
+        return [response("200 OK", keep, b"", content_length=str(10 << 30))] + \
+            [bytes(1 << 20)] * sent_mb + [CLOSE]
+    return fn
+
+
+def peers_section(work, srv, sent_mb: int = 64) -> list[dict]:
+    from hostile_http import HostilePeer, response
+    from era_tools.sync.peers import RANGE_PATH
+    rows = []
+    ckpt = os.path.join(work, "peers-checkpointed")
+    r = era(["checkpoint-sync", "--db", ckpt, "--beacon-api", srv.node.url])
+    assert r.rc == 0, r.err
+
+    def on(match, fn, base):
+        return lambda path: _relay(base, path, fn if match(path) else None)
+
+    def is_range(p):  # not the count=1 probe: the peer must be taken for a range peer
+        return p.startswith(RANGE_PATH) and not p.endswith("&count=1")
+
+    def is_block(p):
+        return p.startswith("/eth/v2/beacon/blocks/")
+
+    def is_state(p):
+        return p.startswith("/eth/v2/debug/beacon/states/")
+
+    def is_era(p):
+        return p.endswith(".era")
+
+    def no_range(p):  # a plain Beacon API: the range probe finds nothing
+        return None
+
+    def rest(match, fn):
+        def respond(path):
+            if is_range(path):
+                return [response("404 Not Found", {}, b"{}")]
+            return _relay(srv.node.url, path, fn if match(path) else None)
+        return respond
+
+    def fresh_db():
+        d = tempfile.mkdtemp(prefix="peer-", dir=work)
+        shutil.copytree(ckpt, os.path.join(d, "db"))
+        return os.path.join(d, "db")
+
+    def new_dir():
+        return os.path.join(tempfile.mkdtemp(prefix="peer-", dir=work), "x")
+
+    big = f"10 GB Content-Length, {sent_mb} MiB sent"
+    cases = [
+        ("backfill", "honest range peer (era serve)", on(is_range, None, srv.host.url),
+         lambda u: ["backfill", "--db", fresh_db(), "--peer", u, "--timeout", 5], 0),
+        ("backfill", "range peer closes mid-chunk", on(is_range, _cut(0.5), srv.host.url),
+         lambda u: ["backfill", "--db", fresh_db(), "--peer", u, "--timeout", 5], 2),
+        ("backfill", "range peer sends truncated chunks", on(is_range, _truncated(0.6),
+                                                             srv.host.url),
+         lambda u: ["backfill", "--db", fresh_db(), "--peer", u, "--timeout", 5], 2),
+        ("backfill", f"range peer: {big}", on(is_range, _huge(sent_mb), srv.host.url),
+         lambda u: ["backfill", "--db", fresh_db(), "--peer", u, "--timeout", 5], 2),
+        ("backfill", "REST peer sends truncated SSZ blocks", rest(is_block, _truncated(0.5)),
+         lambda u: ["backfill", "--db", fresh_db(), "--peer", u, "--timeout", 5], 2),
+        ("backfill", f"REST peer: {big}", rest(is_block, _huge(sent_mb)),
+         lambda u: ["backfill", "--db", fresh_db(), "--peer", u, "--timeout", 5], 2),
+        ("pull", "honest node", on(no_range, None, srv.node.url),
+         lambda u: ["pull", "--beacon-api", u, "--db", new_dir(), "--to-slot", 64,
+                    "--retries", 2], 0),
+        ("pull", "node closes mid-block", on(is_block, _cut(0.5), srv.node.url),
+         lambda u: ["pull", "--beacon-api", u, "--db", new_dir(), "--to-slot", 64,
+                    "--retries", 2], 2),
+        ("pull", "node sends truncated SSZ blocks", on(is_block, _truncated(0.5),
+                                                       srv.node.url),
+         lambda u: ["pull", "--beacon-api", u, "--db", new_dir(), "--to-slot", 64,
+                    "--retries", 2], 2),
+        ("pull", f"node: {big} (blocks)", on(is_block, _huge(sent_mb), srv.node.url),
+         lambda u: ["pull", "--beacon-api", u, "--db", new_dir(), "--to-slot", 64,
+                    "--retries", 2], 2),
+        ("checkpoint-sync", "honest node", on(no_range, None, srv.node.url),
+         lambda u: ["checkpoint-sync", "--beacon-api", u, "--db", new_dir()], 0),
+        ("checkpoint-sync", "node closes mid-state", on(is_state, _cut(0.5), srv.node.url),
+         lambda u: ["checkpoint-sync", "--beacon-api", u, "--db", new_dir()], 2),
+        ("checkpoint-sync", "node sends a truncated SSZ state",
+         on(is_state, _truncated(0.5), srv.node.url),
+         lambda u: ["checkpoint-sync", "--beacon-api", u, "--db", new_dir()], 2),
+        ("checkpoint-sync", f"node: {big} (state)", on(is_state, _huge(sent_mb),
+                                                       srv.node.url),
+         lambda u: ["checkpoint-sync", "--beacon-api", u, "--db", new_dir()], 2),
+        ("download", "honest host (era serve)", on(no_range, None, srv.host.url),
+         lambda u: ["download", u + "/", new_dir(), "--to-era", 3], 0),
+        ("download", "host closes mid-file", on(is_era, _cut(0.5), srv.host.url),
+         lambda u: ["download", u + "/", new_dir(), "--to-era", 3], 2),
+        ("download", f"host: {big} (era files)", on(is_era, _huge(sent_mb // 4),
+                                                    srv.host.url),
+         lambda u: ["download", u + "/", new_dir(), "--to-era", 3], 2),
+    ]
+    for cmd, what, respond, argv, want in cases:
+        with HostilePeer(respond) as peer:
+            args = argv(peer.url)
+            r = era(args, timeout=300)
+        out_dir = args[args.index("download") + 2] if cmd == "download" else None
+        finals = [n for n in os.listdir(out_dir) if n.endswith(".era")] if out_dir and \
+            os.path.isdir(out_dir) else []
+        lines = r.error_lines()
+        if cmd == "download":  # one `failed: NAME: URL: offset N: why` line per file
+            lines = [ln for ln in r.err.splitlines() if ln.startswith("failed:")]
+            clear = bool(lines) and "Traceback" not in r.err and len(lines) == len(
+                [ln for ln in r.err.splitlines() if ".era" in ln and "failed" in ln])
+        else:
+            clear = r.one_clear_line()
+        msg = (f"{len(lines)} x " if len(lines) > 1 else "") + (lines[0] if lines else "")
+        ok = r.rc == want and (want == 0 or clear) and (want == 0 or not finals)
+        rows.append({"command": cmd, "peer": what, "exit": r.rc, "seconds": round(r.seconds, 1),
+                     "peak_rss_mb": round(r.maxrss_kb / 1024), "message": msg[:160], "ok": ok})
+        print(f"  peers: {cmd}: {what}: exit {r.rc} in {r.seconds:.1f} s, "
+              f"{r.maxrss_kb // 1024} MB", file=sys.stderr)
+    return rows
 
 
 if __name__ == "__main__":

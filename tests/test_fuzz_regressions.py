@@ -62,3 +62,33 @@ def test_state_id_of_non_ascii_digits_is_a_usage_error(tmp_path):
                                   "--beacon-api", "http://127.0.0.1:9", "--state-id", "²"])
     assert r.exit_code == 2, r.output
     assert "error: --state-id '²': give `finalized` or a slot number" in r.output
+
+
+def test_a_block_answer_announcing_10_gb_is_refused_before_it_is_read():
+    # fault campaign: `era pull` read a block answer with Content-Length 10 GB whole into
+    # memory (64 MiB sent: peak RSS 519 MB); blocks are now capped at 4 x MAX_BLOCK_BYTES
+    from era_tools.sync.peers import BeaconApiClient
+    from hostile_http import CLOSE
+    sent = []
+
+    def respond(path):
+        sent.append(path)
+        return [response(headers={"Eth-Consensus-Version": "phase0"}, content_length=str(
+            10 << 30)), *[bytes(1 << 20)] * 64, CLOSE]
+
+    with HostilePeer(respond) as srv:
+        api = BeaconApiClient(srv.url, timeout=10, retries=1)
+        with pytest.raises(PeerError, match="response of 10737418240 bytes exceeds the limit"):
+            api.block(5)
+    assert sent == ["/eth/v2/beacon/blocks/5"]
+
+
+def test_a_block_answer_past_the_cap_without_a_length_is_refused_while_read():
+    from era_tools.sync.peers import MAX_BLOCK_BYTES, BeaconApiClient
+    from hostile_http import CLOSE
+    blob = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n" \
+           b"Connection: close\r\n\r\n"
+    with HostilePeer(lambda p: [blob, *[bytes(1 << 20)] * 48, CLOSE]) as srv:
+        api = BeaconApiClient(srv.url, timeout=10, retries=1)
+        with pytest.raises(PeerError, match=f"exceeds the limit {4 * MAX_BLOCK_BYTES} bytes"):
+            api.block(5)

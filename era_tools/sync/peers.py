@@ -29,6 +29,8 @@ from ..errors import EraToolsError, PeerError
 
 SSZ_MIME = "application/octet-stream"
 RETRY_STATUS = {429, 500, 502, 503, 504}
+MAX_JSON_BYTES = 64 << 20      # a node's JSON answers (spec, genesis, ...)
+MAX_STATE_BYTES = 8 << 30      # a state (mainnet: hundreds of MB, growing)
 
 
 @dataclass(frozen=True)
@@ -67,27 +69,32 @@ class BeaconApiClient:
         return s
 
     def get(self, path: str, accept: str = "application/json", timeout: float | None = None,
-            allow_404: bool = False) -> requests.Response | None:
-        """GET with retries.  Returns None for a 404 when allow_404."""
+            allow_404: bool = False, limit: int = MAX_JSON_BYTES) -> requests.Response | None:
+        """GET with retries.  Returns None for a 404 when allow_404.  The body is read in a
+        stream and refused past `limit` bytes (or an announced Content-Length past it)."""
         url = self.base_url + path
         last = None
         for attempt in range(self.retries):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                resp = self._session().get(url, headers={"Accept": accept},
-                                           timeout=timeout or self.timeout)
-                self.requests_made += 1
+                with self._session().get(url, headers={"Accept": accept},
+                                         timeout=timeout or self.timeout, stream=True) as resp:
+                    self.requests_made += 1
+                    # read (an error page: its start) so the connection is kept alive
+                    body = _read_capped(resp, limit if resp.status_code == 200 else 4096, url)
+                    if resp.status_code == 404 and allow_404:
+                        return None
+                    if resp.status_code in RETRY_STATUS:
+                        last = f"HTTP {resp.status_code}"
+                        continue
             except requests.RequestException as exc:
                 last = transport_error(exc, url, timeout or self.timeout)
                 continue
-            if resp.status_code == 404 and allow_404:
-                return None
-            if resp.status_code in RETRY_STATUS:
-                last = f"HTTP {resp.status_code}"
-                continue
             if resp.status_code != 200:
-                raise PeerError(f"{url}: HTTP {resp.status_code}: {_short(resp.text)}")
+                raise PeerError(f"{url}: HTTP {resp.status_code}: "
+                                f"{_short(body.decode('utf-8', 'replace'))}")
+            resp._content = body  # what requests itself sets once it has read the body
             return resp
         raise PeerError(f"{url}: failed after {self.retries} tries: {last}")
 
@@ -139,7 +146,9 @@ class BeaconApiClient:
 
     def _ssz(self, path: str, type_name: str, timeout: float) -> SszResponse | None:
         url = self.base_url + path
-        resp = self.get(path, accept=SSZ_MIME, timeout=timeout, allow_404=True)
+        resp = self.get(path, accept=SSZ_MIME, timeout=timeout, allow_404=True,
+                        limit=MAX_STATE_BYTES if type_name == "BeaconState" else
+                        4 * MAX_BLOCK_BYTES)  # room for a JSON answer's hex
         if resp is None:
             return None
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -152,6 +161,24 @@ class BeaconApiClient:
                 raise PeerError(f"{url}: JSON response does not parse") from exc
             return ssz_from_json(doc, type_name, fork, self._json_to_ssz, url)
         return SszResponse(fork, resp.content, url)
+
+
+def _read_capped(resp: requests.Response, limit: int, url: str) -> bytes:
+    """The body of a streamed response, refused once it (or its Content-Length) passes
+    `limit`: a peer's announced or actual size never becomes an allocation past the cap.
+    Only an error page (limit 4096) is cut instead."""
+    clen = resp.headers.get("Content-Length", "")
+    if clen.isascii() and clen.isdigit() and int(clen) > limit and limit > 4096:
+        raise PeerError(f"{url}: response of {clen} bytes exceeds the limit {limit}")
+    parts, size = [], 0
+    for chunk in resp.iter_content(1 << 20):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            if limit <= 4096:
+                break
+            raise PeerError(f"{url}: response exceeds the limit {limit} bytes")
+    return b"".join(parts)[:limit]
 
 
 def ssz_from_json(doc, type_name: str, fork: str | None,
@@ -611,6 +638,8 @@ def fetch_ssz_streaming(api: BeaconApiClient, path: str, timeout: float,
                 raise PeerError(f"{url}: the node answered JSON; a state must come as SSZ")
             total = r.headers.get("Content-Length")
             total = int(total) if total and total.isascii() and total.isdigit() else None
+            if total is not None and total > limit:
+                raise PeerError(f"{url}: response of {total} bytes exceeds the limit {limit}")
             buf = bytearray()
             for chunk in r.iter_content(1 << 20):
                 buf += chunk
