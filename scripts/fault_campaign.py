@@ -660,7 +660,7 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
             phases.append((name, t0, time.time(), results))
 
         async def idle():
-            await asyncio.sleep(3)
+            await asyncio.sleep(min(3.0, slow_seconds))
             return []
 
         big = sorted(files)[-1]
@@ -855,7 +855,8 @@ def _huge(sent_mb: int):
     return fn
 
 
-def peers_section(work, srv, sent_mb: int = 64) -> list[dict]:
+def peers_section(work, srv, sent_mb: int = 64, only=None) -> list[dict]:
+    """`only`: a set of (command, peer description substring) to run instead of every case."""
     from hostile_http import HostilePeer, response
     from era_tools.sync.peers import RANGE_PATH
     rows = []
@@ -943,6 +944,8 @@ def peers_section(work, srv, sent_mb: int = 64) -> list[dict]:
          lambda u: ["download", u + "/", new_dir(), "--to-era", 3], 2),
     ]
     for cmd, what, respond, argv, want in cases:
+        if only and not any(cmd == c and w in what for c, w in only):
+            continue
         with HostilePeer(respond) as peer:
             args = argv(peer.url)
             r = era(args, timeout=300)
