@@ -284,7 +284,7 @@ def scenarios(work, srv: Servers) -> list[Scenario]:
 def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[dict]:
     rows = []
     for sc in scenarios(work, srv):
-        if only and sc.name.split()[0] not in only:
+        if only and sc.name not in only and sc.name.split()[0] not in only:
             continue
         d = tempfile.mkdtemp(prefix="ref-", dir=work)
         ctx = sc.prepare(d)
@@ -439,7 +439,7 @@ def disk_section(work, srv, only=None) -> list[dict]:
     uninterrupted run added; then the tmpfs is grown and the same command rerun."""
     rows = []
     for sc in scenarios(work, srv):
-        if only and sc.name.split()[0] not in only:
+        if only and sc.name not in only and sc.name.split()[0] not in only:
             continue
         d = tempfile.mkdtemp(prefix="dref-", dir=work)
         ctx = sc.prepare(d)
