@@ -433,9 +433,7 @@ def load_config(path: str | os.PathLike) -> Network:
         if path.endswith(".json"):
             spec = json.loads(raw)
         else:
-            import yaml  # only for client config.yaml files
-
-            spec = yaml.safe_load(raw)
+            spec = _load_yaml(raw)
     except Exception as exc:  # json/yaml errors have no common base
         mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
         why = (f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark and problem
@@ -456,6 +454,27 @@ def load_config(path: str | os.PathLike) -> Network:
     except ConfigError as exc:  # say which file
         where = gpath if str(exc).startswith("genesis:") else path
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _load_yaml(raw: bytes):
+    """yaml.safe_load without aliases: client configs use none, and `*name` lets a few
+    hundred bytes stand for gigabytes once the values are turned into strings (a config.yaml
+    comes with mirrored era files)."""
+    import yaml  # only for client config.yaml files
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.events.AliasEvent):
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not allowed in a config file",
+                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
+    loader = NoAliasLoader(raw)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 CONFIG_FILE_NAMES = ("config.yaml", "spec.json")

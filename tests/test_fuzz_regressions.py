@@ -92,3 +92,16 @@ def test_a_block_answer_past_the_cap_without_a_length_is_refused_while_read():
         api = BeaconApiClient(srv.url, timeout=10, retries=1)
         with pytest.raises(PeerError, match=f"exceeds the limit {4 * MAX_BLOCK_BYTES} bytes"):
             api.block(5)
+
+
+def test_config_yaml_aliases_are_refused_billion_laughs():
+    # config_yaml: nine levels of `&aN [*aN-1 x 9]` (512 bytes) stood for 9^9 strings once
+    # network_from_spec made a string of PRESET_BASE: 23 MB at six levels, hours at nine.
+    # A config.yaml comes with mirrored era files (era download fetches it).
+    from era_tools.config import load_config
+    from era_tools.errors import ConfigError
+    src = os.path.join(SEEDS, "config_yaml", "crash-billion-laughs.yaml")
+    assert b"*a7" in open(src, "rb").read()
+    with pytest.raises(ConfigError, match=r"line 2, column \d+: aliases \(\*name\) are not "
+                                          r"allowed in a config file"):
+        load_config(src)  # refused while parsing, before any expansion
