@@ -447,7 +447,7 @@ def load_config(path: str | os.PathLike) -> Network:
         try:
             with open(gpath) as f:
                 genesis = json.load(f)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise ConfigError(f"{gpath}: not a valid genesis file: {exc}") from exc
     try:
         return network_from_spec(spec, genesis=genesis)

@@ -141,7 +141,7 @@ def _era_of(name: str) -> int | None:
 def parse_index_json(body: bytes, base: str) -> Listing | None:
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested too deep
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         return None

@@ -117,3 +117,39 @@ def test_html_listing_of_unclosed_tags_is_parsed_in_linear_time():
     assert [f.name for f in files] == ["minimal-00001-3a1e96ab.era"]
     files, _ = parse_html(b"<a " * 2_000_000, BASE)  # 6 MB: would take hours before
     assert files == []
+
+
+DEEP = b"[" * 100_000  # json.loads raises RecursionError, not ValueError, for this
+
+
+def test_json_nested_too_deep_from_a_node_is_a_peer_error(tmp_path):
+    # json.loads("[" * 100000) raises RecursionError, which every `except ValueError` around
+    # a node's JSON let through: `era pull` ended in "internal error" (exit 3)
+    def respond(path):
+        return [response(headers={"Content-Type": "application/json"}, body=DEEP)]
+
+    with HostilePeer(respond) as srv:
+        r = CliRunner().invoke(main, ["pull", "--beacon-api", srv.url, "--db",
+                                      str(tmp_path / "db")])
+        assert r.exit_code == 2, r.output
+        assert f"error: {srv.url}/eth/v1/config/spec: response is not JSON" in r.output
+        peer = BackfillPeer(srv.url, timeout=5)
+        peer.kind = "rest"
+        try:
+            assert peer.spec() is None and peer.genesis_validators_root() is None
+            with pytest.raises(PeerError, match="JSON response does not parse"):
+                peer.fetch(8, 8)
+        finally:
+            peer.close()
+
+
+def test_json_nested_too_deep_in_listings_and_genesis_files(tmp_path):
+    from era_tools.config import load_config
+    from era_tools.download import parse_index_json
+    from era_tools.errors import ConfigError
+    assert parse_index_json(DEEP, BASE) is None
+    (tmp_path / "genesis.json").write_bytes(DEEP)
+    (tmp_path / "spec.json").write_bytes(open(os.path.join(
+        os.path.dirname(SEEDS), "..", "..", "sample_eras", "spec.json"), "rb").read())
+    with pytest.raises(ConfigError, match="genesis.json: not a valid genesis file"):
+        load_config(tmp_path / "spec.json")

@@ -102,7 +102,7 @@ class BeaconApiClient:
         resp = self.get(path)
         try:
             return resp.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise PeerError(f"{self.base_url + path}: response is not JSON") from exc
 
     # -- node facts ------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class BeaconApiClient:
         if ctype == "application/json":
             try:
                 doc = resp.json()
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise PeerError(f"{url}: JSON response does not parse") from exc
             return ssz_from_json(doc, type_name, fork, self._json_to_ssz, url)
         return SszResponse(fork, resp.content, url)
@@ -519,7 +519,7 @@ class BackfillPeer:
             import json
 
             return json.loads(body)["data"]
-        except (PeerFault, ValueError, KeyError, TypeError):
+        except (PeerFault, ValueError, KeyError, TypeError, RecursionError):
             return None
 
     def genesis_validators_root(self) -> bytes | None:
@@ -596,7 +596,7 @@ class BackfillPeer:
                 where = self.url + path
                 try:
                     doc = json.loads(body)
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:
                     raise PeerFault(f"{where}: JSON response does not parse") from exc
                 resp = ssz_from_json(doc, "SignedBeaconBlock", h.get("Eth-Consensus-Version"),
                                      self.json_to_ssz, where, error=PeerFault)
