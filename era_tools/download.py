@@ -138,6 +138,11 @@ def _era_of(name: str) -> int | None:
     return p[1] if p else None
 
 
+def _size(v) -> int | None:
+    """A listed size: a non-negative JSON integer, else unknown (not 1.1, "12", true)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
 def parse_index_json(body: bytes, base: str) -> Listing | None:
     try:
         doc = json.loads(body)
@@ -154,12 +159,13 @@ def parse_index_json(body: bytes, base: str) -> Listing | None:
             continue
         sha = f.get("sha256") if isinstance(f.get("sha256"), str) and _HEX64.match(
             f.get("sha256") or "") else None
-        size = f.get("size") if isinstance(f.get("size"), int) else None
+        size = _size(f.get("size"))
         files.append(RemoteFile(name, urljoin(base, quote(name)), _era_of(name), size,
                                 sha.lower() if sha else None))
     for x in doc.get("extras") or []:
         if isinstance(x, dict) and x.get("name") in EXTRA_FILES:
-            extras.append(RemoteFile(x["name"], urljoin(base, x["name"]), None, x.get("size")))
+            extras.append(RemoteFile(x["name"], urljoin(base, x["name"]), None,
+                                     _size(x.get("size"))))
     lst = Listing("index.json", sorted(files, key=lambda r: r.name), extras)
     if any(f.sha256 for f in files):
         lst.checksums = "index.json"

@@ -153,3 +153,13 @@ def test_json_nested_too_deep_in_listings_and_genesis_files(tmp_path):
         os.path.dirname(SEEDS), "..", "..", "sample_eras", "spec.json"), "rb").read())
     with pytest.raises(ConfigError, match="genesis.json: not a valid genesis file"):
         load_config(tmp_path / "spec.json")
+
+
+def test_index_json_sizes_that_are_not_integers_are_unknown():
+    # listing_index_json: an extra's "size" was taken as given (1.1, "4623"), and the plan's
+    # sum(f.size or 0 ...) over int and str raised TypeError (exit 3)
+    from era_tools.download import parse_index_json
+    body = open(os.path.join(SEEDS, "listing_index_json", "crash-extras-size.json"), "rb").read()
+    lst = parse_index_json(body, BASE)
+    assert [(x.name, x.size) for x in lst.extras] == [("genesis.json", None), ("spec.json", None)]
+    assert lst.files[0].size is None and lst.files[1].size == 104140  # true; a real size

@@ -233,7 +233,7 @@ def _listing_invariants(files, extras, base: str) -> None:
     for f in [*files, *extras]:
         assert _safe_name(f.name), f.name  # written under this name in the destination
         assert urlsplit(f.url).netloc == host, (f.url, base)  # fetched from the listing's host
-        assert f.size is None or isinstance(f.size, int), f.size
+        assert f.size is None or type(f.size) is int and f.size >= 0, f.size
         assert f.sha256 is None or len(f.sha256) == 64
     assert all(x.name in EXTRA_FILES for x in extras)
 
