@@ -298,10 +298,12 @@ def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[d
         killed = finished = bad = 0
         notes = []
         t_kills = []
-        for i in range(kills):
+        i = 0
+        while killed < kills and i < 3 * kills:  # runs that finish before their kill point
+            i += 1                                # do not count: another point is drawn
             d = tempfile.mkdtemp(prefix=f"k{i}-", dir=work)
             c = sc.prepare(d)
-            at = rng.uniform(0.15, 1.0) * ref_run.seconds
+            at = rng.uniform(0.1, 0.9) * ref_run.seconds
             r = era(sc.argv(c), kill_at=at)
             if r.rc == -signal.SIGKILL:
                 killed += 1
