@@ -85,7 +85,9 @@ def era(args, timeout=600, kill_at: float | None = None, env=None) -> Ran:
                              env=_env(env), stdout=out, stderr=err)
         deadline = t0 + (kill_at if kill_at is not None else timeout)
         status = ru = None
-        while True:
+        hwm = 0  # VmHWM of the child's own image (wait4's ru_maxrss would also count this
+        while True:  # process's pages, which the child had until its exec)
+            hwm = max(hwm, _vm_hwm_kb(p.pid))
             pid, status, ru = os.wait4(p.pid, os.WNOHANG)
             if pid:
                 break
@@ -99,7 +101,19 @@ def era(args, timeout=600, kill_at: float | None = None, env=None) -> Ran:
         out.seek(0)
         err.seek(0)
         return Ran(p.returncode, out.read().decode("utf-8", "replace"),
-                   err.read().decode("utf-8", "replace"), secs, ru.ru_maxrss)
+                   err.read().decode("utf-8", "replace"), secs, hwm or ru.ru_maxrss)
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    """Peak resident set of a running process (kB), 0 when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
