@@ -282,6 +282,8 @@ def network_from_spec(spec: dict, name: str | None = None,
         if val is None:
             return None
         if isinstance(val, int):  # YAML may parse 0x00000000 as an int
+            if not 0 <= val < 1 << 32:
+                raise ConfigError(f"config: {key} must be 4 bytes, got {val!r:.80}")
             return val.to_bytes(4, "big")
         try:
             b = _v(str(val).strip("'\""))
@@ -301,7 +303,7 @@ def network_from_spec(spec: dict, name: str | None = None,
             break
         try:
             epoch = int(e)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: YAML's .inf
             raise ConfigError(f"config: {fork_name.upper()}_FORK_EPOCH is not an integer") from None
         if epoch >= FAR_FUTURE_EPOCH:
             break
@@ -312,7 +314,7 @@ def network_from_spec(spec: dict, name: str | None = None,
     def num(key):
         try:
             return int(spec[key])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: YAML's .inf
             raise ConfigError(f"config: {key} is not an integer: {spec[key]!r}") from None
 
     for key in ("SLOTS_PER_EPOCH", "SLOTS_PER_HISTORICAL_ROOT"):
@@ -338,7 +340,7 @@ def network_from_spec(spec: dict, name: str | None = None,
             raise ConfigError(f"genesis: genesis_validators_root {root!r} is not 32 bytes of hex")
         try:
             gtime = None if gtime is None else int(gtime)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: YAML's .inf
             raise ConfigError(f"genesis: genesis_time {gtime!r} is not an integer") from None
     builtin = BUILTIN.get(config_name)
     if gvr is None and builtin is not None and builtin.forks == tuple(forks):
@@ -380,7 +382,7 @@ def spec_mismatch(expected: Network, spec: dict) -> tuple[str, str, str] | None:
         return str(v).strip("'\"").lower()
 
     def version(v) -> str:
-        if isinstance(v, int):  # YAML may parse 0x00000000 as an int
+        if isinstance(v, int) and 0 <= v < 1 << 32:  # YAML may parse 0x00000000 as an int
             return "0x" + v.to_bytes(4, "big").hex()
         return text(v)
 
@@ -398,7 +400,7 @@ def spec_mismatch(expected: Network, spec: dict) -> tuple[str, str, str] | None:
         raw = spec.get(f"{key}_FORK_EPOCH")
         try:
             got = FAR_FUTURE_EPOCH if raw is None else int(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: YAML's .inf
             return f"{key}_FORK_EPOCH", str(want), text(raw)
         if got != want:
             return f"{key}_FORK_EPOCH", str(want), str(got)

@@ -163,3 +163,21 @@ def test_index_json_sizes_that_are_not_integers_are_unknown():
     lst = parse_index_json(body, BASE)
     assert [(x.name, x.size) for x in lst.extras] == [("genesis.json", None), ("spec.json", None)]
     assert lst.files[0].size is None and lst.files[1].size == 104140  # true; a real size
+
+
+@pytest.mark.parametrize("name, why", [
+    ("crash-version-too-big.yaml", "ALTAIR_FORK_VERSION must be 4 bytes, got 68719476736"),
+    ("crash-epoch-inf.yaml", "ALTAIR_FORK_EPOCH is not an integer")])
+def test_config_yaml_numbers_out_of_range_are_config_errors(tmp_path, name, why):
+    # config_yaml (atheris): a fork version YAML reads as an int of more than 4 bytes raised
+    # OverflowError from int.to_bytes; `.inf` as an epoch raised OverflowError from int()
+    import shutil
+    from era_tools.config import load_config, spec_mismatch, get_network
+    from era_tools.errors import ConfigError
+    shutil.copyfile(os.path.join(SEEDS, "config_yaml", name), tmp_path / "config.yaml")
+    with pytest.raises(ConfigError, match=why):
+        load_config(tmp_path / "config.yaml")
+    # the same values in a node's /eth/v1/config/spec, compared with a named network
+    spec = {"PRESET_BASE": "minimal", "GENESIS_FORK_VERSION": 1 << 36,
+            "ALTAIR_FORK_EPOCH": float("inf")}
+    assert spec_mismatch(get_network("minimal"), spec)[0] == "GENESIS_FORK_VERSION"
