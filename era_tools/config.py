@@ -433,7 +433,9 @@ def load_config(path: str | os.PathLike) -> Network:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
     try:
         if path.endswith(".json"):
-            spec = json.loads(raw)
+            from . import safejson
+
+            spec = safejson.loads(raw)
         else:
             spec = _load_yaml(raw)
     except Exception as exc:  # json/yaml errors have no common base
@@ -447,8 +449,10 @@ def load_config(path: str | os.PathLike) -> Network:
     gpath = os.path.join(os.path.dirname(path), "genesis.json")
     if os.path.exists(gpath):
         try:
-            with open(gpath) as f:
-                genesis = json.load(f)
+            from . import safejson
+
+            with open(gpath, "rb") as f:
+                genesis = safejson.loads(f.read())
         except (OSError, ValueError, RecursionError) as exc:
             raise ConfigError(f"{gpath}: not a valid genesis file: {exc}") from exc
     try:

@@ -33,6 +33,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from . import safejson
 from .era import fsync_dir, parse_era_file_name
 from .era1 import parse_era1_file_name
 from .errors import ConfigError, EraToolsError, PeerError, VerificationError
@@ -145,7 +146,7 @@ def _size(v) -> int | None:
 
 def parse_index_json(body: bytes, base: str) -> Listing | None:
     try:
-        doc = json.loads(body)
+        doc = safejson.loads(body)
     except (ValueError, RecursionError):  # RecursionError: arrays nested too deep
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):

@@ -124,7 +124,12 @@ DEEP = b"[" * 100_000  # json.loads raises RecursionError, not ValueError, for t
 
 def test_json_nested_too_deep_from_a_node_is_a_peer_error(tmp_path):
     # json.loads("[" * 100000) raises RecursionError, which every `except ValueError` around
-    # a node's JSON let through: `era pull` ended in "internal error" (exit 3)
+    # a node's JSON let through: `era pull` ended in "internal error" (exit 3).  Worse, once
+    # py_ecc is imported (it raises the recursion limit to 100000) the C decoder overflows
+    # the stack: the whole process died of SIGSEGV (the full test suite did, here).
+    import py_ecc  # noqa: F401 - the recursion limit as the reference BLS backend leaves it
+    import sys
+    assert sys.getrecursionlimit() >= 100_000
     def respond(path):
         return [response(headers={"Content-Type": "application/json"}, body=DEEP)]
 
@@ -181,3 +186,17 @@ def test_config_yaml_numbers_out_of_range_are_config_errors(tmp_path, name, why)
     spec = {"PRESET_BASE": "minimal", "GENESIS_FORK_VERSION": 1 << 36,
             "ALTAIR_FORK_EPOCH": float("inf")}
     assert spec_mismatch(get_network("minimal"), spec)[0] == "GENESIS_FORK_VERSION"
+
+
+def test_safejson_bounds_nesting_and_reads_what_json_reads():
+    import json
+    import py_ecc  # noqa: F401 - raises the recursion limit: the case that crashed
+    from era_tools import safejson
+    for deep in (b"[" * 100_000, b'{"a":' * 50_000, b"[" * 600 + b"]" * 600, b"[{" * 300):
+        with pytest.raises(ValueError, match="nested deeper than 256"):
+            safejson.loads(deep)
+    docs = [b"[" * 200 + b"]" * 200, b'["\\\\", "[[", "\\"[", {"x": "]]]}"}]',
+            json.dumps({"a": [["x\\\"[["] * 300], "b": "\u005b"}).encode(),
+            json.dumps([[i, {"y": "[{"}] for i in range(1000)]).encode("utf-16")]
+    for d in docs:
+        assert safejson.loads(d) == json.loads(d)

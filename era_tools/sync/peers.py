@@ -25,6 +25,7 @@ from typing import Callable
 
 import requests
 
+from .. import safejson
 from ..errors import EraToolsError, PeerError
 
 SSZ_MIME = "application/octet-stream"
@@ -101,7 +102,7 @@ class BeaconApiClient:
     def get_json(self, path: str) -> dict:
         resp = self.get(path)
         try:
-            return resp.json()
+            return safejson.loads(resp.content)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise PeerError(f"{self.base_url + path}: response is not JSON") from exc
 
@@ -156,7 +157,7 @@ class BeaconApiClient:
         fork = fork.lower() if fork else None
         if ctype == "application/json":
             try:
-                doc = resp.json()
+                doc = safejson.loads(resp.content)
             except (ValueError, RecursionError) as exc:
                 raise PeerError(f"{url}: JSON response does not parse") from exc
             return ssz_from_json(doc, type_name, fork, self._json_to_ssz, url)
@@ -516,9 +517,7 @@ class BackfillPeer:
             st, _, body = self._get(path, "application/json", 1 << 20)
             if st != 200:
                 return None
-            import json
-
-            return json.loads(body)["data"]
+            return safejson.loads(body)["data"]
         except (PeerFault, ValueError, KeyError, TypeError, RecursionError):
             return None
 
@@ -591,11 +590,9 @@ class BackfillPeer:
                 raise PeerFault(f"{self.url}{path}: HTTP {st}", "missing")
             ctype = h.get("Content-Type", "").split(";")[0].strip().lower()
             if ctype == "application/json":  # a node that ignores Accept (Lodestar 1.5.1)
-                import json
-
                 where = self.url + path
                 try:
-                    doc = json.loads(body)
+                    doc = safejson.loads(body)
                 except (ValueError, RecursionError) as exc:
                     raise PeerFault(f"{where}: JSON response does not parse") from exc
                 resp = ssz_from_json(doc, "SignedBeaconBlock", h.get("Eth-Consensus-Version"),
