@@ -55,11 +55,11 @@ def fuzz_rlp(data: bytes) -> None:
 
 
 def fuzz_spec_json(data: bytes) -> None:
-    import json
+    from era_tools import safejson
     from era_tools.config import network_from_spec
     from era_tools.errors import ConfigError
     try:
-        spec = json.loads(data)
+        spec = safejson.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"fuzz: not JSON: {exc}") from exc  # the callers' own wrapping
     if isinstance(spec, dict):
@@ -129,10 +129,10 @@ def fuzz_era1(data: bytes) -> None:
 
 
 def _json_doc(data: bytes):
-    import json
+    from era_tools import safejson
     from era_tools.sync.peers import PeerFault
     try:
-        return json.loads(data)
+        return safejson.loads(data)  # as BackfillPeer._fetch_rest reads a JSON answer
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         # what BackfillPeer._fetch_rest does with a body that does not parse
         raise PeerFault(f"fuzz: JSON response does not parse: {exc}") from exc
