@@ -367,7 +367,7 @@ def table(title: str, rows: list[dict], cols: list[str]) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--only", default="kill,disk,serve,peers",
                     help="comma-separated sections: kill, disk, serve, peers (default: all)")
     ap.add_argument("--writers", default="",
