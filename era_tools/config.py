@@ -282,6 +282,8 @@ def network_from_spec(spec: dict, name: str | None = None,
         if val is None:
             return None
         if isinstance(val, int):  # YAML may parse 0x00000000 as an int
+            if not 0 <= val < 1 << 32:
+                raise ConfigError(f"config: {key} must be 4 bytes, got {val!r:.80}")
             return val.to_bytes(4, "big")
         try:
             b = _v(str(val).strip("'\""))
@@ -301,7 +303,7 @@ def network_from_spec(spec: dict, name: str | None = None,
             break
         try:
             epoch = int(e)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: YAML's .inf
             raise ConfigError(f"config: {fork_name.upper()}_FORK_EPOCH is not an integer") from None
         if epoch >= FAR_FUTURE_EPOCH:
             break
@@ -312,7 +314,7 @@ def network_from_spec(spec: dict, name: str | None = None,
     def num(key):
         try:
             return int(spec[key])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: YAML's .inf
             raise ConfigError(f"config: {key} is not an integer: {spec[key]!r}") from None
 
     for key in ("SLOTS_PER_EPOCH", "SLOTS_PER_HISTORICAL_ROOT"):
@@ -338,7 +340,7 @@ def network_from_spec(spec: dict, name: str | None = None,
             raise ConfigError(f"genesis: genesis_validators_root {root!r} is not 32 bytes of hex")
         try:
             gtime = None if gtime is None else int(gtime)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: YAML's .inf
             raise ConfigError(f"genesis: genesis_time {gtime!r} is not an integer") from None
     builtin = BUILTIN.get(config_name)
     if gvr is None and builtin is not None and builtin.forks == tuple(forks):
@@ -380,7 +382,7 @@ def spec_mismatch(expected: Network, spec: dict) -> tuple[str, str, str] | None:
         return str(v).strip("'\"").lower()
 
     def version(v) -> str:
-        if isinstance(v, int):  # YAML may parse 0x00000000 as an int
+        if isinstance(v, int) and 0 <= v < 1 << 32:  # YAML may parse 0x00000000 as an int
             return "0x" + v.to_bytes(4, "big").hex()
         return text(v)
 
@@ -398,7 +400,7 @@ def spec_mismatch(expected: Network, spec: dict) -> tuple[str, str, str] | None:
         raw = spec.get(f"{key}_FORK_EPOCH")
         try:
             got = FAR_FUTURE_EPOCH if raw is None else int(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: YAML's .inf
             return f"{key}_FORK_EPOCH", str(want), text(raw)
         if got != want:
             return f"{key}_FORK_EPOCH", str(want), str(got)
@@ -431,11 +433,11 @@ def load_config(path: str | os.PathLike) -> Network:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
     try:
         if path.endswith(".json"):
-            spec = json.loads(raw)
-        else:
-            import yaml  # only for client config.yaml files
+            from . import safejson
 
-            spec = yaml.safe_load(raw)
+            spec = safejson.loads(raw)
+        else:
+            spec = _load_yaml(raw)
     except Exception as exc:  # json/yaml errors have no common base
         mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
         why = (f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark and problem
@@ -447,15 +449,38 @@ def load_config(path: str | os.PathLike) -> Network:
     gpath = os.path.join(os.path.dirname(path), "genesis.json")
     if os.path.exists(gpath):
         try:
-            with open(gpath) as f:
-                genesis = json.load(f)
-        except (OSError, ValueError) as exc:
+            from . import safejson
+
+            with open(gpath, "rb") as f:
+                genesis = safejson.loads(f.read())
+        except (OSError, ValueError, RecursionError) as exc:
             raise ConfigError(f"{gpath}: not a valid genesis file: {exc}") from exc
     try:
         return network_from_spec(spec, genesis=genesis)
     except ConfigError as exc:  # say which file
         where = gpath if str(exc).startswith("genesis:") else path
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _load_yaml(raw: bytes):
+    """yaml.safe_load without aliases: client configs use none, and `*name` lets a few
+    hundred bytes stand for gigabytes once the values are turned into strings (a config.yaml
+    comes with mirrored era files)."""
+    import yaml  # only for client config.yaml files
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.events.AliasEvent):
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not allowed in a config file",
+                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
+    loader = NoAliasLoader(raw)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 CONFIG_FILE_NAMES = ("config.yaml", "spec.json")

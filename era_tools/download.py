@@ -33,6 +33,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from . import safejson
 from .era import fsync_dir, parse_era_file_name
 from .era1 import parse_era1_file_name
 from .errors import ConfigError, EraToolsError, PeerError, VerificationError
@@ -41,7 +42,9 @@ from .serve import client
 EXTRA_FILES = ("spec.json", "genesis.json", "config.yaml")
 VERIFY_LEVELS = ("none", "structure", "roots", "signatures")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-_HREF = re.compile(r"""<a\s[^>]*?href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
+# [^<>]: a tag's attributes never run into the next tag (with [^>] a page of "<a <a <a ..."
+# took quadratic time: 14 s for 48 KB, and a listing may be 64 MB)
+_HREF = re.compile(r"""<a\s[^<>]*?href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
 MAX_ATTEMPTS = 4
 STAGING = ".era-download"   # complete files wait here, under their own name, for verification
 
@@ -137,10 +140,15 @@ def _era_of(name: str) -> int | None:
     return p[1] if p else None
 
 
+def _size(v) -> int | None:
+    """A listed size: a non-negative JSON integer, else unknown (not 1.1, "12", true)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
 def parse_index_json(body: bytes, base: str) -> Listing | None:
     try:
-        doc = json.loads(body)
-    except ValueError:
+        doc = safejson.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: arrays nested too deep
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         return None
@@ -153,12 +161,13 @@ def parse_index_json(body: bytes, base: str) -> Listing | None:
             continue
         sha = f.get("sha256") if isinstance(f.get("sha256"), str) and _HEX64.match(
             f.get("sha256") or "") else None
-        size = f.get("size") if isinstance(f.get("size"), int) else None
+        size = _size(f.get("size"))
         files.append(RemoteFile(name, urljoin(base, quote(name)), _era_of(name), size,
                                 sha.lower() if sha else None))
     for x in doc.get("extras") or []:
         if isinstance(x, dict) and x.get("name") in EXTRA_FILES:
-            extras.append(RemoteFile(x["name"], urljoin(base, x["name"]), None, x.get("size")))
+            extras.append(RemoteFile(x["name"], urljoin(base, x["name"]), None,
+                                     _size(x.get("size"))))
     lst = Listing("index.json", sorted(files, key=lambda r: r.name), extras)
     if any(f.sha256 for f in files):
         lst.checksums = "index.json"
@@ -169,7 +178,7 @@ def parse_s3(body: bytes, base: str) -> tuple[list[RemoteFile], list[RemoteFile]
     """Files of one ListObjectsV2 page and its NextContinuationToken."""
     try:
         root = ET.fromstring(body)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError, ValueError) as exc:  # LookupError: unknown encoding=
         raise PeerError(f"{base}: bad S3 listing XML: {exc}") from exc
     ns = ""
     if root.tag.startswith("{"):
@@ -181,8 +190,8 @@ def parse_s3(body: bytes, base: str) -> tuple[list[RemoteFile], list[RemoteFile]
         name = key.rsplit("/", 1)[-1]
         if not _safe_name(name):
             continue
-        url = urljoin(base, quote(key))
-        sz = int(size) if size and size.isdigit() else None
+        url = base + quote(key.lstrip("/"))  # a key "//host/..." stays on the listing's host
+        sz = int(size) if size and size.isascii() and size.isdigit() else None
         if _kind_of(name):
             files.append(RemoteFile(name, url, _era_of(name), sz))
         elif name in EXTRA_FILES:
@@ -460,19 +469,25 @@ async def _download_one(sess, rf: RemoteFile, dest: str, emit) -> tuple[str, str
     attempt = 0
     while True:
         attempt += 1
-        with open(tmp, "ab") as f:
-            try:
-                res = await client.stream_to_file(sess, rf.url, f, offset, if_range=if_range,
-                                                  on_data=on_data, on_restart=on_restart,
-                                                  on_headers=on_headers)
-            except PeerError as exc:
-                f.flush()
-                offset = f.tell()
-                if attempt >= MAX_ATTEMPTS:
-                    raise
-                emit("retry", name=rf.name, offset=offset, error=str(exc))
-                await asyncio.sleep(min(0.2 * 2 ** attempt, 5))
-                continue
+        try:
+            with open(tmp, "ab") as f:
+                try:
+                    res = await client.stream_to_file(sess, rf.url, f, offset,
+                                                      if_range=if_range, on_data=on_data,
+                                                      on_restart=on_restart,
+                                                      on_headers=on_headers)
+                except PeerError as exc:
+                    f.flush()
+                    offset = f.tell()
+                    if attempt >= MAX_ATTEMPTS:
+                        raise
+                    emit("retry", name=rf.name, offset=offset, error=str(exc))
+                    await asyncio.sleep(min(0.2 * 2 ** attempt, 5))
+                    continue
+        except OSError as exc:  # a write into the .tmp (a full disk): say which file
+            if exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, tmp) from exc
+            raise
         if res.status == 416:
             if rf.size is not None and offset == rf.size:
                 break  # the partial file was in fact complete
@@ -488,7 +503,7 @@ async def _download_one(sess, rf: RemoteFile, dest: str, emit) -> tuple[str, str
         offset = res.offset
         total = res.headers.get("Content-Range", "").rsplit("/", 1)[-1] if res.status == 206 \
             else res.headers.get("Content-Length")
-        if total and total.isdigit() and int(total) != offset:
+        if total and total.isascii() and total.isdigit() and int(total) != offset:
             if attempt >= MAX_ATTEMPTS:
                 raise PeerError(f"{rf.url}: got {offset} of {total} bytes")
             emit("retry", name=rf.name, offset=offset, error=f"short body ({offset}/{total})")

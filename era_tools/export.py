@@ -385,6 +385,11 @@ def export(store: ChainStore, out_dir, from_era: int | None = None, to_era: int 
                 w.set_state(framed=state_framed)
                 res.bytes_written += len(state_framed) + 8
             path = w.finish()
+        except OSError as exc:
+            w.abort()
+            if exc.filename is None:  # a write into the .tmp (a full disk): say which file
+                raise OSError(exc.errno, exc.strerror, final) from exc
+            raise
         except BaseException:
             w.abort()
             raise

@@ -162,6 +162,10 @@ class DirectFile:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            self.close()
+            try:
+                self.close()
+            except BaseException:  # the last flush or the fsync failed (a full disk):
+                self.abort()       # no half-written file stays behind
+                raise
         else:
             self.abort()

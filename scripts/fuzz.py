@@ -22,7 +22,12 @@ if "--atheris" in sys.argv:  # coverage instrumentation of era_tools, loaded und
     with atheris.instrument_imports(include=["era_tools"]):
         from era_tools.errors import EraToolsError  # noqa: E402
         from tests.fuzz.targets import TARGETS  # noqa: E402
+        # every module a target reaches, imported here so that it is instrumented too
         import era_tools.ssz, era_tools.era1, era_tools.config  # noqa: E401,E402,F401
+        import era_tools.ssz.json, era_tools.download, era_tools.serve.app  # noqa: E401,F401
+        import era_tools.safejson  # noqa: F401
+        import era_tools.serve.client, era_tools.sync.peers, era_tools.sync.pull  # noqa
+        import aiohttp.test_utils, yaml  # noqa: E401,F401 (not instrumented: outside era_tools)
 else:
     from era_tools.errors import EraToolsError  # noqa: E402
     from tests.fuzz.targets import TARGETS  # noqa: E402

@@ -1,5 +1,5 @@
-"""Replays deterministic mutations of real era files through every fuzz target:
-only EraToolsError may escape."""
+"""Replays deterministic mutations of the seed corpora (real era files, tests/fuzz/seeds/)
+through every fuzz target: only EraToolsError may escape."""
 import glob
 import os
 import random
@@ -12,7 +12,13 @@ from tests.fuzz.targets import TARGETS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+SEEDS = os.path.join(ROOT, "tests", "fuzz", "seeds")
+
+
 def _seeds(name):
+    d = os.path.join(SEEDS, name)
+    if os.path.isdir(d):  # committed corpora (scripts/make_fuzz_seeds.py), plus regressions
+        return [open(os.path.join(d, n), "rb").read() for n in sorted(os.listdir(d))]
     paths = sorted(glob.glob(os.path.join(ROOT, "sample_eras", "*.era")))[:2]
     files = [open(p, "rb").read() for p in paths]
     if name in ("ssz_block", "ssz_state", "rlp"):
@@ -38,7 +44,7 @@ def _mutants(seed: bytes, n: int, rng: random.Random):
             b = b[: rng.randrange(len(b) + 1)]
         else:
             i = rng.randrange(len(b) + 1)
-            b[i:i] = os.urandom(rng.randint(1, 16))
+            b[i:i] = rng.randbytes(rng.randint(1, 16))
         yield bytes(b)
 
 
@@ -66,3 +72,16 @@ def test_fuzz_script_runs_clean(tmp_path):
     lines = [ln.split() for ln in p.stdout.splitlines()[1:]]
     assert sorted(ln[0] for ln in lines) == sorted(TARGETS)
     assert all(ln[1] == "30" and ln[2] == "0" for ln in lines)
+
+
+def test_fuzz_script_atheris_mode_runs(tmp_path):
+    """The coverage-guided mode (atheris is the `fuzz` extra: skipped where it is absent)."""
+    import subprocess
+    import sys
+    pytest.importorskip("atheris")
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "fuzz.py"), "http_range",
+                        "--atheris", "--runs", "2000", "--seconds", "60"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "Done 2000 runs" in p.stderr
+    assert os.listdir(tmp_path / "fuzz-corpus" / "http_range")  # seeds, plus what it found

@@ -58,7 +58,7 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
     from ..sync.peers import BeaconApiClient
 
     trusted_root = _root(trusted)
-    if state_id != "finalized" and not state_id.isdigit():
+    if state_id != "finalized" and not (state_id.isascii() and state_id.isdigit()):
         raise ConfigError(f"--state-id {state_id!r}: give `finalized` or a slot number")
     expected = pick_network(network_name, config_path, quiet=True) if (
         network_name or config_path) else None

@@ -158,8 +158,10 @@ class KV:
                     wb.delete(k)
                 for k, v in items:
                     wb.put(k, v)
-        except plyvel.Error as exc:
-            raise StoreError(f"{self.path}: write failed: {exc}") from exc
+        except plyvel.Error as exc:  # its text comes as bytes: b'IO error: ...'
+            why = exc.args[0] if exc.args else exc
+            why = why.decode("utf-8", "replace") if isinstance(why, bytes) else str(why)
+            raise StoreError(f"{self.path}: write failed: {why}") from exc
         _after_commit()
 
     def approximate_size(self, start: bytes, stop: bytes) -> int:

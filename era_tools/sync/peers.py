@@ -25,10 +25,13 @@ from typing import Callable
 
 import requests
 
+from .. import safejson
 from ..errors import EraToolsError, PeerError
 
 SSZ_MIME = "application/octet-stream"
 RETRY_STATUS = {429, 500, 502, 503, 504}
+MAX_JSON_BYTES = 64 << 20      # a node's JSON answers (spec, genesis, ...)
+MAX_STATE_BYTES = 8 << 30      # a state (mainnet: hundreds of MB, growing)
 
 
 @dataclass(frozen=True)
@@ -75,35 +78,40 @@ class BeaconApiClient:
         return s
 
     def get(self, path: str, accept: str = "application/json", timeout: float | None = None,
-            allow_404: bool = False) -> requests.Response | None:
-        """GET with retries.  Returns None for a 404 when allow_404."""
+            allow_404: bool = False, limit: int = MAX_JSON_BYTES) -> requests.Response | None:
+        """GET with retries.  Returns None for a 404 when allow_404.  The body is read in a
+        stream and refused past `limit` bytes (or an announced Content-Length past it)."""
         url = self.base_url + path
         last = None
         for attempt in range(self.retries):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                resp = self._session().get(url, headers={"Accept": accept},
-                                           timeout=timeout or self.timeout)
-                self.requests_made += 1
+                with self._session().get(url, headers={"Accept": accept},
+                                         timeout=timeout or self.timeout, stream=True) as resp:
+                    self.requests_made += 1
+                    # read (an error page: its start) so the connection is kept alive
+                    body = _read_capped(resp, limit if resp.status_code == 200 else 4096, url)
+                    if resp.status_code == 404 and allow_404:
+                        return None
+                    if resp.status_code in RETRY_STATUS:
+                        last = f"HTTP {resp.status_code}"
+                        continue
             except requests.RequestException as exc:
                 last = transport_error(exc, url, timeout or self.timeout)
                 continue
-            if resp.status_code == 404 and allow_404:
-                return None
-            if resp.status_code in RETRY_STATUS:
-                last = f"HTTP {resp.status_code}"
-                continue
             if resp.status_code != 200:
-                raise PeerError(f"{url}: HTTP {resp.status_code}: {_short(resp.text)}")
+                raise PeerError(f"{url}: HTTP {resp.status_code}: "
+                                f"{_short(body.decode('utf-8', 'replace'))}")
+            resp._content = body  # what requests itself sets once it has read the body
             return resp
         raise PeerError(f"{url}: failed after {self.retries} tries: {last}")
 
     def get_json(self, path: str) -> dict:
         resp = self.get(path)
         try:
-            return resp.json()
-        except ValueError as exc:
+            return safejson.loads(resp.content)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise PeerError(f"{self.base_url + path}: response is not JSON") from exc
 
     # -- node facts ------------------------------------------------------------------------
@@ -186,8 +194,8 @@ class BeaconApiClient:
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
             try:
-                doc = resp.json()
-            except ValueError as exc:
+                doc = safejson.loads(resp.content)
+            except (ValueError, RecursionError) as exc:
                 raise PeerError(f"{url}: JSON response does not parse") from exc
             if isinstance(doc, dict) and isinstance(doc.get("data"), list):
                 doc = doc["data"]  # tolerate a wrapped list
@@ -200,7 +208,9 @@ class BeaconApiClient:
     def _ssz(self, path: str, type_name: str, timeout: float,
              light_client: bool = False) -> SszResponse | None:
         url = self.base_url + path
-        resp = self.get(path, accept=SSZ_MIME, timeout=timeout, allow_404=True)
+        resp = self.get(path, accept=SSZ_MIME, timeout=timeout, allow_404=True,
+                        limit=MAX_STATE_BYTES if type_name == "BeaconState" else
+                        4 * MAX_BLOCK_BYTES)  # room for a JSON answer's hex
         if resp is None:
             return None
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -208,8 +218,8 @@ class BeaconApiClient:
         fork = fork.lower() if fork else None
         if ctype == "application/json":
             try:
-                doc = resp.json()
-            except ValueError as exc:
+                doc = safejson.loads(resp.content)
+            except (ValueError, RecursionError) as exc:
                 raise PeerError(f"{url}: JSON response does not parse") from exc
             if light_client:
                 fork = self._light_client_fork(doc, fork)
@@ -226,8 +236,6 @@ def finalized_events(api: BeaconApiClient, on_epoch: Callable[[int], None], stop
     be reached.  Quiet streams are fine: `timeout` bounds the wait for each line.
     `on_open()` is called once the stream is open (a move just before it is not sent: the
     caller polls once then)."""
-    import json
-
     url = api.base_url + "/eth/v1/events?topics=finalized_checkpoint"
     try:
         with api._session().get(url, headers={"Accept": "text/event-stream"}, stream=True,
@@ -247,8 +255,8 @@ def finalized_events(api: BeaconApiClient, on_epoch: Callable[[int], None], stop
                     event = line[6:].strip()
                 elif line.startswith("data:") and event in (None, "finalized_checkpoint"):
                     try:
-                        on_epoch(int(json.loads(line[5:])["epoch"]))
-                    except (ValueError, KeyError, TypeError):
+                        on_epoch(int(safejson.loads(line[5:])["epoch"]))
+                    except (ValueError, KeyError, TypeError, RecursionError):
                         pass  # a malformed event: the next poll catches up anyway
                 elif not line:
                     event = None
@@ -257,6 +265,24 @@ def finalized_events(api: BeaconApiClient, on_epoch: Callable[[int], None], stop
         return True  # quiet for `timeout` s: the caller reconnects
     except requests.RequestException as exc:
         raise PeerError(f"{url}: {transport_error(exc, url, api.timeout)}") from exc
+
+
+def _read_capped(resp: requests.Response, limit: int, url: str) -> bytes:
+    """The body of a streamed response, refused once it (or its Content-Length) passes
+    `limit`: a peer's announced or actual size never becomes an allocation past the cap.
+    Only an error page (limit 4096) is cut instead."""
+    clen = resp.headers.get("Content-Length", "")
+    if clen.isascii() and clen.isdigit() and int(clen) > limit and limit > 4096:
+        raise PeerError(f"{url}: response of {clen} bytes exceeds the limit {limit}")
+    parts, size = [], 0
+    for chunk in resp.iter_content(1 << 20):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            if limit <= 4096:
+                break
+            raise PeerError(f"{url}: response exceeds the limit {limit} bytes")
+    return b"".join(parts)[:limit]
 
 
 def ssz_from_json(doc, type_name: str, fork: str | None,
@@ -501,7 +527,7 @@ class BackfillPeer:
             with self._session().get(url, headers={"Accept": accept}, timeout=t,
                                      stream=True) as r:
                 clen = r.headers.get("Content-Length")
-                if clen and clen.isdigit() and int(clen) > limit:
+                if clen and clen.isascii() and clen.isdigit() and int(clen) > limit:
                     raise PeerFault(f"{url}: response of {clen} bytes exceeds the limit "
                                     f"{limit}")
                 parts, size = [], 0   # joined once at the end: one copy of the body
@@ -558,7 +584,7 @@ class BackfillPeer:
                         raise
             try:
                 clen = resp.getheader("Content-Length")
-                if clen and clen.isdigit() and int(clen) > limit:
+                if clen and clen.isascii() and clen.isdigit() and int(clen) > limit:
                     raise PeerFault(f"{url}: response of {clen} bytes exceeds the limit {limit}")
                 buf = getattr(self._local, "buf", None)
                 if buf is None:
@@ -611,10 +637,8 @@ class BackfillPeer:
             st, _, body = self._get(path, "application/json", 1 << 20)
             if st != 200:
                 return None
-            import json
-
-            return json.loads(body)["data"]
-        except (PeerFault, ValueError, KeyError, TypeError):
+            return safejson.loads(body)["data"]
+        except (PeerFault, ValueError, KeyError, TypeError, RecursionError):
             return None
 
     def genesis_validators_root(self) -> bytes | None:
@@ -686,12 +710,10 @@ class BackfillPeer:
                 raise PeerFault(f"{self.url}{path}: HTTP {st}", "missing")
             ctype = h.get("Content-Type", "").split(";")[0].strip().lower()
             if ctype == "application/json":  # a node that ignores Accept (Lodestar 1.5.1)
-                import json
-
                 where = self.url + path
                 try:
-                    doc = json.loads(body)
-                except ValueError as exc:
+                    doc = safejson.loads(body)
+                except (ValueError, RecursionError) as exc:
                     raise PeerFault(f"{where}: JSON response does not parse") from exc
                 resp = ssz_from_json(doc, "SignedBeaconBlock", h.get("Eth-Consensus-Version"),
                                      self.json_to_ssz, where, error=PeerFault)
@@ -732,7 +754,9 @@ def fetch_ssz_streaming(api: BeaconApiClient, path: str, timeout: float,
             if ctype == "application/json":
                 raise PeerError(f"{url}: the node answered JSON; a state must come as SSZ")
             total = r.headers.get("Content-Length")
-            total = int(total) if total and total.isdigit() else None
+            total = int(total) if total and total.isascii() and total.isdigit() else None
+            if total is not None and total > limit:
+                raise PeerError(f"{url}: response of {total} bytes exceeds the limit {limit}")
             buf = bytearray()
             for chunk in r.iter_content(1 << 20):
                 buf += chunk
