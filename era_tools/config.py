@@ -8,7 +8,6 @@ reading a config file.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, replace
 from typing import Iterable
