@@ -188,9 +188,11 @@ def verify(paths, level, trusted_root, trusted_state, trusted_state_root, truste
     elif root or trusted_state or block_root:
         raise ConfigError("--trusted-root/--trusted-state anchor consensus-layer .era files; "
                           "only .era1 files were given")
-    if (root or trusted_state or block_root) and level != "chain":
-        raise ConfigError("--trusted-root/--trusted-state/--trusted-block-root anchor the "
-                          "chain level: add --level chain")
+    if (root or trusted_state) and level != "chain":
+        raise ConfigError("--trusted-root/--trusted-state anchor the chain level: add "
+                          "--level chain")
+    if block_root is not None and level != "chain":
+        raise ConfigError("--trusted-block-root anchors the chain level: add --level chain")
     trusted = None
     if trusted_state:
         trusted = load_trusted(trusted_state, net, state_root, as_json)
