@@ -77,6 +77,7 @@ def light_client_trusted(urls, block_root: bytes, net, timeout: float, quiet: bo
     (lightclient.driver.verified_checkpoint_state) as the trusted state."""
     import dataclasses
 
+    from .. import ssz
     from ..lightclient.driver import verified_checkpoint_state
     from ..verify import load_trusted_state
 
@@ -88,14 +89,8 @@ def light_client_trusted(urls, block_root: bytes, net, timeout: float, quiet: bo
                                                    timeout=timeout)
     t = load_trusted_state(data, net, where=f"light-client checkpoint state at slot {slot}")
     source = (f"light client from trusted block root {hex0x(block_root)}, finalized block "
-              f"{hex0x(ssz_root(header.beacon))} at slot {int(header.beacon.slot)}")
+              f"{hex0x(ssz.hash_tree_root(header.beacon))} at slot {int(header.beacon.slot)}")
     return dataclasses.replace(t, source=source)
-
-
-def ssz_root(obj) -> bytes:
-    from .. import ssz
-
-    return ssz.hash_tree_root(obj)
 
 
 def anchor_line(a: dict) -> str:
@@ -126,9 +121,10 @@ def anchor_line(a: dict) -> str:
                    "--trusted-state.  Eras it does not reach are reported as unanchored.")
 @click.option("--trusted-state", metavar="FILE|URL",
               help="Trusted BeaconState: an SSZ file, an s3://bucket/key object, or a beacon "
-                   "node URL (http://HOST:PORT) whose finalized state is fetched.  Each era is checked on its own against "
-                   "the state's historical_roots / historical_summaries (its era root and its "
-                   "file name); eras past the state are reported unanchored.")
+                   "node URL (http://HOST:PORT) whose finalized state is fetched.  Each era is "
+                   "checked on its own against the state's historical_roots / "
+                   "historical_summaries (its era root and its file name); eras past the state "
+                   "are reported unanchored.")
 @click.option("--trusted-state-root", metavar="0xROOT",
               help="The state root --trusted-state must have (e.g. one a light client "
                    "verified); another root exits 1.  Without it the file or node is trusted.")
@@ -140,8 +136,8 @@ def anchor_line(a: dict) -> str:
 @click.option("--beacon-api", "beacon_apis", multiple=True, metavar="URL", callback=http_url,
               help="A beacon node serving light-client data and states, for "
                    "--trusted-block-root; repeat for several (one honest node is enough).")
-@click.option("--light-client-timeout", "lc_timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
-              show_default=True,
+@click.option("--light-client-timeout", "lc_timeout",
+              type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
               help="Seconds the light client keeps retrying nodes that fail or withhold data.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None,
               help="Processes to verify files in parallel [default: all cores].")
