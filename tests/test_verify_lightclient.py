@@ -145,3 +145,16 @@ def test_usage_errors_exit_2(tmp_path):
         r = _era("verify", eras, "--level", "chain", *args)
         assert r.returncode == 2, (args, r.stderr)
         assert msg in r.stderr, (args, r.stderr)
+
+
+def test_light_client_warnings_reach_stderr(tmp_path):
+    """A server announcing a far-future period is warned about (the light client's warnings
+    are not swallowed), and the honest one still anchors the archive."""
+    eras = _archive(tmp_path)
+    with Server("far_head") as far, Server("honest") as node:
+        r = _era("verify", eras, "--level", "chain", "--trusted-block-root", OLD_ROOT,
+                 "--beacon-api", far.url, "--beacon-api", node.url, "--json", "-j", "1")
+    assert r.returncode == 0, r.stderr
+    assert any(ln.startswith("warning: ") and "announced sync-committee period 10" in ln
+               for ln in r.stderr.splitlines()), r.stderr
+    assert json.loads(r.stdout)["anchor"]["matched"]

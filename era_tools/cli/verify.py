@@ -84,9 +84,9 @@ def light_client_trusted(urls, block_root: bytes, net, timeout: float, quiet: bo
     def status(line):
         click.echo(line, err=True)
 
-    header, slot, data = verified_checkpoint_state(list(urls), block_root, net,
-                                                   status=None if quiet else status,
-                                                   timeout=timeout)
+    header, slot, data = verified_checkpoint_state(
+        list(urls), block_root, net, status=None if quiet else status, timeout=timeout,
+        warn=lambda w: click.echo(f"warning: {w}", err=True))
     t = load_trusted_state(data, net, where=f"light-client checkpoint state at slot {slot}")
     source = (f"light client from trusted block root {hex0x(block_root)}, finalized block "
               f"{hex0x(ssz.hash_tree_root(header.beacon))} at slot {int(header.beacon.slot)}")
