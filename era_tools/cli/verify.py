@@ -87,7 +87,14 @@ def light_client_trusted(urls, block_root: bytes, net, timeout: float, quiet: bo
     header, slot, data = verified_checkpoint_state(
         list(urls), block_root, net, status=None if quiet else status, timeout=timeout,
         warn=lambda w: click.echo(f"warning: {w}", err=True))
-    t = load_trusted_state(data, net, where=f"light-client checkpoint state at slot {slot}")
+    # A state at its block's slot: verified_checkpoint_state hashed it, and the verified
+    # header carries that root (the state's latest_block_header, its state root filled in,
+    # hashed to the header's root), so it is not hashed a second time here.
+    same_slot = int(header.beacon.slot) == slot
+    t = load_trusted_state(data, net, where=f"light-client checkpoint state at slot {slot}",
+                           with_root=not same_slot)
+    if same_slot:
+        t = dataclasses.replace(t, root=bytes(header.beacon.state_root))
     source = (f"light client from trusted block root {hex0x(block_root)}, finalized block "
               f"{hex0x(ssz.hash_tree_root(header.beacon))} at slot {int(header.beacon.slot)}")
     return dataclasses.replace(t, source=source)
