@@ -233,6 +233,7 @@ class TrustedState:
     historical_summaries: bytes  # 64 * m (block_summary_root | state_summary_root)
     state_roots: bytes  # the state's own state_roots vector
     root: bytes | None = None
+    source: str | None = None  # where it came from, for the report (e.g. "light client")
 
     def era_root(self, era: int) -> bytes | None:
         """The trusted root of era `era` (>= 1), or None if the state does not cover it."""
@@ -860,6 +861,8 @@ def _anchor(by_era: dict, eras: list, archive: ArchiveReport, trusted_root: byte
                           else [], "matched": bool(direct) and not any(
                               f.check in ("historical_roots", "anchor")
                               for e in eras for r in by_era[e] for f in r.failures)}
+        if trusted.source:
+            archive.anchor["source"] = trusted.source
     if trusted_root is not None:
         n = newest[0] if len(newest) == 1 and "state_root" in newest[0].link else None
         if n is not None and n.link["state_root"] == trusted_root:

@@ -11,7 +11,11 @@ else) and the block-hashing-only figure (decompress + hash_tree_root of every bl
 is shared); each level starts with the file read into the page cache.  `--backends N` also
 times N signatures through every installed BLS binding (blst's C API, pyblst, and with the
 `bench` extra py_arkworks_bls12381 and blspy: RLC batch where the binding allows it, else one
-by one).
+by one).  `--cli-rounds N` runs the `era verify` command itself N times in fresh processes and
+splits its CPU into the serial parts of the parent (interpreter start, imports before the pool,
+the parent's work, interpreter exit after the report) and the workers; `--base-tree DIR`
+alternates each round with another checkout of era_tools (e.g. `git archive` of main), for a
+before/after in one run.
 """
 
 from __future__ import annotations
@@ -362,6 +366,81 @@ def bench_backends(n: int) -> list[dict]:
     return out
 
 
+# Runs `era verify` in a fresh process; the CPU of each phase is written (JSON) to the file named
+# by ERA_BENCH_OUT from an atexit hook, which runs after the command's report and its pool's
+# shutdown, before the interpreter's final garbage collection and module teardown.
+_CLI_WRAPPER = r"""
+import atexit, json, os, resource, sys, time
+def cpu(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+start = cpu(resource.RUSAGE_SELF)
+t = time.perf_counter()
+import era_tools.cli.verify, era_tools.verify  # what `era verify` imports before its pool
+from era_tools.cli import main
+from era_tools import _sha256
+imports = cpu(resource.RUSAGE_SELF) - start
+def done():
+    with open(os.environ["ERA_BENCH_OUT"], "w") as f:
+        json.dump({"start": start, "imports": imports, "self": cpu(resource.RUSAGE_SELF),
+                   "workers": cpu(resource.RUSAGE_CHILDREN), "path": _sha256.PATH,
+                   "wall_to_exit": time.perf_counter() - t}, f)
+atexit.register(done)
+sys.argv[0] = "era"
+main()
+"""
+
+
+def cli_round(path: str, level: str, jobs: int, network: str, tree: str) -> dict:
+    """`era verify --level LEVEL` from `tree` in a fresh process: CPU of interpreter start,
+    imports, the parent's run, the workers and the interpreter's exit (the process's total
+    from wait4 minus what the atexit hook saw)."""
+    import tempfile
+
+    warm_page_cache(path)
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        env = dict(os.environ, PYTHONPATH=tree, ERA_BENCH_OUT=out.name)
+        t = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-c", _CLI_WRAPPER, "verify", "--level", level,
+                                  "-j", str(jobs), "--network", network, path], env=env,
+                                 stdout=subprocess.DEVNULL, cwd=tree)
+        _, status, ru = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - t
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            raise SystemExit(f"era verify from {tree} exited {child.returncode}")
+        r = json.loads(Path(out.name).read_text())
+    total = ru.ru_utime + ru.ru_stime
+    return {"tree": tree, "wall": wall, "total": total, "start": r["start"],
+            "imports": r["imports"], "parent_run": r["self"] - r["start"] - r["imports"],
+            "workers": r["workers"], "exit": total - r["self"] - r["workers"],
+            "exit_wall": wall - r["wall_to_exit"], "path": r["path"]}
+
+
+def cli_rounds(path: str, level: str, jobs: int, network: str, rounds: int,
+               base: str | None) -> None:
+    trees = ([("base", base)] if base else []) + [("this tree", str(ROOT))]
+    got = {name: [] for name, _ in trees}
+    keys = ("start", "imports", "parent_run", "exit", "workers", "total")
+    for i in range(rounds):
+        for name, tree in (trees if i % 2 == 0 else trees[::-1]):
+            r = cli_round(path, level, jobs, network, tree)
+            got[name].append(r)
+            print(f"  cli round {i + 1} {name:<9}: CPU start {r['start']:.3f} + imports "
+                  f"{r['imports']:.3f} + parent {r['parent_run']:.3f} + exit {r['exit']:.3f} "
+                  f"(exit wall {r['exit_wall']:.3f}) + workers {r['workers']:.2f} = "
+                  f"{r['total']:.2f} s; wall {r['wall']:.2f} s  [SHA-256 {r['path']}; "
+                  f"{cpu_flags()}] ({loadavg()})", flush=True)
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    for name, _ in trees:
+        rs = got[name]
+        print(f"  cli median over {len(rs)} rounds, {name}: " + ", ".join(
+            f"{k} {med([r[k] for r in rs]):.3f}" for k in keys)
+            + f", serial (start + imports + parent + exit) "
+              f"{med([r['start'] + r['imports'] + r['parent_run'] + r['exit'] for r in rs]):.3f}"
+              f" s CPU")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path", nargs="?", help="era file (default: the newest in bench_out/)")
@@ -376,6 +455,14 @@ def main() -> int:
                     help="measure signatures level and BLS-only floor N times, alternating, "
                          "and print the median ratio (this machine's speed drifts by up to "
                          "1.6x within minutes, so one pair can mislead)")
+    ap.add_argument("--cli-rounds", type=int, default=0, metavar="N",
+                    help="run `era verify --level signatures` itself N times (fresh processes) "
+                         "and print the CPU of its serial parts (start, imports, parent, exit) "
+                         "and of its workers, then stop")
+    ap.add_argument("--cli-level", default="signatures", help="level for --cli-rounds")
+    ap.add_argument("--base-tree", metavar="DIR",
+                    help="with --cli-rounds: alternate with this checkout of era_tools (its "
+                         "PYTHONPATH), for a before/after in the same run")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
@@ -388,6 +475,10 @@ def main() -> int:
     print(f"era file: {path} ({os.path.getsize(path) / 1e6:.0f} MB), jobs={args.jobs}, "
           f"{cpu_model()}, CPU flags {cpu_flags()}, SHA-256 path {_sha256.PATH} (usable: "
           f"{', '.join(_sha256.PATHS)}), {loadavg()}")
+    if args.cli_rounds:
+        cli_rounds(path, args.cli_level, args.jobs, args.network, args.cli_rounds,
+                   args.base_tree)
+        return 0
     results = []
     for level in args.levels.split(","):
         r = measure_level(path, level, args.jobs, args.network)

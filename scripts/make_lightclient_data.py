@@ -20,7 +20,10 @@ node serves them, make:
   where the signature slot's fork differs from the attested header's);
 - the checkpoint a node serves for the finalized header the store ends at (the epoch-boundary
   state and the block), for `era checkpoint-sync --trusted-block-root`, and the checkpoint
-  one epoch earlier with the blocks between (for `era backfill --trusted-block-root`).
+  one epoch earlier with the blocks between (for `era backfill --trusted-block-root`);
+- the chain's era files up to the last finalized era boundary (eras 0..3, written with
+  era_tools' EraWriter: era 0 = genesis state only), which the checkpoint state's
+  historical_roots/historical_summaries anchor (`era verify --trusted-block-root`).
 Finally a spec `LightClientStore` is run from the first bootstrap through the per-period
 updates and the latest finality update; its finalized and optimistic headers are the expected
 result (`expected` in manifest.json).
@@ -269,10 +272,32 @@ def run_store(P: dict, items: list, gvr) -> dict:
             "current_slot": current_slot}
 
 
-def write(out: Path, P: dict, data: dict) -> None:
+def write_eras(out: Path, chain: dict, last_era: int) -> list[str]:
+    """Era files 0..last_era (era N: the blocks of slots [(N-1)*64, N*64) and the state at
+    slot N*64), named by era_tools' EraWriter."""
+    from era_tools.era import EraWriter
+
+    sphr = int(chain["sphr"])
+    written = []
+    for era in range(last_era + 1):
+        with EraWriter(out, CONFIG_NAME, era, sphr) as w:
+            if era > 0:
+                for slot in range((era - 1) * sphr, era * sphr):
+                    w.add_block(slot, ssz=chain["blocks"][slot].encode_bytes())
+            w.set_state(ssz=chain["states"][era * sphr].encode_bytes())
+            written.append(Path(w.finish()).name)
+    return written
+
+
+def write(out: Path, P: dict, data: dict, chain: dict | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.ssz"):
+    for old in [*out.glob("*.ssz"), *out.glob("*.era")]:
         old.unlink()
+    era_files = []
+    if chain is not None:  # the eras the checkpoint state's historical roots cover
+        sphr = int(P["fulu"].SLOTS_PER_HISTORICAL_ROOT)
+        chain["sphr"] = sphr
+        era_files = write_eras(out, chain, data["checkpoint"]["state_slot"] // sphr)
     for item in data["items"]:
         (out / item["file"]).write_bytes(item.pop("ssz"))
     cp = data["checkpoint"]
@@ -305,6 +330,7 @@ def write(out: Path, P: dict, data: dict) -> None:
         "expected": data["expected"],
         "checkpoint": data["checkpoint"],
         "items": data["items"],
+        "era_files": era_files,
     }
     genesis = {"genesis_validators_root": data["genesis_validators_root"],
                "genesis_time": str(GENESIS_TIME),
@@ -330,7 +356,7 @@ def main() -> int:
     P = phases()
     chain = build_chain(P, progress)
     data = light_client_data(P, chain)
-    write(args.out, P, data)
+    write(args.out, P, data, chain)
     print(f"{len(data['items'])} items, finalized epoch {data['finalized_epoch']}, expected "
           f"{data['expected']}; {time.monotonic() - t0:.0f}s", file=sys.stderr)
     return 0

@@ -486,3 +486,40 @@ def test_extract_and_tables_read_a_bucket(filled, tmp_path):
         import pyarrow.parquet as pq
 
         assert pq.read_table(b[0]).equals(pq.read_table(lo[0]))
+
+
+def test_trusted_state_read_from_a_bucket(s3, fixture_dir, tmp_path):
+    """`era verify --trusted-state s3://bucket/key`: the fixture's finalized state at slot 1024
+    read from the bucket anchors the sample eras (local files) as the same file does; a
+    missing object and a non-state object are one line and exit 2."""
+    state = (fixture_dir / "states" / "1024.ssz").read_bytes()
+    s3.put("trusted/state-1024.ssz", state)
+    s3.put("trusted/not-a-state.ssz", b"\x00" * 40)
+    url = f"{s3.url}/trusted/state-1024.ssz"
+    res = era("verify", "--level", "chain", "--trusted-state", url, "--json", "-j", "1",
+              SAMPLE_ERAS)
+    assert res.returncode == 0, res.stderr
+    from_bucket = json.loads(res.stdout)
+    assert from_bucket["anchor"]["kind"] == "trusted_state"
+    assert from_bucket["anchor"]["slot"] == 1024 and from_bucket["anchor"]["matched"]
+    assert from_bucket["summary"]["unanchored"] == []
+    local = tmp_path / "state.ssz"
+    local.write_bytes(state)
+    res = era("verify", "--level", "chain", "--trusted-state", local, "--json", "-j", "1",
+              SAMPLE_ERAS)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["anchor"] == from_bucket["anchor"]
+    # pinned to its root, text report
+    root = from_bucket["anchor"]["root"]
+    res = era("verify", "--level", "chain", "--trusted-state", url, "--trusted-state-root",
+              root, "-j", "1", SAMPLE_ERAS)
+    assert res.returncode == 0, res.stderr
+    assert f"trusted state: slot 1024, root {root}" in res.stdout
+    missing = f"{s3.url}/trusted/nothing.ssz"
+    res = era("verify", "--level", "chain", "--trusted-state", missing, SAMPLE_ERAS)
+    assert res.returncode == 2, res.stdout
+    assert one_error_line(res.stderr) == f"error: {missing}: no such object"
+    bad = f"{s3.url}/trusted/not-a-state.ssz"
+    res = era("verify", "--level", "chain", "--trusted-state", bad, SAMPLE_ERAS)
+    assert res.returncode == 2, res.stdout
+    assert one_error_line(res.stderr).startswith(f"error: {bad}: 40 bytes is too short")

@@ -606,13 +606,16 @@ def verify_store_anchor(urls: list, trusted_root: bytes, store_net: Network, slo
 
 
 def verified_checkpoint_state(clients: list, trusted_root: bytes, network: Network | None = None,
-                              status: Callable[[str], None] | None = None, **kw):
+                              status: Callable[[str], None] | None = None,
+                              warn: Callable[[str], None] | None = None, **kw):
     """(verified finalized header, state slot, state SSZ): the light client from
     `trusted_root`, then the epoch-boundary state whose latest block is the verified one,
     downloaded from the first server that has it and checked to hash into the header (its
     latest_block_header, with the state root filled in, is the verified block).  For anchoring
     an archive's `historical_roots`/`historical_summaries` (`era verify --trusted-block-root`).
-    VerificationError when a server's state does not match; NoServerError when none has it."""
+    VerificationError when a server's state does not match; NoServerError when none has it.
+    `warn` gets the light client's warnings (e.g. a trusted root older than the
+    weak-subjectivity period)."""
     from ..sync.checkpoint import header_root
     from ..verify import state_root
 
@@ -621,6 +624,8 @@ def verified_checkpoint_state(clients: list, trusted_root: bytes, network: Netwo
                LightClientServer(str(c)) for c in clients]
     net, spec_json = network_from_servers(servers, network)
     res = sync_light_client(servers, trusted_root, net, spec_json, status=status, **kw)
+    for w in res.warnings if warn is not None else ():
+        warn(w)
     header = res.finalized_header
     want = ssz.hash_tree_root(header.beacon)
     slot = checkpoint_slot(res, net)
