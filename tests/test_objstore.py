@@ -573,3 +573,32 @@ def test_tables_into_a_bucket_resume_and_duckdb_reads_them(s3, tmp_path):
     assert {k[len("killed/"):]: v for k, v in s3.keys("killed/").items()} == \
         {k[len("tables/"):]: v for k, v in keys.items()}
     assert not [p for p in stage.rglob("*") if p.is_file()]  # the dead run's temporary too
+
+
+def test_tables_on_dask_workers_from_a_bucket_into_a_bucket(filled, tmp_path):
+    """Era files read from the bucket and tables put into it by Dask workers (the workers get
+    the AWS_* settings from their environment): the same objects, byte for byte, and the same
+    --json as a local run; a rerun on the cluster puts nothing."""
+    pytest.importorskip("distributed")
+    from conftest import Cluster
+
+    c = Cluster(tmp_path)  # started after the s3 fixture set AWS_* in this environment
+    try:
+        src = f"{filled.url}/eras"
+        args = ["tables", src, "--from-era", "10", "--json"]
+        local = era(*args, "--out", f"{filled.url}/local")
+        remote = era(*args, "--out", f"{filled.url}/remote", "--dask", c.address)
+        assert local.returncode == remote.returncode == 0, remote.stderr
+        ld, rd = json.loads(local.stdout), json.loads(remote.stdout)
+        assert rd.pop("out") == f"{filled.url}/remote" and ld.pop("out")
+        assert rd == ld and rd["eras_written"] == 7
+        lk, rk = filled.keys("local/"), filled.keys("remote/")
+        assert len(rk) == 7 * 13 and sorted(k[len("local/"):] for k in lk) == \
+            sorted(k[len("remote/"):] for k in rk)
+        for k in lk:
+            assert filled.get(k) == filled.get("remote/" + k[len("local/"):]), k
+        again = era(*args, "--out", f"{filled.url}/remote", "--dask", c.address)
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["eras_written"] == 0
+    finally:
+        c.close()
