@@ -48,7 +48,7 @@ def _failed(path, exc) -> dict:
 @main.command(short_help="Era files to Parquet tables (DuckDB, Polars, Spark).")
 @click.argument("paths", nargs=-1, required=True, type=PathOrURL(exists=True, dir_okay=True))
 @click.option("--out", "out_dir", required=True, type=PathOrURL(file_okay=False),
-              help="Dataset directory or s3://bucket/prefix: "
+              metavar="DIR|s3://...", help="Dataset directory or s3://bucket/prefix: "
                    "OUT/<table>/era=<N>/<era file>.parquet.")
 @click.option("--tables", "tables", callback=_parse_tables, metavar="T1,T2,...",
               help=f"Tables to write (default: all): {','.join(TABLE_NAMES)}.")
