@@ -602,3 +602,9 @@ def test_tables_on_dask_workers_from_a_bucket_into_a_bucket(filled, tmp_path):
         assert json.loads(again.stdout)["eras_written"] == 0
     finally:
         c.close()
+
+
+def test_tables_into_a_missing_bucket_is_one_line(s3):
+    res = era("tables", SAMPLE_ERAS, "--out", "s3://no-such-bucket-here/t", "--to-era", "3")
+    assert res.returncode == 2
+    assert one_error_line(res.stderr) == "error: s3://no-such-bucket-here/t: no such bucket"

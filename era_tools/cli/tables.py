@@ -94,6 +94,10 @@ def tables(paths, out_dir, tables, from_era, to_era, no_verify, jobs, dask_sched
         files = [p for p in files if (e := era_of(p)) is None or (
             (from_era is None or e >= from_era) and (to_era is None or e <= to_era))]
     net = pick_network(network_name, config_path, files, quiet=as_json)
+    if out_dir.startswith("s3://"):
+        from .. import objstore
+
+        objstore.prefix_exists(out_dir)  # a missing bucket or a refused key: one line, exit 2
     args = [(p, net, out_dir, tables, not no_verify) for p in files]
     results = []
     with progress_bar(len(files), "tables", unit="file") as bar:
