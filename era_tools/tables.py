@@ -747,8 +747,8 @@ def write_era_tables(era_path, network, out_dir, tables=TABLES, verify: bool = T
     the temporaries of dead runs and writes what is missing.  Into a bucket, each table is
     written to a local temporary file ($TMPDIR/era-tables-*) and put as one object.  The
     function runs where it is called: in this process, a pool worker or a Dask worker
-    (era tables --dask, through era_tools.cluster), the same way.  Returns {"era", "path", "written":
-    {table: rows}, "skipped": [tables], "bytes"}."""
+    (era tables --dask, through era_tools.cluster), the same way.  Returns {"era", "path",
+    "written": {table: rows}, "skipped": [tables], "bytes"}."""
     from .e2store import version_of
     from .era import EraReader
 

@@ -74,7 +74,8 @@ def tables(paths, out_dir, tables, from_era, to_era, no_verify, jobs, dask_sched
 
     Each era file is verified at the `roots` level first (unless --no-verify): a file that
     fails yields no tables.  Files are written under a temporary name and renamed (objects
-    are put whole), so an interrupted run leaves whole files only; a rerun skips the tables already written.
+    are put whole), so an interrupted run leaves whole files only; a rerun skips the tables
+    already written.
     Query with DuckDB: SELECT count(*) FROM read_parquet('OUT/blocks/*/*.parquet',
     hive_partitioning = true).  Exits 1 if a file fails verification, 2 if one is malformed.
     """
