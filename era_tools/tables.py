@@ -758,6 +758,9 @@ def write_era_tables(era_path, network, out_dir, tables=TABLES, verify: bool = T
         era = reader.era
         targets = {t: era_table_path(out_dir, t, era, era_path) for t in tables}
         todo = tuple(t for t in tables if not _exists(targets[t]))
+        for t in tables:  # a run killed after a put, before removing its local copy
+            if targets[t].startswith("s3://") and t not in todo:
+                _remove_stale_temporaries(_staging(targets[t]))
         result = {"era": era, "path": os.fspath(era_path), "written": {},
                   "skipped": [t for t in tables if t not in todo], "bytes": 0}
         if not todo:

@@ -538,10 +538,16 @@ def test_tables_into_a_bucket_resume_and_duckdb_reads_them(s3, tmp_path):
     assert duckdb.sql(f"""SELECT count(*) FROM read_parquet('{mirror}/validators/*/*.parquet',
         hive_partitioning = true) WHERE era = 16""").fetchall() == [(64,)]
 
-    # a rerun puts nothing; a removed object is put again, alone
-    res = era("tables", SAMPLE_ERAS, "--out", url, "--json")
+    # a rerun puts nothing, and removes the local copy a run killed after its put left
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (folder,) = stage.glob("era-tables-*")
+    stale = folder / f".blocks-era=2-{SAMPLE_NAMES[2][:-4]}.parquet.tmp-{dead.pid}"
+    stale.write_bytes(b"a whole table, already put")
+    res = era("tables", SAMPLE_ERAS, "--out", url, "--json", env=env)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["eras_written"] == 0 and json.loads(res.stdout)["bytes"] == 0
+    assert not stale.exists()
     victim = next(k for k in keys if k.startswith("tables/withdrawals/era=3/"))
     s3.server.client().delete_object(Bucket=s3.name, Key=victim)
     res = era("tables", SAMPLE_ERAS, "--out", url, "--json")
