@@ -13,7 +13,8 @@ pyarrow importer) and writes one era's Parquet files atomically; it does not pri
 arguments or know about more than one era file at a time.
 
 Dataset layout: OUT/<table>/era=<N>/<era file stem>.parquet (hive partitioning: DuckDB
-`read_parquet('OUT/blocks/*/*.parquet', hive_partitioning = true)`, Polars, Spark).
+`read_parquet('OUT/blocks/*/*.parquet', hive_partitioning = true)`, Polars, Spark); OUT is a
+directory or an s3://bucket/prefix (objects put whole through era_tools.objstore).
 """
 
 from __future__ import annotations
@@ -604,8 +605,69 @@ def validator_status(v, balances, epoch: int) -> pa.Array:
 
 
 def era_table_path(out_dir, table: str, era: int, era_path) -> str:
-    stem = os.path.splitext(os.path.basename(os.fspath(era_path)))[0]
-    return os.path.join(os.fspath(out_dir), table, f"era={era}", f"{stem}.parquet")
+    """Where `table` of the era file `era_path` goes under `out_dir` (a directory or an
+    s3://bucket/prefix URL)."""
+    stem = os.path.splitext(os.path.basename(os.fspath(era_path).rstrip("/")))[0]
+    out = os.fspath(out_dir)
+    if out.startswith("s3://"):
+        return f"{out.rstrip('/')}/{table}/era={era}/{stem}.parquet"
+    return os.path.join(out, table, f"era={era}", f"{stem}.parquet")
+
+
+def _exists(dest: str) -> bool:
+    if dest.startswith("s3://"):
+        from . import objstore
+
+        return objstore.head(dest) is not None
+    return os.path.exists(dest)
+
+
+def _staging(dest_url: str) -> str:
+    """The local path a table for the object `dest_url` is written at before its upload:
+    $TMPDIR/era-tables-<hash of the URL's prefix>/<table>-era=<N>-<name> (one directory per
+    output prefix; temporaries of dead runs there are removed like those beside a file)."""
+    import hashlib
+    import tempfile
+
+    head, table, part, name = dest_url.rsplit("/", 3)
+    folder = os.path.join(tempfile.gettempdir(), "era-tables-" +
+                          hashlib.sha256(head.encode()).hexdigest()[:16])
+    return os.path.join(folder, f"{table}-{part}-{name}")
+
+
+def _write_parquet(table, dest: str) -> int:
+    """Write `table` at `dest` whole or not at all; return its size in bytes.  A local file
+    is written under a hidden temporary name beside it, fsynced and renamed; an s3:// object
+    is written to a local temporary file first, then put in one request
+    (objstore.put_file: the object appears whole or not at all)."""
+    import pyarrow.parquet as pq
+
+    from .era import fsync_dir
+
+    url = dest.startswith("s3://")
+    local = _staging(dest) if url else dest
+    folder = os.path.dirname(local)
+    os.makedirs(folder, exist_ok=True)
+    _remove_stale_temporaries(local)
+    tmp = _temporary(local, os.getpid())
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        size = os.path.getsize(tmp)
+        if url:
+            from . import objstore
+
+            objstore.put_file(tmp, dest, skip_same=False)
+            os.unlink(tmp)
+            return size
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(folder)
+    return size
 
 
 def _temporary(dest: str, pid: int) -> str:
@@ -674,26 +736,31 @@ def _alive(pid: int) -> bool:
 
 
 def write_era_tables(era_path, network, out_dir, tables=TABLES, verify: bool = True) -> dict:
-    """Write `tables` of one era file under `out_dir`; the tables already there are skipped.
+    """Write `tables` of one era file under `out_dir` (a directory or an s3://bucket/prefix
+    URL); the tables already there (files, or objects) are skipped.
 
     With `verify` the file is checked at the `roots` level (era_tools.verify, in a thread
     while the tables are built) and a failure raises VerificationError before anything is
     written.  Each Parquet file is
     written under a hidden temporary name (`.<name>.tmp-<pid>`, which dataset readers skip),
     fsynced and renamed into place, so a killed run leaves only whole files; a rerun removes
-    the temporaries of dead runs and writes what is missing.  Returns {"era", "path", "written":
-    {table: rows}, "skipped": [tables], "bytes"}."""
-    import pyarrow.parquet as pq
-
+    the temporaries of dead runs and writes what is missing.  Into a bucket, each table is
+    written to a local temporary file ($TMPDIR/era-tables-*) and put as one object.  The
+    function runs where it is called: in this process, a pool worker or a Dask worker
+    (era tables --dask, through era_tools.cluster), the same way.  Returns {"era", "path",
+    "written": {table: rows}, "skipped": [tables], "bytes"}."""
     from .e2store import version_of
-    from .era import EraReader, fsync_dir
+    from .era import EraReader
 
     tables = check_tables(tables)
     before = version_of(era_path)
     with EraReader(era_path) as reader:
         era = reader.era
         targets = {t: era_table_path(out_dir, t, era, era_path) for t in tables}
-        todo = tuple(t for t in tables if not os.path.exists(targets[t]))
+        todo = tuple(t for t in tables if not _exists(targets[t]))
+        for t in tables:  # a run killed after a put, before removing its local copy
+            if targets[t].startswith("s3://") and t not in todo:
+                _remove_stale_temporaries(_staging(targets[t]))
         result = {"era": era, "path": os.fspath(era_path), "written": {},
                   "skipped": [t for t in tables if t not in todo], "bytes": 0}
         if not todo:
@@ -716,21 +783,6 @@ def write_era_tables(era_path, network, out_dir, tables=TABLES, verify: bool = T
                 raise VerificationError(f"{era_path}: the file changed while it was read; "
                                         "no tables written")
     for t, table in built.items():
-        dest = targets[t]
-        folder = os.path.dirname(dest)
-        os.makedirs(folder, exist_ok=True)
-        _remove_stale_temporaries(dest)
-        tmp = _temporary(dest, os.getpid())
-        try:
-            pq.write_table(table, tmp, compression="zstd")
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        fsync_dir(folder)
+        result["bytes"] += _write_parquet(table, targets[t])
         result["written"][t] = table.num_rows
-        result["bytes"] += os.path.getsize(dest)
     return result

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +135,74 @@ def s3(s3_server, monkeypatch):
     _bucket_seq[0] += 1
     name = s3_server.create_bucket(f"eras-{os.getpid()}-{_bucket_seq[0]}")
     return Bucket(s3_server, name)
+
+
+# -- a real Dask cluster: a scheduler and worker processes on 127.0.0.1 (test_dask, test_objstore)
+def _dask_cmd(*args) -> list[str]:
+    """`dask scheduler ...` / `dask worker ...` as this interpreter's modules (the `dask`
+    script is the same code; a pyenv shim in front of it would put a process between)."""
+    return [sys.executable, "-m", f"distributed.cli.dask_{args[0]}", *args[1:]]
+
+
+class Cluster:
+    """A scheduler and `n` single-threaded worker processes (no nanny: a killed worker stays
+    dead, so its tasks must move to the other one)."""
+
+    def __init__(self, tmp: Path, n: int = 2, **config):
+        self.tmp = tmp
+        self.env = dict(os.environ, PYTHONPATH=str(ROOT),
+                        DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED="False", **config)
+        self.sched_file = tmp / "scheduler.json"
+        self.procs: list[subprocess.Popen] = []
+        self.scheduler = self._start(["scheduler", "--host", "127.0.0.1", "--port", "0",
+                                      "--no-dashboard", "--scheduler-file",
+                                      str(self.sched_file)], "scheduler")
+        deadline = time.monotonic() + 60
+        while not self.sched_file.exists() or not self.sched_file.read_text().strip():
+            if time.monotonic() > deadline or self.scheduler.poll() is not None:
+                raise RuntimeError("dask scheduler did not start: "
+                                   + (tmp / "scheduler.log").read_text()[-2000:])
+            time.sleep(0.1)
+        self.address = json.loads(self.sched_file.read_text())["address"]
+        self.workers = [self._start(["worker", "--scheduler-file", str(self.sched_file),
+                                     "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
+                                     "--no-dashboard", "--memory-limit", "0",
+                                     "--name", f"w{i}"], f"worker{i}")
+                        for i in range(n)]
+        self.wait_for_workers(n)
+
+    def _start(self, args, log) -> subprocess.Popen:
+        out = open(self.tmp / f"{log}.log", "wb")
+        p = subprocess.Popen(_dask_cmd(*args), env=self.env, stdout=out, stderr=out,
+                             cwd=self.tmp)
+        self.procs.append(p)
+        return p
+
+    def client(self):
+        from distributed import Client
+
+        return Client(self.address, timeout=30, set_as_default=False)
+
+    def wait_for_workers(self, n: int) -> None:
+        with self.client() as c:
+            c.wait_for_workers(n, timeout=120)
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A scheduler and two workers, shared by the tests of a module."""
+    pytest.importorskip("distributed")
+    c = Cluster(tmp_path_factory.mktemp("dask"))
+    yield c
+    c.close()

@@ -22,76 +22,9 @@ from click.testing import CliRunner  # noqa: E402
 
 from era_tools.cli import main  # noqa: E402
 from era_tools.verify import load_trusted_state, verify_archive  # noqa: E402
+from conftest import Cluster  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-def _dask_cmd(*args) -> list[str]:
-    """`dask scheduler ...` / `dask worker ...` as this interpreter's modules (the `dask`
-    script is the same code; a pyenv shim in front of it would put a process between)."""
-    return [sys.executable, "-m", f"distributed.cli.dask_{args[0]}", *args[1:]]
-
-
-class Cluster:
-    """A scheduler and `n` single-threaded worker processes (no nanny: a killed worker stays
-    dead, so its tasks must move to the other one)."""
-
-    def __init__(self, tmp: Path, n: int = 2, **config):
-        self.tmp = tmp
-        self.env = dict(os.environ, PYTHONPATH=str(ROOT),
-                        DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED="False", **config)
-        self.sched_file = tmp / "scheduler.json"
-        self.procs: list[subprocess.Popen] = []
-        self.scheduler = self._start(["scheduler", "--host", "127.0.0.1", "--port", "0",
-                                      "--no-dashboard", "--scheduler-file",
-                                      str(self.sched_file)], "scheduler")
-        deadline = time.monotonic() + 60
-        while not self.sched_file.exists() or not self.sched_file.read_text().strip():
-            if time.monotonic() > deadline or self.scheduler.poll() is not None:
-                raise RuntimeError("dask scheduler did not start: "
-                                   + (tmp / "scheduler.log").read_text()[-2000:])
-            time.sleep(0.1)
-        self.address = json.loads(self.sched_file.read_text())["address"]
-        self.workers = [self._start(["worker", "--scheduler-file", str(self.sched_file),
-                                     "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
-                                     "--no-dashboard", "--memory-limit", "0",
-                                     "--name", f"w{i}"], f"worker{i}")
-                        for i in range(n)]
-        self.wait_for_workers(n)
-
-    def _start(self, args, log) -> subprocess.Popen:
-        out = open(self.tmp / f"{log}.log", "wb")
-        p = subprocess.Popen(_dask_cmd(*args), env=self.env, stdout=out, stderr=out,
-                             cwd=self.tmp)
-        self.procs.append(p)
-        return p
-
-    def client(self):
-        from distributed import Client
-
-        return Client(self.address, timeout=30, set_as_default=False)
-
-    def wait_for_workers(self, n: int) -> None:
-        with self.client() as c:
-            c.wait_for_workers(n, timeout=120)
-
-    def close(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("dask"))
-    yield c
-    c.close()
-
 
 def test_verify_on_the_cluster_equals_the_local_run(cluster, sample_dir, network):
     from era_tools.verify import verify_archive
@@ -259,3 +192,126 @@ def test_spec_chain_on_the_cluster_with_a_trusted_state(cluster):
     assert remote.to_dict() == local and local["ok"]
     assert [f.checks.get("historical_roots", {}).get("status") for f in remote.files] == \
         [None] + ["ok"] * (len(files) - 1)  # era 0 has no era root; the others matched
+
+
+# -- era tables --dask ------------------------------------------------------------------------
+def _parquet_files(out: Path) -> dict:
+    """{relative path: pyarrow.Table} of every Parquet file under `out`."""
+    import pyarrow.parquet as pq
+
+    return {str(p.relative_to(out)): pq.read_table(p) for p in sorted(out.rglob("*.parquet"))}
+
+
+def _same_tables(a: Path, b: Path) -> int:
+    ta, tb = _parquet_files(a), _parquet_files(b)
+    assert sorted(ta) == sorted(tb)
+    for k in ta:
+        assert ta[k].equals(tb[k]), k
+    return len(ta)
+
+
+def test_cli_tables_dask_equals_local_and_resumes(cluster, sample_dir, tmp_path):
+    """Each era's tables written on a worker: the same files, --json and exit codes as a
+    local run; a rerun skips every era; a file failing verification exits like locally."""
+    from era_tools.cli.tables import TABLE_NAMES
+
+    runner = CliRunner()
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    lr = runner.invoke(main, ["tables", str(sample_dir), "--out", str(local), "--json"])
+    rr = runner.invoke(main, ["tables", str(sample_dir), "--out", str(remote), "--json",
+                              "--dask", cluster.address])
+    assert lr.exit_code == rr.exit_code == 0, rr.output
+    ldoc, rdoc = json.loads(lr.stdout), json.loads(rr.stdout)
+    assert rdoc.pop("out") == str(remote) and ldoc.pop("out") == str(local)
+    assert rdoc == ldoc and rdoc["eras_written"] == 17 and rdoc["ok"]
+    assert _same_tables(local, remote) == 17 * len(TABLE_NAMES)
+    assert not [p for p in remote.rglob(".*") if ".tmp-" in p.name]
+    # a rerun on the cluster: every table is there, nothing is written
+    mtimes = {p: p.stat().st_mtime_ns for p in remote.rglob("*.parquet")}
+    again = runner.invoke(main, ["tables", str(sample_dir), "--out", str(remote), "--json",
+                                 "--dask", cluster.address])
+    assert again.exit_code == 0, again.output
+    doc = json.loads(again.stdout)
+    assert doc["eras_written"] == 0 and doc["bytes"] == 0
+    assert all(sorted(f["skipped"]) == sorted(TABLE_NAMES) for f in doc["files"])
+    assert {p: p.stat().st_mtime_ns for p in remote.rglob("*.parquet")} == mtimes
+
+    # a file that fails verification: the same exit code, error line and JSON
+    src = tmp_path / "eras"
+    src.mkdir()
+    for name in sorted(os.listdir(sample_dir)):
+        if name.endswith(".json") or (name.endswith(".era") and
+                                      int(name.split("-")[1]) in (5, 6)):
+            shutil.copy(sample_dir / name, src / name)
+    victim = sorted(src.glob("*-00006-*.era"))[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    for extra in (["--json"], []):
+        outs = [tmp_path / f"bad-l{len(extra)}", tmp_path / f"bad-r{len(extra)}"]
+        lr = runner.invoke(main, ["tables", str(src), "--out", str(outs[0]), *extra])
+        rr = runner.invoke(main, ["tables", str(src), "--out", str(outs[1]), *extra,
+                                  "--dask", cluster.address])
+        assert lr.exit_code == rr.exit_code and lr.exit_code in (1, 2), rr.output
+        errors = [ln for ln in rr.stderr.splitlines() if ln.startswith("error:")]
+        assert errors == [ln for ln in lr.stderr.splitlines() if ln.startswith("error:")]
+        assert "Traceback" not in rr.output
+        if extra:  # the error is in the document
+            ld, rd = json.loads(lr.stdout), json.loads(rr.stdout)
+            assert ld.pop("out") != rd.pop("out") and ld == rd and rd["failures"] == 1
+            assert victim.name in rd["files"][1]["error"] and errors == []
+        else:
+            assert len(errors) == 1 and victim.name in errors[0]
+        assert _same_tables(*outs) == len(TABLE_NAMES)  # era 5 only
+        assert {p.parent.name for p in outs[1].rglob("*.parquet")} == {"era=5"}
+
+
+def test_tables_worker_killed_mid_era_is_retried(tmp_path, sample_dir):
+    """`era tables --dask` in a subprocess; a worker is killed while it converts an era (once
+    the first table is in place): the scheduler reruns the era on the other worker, the run
+    exits 0, and the dataset equals a local run's, with no temporary file left."""
+    c = Cluster(tmp_path)
+    try:
+        out = tmp_path / "out"
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        proc = subprocess.Popen([sys.executable, "-c", "from era_tools.cli import main; main()",
+                                 "tables", str(sample_dir), "--out", str(out), "--json",
+                                 "--dask", c.address], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        killed = []
+        try:
+            with c.client() as cl:
+                for _ in range(12000):
+                    if proc.poll() is not None:
+                        break
+                    if list(out.rglob("*.parquet")):
+                        busy = {w: ts for w, ts in cl.processing().items() if ts}
+                        info = cl.scheduler_info()["workers"]
+                        if busy:
+                            addr = next(iter(busy))
+                            p = c.workers[int(str(info[addr]["name"])[1:])]
+                            os.kill(p.pid, signal.SIGKILL)
+                            p.wait()  # reaped, as its parent would (a zombie looks alive)
+                            killed.append((addr, busy[addr]))
+                            break
+                    time.sleep(0.005)
+            stdout, stderr = proc.communicate(timeout=600)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert killed, "the run ended before a worker could be killed"
+        assert proc.returncode == 0, stderr
+        doc = json.loads(stdout)
+        assert doc["ok"] and len(doc["files"]) == 17
+        # every era's tables are there (some maybe written by the killed worker before it died)
+        assert all(len(f["written"]) + len(f["skipped"]) == 13 for f in doc["files"])
+        local = tmp_path / "local"
+        assert CliRunner().invoke(main, ["tables", str(sample_dir), "--out",
+                                         str(local)]).exit_code == 0
+        assert _same_tables(local, out) == 17 * 13
+        assert not [p for p in out.rglob(".*") if ".tmp-" in p.name]
+        with c.client() as cl:
+            assert len(cl.scheduler_info()["workers"]) == 1
+    finally:
+        c.close()

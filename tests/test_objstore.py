@@ -523,3 +523,131 @@ def test_trusted_state_read_from_a_bucket(s3, fixture_dir, tmp_path):
     res = era("verify", "--level", "chain", "--trusted-state", bad, SAMPLE_ERAS)
     assert res.returncode == 2, res.stdout
     assert one_error_line(res.stderr).startswith(f"error: {bad}: 40 bytes is too short")
+
+
+def _mirror(bucket, prefix: str, dest) -> list[str]:
+    """Copy every object under `prefix` to `dest` with the bucket's own client (a local
+    mirror of the dataset); returns the relative keys."""
+    keys = sorted(k[len(prefix):] for k in bucket.keys(prefix))
+    for k in keys:
+        p = dest / k
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(bucket.get(prefix + k))
+    return keys
+
+
+def test_tables_into_a_bucket_resume_and_duckdb_reads_them(s3, tmp_path):
+    """`era tables --out s3://...`: every table of every era put as one object, the same
+    Parquet as a local run; a rerun puts nothing; a missing object is written again alone;
+    a run killed mid-way leaves whole objects only and a rerun finishes; DuckDB reads the
+    dataset through a local mirror of the bucket."""
+    import pyarrow.parquet as pq
+
+    from era_tools.cli.tables import TABLE_NAMES
+
+    duckdb = pytest.importorskip("duckdb")
+    url = f"{s3.url}/tables"
+    stage = tmp_path / "tmp"
+    stage.mkdir()
+    env = {**os.environ, "TMPDIR": str(stage)}
+    res = era("tables", SAMPLE_ERAS, "--out", url, "--json", "-j", "2", env=env)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["out"] == url and doc["ok"] and doc["eras_written"] == len(SAMPLE_NAMES)
+    keys = s3.keys("tables/")
+    assert len(keys) == len(SAMPLE_NAMES) * len(TABLE_NAMES) and doc["bytes"] == \
+        sum(keys.values())
+    assert all(re.fullmatch(r"tables/[a-z_]+/era=\d+/minimal-\d{5}-[0-9a-f]{8}\.parquet", k)
+               for k in keys), keys
+    assert not [p for p in stage.rglob("*") if p.is_file()]  # local temporaries removed
+    local = tmp_path / "local"
+    assert era("tables", SAMPLE_ERAS, "--out", local).returncode == 0
+    mirror = tmp_path / "mirror"
+    names = _mirror(s3, "tables/", mirror)
+    assert names == sorted(str(p.relative_to(local)) for p in local.rglob("*.parquet"))
+    for n in names:
+        assert pq.read_table(mirror / n).equals(pq.read_table(local / n)), n
+    q = f"""SELECT era, count(*), min(slot), max(slot) FROM read_parquet(
+        '{{}}/blocks/*/*.parquet', hive_partitioning = true) GROUP BY era ORDER BY era"""
+    got = duckdb.sql(q.format(mirror)).fetchall()
+    # (era 0 holds the genesis state only: no blocks)
+    assert got == duckdb.sql(q.format(local)).fetchall() and len(got) == len(SAMPLE_NAMES) - 1
+    assert duckdb.sql(f"""SELECT count(*) FROM read_parquet('{mirror}/validators/*/*.parquet',
+        hive_partitioning = true) WHERE era = 16""").fetchall() == [(64,)]
+
+    # a rerun puts nothing, and removes the local copy a run killed after its put left
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (folder,) = stage.glob("era-tables-*")
+    stale = folder / f".blocks-era=2-{SAMPLE_NAMES[2][:-4]}.parquet.tmp-{dead.pid}"
+    stale.write_bytes(b"a whole table, already put")
+    res = era("tables", SAMPLE_ERAS, "--out", url, "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["eras_written"] == 0 and json.loads(res.stdout)["bytes"] == 0
+    assert not stale.exists()
+    victim = next(k for k in keys if k.startswith("tables/withdrawals/era=3/"))
+    s3.server.client().delete_object(Bucket=s3.name, Key=victim)
+    res = era("tables", SAMPLE_ERAS, "--out", url, "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert [list(f["written"]) for f in doc["files"] if f["written"]] == [["withdrawals"]]
+    assert s3.get(victim) == (mirror / victim[len("tables/"):]).read_bytes()
+
+    # killed once the first object is there: whole objects only, a rerun finishes the job
+    url2 = f"{s3.url}/killed"
+    proc = subprocess.Popen([*CLI, "tables", str(SAMPLE_ERAS), "--out", url2], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(3000):
+            if proc.poll() is not None or s3.keys("killed/"):
+                break
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -9, "the run ended before it could be killed"
+    part = s3.keys("killed/")
+    assert 0 < len(part) < len(keys)
+    for k in part:  # what a reader sees is whole
+        assert s3.get(k) == (mirror / k[len("killed/"):]).read_bytes(), k
+    res = era("tables", SAMPLE_ERAS, "--out", url2, "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    assert sum(len(f["skipped"]) for f in json.loads(res.stdout)["files"]) == len(part)
+    assert {k[len("killed/"):]: v for k, v in s3.keys("killed/").items()} == \
+        {k[len("tables/"):]: v for k, v in keys.items()}
+    assert not [p for p in stage.rglob("*") if p.is_file()]  # the dead run's temporary too
+
+
+def test_tables_on_dask_workers_from_a_bucket_into_a_bucket(filled, tmp_path):
+    """Era files read from the bucket and tables put into it by Dask workers (the workers get
+    the AWS_* settings from their environment): the same objects, byte for byte, and the same
+    --json as a local run; a rerun on the cluster puts nothing."""
+    pytest.importorskip("distributed")
+    from conftest import Cluster
+
+    c = Cluster(tmp_path)  # started after the s3 fixture set AWS_* in this environment
+    try:
+        src = f"{filled.url}/eras"
+        args = ["tables", src, "--from-era", "10", "--json"]
+        local = era(*args, "--out", f"{filled.url}/local")
+        remote = era(*args, "--out", f"{filled.url}/remote", "--dask", c.address)
+        assert local.returncode == remote.returncode == 0, remote.stderr
+        ld, rd = json.loads(local.stdout), json.loads(remote.stdout)
+        assert rd.pop("out") == f"{filled.url}/remote" and ld.pop("out")
+        assert rd == ld and rd["eras_written"] == 7
+        lk, rk = filled.keys("local/"), filled.keys("remote/")
+        assert len(rk) == 7 * 13 and sorted(k[len("local/"):] for k in lk) == \
+            sorted(k[len("remote/"):] for k in rk)
+        for k in lk:
+            assert filled.get(k) == filled.get("remote/" + k[len("local/"):]), k
+        again = era(*args, "--out", f"{filled.url}/remote", "--dask", c.address)
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["eras_written"] == 0
+    finally:
+        c.close()
+
+
+def test_tables_into_a_missing_bucket_is_one_line(s3):
+    res = era("tables", SAMPLE_ERAS, "--out", "s3://no-such-bucket-here/t", "--to-era", "3")
+    assert res.returncode == 2
+    assert one_error_line(res.stderr) == "error: s3://no-such-bucket-here/t: no such bucket"

@@ -564,6 +564,13 @@ def test_cli_a_failing_file_yields_no_tables(tmp_path, sample_files):
     assert len(errors) == 1 and bad.name in errors[0] and "Traceback" not in r.output
     written = sorted(p.parent.name for p in out.rglob("*.parquet"))
     assert written == ["era=2", "era=2"]
+    # --json: the same exit code, the error in the document (it exited 3 before)
+    j = _run("tables", src, "--out", tmp_path / "out2", "--tables", "blocks,validators",
+             "--json")
+    assert j.exit_code == r.exit_code, j.output
+    doc = json.loads(j.stdout)
+    assert not doc["ok"] and doc["failures"] == 1 and bad.name in doc["files"][1]["error"]
+    assert "exit_code" not in doc["files"][1]
 
 
 def test_cli_bad_table_name_is_a_usage_error(tmp_path, sample_files):
