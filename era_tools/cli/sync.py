@@ -8,8 +8,8 @@ import sys
 import click
 
 from . import main
-from .common import (bytes_progress, echo_json, http_url, jobs_option, json_option,
-                     network_options, pick_network, progress_bar)
+from .common import (PathOrURL, bytes_progress, echo_json, http_url, jobs_option,
+                     json_option, network_options, pick_network, progress_bar)
 from ..errors import ConfigError, hex0x
 
 db_option = click.option("--db", "db", required=True, type=click.Path(file_okay=False),
@@ -228,9 +228,11 @@ def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_eve
 @click.option("--era-dir", metavar="DIR|URL",
               help="Era files to front-fill history from: a directory, or an era host URL "
                    "(mirrored into DB/eras first, as `era download` does).")
-@click.option("--publish", "publish_dir", metavar="DIR", type=click.Path(file_okay=False),
+@click.option("--publish", "publish_dir", metavar="DIR|s3://BUCKET/PREFIX",
+              type=PathOrURL(file_okay=False),
               help="Export every complete era here as it completes, with checksums.txt and "
-                   "index.json.")
+                   "index.json; an s3:// prefix gets each era object, then the listings, "
+                   "uploaded from a local copy in DB/publish (AWS_* variables).")
 @click.option("--trusted-block-root", "trusted", metavar="0x..",
               help="A block root you trust (any older finalized root): the light client "
                    "follows the sync committees from it over the --beacon-api nodes; the "

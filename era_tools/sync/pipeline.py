@@ -50,6 +50,7 @@ from .peers import BeaconApiClient, finalized_events
 RETRY_BASE = 1.0     # seconds a server waits after its first failure; doubles per failure
 RETRY_CAP = 60.0     # ... up to this
 ONCE_MAX_FAILURES = 6  # --once gives up when every server failed this many times in a row
+PUBLISH_STAGING = "publish"  # DB/publish: the local copy of an s3:// publish prefix
 
 
 class FinalityConflict(VerificationError):
@@ -192,7 +193,13 @@ class SyncPipeline:
         self.on_stage = on_stage or (lambda stage: None)
         self.on_publish = on_publish
         self.counters = Counters()
-        self.publisher = Publisher(store, opts.publish_dir) if opts.publish_dir else None
+        self.publish_url: str | None = None   # an s3:// prefix: the local copy is uploaded
+        pub_dir = opts.publish_dir
+        if pub_dir and str(pub_dir).startswith("s3://"):
+            self.publish_url = str(pub_dir).rstrip("/")
+            pub_dir = os.path.join(store.path, PUBLISH_STAGING)
+        self.publisher = Publisher(store, pub_dir) if pub_dir else None
+        self._uploaded_once = False
         self.missing_states: list[int] = []
         self.stage = "checkpoint"
         self._wake = threading.Event()
@@ -632,6 +639,8 @@ class SyncPipeline:
             return
         t0 = self._seen_finality_at
         written = self.publisher.publish()
+        if self.publish_url is not None:
+            self._upload(written)
         if written:
             self.counters.eras_published += len(written)
             if t0 is not None:
@@ -640,6 +649,28 @@ class SyncPipeline:
                 self.status(f"sync: published {os.path.basename(p)}")
                 if self.on_publish:
                     self.on_publish(p, time.monotonic())
+
+    def _upload(self, written: list[str]) -> None:
+        """Bring the s3:// prefix up to the local copy: the new era files (every file of the
+        copy on the run's first call: a killed run may have left some not uploaded), then
+        checksums.txt and index.json (objstore.publish; objects already there with the same
+        size and sha256 are skipped)."""
+        from .. import objstore
+
+        local = self.publisher.out
+        if not os.path.isdir(local):
+            return
+        if self._uploaded_once and not written:
+            return
+        listings = ("checksums.txt", "index.json")
+        names = ([n for n in sorted(os.listdir(local))
+                  if not n.endswith(".tmp") and n not in listings]
+                 if not self._uploaded_once else [os.path.basename(p) for p in written])
+        done = objstore.publish(local, self.publish_url, names)
+        self._uploaded_once = True
+        up = [n for n, new in done.items() if new]
+        if up:
+            self.status(f"sync: uploaded {len(up)} objects to {self.publish_url}")
 
     # -- waking up -------------------------------------------------------------------------
     def _start_event_streams(self) -> None:
