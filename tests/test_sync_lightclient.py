@@ -168,3 +168,49 @@ def test_a_node_without_light_client_data_keeps_the_old_meaning(fixture_dir, tmp
                  "--trusted-block-root", "0x" + "11" * 32, "--once", "--retry-cap", "0.2")
         assert r.returncode != 0
         assert "is not the trusted block root" in r.stderr
+
+
+
+def test_once_verified_the_follow_stage_never_falls_back_to_the_nodes_word(tmp_path):
+    """After a verification, a node that stops serving bootstraps proves nothing: the follow
+    stage stores nothing and asks again later, though the node says slot 200 is finalized
+    (the fallback to the node's word is decided once, before any verification)."""
+    import threading
+    import time
+
+    from era_tools.sync.pipeline import SyncOptions, SyncPipeline, connect, make_servers
+
+    db = tmp_path / "db"
+    lines: list[str] = []
+    with Server("stale") as node:
+        _store_in_follow_stage(db, node)
+        servers = make_servers([node.url], timeout=10)
+        with ChainStore.open(db, connect(servers, _net()), create=False) as store:
+            pipe = SyncPipeline(store, servers, SyncOptions(
+                trusted_block_root=bytes.fromhex(OLD_ROOT[2:]), poll_interval=0.1),
+                status=lines.append)
+
+            def wait_for(text):
+                deadline = time.monotonic() + 60
+                while not any(text in x for x in lines):
+                    assert t.is_alive() and time.monotonic() < deadline, lines
+                    time.sleep(0.05)
+
+            def follow():
+                try:
+                    pipe.run()
+                except KeyboardInterrupt:  # pipe.stop()
+                    pass
+
+            t = threading.Thread(target=follow, daemon=True)
+            t.start()
+            try:
+                wait_for("verified")          # slot 104 proven: nothing above 192 taken
+                node.bootstraps = {}
+                wait_for("no beacon API serves a bootstrap")
+            finally:
+                pipe.stop()
+                t.join(60)
+            assert not t.is_alive()
+            assert store.anchor.newest_slot == EARLY["slot"]
+            assert store.block_root_at(CP["block_slot"]) is None

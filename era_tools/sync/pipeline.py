@@ -340,7 +340,7 @@ class SyncPipeline:
         AllServersWrongError (exit 1) when every server that answered lied; a server caught
         serving a wrong item is dropped here too."""
         from .. import ssz
-        from ..lightclient.driver import (LightClientServer, checkpoint_slot,
+        from ..lightclient.driver import (LightClientServer, NoServerError, checkpoint_slot,
                                           sync_light_client)
 
         if self.light_roots is None:
@@ -365,6 +365,9 @@ class SyncPipeline:
             if lcs:
                 break
         else:
+            if self.light is not None:  # verified before: never fall back to a node's word
+                raise NoServerError("light client: no beacon API serves a bootstrap for "
+                                    + ", ".join(hex0x(r) for r in self.light_roots))
             self.light_roots = None
             self.status(f"sync: note: no beacon API serves a light-client bootstrap for "
                         f"{hex0x(self.opts.trusted_block_root)}: the checkpoint block itself "
@@ -490,8 +493,17 @@ class SyncPipeline:
     def _follow(self) -> None:
         if not self.opts.once:
             self._start_event_streams()
+        from ..lightclient.driver import NoServerError
+
         while not self._stop.is_set():
-            light = self._light_checkpoint()
+            try:
+                light = self._light_checkpoint()
+            except NoServerError as exc:  # nothing proven now: store nothing, ask again later
+                if self.opts.once:
+                    raise
+                self.status(f"sync: light client: {exc} (again in {self.opts.poll_interval} s)")
+                self._sleep(self.opts.poll_interval)
+                continue
             caught_up = self._with_servers("follow",
                                            lambda s: self._follow_step(s, light))
             if caught_up and self.opts.once:
