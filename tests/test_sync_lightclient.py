@@ -70,26 +70,18 @@ def test_checkpoint_stage_starts_from_the_light_client_verified_checkpoint(tmp_p
         assert any(r.endswith(f"/bootstrap/{OLD_ROOT}") for r in node.requests)
 
 
-def test_a_lying_light_client_node_writes_nothing_exit_1(tmp_path):
+@pytest.mark.parametrize("mode,why", [
+    ("bad_signature", "signature does not verify"),       # the light-client data lies
+    ("bad_state", EXPECTED["finalized"]["root"]),         # the state is not the verified one
+], ids=["lying-light-client", "state-off-the-verified-header"])
+def test_a_lying_node_writes_nothing_exit_1(tmp_path, mode, why):
     db = tmp_path / "db"
-    with Server("bad_signature") as node:
+    with Server(mode) as node:
         r = _era("sync", "--db", db, "--beacon-api", node.url, "--trusted-block-root",
                  OLD_ROOT, "--once", "--retry-cap", "0.2")
     assert r.returncode == 1, r.stderr
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "signature does not verify" in last
-    with ChainStore.open(db, _net(), create=False) as store:
-        assert store.anchor.newest_slot is None and not store.has_state(CP["state_slot"])
-
-
-def test_a_checkpoint_state_off_the_verified_header_writes_nothing_exit_1(tmp_path):
-    db = tmp_path / "db"
-    with Server("bad_state") as node:
-        r = _era("sync", "--db", db, "--beacon-api", node.url, "--trusted-block-root",
-                 OLD_ROOT, "--once", "--retry-cap", "0.2")
-    assert r.returncode == 1, r.stderr
-    last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and EXPECTED["finalized"]["root"] in last
+    assert last.startswith("error: ") and why in last
     with ChainStore.open(db, _net(), create=False) as store:
         assert store.anchor.newest_slot is None and not store.has_state(CP["state_slot"])
 
