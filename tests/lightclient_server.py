@@ -5,6 +5,7 @@
         srv.url
 
 Routes: /eth/v1/config/spec, /eth/v1/beacon/genesis, /eth/v1/node/syncing,
+/eth/v1/beacon/states/head/finality_checkpoints (the checkpoint below, for `era sync`),
 /eth/v1/beacon/light_client/bootstrap/{root}, .../updates?start_period=P&count=N,
 .../finality_update, .../optimistic_update.  SSZ when asked (`Accept:
 application/octet-stream`, with Eth-Consensus-Version; the updates list as chunks
@@ -184,6 +185,12 @@ class LightClientServer:
         if path == "/eth/v1/node/syncing":
             return self._json(h, {"data": {"is_syncing": False, "head_slot": "224",
                                            "sync_distance": "0"}})
+        if path == "/eth/v1/beacon/states/head/finality_checkpoints":  # for `era sync`
+            cp = D.manifest()["checkpoint"]
+            fin = D.manifest()["expected"]["finalized"]
+            epoch = cp["state_slot"] // int(self.spec_json["SLOTS_PER_EPOCH"])
+            return self._json(h, {"data": {"finalized": {"epoch": str(epoch),
+                                                         "root": fin["root"]}}})
         if path.startswith(f"{LC}/bootstrap/"):
             item = self.bootstraps.get(path.rsplit("/", 1)[1].lower())
             if item is None:

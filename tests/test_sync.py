@@ -303,3 +303,42 @@ def test_history_from_an_era_host_url_then_follow(server, sample_host, tmp_path,
     assert out["covered"] == [[0, 1024]]
     assert {f.name for f in sample_files} <= set(os.listdir(db / "eras"))
     published_ok(pub, sample_files)
+
+
+def test_once_publishes_into_a_bucket_like_a_local_publish_dir(server, s3, tmp_path,
+                                                               sample_files):
+    """--publish s3://bucket/prefix: the bucket's objects equal a local --publish DIR run's
+    files byte for byte (eras, spec.json, genesis.json, then checksums.txt and index.json);
+    a rerun uploads nothing."""
+    url = f"{s3.url}/minimal"
+    local = tmp_path / "pub"
+    res = run("sync", "--db", tmp_path / "db-local", "--beacon-api", server.url, "--publish",
+              local, "--once", "--json")
+    assert res.exit_code == 0, res.stderr
+    published_ok(local, sample_files)
+
+    def sync_to_bucket(*flags):
+        p = start(["sync", "--db", tmp_path / "db", "--beacon-api", server.url, "--publish",
+                   url, "--once", *flags])
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        return out, err
+
+    out, err = sync_to_bucket("--json")
+    out = json.loads(out)
+    assert out["eras_published"] == ERAS and out["newest_slot"] == 1024
+    keys = s3.keys("minimal/")
+    assert sorted(keys) == sorted(f"minimal/{n}" for n in os.listdir(local))
+    for n in os.listdir(local):
+        assert s3.get(f"minimal/{n}") == (local / n).read_bytes(), n
+    out, err = sync_to_bucket()
+    assert "synced to slot 1024" in out and "0 slots" in out
+    assert "sync: stage follow" in err and "uploaded" not in err
+    assert s3.keys("minimal/") == keys
+    # files of the local copy a run did not upload (killed after writing them, or another
+    # prefix) are uploaded by the next run's first step
+    url = f"{s3.url}/again"
+    out, err = sync_to_bucket()
+    assert f"uploaded {len(keys)} objects to {url}" in err
+    for n in os.listdir(local):
+        assert s3.get(f"again/{n}") == (local / n).read_bytes(), n

@@ -8,8 +8,8 @@ import sys
 import click
 
 from . import main
-from .common import (bytes_progress, echo_json, http_url, jobs_option, json_option,
-                     network_options, pick_network, progress_bar)
+from .common import (PathOrURL, bytes_progress, echo_json, http_url, jobs_option,
+                     json_option, network_options, pick_network, progress_bar)
 from ..errors import ConfigError, hex0x
 
 db_option = click.option("--db", "db", required=True, type=click.Path(file_okay=False),
@@ -228,11 +228,18 @@ def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_eve
 @click.option("--era-dir", metavar="DIR|URL",
               help="Era files to front-fill history from: a directory, or an era host URL "
                    "(mirrored into DB/eras first, as `era download` does).")
-@click.option("--publish", "publish_dir", metavar="DIR", type=click.Path(file_okay=False),
+@click.option("--publish", "publish_dir", metavar="DIR|s3://BUCKET/PREFIX",
+              type=PathOrURL(file_okay=False),
               help="Export every complete era here as it completes, with checksums.txt and "
-                   "index.json.")
+                   "index.json; an s3:// prefix gets each era object, then the listings, "
+                   "uploaded from a local copy in DB/publish (AWS_* variables).")
 @click.option("--trusted-block-root", "trusted", metavar="0x..",
-              help="Refuse the checkpoint unless its block has this root.")
+              help="A block root you trust (any older finalized root): the light client "
+                   "follows the sync committees from it over the --beacon-api nodes; the "
+                   "checkpoint must be the verified finalized block and the follow stage "
+                   "stores only up to the checkpoint it verifies (re-verified as it moves). "
+                   "Nodes without light-client data: the checkpoint block must have this "
+                   "root, as before.")
 @click.option("--once", is_flag=True,
               help="Stop (exit 0) once the store has caught up with the finalized head and "
                    "the complete eras are published; without it, follow until Ctrl-C.")
@@ -292,7 +299,7 @@ def sync(db, urls, peers, era_dir, publish_dir, trusted, once, poll_interval, ti
             local_eras = _mirror_eras(era_dir, os.path.join(db, "eras"), net, as_json)
 
         def status(line):
-            if not as_json:
+            if not as_json or line.startswith(("sync: note:", "sync: warning:")):
                 click.echo(line, err=True)
 
         opts = SyncOptions(peers=list(peers), era_dir=local_eras, publish_dir=publish_dir,

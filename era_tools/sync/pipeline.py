@@ -24,6 +24,11 @@ resumes in the stage it was in:
 4. **publish** (a publish directory given): each era boundary state the follow stage commits
    is exported at once (`publish.Publisher`: era file, then checksums.txt and index.json).
 
+With a trusted block root, the light client (`lightclient.driver`, the servers as
+light-client servers) verifies the finalized checkpoint from it: the checkpoint stage downloads
+that checkpoint, and each follow step pulls only up to the checkpoint verified just before it.
+Servers without light-client data: the root must be the checkpoint block (a note says so).
+
 Servers: a failure (timeout, 5xx, 404 where an answer was due) delays that server for a time
 that doubles per consecutive failure up to `retry_cap` seconds, never a ban; a server whose
 data does not verify (wrong root, broken link, another network) is dropped.  Knows the store,
@@ -45,6 +50,7 @@ from .peers import BeaconApiClient, finalized_events
 RETRY_BASE = 1.0     # seconds a server waits after its first failure; doubles per failure
 RETRY_CAP = 60.0     # ... up to this
 ONCE_MAX_FAILURES = 6  # --once gives up when every server failed this many times in a row
+PUBLISH_STAGING = "publish"  # DB/publish: the local copy of an s3:// publish prefix
 
 
 class FinalityConflict(VerificationError):
@@ -187,7 +193,13 @@ class SyncPipeline:
         self.on_stage = on_stage or (lambda stage: None)
         self.on_publish = on_publish
         self.counters = Counters()
-        self.publisher = Publisher(store, opts.publish_dir) if opts.publish_dir else None
+        self.publish_url: str | None = None   # an s3:// prefix: the local copy is uploaded
+        pub_dir = opts.publish_dir
+        if pub_dir and str(pub_dir).startswith("s3://"):
+            self.publish_url = str(pub_dir).rstrip("/")
+            pub_dir = os.path.join(store.path, PUBLISH_STAGING)
+        self.publisher = Publisher(store, pub_dir) if pub_dir else None
+        self._uploaded_once = False
         self.missing_states: list[int] = []
         self.stage = "checkpoint"
         self._wake = threading.Event()
@@ -195,6 +207,12 @@ class SyncPipeline:
         self._event_threads: dict[str, threading.Thread] = {}
         self._last_status = 0.0
         self._seen_finality_at: float | None = None
+        # light client (opts.trusted_block_root): roots to bootstrap from, newest verified
+        # first; None once no server serves light-client data (the root's old meaning)
+        self.light_roots: list[bytes] | None = (
+            [opts.trusted_block_root] if opts.trusted_block_root is not None else None)
+        self.light: dict | None = None    # the last verification (LightClientResult.to_dict)
+        self.warnings: list[str] = []
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> dict:
@@ -256,6 +274,7 @@ class SyncPipeline:
                 "slots": c.slots, "blocks": c.blocks, "states": c.states, "bytes": c.bytes,
                 "eras_published": c.eras_published,
                 "missing_states": sorted(set(self.missing_states)),
+                "light_client": self.light,
                 "servers": [s.to_dict(now) for s in self.servers]}
 
     # -- servers ---------------------------------------------------------------------------
@@ -311,14 +330,91 @@ class SyncPipeline:
             return out
         raise KeyboardInterrupt
 
+    # -- the light client ------------------------------------------------------------------
+    def _light_checkpoint(self) -> tuple[int, bytes] | None:
+        """(epoch, block root) of the finalized checkpoint the light client verifies over the
+        servers (as light-client servers) from the trusted root, bootstrapping from the newest
+        root it verified before when a server still serves that bootstrap.  None when no
+        server serves a bootstrap for any of the roots (no light-client data): the trusted
+        root then keeps its old meaning (the checkpoint block itself), said once.
+        AllServersWrongError (exit 1) when every server that answered lied; a server caught
+        serving a wrong item is dropped here too."""
+        from .. import ssz
+        from ..lightclient.driver import (LightClientServer, NoServerError, checkpoint_slot,
+                                          sync_light_client)
+
+        if self.light_roots is None:
+            return None
+        net = self.store.network
+        if net.genesis_validators_root is None:
+            net = net.with_genesis(self.store.genesis_validators_root, net.genesis_time)
+        for root in self.light_roots:
+            lcs, spec_json = [], None
+            for s in self.servers:
+                if s.dropped:
+                    continue
+                s.api.fork_at_slot = net.fork_name_at_slot
+                try:
+                    if s.api.light_client_bootstrap(root) is None:
+                        continue
+                    if spec_json is None:
+                        spec_json = s.api.spec()
+                except PeerError:
+                    continue
+                lcs.append((s, LightClientServer(s.url, api=s.api)))
+            if lcs:
+                break
+        else:
+            if self.light is not None:  # verified before: never fall back to a node's word
+                raise NoServerError("light client: no beacon API serves a bootstrap for "
+                                    + ", ".join(hex0x(r) for r in self.light_roots))
+            self.light_roots = None
+            self.status(f"sync: note: no beacon API serves a light-client bootstrap for "
+                        f"{hex0x(self.opts.trusted_block_root)}: the checkpoint block itself "
+                        "must have that root, and the follow stage takes the nodes' word for "
+                        "finality")
+            return None
+        try:
+            res = sync_light_client([lc for _, lc in lcs], root, net, spec_json,
+                                    timeout=max(120.0, 4 * self.opts.timeout),
+                                    status=lambda line: self.status(f"sync: light client: "
+                                                                    f"{line}"))
+        finally:
+            for s, lc in lcs:
+                if lc.dropped:
+                    s.drop(f"light client: {lc.dropped}")
+        for w in res.warnings:
+            if w not in self.warnings:
+                self.warnings.append(w)
+                self.status(f"sync: warning: {w}")
+        verified = ssz.hash_tree_root(res.finalized_header.beacon)
+        slot = checkpoint_slot(res, net)
+        if verified != root:
+            self.light_roots = [verified, self.opts.trusted_block_root]
+        self.light = res.to_dict()
+        self.status(f"sync: light client: finalized block {hex0x(verified)} at slot "
+                    f"{int(res.finalized_header.beacon.slot)} verified")
+        return slot // net.slots_per_epoch, verified
+
     # -- stage 1 ---------------------------------------------------------------------------
     def _checkpoint(self) -> None:
         from .checkpoint import checkpoint_sync
 
-        def one(s):
-            return checkpoint_sync(self.store, s.api, "finalized", self.opts.trusted_block_root)
+        light = self._light_checkpoint()
+        state_id, root = "finalized", self.opts.trusted_block_root
+        if light is not None:
+            state_id, root = str(light[0] * self.store.network.slots_per_epoch), light[1]
 
-        res = self._with_servers("checkpoint", one)
+        def one(s):
+            return checkpoint_sync(self.store, s.api, state_id, root)
+
+        try:
+            res = self._with_servers("checkpoint", one)
+        except PeerError as exc:
+            if light is not None and all(s.dropped for s in self.servers):
+                raise VerificationError(f"no beacon API gave the checkpoint the light client "
+                                        f"verified (block {hex0x(root)}): {exc}") from None
+            raise
         self.status(f"sync: checkpoint at slot {res.state_slot}, block {res.block_slot} "
                     f"{hex0x(res.block_root)}")
 
@@ -397,8 +493,19 @@ class SyncPipeline:
     def _follow(self) -> None:
         if not self.opts.once:
             self._start_event_streams()
+        from ..lightclient.driver import NoServerError
+
         while not self._stop.is_set():
-            caught_up = self._with_servers("follow", self._follow_step)
+            try:
+                light = self._light_checkpoint()
+            except NoServerError as exc:  # nothing proven now: store nothing, ask again later
+                if self.opts.once:
+                    raise
+                self.status(f"sync: light client: {exc} (again in {self.opts.poll_interval} s)")
+                self._sleep(self.opts.poll_interval)
+                continue
+            caught_up = self._with_servers("follow",
+                                           lambda s: self._follow_step(s, light))
             if caught_up and self.opts.once:
                 self._publish()
                 self._save_record()
@@ -409,15 +516,16 @@ class SyncPipeline:
                 self._sleep(self.opts.poll_interval)
         raise KeyboardInterrupt
 
-    def _follow_step(self, s: Server) -> bool:
-        """Pull from the store's newest slot to `s`'s finalized slot; True when caught up
-        with it (nothing was left to pull: --once stops only after a step that found
-        nothing new, so a chain that finalized during the pull is followed too)."""
+    def _follow_step(self, s: Server, light: tuple[int, bytes] | None = None) -> bool:
+        """Pull from the store's newest slot to `s`'s finalized slot (or to `light`, the
+        light-client verified (epoch, root)); True when caught up with it (nothing was left
+        to pull: --once stops only after a step that found nothing new, so a chain that
+        finalized during the pull is followed too)."""
         from .pull import pull
 
         net = self.store.network
         api = s.api
-        epoch, fin_root = api.finalized_checkpoint()
+        epoch, fin_root = light if light is not None else api.finalized_checkpoint()
         fin = epoch * net.slots_per_epoch
         if s.finalized_slot != fin:
             self._seen_finality_at = time.monotonic()
@@ -440,6 +548,7 @@ class SyncPipeline:
         missing: list[int] = []
         res = pull(self.store, api, newest + 1, fin, workers=self.opts.workers,
                    missing_states=missing, on_state=self._published_state,
+                   finalized=light,
                    source=self._range_source(s, newest + 1))
         for slot in missing:
             if slot not in self.missing_states:
@@ -542,6 +651,8 @@ class SyncPipeline:
             return
         t0 = self._seen_finality_at
         written = self.publisher.publish()
+        if self.publish_url is not None:
+            self._upload(written)
         if written:
             self.counters.eras_published += len(written)
             if t0 is not None:
@@ -550,6 +661,28 @@ class SyncPipeline:
                 self.status(f"sync: published {os.path.basename(p)}")
                 if self.on_publish:
                     self.on_publish(p, time.monotonic())
+
+    def _upload(self, written: list[str]) -> None:
+        """Bring the s3:// prefix up to the local copy: the new era files (every file of the
+        copy on the run's first call: a killed run may have left some not uploaded), then
+        checksums.txt and index.json (objstore.publish; objects already there with the same
+        size and sha256 are skipped)."""
+        from .. import objstore
+
+        local = self.publisher.out
+        if not os.path.isdir(local):
+            return
+        if self._uploaded_once and not written:
+            return
+        listings = ("checksums.txt", "index.json")
+        names = ([n for n in sorted(os.listdir(local))
+                  if not n.endswith(".tmp") and n not in listings]
+                 if not self._uploaded_once else [os.path.basename(p) for p in written])
+        done = objstore.publish(local, self.publish_url, names)
+        self._uploaded_once = True
+        up = [n for n, new in done.items() if new]
+        if up:
+            self.status(f"sync: uploaded {len(up)} objects to {self.publish_url}")
 
     # -- waking up -------------------------------------------------------------------------
     def _start_event_streams(self) -> None:
