@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from . import safejson
+from .fileio import sha256_file
 from .era import fsync_dir, parse_era_file_name
 from .era1 import parse_era1_file_name
 from .errors import ConfigError, EraToolsError, PeerError, VerificationError
@@ -828,7 +829,7 @@ def _download_to_bucket(url, dest, from_era, to_era, jobs, level, network, netwo
         return True
 
     def on_final(path: str, rf: RemoteFile) -> None:
-        digest = objstore.sha256_file(path)
+        digest = sha256_file(path)
         objstore.put_file(path, objstore.join(dest, rf.name), sha256=digest, skip_same=False)
         sums[rf.name] = digest
         os.unlink(path)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import e2store, framing
+from .fileio import sha256_file
 from .e2store import HEADER_SIZE
 from .era import EraWriter, StateHead, era_file_name, parse_era_file_name, state_prefix_size
 from .errors import FormatError, StoreError
@@ -437,7 +438,7 @@ def export_to_bucket(store: ChainStore, url: str, from_era: int | None = None,
                 raise StoreError(f"{objstore.join(url, other)}: a different file for era "
                                  f"{parsed[1]} exists (the store's is {name}); refusing to "
                                  "overwrite")
-        digest = objstore.sha256_file(path)
+        digest = sha256_file(path)
         if objstore.put_file(path, objstore.join(url, name), sha256=digest):
             uploaded.add(name)
         sums[name] = digest

@@ -14,6 +14,7 @@ Knows nothing of record formats, stores or networks: bytes in, a file out.
 from __future__ import annotations
 
 import errno
+import hashlib
 import mmap
 import os
 import threading
@@ -169,3 +170,14 @@ class DirectFile:
                 raise
         else:
             self.abort()
+
+
+def sha256_file(path) -> str:
+    """Hex sha256 of a whole file, read in 4 MiB pieces (checksums.txt lines, upload metadata)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            piece = f.read(4 << 20)
+            if not piece:
+                return h.hexdigest()
+            h.update(piece)

@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import Iterator
 
 from .errors import ObjectStoreError
+from .fileio import sha256_file
 
 SCHEME = "s3://"
 CLIENT = "obstore (Rust object_store)"
@@ -547,16 +548,6 @@ def open_file(url: str, size: int | None = None) -> RangeFile:
 
 
 # -- writing ------------------------------------------------------------------------------------
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            piece = f.read(4 << 20)
-            if not piece:
-                return h.hexdigest()
-            h.update(piece)
-
-
 def put_file(path, url: str, sha256: str | None = None, skip_same: bool = True) -> bool:
     """Upload local file `path` to `url` atomically: a single PUT up to PART_SIZE, else a
     multipart upload that becomes the object only when it completes (a killed upload leaves

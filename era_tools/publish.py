@@ -15,26 +15,16 @@ rename and the listing update leaves an era file the listings do not name yet; t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
 from .errors import StoreError
 from .era import parse_era_file_name
 from .export import GENESIS_FILE, SPEC_FILE, era_status, export, write_network_files
+from .fileio import sha256_file
 
 CHECKSUMS = "checksums.txt"
 INDEX = "index.json"
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(1 << 20)
-            if not chunk:
-                return h.hexdigest()
-            h.update(chunk)
 
 
 def read_checksums(path: str) -> dict[str, str]:

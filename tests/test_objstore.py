@@ -567,8 +567,8 @@ def test_tables_into_a_bucket_resume_and_duckdb_reads_them(s3, tmp_path):
     assert names == sorted(str(p.relative_to(local)) for p in local.rglob("*.parquet"))
     for n in names:
         assert pq.read_table(mirror / n).equals(pq.read_table(local / n)), n
-    q = f"""SELECT era, count(*), min(slot), max(slot) FROM read_parquet(
-        '{{}}/blocks/*/*.parquet', hive_partitioning = true) GROUP BY era ORDER BY era"""
+    q = """SELECT era, count(*), min(slot), max(slot) FROM read_parquet(
+        '{}/blocks/*/*.parquet', hive_partitioning = true) GROUP BY era ORDER BY era"""
     got = duckdb.sql(q.format(mirror)).fetchall()
     # (era 0 holds the genesis state only: no blocks)
     assert got == duckdb.sql(q.format(local)).fetchall() and len(got) == len(SAMPLE_NAMES) - 1
