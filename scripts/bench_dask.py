@@ -32,17 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def cpu_flags() -> str:
-    try:
-        text = open("/proc/cpuinfo").read()
-    except OSError:
-        return "?"
-    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines()
-                  if ln.startswith("model name")), "?")
-    flags = sorted({f for f in ("avx512f", "sha_ni", "avx2") if f" {f}" in text})
-    return f"{model}; {' '.join(flags) or 'none of avx512f/sha_ni/avx2'}"
+from benchenv import cpu_flags, cpu_model  # noqa: E402  (scripts/benchenv.py)
 
 
 def code_paths() -> str:
@@ -190,7 +180,7 @@ def run_all(args, work: Path) -> None:
     n = len(paths)
     print(f"eras: {what}; level {args.level}; Dask worker profiler "
           f"{'on' if PROFILE else 'off'}")
-    print(f"CPU: {cpu_flags()}; {os.cpu_count()} cores; {code_paths()}")
+    print(f"CPU: {cpu_model()}; {cpu_flags()}; {os.cpu_count()} cores; {code_paths()}")
     print(f"load average before: {loadavg()}")
 
     rows = []

@@ -39,31 +39,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchenv import cpu_flags, cpu_model  # noqa: E402  (scripts/benchenv.py)
 
 from era_tools import _sha256, hashing  # noqa: E402
 
 
-def cpu_flags() -> str:
-    """The SIMD/SHA flags the hash paths depend on, as /proc/cpuinfo lists them."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "cpu flags unknown"
-    have = [f for f in ("avx512f", "sha_ni", "avx2") if f in flags]
-    return "cpu flags " + (" ".join(have) if have else "none of avx512f/sha_ni/avx2")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
-FLAGS = cpu_flags()
+FLAGS = "cpu flags " + cpu_flags()
 
 
 def import_pick(env: dict) -> str:

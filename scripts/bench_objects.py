@@ -36,18 +36,11 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+from benchenv import cpu_flags  # noqa: E402  (scripts/benchenv.py)
 
 from s3server import SeaweedS3  # noqa: E402
 
 PART = 8 << 20
-
-
-def cpu_flags() -> str:
-    try:
-        text = open("/proc/cpuinfo").read()
-    except OSError:
-        return "?"
-    return ",".join(f for f in ("avx512f", "sha_ni", "avx2") if f" {f}" in text) or "none"
 
 
 def timed(fn) -> float:

@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+from benchenv import cpu_flags  # noqa: E402  (scripts/benchenv.py)
 
 from era_tools import framing, hashing  # noqa: E402
 from era_tools.config import load_config  # noqa: E402
@@ -46,14 +47,6 @@ from era_tools.sync.pipeline import (SyncOptions, SyncPipeline, connect,  # noqa
                                      make_servers)
 from era_tools.ssz.layout import block_summary  # noqa: E402
 from era_tools.sync.pull import pull  # noqa: E402
-
-
-def cpu_flags() -> str:
-    try:
-        text = open("/proc/cpuinfo").read()
-    except OSError:
-        return "?"
-    return " ".join(sorted(set(re.findall(r"\b(avx512f|sha_ni|avx2)\b", text)))) or "none"
 
 
 def latency(poll: float | None, log) -> list[float]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -29,20 +28,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchenv import cpu_flags  # noqa: E402  (scripts/benchenv.py)
 
 from era_tools import hashing  # noqa: E402
 from era_tools.config import get_network, resolve_network  # noqa: E402
 from era_tools.era import EraReader  # noqa: E402
 from era_tools.tables import TABLES, build_tables, write_era_tables  # noqa: E402
 from era_tools.verify import verify_file  # noqa: E402
-
-
-def cpu_flags() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    return " ".join(sorted(set(re.findall(r"\b(avx512f|sha_ni|avx2)\b", text)))) or "none"
 
 
 def hash_path() -> str:

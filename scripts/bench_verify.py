@@ -33,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchenv import cpu_flags, cpu_model  # noqa: E402  (scripts/benchenv.py)
 
 
 def warm_page_cache(path: str) -> float:
@@ -158,25 +159,6 @@ class TreeRss:
 
 def loadavg() -> str:
     return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def cpu_flags() -> str:
-    """The SIMD/SHA flags the hash paths depend on, as /proc/cpuinfo lists them."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "flags unknown"
-    return " ".join(f for f in ("avx512f", "sha_ni", "avx2") if f in flags) or "no avx512f/sha_ni/avx2"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def hash_tag() -> str:
