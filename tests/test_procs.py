@@ -1,34 +1,49 @@
 """era_tools.procs: fork only from a single-threaded process, else a forkserver."""
 
-import concurrent.futures as cf
 import os
+import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 
 from era_tools.procs import pool_context
 
 
-def _pid_and_module_seen(_):
-    import sys
-
-    return os.getpid(), "era_tools.procs" in sys.modules
-
-
 needs_fork = pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(),
                                 reason="no fork on this platform")
 
 
+# Run in a fresh process: this one may hold threads other tests left (Dask clients, servers),
+# and the check is about a single-threaded process.
+_FORK_CHILD = textwrap.dedent("""
+    import concurrent.futures as cf, os, sys, threading
+    from era_tools.procs import pool_context
+
+    def seen(_):
+        return os.getpid(), "era_tools.procs" in sys.modules
+
+    if __name__ == "__main__":
+        assert threading.active_count() == 1, threading.enumerate()
+        ctx = pool_context(["era_tools.procs"])
+        assert ctx.get_start_method() == "fork", ctx.get_start_method()
+        with cf.ProcessPoolExecutor(2, mp_context=ctx) as pool:
+            got = list(pool.map(seen, range(4)))
+        assert all(pid != os.getpid() for pid, _ in got), got
+        assert all(inherited for _, inherited in got), got
+        print("ok")
+""")
+
+
 @needs_fork
 def test_fork_when_single_threaded_and_workers_inherit_imports():
-    if threading.active_count() != 1:
-        pytest.skip("another test left a thread running in this process")
-    ctx = pool_context(["era_tools.procs"])
-    assert ctx.get_start_method() == "fork"
-    with cf.ProcessPoolExecutor(2, mp_context=ctx) as pool:
-        seen = list(pool.map(_pid_and_module_seen, range(4)))
-    assert all(pid != os.getpid() for pid, _ in seen)
-    assert all(inherited for _, inherited in seen)
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    res = subprocess.run([sys.executable, "-c", _FORK_CHILD], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
 
 
 @needs_fork
