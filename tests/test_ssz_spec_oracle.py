@@ -44,6 +44,7 @@ from ssz.sedes import (  # noqa: E402
 
 from era_tools.config import FORKS  # noqa: E402
 from era_tools.ssz import SSZContainer, decode, encode, hash_tree_root, types_for  # noqa: E402
+from era_tools.ssz import default as ssz_default  # noqa: E402
 
 PRESETS = ("minimal", "mainnet")
 MAIN_TYPES = ("SignedBeaconBlock", "BeaconBlockBody", "BeaconState")
@@ -250,25 +251,6 @@ def rand_spec(t, rng: random.Random, mode: str):
     raise TypeError(f"unexpected spec type {t!r}")
 
 
-def default_ours(s):
-    """The default (all-zero / empty) value of one of our sedes, built without decoding."""
-    if isinstance(s, type) and issubclass(s, Serializable):
-        return s(**{f: default_ours(fs) for f, fs in s._meta.fields})
-    if isinstance(s, Boolean):
-        return False
-    if isinstance(s, UInt):
-        return 0
-    if isinstance(s, ByteVector):
-        return b"\x00" * s.length
-    if isinstance(s, (ByteList, Bitlist, List)):
-        return b"" if isinstance(s, ByteList) else ()
-    if isinstance(s, Bitvector):
-        return (False,) * s.bit_count
-    if isinstance(s, Vector):
-        return (default_ours(s.element_sedes),) * s.length
-    raise TypeError(f"unexpected sedes {s!r}")
-
-
 def rand_ours(s, rng: random.Random, mode: str):
     """A random value of one of our sedes (py-ssz), built independently of the spec."""
     if isinstance(s, type) and issubclass(s, Serializable):
@@ -291,7 +273,7 @@ def rand_ours(s, rng: random.Random, mode: str):
     if isinstance(s, Vector):
         if s.length <= BIG_VECTOR:
             return tuple(rand_ours(s.element_sedes, rng, mode) for _ in range(s.length))
-        values = [default_ours(s.element_sedes)] * s.length
+        values = [ssz_default(s.element_sedes)] * s.length
         for i in sparse_indices(rng, s.length):
             values[i] = rand_ours(s.element_sedes, rng, mode)
         return tuple(values)
@@ -310,7 +292,7 @@ def to_spec(value, s, t):
     if isinstance(s, (List, Vector)):
         elem_s, elem_t = s.element_sedes, t.element_cls()
         if isinstance(s, Vector) and s.length > BIG_VECTOR:
-            default = default_ours(elem_s)
+            default = ssz_default(elem_s)
             v = t()
             for i, x in enumerate(value):
                 if x != default:
@@ -344,7 +326,7 @@ def test_default_objects(fork, preset):
         spec_obj = getattr(spec, name)()
         data = spec_obj.encode_bytes()
         check_spec_to_ours(spec_obj, getattr(t, name), f"{fork}/{preset} default {name}", data)
-        mine = default_ours(getattr(t, name))
+        mine = ssz_default(getattr(t, name))
         assert encode(mine) == data, name
         assert hash_tree_root(mine) == bytes(spec_obj.hash_tree_root()), name
 
