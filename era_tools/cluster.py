@@ -18,11 +18,14 @@ This module knows nothing of what a check is: it runs functions of other modules
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable, Sequence
 
 from .errors import EraToolsError, PeerError
 
 CONNECT_TIMEOUT = 20.0  # seconds to reach the scheduler
+POLL = 1.0  # seconds between looks at the cluster while waiting for results
+NO_WORKER_GRACE = 60.0  # seconds with unfinished files and no worker before giving up
 
 
 class _Raised:
@@ -52,7 +55,7 @@ def run_per_file(scheduler: str, func: Callable, paths: Sequence[str], *args,
     try:
         from concurrent.futures import CancelledError
 
-        from distributed import Client, KilledWorker, as_completed
+        from distributed import Client, KilledWorker, wait
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise PeerError("--dask needs the 'distributed' package: pip install "
                         "'era_tools[dask]'") from exc
@@ -71,20 +74,45 @@ def run_per_file(scheduler: str, func: Callable, paths: Sequence[str], *args,
                 for i, p in enumerate(paths)]
         index = {f.key: i for i, f in enumerate(futs)}
         results: list = [None] * len(futs)
-        for fut in as_completed(futs, loop=client.loop):
-            i = index[fut.key]
+        pending = set(futs)
+        idle_since: float | None = None
+        while pending:
+            # poll rather than block: a finished task whose worker died before we fetched its
+            # result goes back to pending, and with no worker left nothing would ever wake us
             try:
-                res = fut.result()
-            except KilledWorker:
-                raise PeerError(f"{scheduler}: {paths[i]}: the workers running it died, "
-                                "as many times as the scheduler allows (allowed-failures); "
-                                "out of memory?") from None
-            except CancelledError:
-                raise PeerError(f"{scheduler}: {paths[i]}: the task was cancelled (the "
-                                "scheduler restarted or went away)") from None
-            results[i] = res
-            if progress is not None and not isinstance(res, _Raised):
-                progress(res)
+                with client.as_current():  # `wait` takes the current client, not an argument
+                    done, pending = wait(pending, timeout=POLL, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            stuck = not done
+            for fut in sorted(done, key=lambda f: index[f.key]):
+                i = index[fut.key]
+                try:
+                    res = fut.result(timeout=POLL)
+                except KilledWorker:
+                    raise PeerError(f"{scheduler}: {paths[i]}: the workers running it died, "
+                                    "as many times as the scheduler allows "
+                                    "(allowed-failures); out of memory?") from None
+                except CancelledError:
+                    raise PeerError(f"{scheduler}: {paths[i]}: the task was cancelled (the "
+                                    "scheduler restarted or went away)") from None
+                except TimeoutError:  # its result was lost with its worker: recomputed
+                    pending.add(fut)
+                    stuck = True
+                    continue
+                results[i] = res
+                if progress is not None and not isinstance(res, _Raised):
+                    progress(res)
+            if not stuck:
+                idle_since = None
+            elif client.scheduler_info().get("workers"):
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > NO_WORKER_GRACE:
+                raise PeerError(f"{scheduler}: no workers for {NO_WORKER_GRACE:g} s, "
+                                f"{len(pending)} of {len(paths)} files unfinished "
+                                f"(first: {paths[min(index[f.key] for f in pending)]})")
     except (OSError, TimeoutError) as exc:
         raise PeerError(f"{scheduler}: the Dask cluster failed: {_short(exc)}") from None
     finally:

@@ -148,9 +148,15 @@ def test_trusted_state_from_the_cluster_matches(cluster, sample_dir, network, fi
     assert all(f["anchored"] for f in remote["files"])
 
 
-def test_a_file_whose_workers_keep_dying_is_one_line_exit_2(tmp_path, sample_dir):
-    """The scheduler gives up on a task after `allowed-failures` worker deaths (here 0): the
-    command names the scheduler and the file, exit 2, no traceback."""
+def test_a_file_whose_workers_keep_dying_is_one_line_exit_2(tmp_path, sample_dir, monkeypatch):
+    """Every worker is killed after the first result.  The scheduler gives up on the tasks that
+    were running (`allowed-failures` is 0): the error names the scheduler and the file.  If the
+    kill lands between tasks (a finished result lost with its worker, the rest queued with no
+    worker left) the client gives up after NO_WORKER_GRACE instead of waiting forever (it hung
+    on a CI machine once, before the grace existed)."""
+    from era_tools import cluster as cluster_mod
+
+    monkeypatch.setattr(cluster_mod, "NO_WORKER_GRACE", 5.0)
     c = Cluster(tmp_path, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
     try:
         from era_tools.config import load_config
@@ -170,8 +176,45 @@ def test_a_file_whose_workers_keep_dying_is_one_line_exit_2(tmp_path, sample_dir
         with pytest.raises(PeerError) as exc:
             verify_archive([sample_dir], net, "signatures", dask=c.address, progress=kill_all)
         msg = str(exc.value)
-        assert msg.startswith(f"{c.address}: {sample_dir}/"), msg
-        assert "the workers running it died, as many times as the scheduler allows" in msg
+        assert msg.startswith(f"{c.address}: "), msg
+        assert "\n" not in msg
+        if "the workers running it died" in msg:
+            assert msg.startswith(f"{c.address}: {sample_dir}/"), msg
+            assert "as many times as the scheduler allows" in msg
+        else:
+            assert "no workers for 5 s" in msg and f"(first: {sample_dir}/" in msg, msg
+    finally:
+        c.close()
+
+
+def test_a_cluster_left_without_workers_is_one_line_not_a_hang(tmp_path, sample_dir,
+                                                               monkeypatch):
+    """The only worker dies after the first result and none comes back: the tasks it held are
+    rescheduled (allowed-failures not reached) but nothing can run them.  The client gives up
+    after NO_WORKER_GRACE with one line naming the first unfinished file."""
+    from era_tools import cluster as cluster_mod
+    from era_tools.config import load_config
+    from era_tools.errors import PeerError
+
+    monkeypatch.setattr(cluster_mod, "NO_WORKER_GRACE", 3.0)
+    c = Cluster(tmp_path, n=1)
+    try:
+        net = load_config(sample_dir / "spec.json")
+        seen = []
+
+        def kill_worker(_r):
+            seen.append(1)
+            if len(seen) == 1:
+                os.kill(c.workers[0].pid, signal.SIGKILL)
+
+        with pytest.raises(PeerError) as exc:
+            verify_archive([sample_dir], net, "signatures", dask=c.address,
+                           progress=kill_worker)
+        msg = str(exc.value)
+        assert msg.startswith(f"{c.address}: no workers for 3 s, "), msg
+        n_files = len(list(sample_dir.glob("*.era")))
+        assert f" of {n_files} files unfinished (first: {sample_dir}/" in msg, msg
+        assert len(seen) < n_files
     finally:
         c.close()
 
