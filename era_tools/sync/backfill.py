@@ -22,7 +22,7 @@ from .. import bls, hashing
 from ..errors import StoreError, hex0x
 from ..procs import pool_context
 from .peers import BackfillPeer, PeerFault
-from .queue import (RANGE_BATCHES, SCORE_NO_VALUES, BackfillQueue, PeerState, QueueResult,
+from .queue import (RANGE_BATCHES, SCORE_NO_VALUES, PeerState, QueueResult, SyncQueue,
                     Verifier, warm_task)
 
 ZERO_ROOT = b"\x00" * 32
@@ -158,12 +158,12 @@ def backfill(store, peer_urls, *, to_slot: int | None = None, workers: int = 4,
         pubkeys = load_pubkeys(store, p.state_slot)
         peers = make_peers(peer_urls, net, p.top - 1, timeout)
         verifier = Verifier(net, pubkeys, pool)
-        q = BackfillQueue(store, peers, verifier, top=p.top, expect=p.expect,
-                          anchor_block=(p.anchor_slot, p.anchor_root), floor=p.floor,
-                          floor_root=p.floor_root, to_slot=to_slot, batch_slots=batch_slots,
-                          workers=workers, max_rate=max_rate, progress=progress,
-                          range_batches=range_batches or RANGE_BATCHES,
-                          status=status, status_every=status_every)
+        q = SyncQueue.backward(store, peers, verifier, top=p.top, expect=p.expect,
+                               anchor_block=(p.anchor_slot, p.anchor_root), floor=p.floor,
+                               floor_root=p.floor_root, to_slot=to_slot,
+                               batch_slots=batch_slots, workers=workers, max_rate=max_rate,
+                               progress=progress, range_batches=range_batches or RANGE_BATCHES,
+                               status=status, status_every=status_every)
         res = q.run()
     finally:
         if pool is not None:
