@@ -679,7 +679,12 @@ class SyncQueue:
             self.rate.acquire(hi - lo + 1, self.stop)
             try:
                 extra = (link.slot,) if link else ()
-                reply = peer.peer.fetch(lo, hi, extra)
+                try:
+                    reply = peer.peer.fetch(lo, hi, extra)
+                except PeerFault as exc:
+                    if not (exc.kind == "missing" and lo == hi == self.tip):
+                        raise
+                    reply = PeerReply([], lo - 1)  # the tip alone, not held (a REST 404)
                 self.worker_map[i] = "P"
                 results = self.verifier.check_group([(b.lo, b.hi) for b in group], reply,
                                                     peer.url, link, tip=self.tip)
