@@ -136,5 +136,6 @@ def test_a_peer_that_is_neither_url_nor_directory_is_a_usage_error(tmp_path):
     r = CliRunner().invoke(main, ["backfill", "--db", str(tmp_path / "db"), "--peer",
                                   str(tmp_path / "nowhere")])
     assert r.exit_code == 2
-    assert f"'{tmp_path / 'nowhere'}': no such directory" in r.output
+    assert f"'{tmp_path / 'nowhere'}' is not an http:// or https:// URL with a host, an s3:// " \
+        "URL, or a directory of era files" in r.output
     assert not (tmp_path / "db").exists()

@@ -61,9 +61,11 @@ def block_source(ctx, param, value):
         if v is None or v.startswith("s3://") or os.path.isdir(v) or \
                 (v.endswith(".era") and os.path.isfile(v)):
             continue
-        if "://" not in v and not os.path.exists(v):
-            raise click.BadParameter(f"{v!r}: no such directory")
-        http_url(ctx, param, v)
+        try:
+            http_url(ctx, param, v)
+        except click.BadParameter:
+            raise click.BadParameter(f"{v!r} is not an http:// or https:// URL with a host, "
+                                     "an s3:// URL, or a directory of era files") from None
     return value
 
 

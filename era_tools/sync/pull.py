@@ -4,12 +4,15 @@
     store = ChainStore.open(db, net)           # StoreError if the store holds another network
     pull(store, api, from_slot, to_slot)
 
-Blocks come from /eth/v2/beacon/blocks/{slot} (a 404 is an empty slot), states from
-/eth/v2/debug/beacon/states/{slot} at multiples of SLOTS_PER_HISTORICAL_ROOT.  Every block's
-parent_root must be the root of the block before it (also across the store's existing
-history, below and above the pulled range), and every state's block_roots must agree with the
-indexed blocks.  Slots are fetched concurrently (a thread pool) and committed in slot order,
-`batch_slots` at a time, each batch one atomic write: a killed pull resumes where it stopped.
+Blocks come from /eth/v2/beacon/blocks/{slot} (a 404 is an empty slot; or an era_tools
+node's range endpoint, `source`), through a forward, strict era_tools.sync.queue.SyncQueue
+(the same workers, checks and importer as backfill); states from
+/eth/v2/debug/beacon/states/{slot} at multiples of SLOTS_PER_HISTORICAL_ROOT, each right after
+its era's blocks are written.  Every block's parent_root must be the root of the block before
+it (also across the store's existing history, below and above the pulled range), and every
+state's block_roots must agree with the indexed blocks.  Slots are fetched concurrently and
+committed in slot order, `batch_slots` at a time (at most an era), each batch one atomic
+write: a killed pull resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
 
     def states_up_to(hi: int) -> None:
         """The era-boundary states whose era's blocks are now all stored (in slot order)."""
-        for state_slot in range(max(sphr, -(-a // sphr) * sphr), min(b, hi + 1) + 1, sphr):
+        for state_slot in range((a // sphr + 1) * sphr, min(b, hi + 1) + 1, sphr):
             if store.has_state(state_slot) or state_slot in done_states:
                 continue
             done_states.add(state_slot)
@@ -143,6 +146,7 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
     res.skipped_slots = (b - a + 1) - sum(y - x + 1 for x, y in todo)
     if progress and res.skipped_slots:
         progress(res.skipped_slots)
+    batch_slots = min(batch_slots, sphr)  # a write never spans two eras
     for x, y in todo:
         states_up_to(x - 1)
         _pull_blocks(store, peer, net, x, y, res, workers, batch_slots,
@@ -222,8 +226,9 @@ def _pull_blocks(store: ChainStore, peer, net: Network, first: int, last: int,
         store, [state], Verifier(net, None), start=first, parent=parent, target=last,
         target_root=target_root, target_what=what, tip_unheld_ok=tip_root is not None,
         on_commit=lambda lo, hi: on_commit(hi), batch_slots=batch_slots,
+        commit_slots=batch_slots,  # --batch-slots: slots per atomic write
         workers=max(1, min(workers, 4)) if peer.kind == "range" else 2,
-        range_batches=max(1, 1024 // max(1, batch_slots)), strict=True,
+        range_batches=max(1, 512 // max(1, batch_slots)), strict=True,
         progress=progress)
     qr = q.run()
     res.slots += qr.slots

@@ -1,7 +1,24 @@
-"""The backward sync queue: batches, workers, the importer, peer scores and the status line.
+"""The sync queue, forward and backward: batches, workers, the importer, peer scores and the
+status line.  `era backfill` runs it backward, `era pull` and `era sync`'s follow stage
+forward; the sources it asks are era_tools.sync.sources.BlockSource (Beacon API nodes,
+era_tools range peers, era files).
 
-    q = BackfillQueue(store, peers, verifier, floor=..., floor_root=..., to_slot=...)
+    q = SyncQueue.backward(store, peers, verifier, top=..., expect=..., floor=..., ...)
+    q = SyncQueue.forward(store, peers, verifier, start=..., parent=..., target=..., ...)
     result = q.run()             # blocks until done; raises PeerError / VerificationError
+
+Forward (Nimbus `SyncQueue` Forward kind): batches oldest-first above the newest stored
+block; the importer walks the ready run upwards, each block's parent_root must be the root
+below it; the part up to the newest linked block is written, the empty slots above it wait
+for a block that links over them or for the run to end at `target_root` (the finalized
+checkpoint, or the parent of the stored block right above).  A break is a rewind: the
+unproven empty claims below it and the batch at it are fetched again from other peers, and
+attempts that differ from the accepted chain are blamed.  Forward sync checks roots and links
+to the target root, not proposer signatures (`Verifier(network, None)`): the hash chain from
+a trusted finalized root proves every block.  `strict` (one node, `era pull`): its first bad
+answer is the error, nothing is retried elsewhere.
+
+Backward:
 
 Design (after Nimbus `SyncQueue` in Backward mode, Lighthouse backfill and Prysm):
 
@@ -169,7 +186,8 @@ def warm_task(fork: str, preset: str) -> None:
 def _check_blocks_task(items: list, preset: str):
     """Hashing and signature side of `Verifier.check_group` (a process-pool entry point, or
     called in the worker thread): for each (payload, is_framed, length, fork, pubkey, domain)
-    decompress (bounded; REST payloads are compressed for the store instead), hash the block
+    decompress (bounded; REST payloads, is_framed False, are compressed for the store
+    instead; is_framed None: decompressed already, the caller keeps the framed bytes), hash the block
     root and, when a pubkey is given, batch-verify the proposer signatures of all items
     together.  Returns (roots, framed payloads, {index: error}, bad signature indices, header
     bytes 4..148 of each block as decompressed here)."""
@@ -179,6 +197,8 @@ def _check_blocks_task(items: list, preset: str):
         try:
             if is_framed:  # `length`: the chunk's announced size, checked against the cap
                 data = framing.decompress_exact(payload, length, where="block")
+            elif is_framed is None:  # decompressed by the caller; its framed bytes are kept
+                data = payload
             else:
                 data = payload
                 fo = framing.compress(data)
@@ -272,8 +292,18 @@ class Verifier:
         # heads: (slot, parent, proposer, framed, range index, header bytes 4..148 as peeked)
         heads, items = [], []
         prev_slot = lo - 1
+        # Without signatures to check (forward sync) nothing needs a block's header before
+        # hashing: decompress each framed block once, here, instead of a peek and then a
+        # full decompression in the task (measured: 0.09 ms of CPU per mainnet block).
+        once = self.pubkeys is None and self.bls_pool is None
         for raw in reply.blocks:
-            if raw.framed is not None:
+            if raw.framed is not None and once:
+                try:
+                    payload = framing.decompress_exact(raw.framed, raw.length, where=where)
+                except FormatError as exc:
+                    raise PeerFault(f"{where}: bad snappy payload: {exc}") from exc
+                head, is_framed, length = payload[:layout.BLOCK_HEAD], None, len(payload)
+            elif raw.framed is not None:
                 try:  # CRC-less peek: the pool task decompresses it all and hands back the
                     # header it saw, compared below
                     head = framing.peek_prefix(raw.framed, layout.BLOCK_HEAD, where=where)
@@ -473,7 +503,7 @@ class SyncQueue:
                  max_rate: float | None = None, range_batches: int = RANGE_BATCHES,
                  progress: Callable[[int], None] | None = None,
                  status: Callable[[str], None] | None = None, status_every: float = 5.0,
-                 strict: bool = False):
+                 strict: bool = False, commit_slots: int | None = None):
         assert kind in (FORWARD, BACKWARD)
         self.kind = kind
         self.store = store
@@ -493,7 +523,8 @@ class SyncQueue:
         # The importer writes a ready run once it spans `commit_slots` (fewer, larger LevelDB
         # batches), or sooner when nothing else can arrive, the run ends the job, or
         # `commit_every` seconds passed since the last write.
-        self.commit_slots = min(8 * self.bs, (self.window - self.nworkers) * self.bs)
+        self.commit_slots = commit_slots or min(8 * self.bs,
+                                                (self.window - self.nworkers) * self.bs)
         self.commit_every = 2.0
         self._last_commit = time.monotonic()
         self.rate = RateLimiter(max_rate)
@@ -916,12 +947,15 @@ class SyncQueue:
 
     # -- forward importer (lock held) --------------------------------------------------------
     def _run_from_bottom(self) -> list[Batch]:
-        run, s = [], self.cur_lo
-        while s <= self.target:
+        """The ready batches from the lowest unwritten slot up, at most `commit_slots` (one
+        write's worth; a batch's unproven rest counts with the batch after it)."""
+        run, s, n = [], self.cur_lo, 0
+        while s <= self.target and n < self.commit_slots:
             b = self.batches.get(s)
             if b is None or b.state != "ready":
                 break
             run.append(b)
+            n += b.slots if b.blocks else 0
             s = b.hi + 1
         return run
 
@@ -1115,8 +1149,7 @@ class SyncQueue:
             while True:
                 importer = self._import_forward if self.kind == FORWARD else self._import
                 with self.cond:
-                    while importer() and not self.done and self.fatal is None:
-                        pass
+                    progressed = self.fatal is None and not self.done and importer()
                     committed, self._committed = self._committed, []
                     if self.kind == BACKWARD and self.to_slot is not None and \
                             not self.lower_ok and not self.done \
@@ -1128,8 +1161,13 @@ class SyncQueue:
                         self.cond.notify_all()
                     fatal, done = self.fatal, self.done
                 if self.on_commit is not None:
-                    for lo, hi in committed:  # outside the lock: workers go on meanwhile
+                    # after each write, before the next (the same order on every run: pull's
+                    # era states come right after their era's blocks); outside the lock, so
+                    # the workers go on meanwhile
+                    for lo, hi in committed:
                         self.on_commit(lo, hi)
+                if progressed and fatal is None and not done:
+                    continue  # import more at once
                 with self.cond:
                     if fatal is not None:
                         raise fatal
