@@ -113,43 +113,62 @@ def start_node(era_dir: Path, network: str | None):
     raise SystemExit("era serve did not start")
 
 
-def floor(era_dir: Path, net, workers: int) -> tuple[float, int]:
-    """Seconds for the forward sync's own per-block work over every block of the eras:
-    root from bytes, the parent link, snappy framing; `workers` threads."""
-    blocks = []
-    for path in era_files_in([era_dir]):
-        with EraReader(path) as r:
-            for slot in r.block_slots():
-                blocks.append((slot, framing.decompress(bytes(r.block_framed(slot)))))
-
+def floor(era_dir: Path, net, workers: int, from_slot: int) -> tuple[float, int, float]:
+    """CPU seconds-equivalent wall time of the forward sync's own per-block work over every
+    block of the eras at or above `from_slot`, with no HTTP and no store: decompress the
+    framed block (as a range reply brings it), its root from the bytes, the parent link;
+    `workers` threads.  Reading the framed bytes from the files is not timed."""
     def one(item):
-        slot, data = item
+        slot, framed = item
+        data = framing.decompress(framed)
         _, root, parent = block_summary(data, net.fork_name_at_slot(slot), net.preset_base,
                                         "bench")
-        return root, parent, framing.compress(data)
+        return root, parent
 
-    t = time.perf_counter()
+    total, cpu, n, prev = 0.0, 0.0, 0, None
     with ThreadPoolExecutor(workers) as pool:
-        prev = None
-        for root, parent, _ in pool.map(one, blocks):
-            assert prev is None or parent == prev
-            prev = root
-    return time.perf_counter() - t, len(blocks)
+        for path in era_files_in([era_dir]):
+            with EraReader(path) as r:
+                slots = [s for s in r.block_slots() if s >= from_slot]
+                for i in range(0, len(slots), 256):
+                    chunk = [(s, bytes(r.block_framed(s))) for s in slots[i:i + 256]]
+                    t, c = time.perf_counter(), time.process_time()
+                    for root, parent in pool.map(one, chunk):
+                        assert prev is None or parent == prev
+                        prev = root
+                    total += time.perf_counter() - t
+                    cpu += time.process_time() - c
+                    n += len(chunk)
+    return total, n, cpu
 
 
-def forward(url: str, net, workers: int, tmp: str, name: str) -> tuple[float, int]:
-    servers = make_servers([url], timeout=30)
+def forward(url: str, net, workers: int, tmp: str, name: str,
+            from_slot: int | None) -> tuple[float, int, int, float]:
+    """(seconds, slots, blocks, CPU seconds of this process) of one forward sync into a fresh store: "sync" is `era
+    sync`'s follow stage (from genesis; with `from_slot`, the pull it runs: the forward
+    SyncQueue over the node's range endpoint), "pull" is `era pull` (the same queue over
+    the standard route, one GET per slot)."""
+    from era_tools.sync.peers import BackfillPeer
+
+    servers = make_servers([url], timeout=60)
     net = connect(servers)  # the node's network, with its genesis
     with ChainStore.open(os.path.join(tmp, name), net) as store:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         if name == "pull":
-            res = pull(store, servers[0].api, workers=workers)
-            slots = res.slots
+            res = pull(store, servers[0].api, from_slot=from_slot, workers=workers)
+            slots, blocks = res.slots, res.blocks
+        elif from_slot is not None:
+            src = BackfillPeer(url, timeout=60)
+            assert src.detect(from_slot) == "range"
+            res = pull(store, servers[0].api, from_slot=from_slot, workers=workers,
+                       source=src)
+            slots, blocks = res.slots, res.blocks
         else:
             store.put_sync_record({"stage": "follow"})  # straight to the follow stage
             pipe = SyncPipeline(store, servers, SyncOptions(once=True, workers=workers))
-            slots = pipe.run()["slots"]
-        return time.perf_counter() - t, slots
+            out = pipe.run()
+            slots, blocks = out["slots"], out["blocks"]
+        return time.perf_counter() - t, slots, blocks, time.process_time() - c
 
 
 def main() -> None:
@@ -161,14 +180,20 @@ def main() -> None:
     ap.add_argument("--poll", type=float, default=1.0,
                     help="poll interval of the polling latency run")
     ap.add_argument("--rounds", type=int, default=3, help="forward-sync rounds (median)")
+    ap.add_argument("--from-slot", type=int, default=None,
+                    help="forward-sync from this slot (eras that do not start at genesis, "
+                         "e.g. make_synthetic_era.py's mainnet-shaped era: its first slot)")
+    ap.add_argument("--no-latency", action="store_true", help="skip the latency runs")
     a = ap.parse_args()
     log = print
     log(f"CPU flags: {cpu_flags()}; native hasher: {hashing.native()}; cores: "
         f"{os.cpu_count()}; load average: {os.getloadavg()[0]:.2f} (the machine may be "
         "shared)")
-    log("follow-mode latency, finality moved -> era file + checksums.txt + index.json:")
-    ev = latency(None, log)
-    po = latency(a.poll, log)
+    ev = po = []
+    if not a.no_latency:
+        log("follow-mode latency, finality moved -> era file + checksums.txt + index.json:")
+        ev = latency(None, log)
+        po = latency(a.poll, log)
     net = load_config(a.eras / "spec.json") if a.network is None else None
     if net is None:
         from era_tools.config import get_network
@@ -177,25 +202,35 @@ def main() -> None:
     node, url = start_node(a.eras, a.network)
     try:
         rows = {"sync": [], "pull": [], "floor": []}
+        cpu = {"sync": [], "pull": [], "floor": []}   # ms of this process's CPU per block
         for _ in range(a.rounds):
-            with tempfile.TemporaryDirectory() as tmp:
+            with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
                 for name in ("sync", "pull"):
-                    s, slots = forward(url, net, a.workers, tmp, name)
-                    rows[name].append(slots / s)
-            s, n = floor(a.eras, net, a.workers)
-            rows["floor"].append(slots / s)
+                    s, slots, blocks, c = forward(url, net, a.workers, tmp, name, a.from_slot)
+                    rows[name].append(blocks / s)
+                    cpu[name].append(1000 * c / blocks)
+            s, n, c = floor(a.eras, net, a.workers, a.from_slot or 0)
+            rows["floor"].append(n / s)
+            cpu["floor"].append(1000 * c / n)
         med = {k: statistics.median(v) for k, v in rows.items()}
-        log(f"forward sync of {slots} slots ({n} blocks) from `era serve` over HTTP, "
-            f"{a.workers} threads, median of {a.rounds}:")
-        log(f"  era sync follow stage (range endpoint): {med['sync']:.0f} slots/s "
-            f"({', '.join(f'{x:.0f}' for x in rows['sync'])})")
-        log(f"  era pull (one GET per slot, baseline): {med['pull']:.0f} slots/s "
+        mc = {k: statistics.median(v) for k, v in cpu.items()}
+        log(f"forward sync of {slots} slots ({blocks} blocks; floor over {n}) from `era "
+            f"serve` over HTTP, {a.workers} threads, median of {a.rounds}, in blocks/s:")
+        log(f"  forward SyncQueue, range endpoint ({'era sync follow stage' if a.from_slot is None else 'pull --source range'}): "
+            f"{med['sync']:.0f} blocks/s ({', '.join(f'{x:.0f}' for x in rows['sync'])})")
+        log(f"  forward SyncQueue, one GET per slot (era pull): {med['pull']:.0f} blocks/s "
             f"({', '.join(f'{x:.0f}' for x in rows['pull'])})")
-        log(f"  floor (root from bytes + links + framing, no HTTP): {med['floor']:.0f} slots/s")
-        log(f"  sync / floor: {med['sync'] / med['floor']:.2f}; sync / pull: "
-            f"{med['sync'] / med['pull']:.2f}")
-        log(f"latency goal (<= 2 s): event stream max {max(ev):.2f} s, polling max "
-            f"{max(po):.2f} s; load average now {os.getloadavg()[0]:.2f}")
+        log(f"  floor (decompress + root from bytes + links, no HTTP, no store): "
+            f"{med['floor']:.0f} blocks/s ({', '.join(f'{x:.0f}' for x in rows['floor'])})")
+        log(f"  range / floor: {med['sync'] / med['floor']:.2f}; GET per slot / floor: "
+            f"{med['pull'] / med['floor']:.2f}")
+        log(f"  client CPU per block (the server runs on the same cores, in its own "
+            f"process): range {mc['sync']:.3f} ms, GET per slot {mc['pull']:.3f} ms, floor "
+            f"{mc['floor']:.3f} ms; floor / range CPU: {mc['floor'] / mc['sync']:.2f}")
+        if ev:
+            log(f"latency goal (<= 2 s): event stream max {max(ev):.2f} s, polling max "
+                f"{max(po):.2f} s")
+        log(f"load average now {os.getloadavg()[0]:.2f}")
     finally:
         node.terminate()
         node.wait(10)

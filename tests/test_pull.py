@@ -78,7 +78,7 @@ def test_block_that_does_not_link_commits_nothing(server, tmp_path):
                "--to-slot", 63, "--batch-slots", 64)
     assert res.exit_code == 1
     line = res.output.strip().splitlines()[-1]
-    assert line.startswith(f"error: {server.url}/eth/v2/beacon/blocks/40: slot 40: block "
+    assert line.startswith(f"error: {server.url}/eth/v2/beacon/blocks/40: block "
                            "parent_root 0x6666")
     assert "does not link to the previous block 0x" in line
     assert dump(str(db)) == []

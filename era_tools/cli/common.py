@@ -52,6 +52,23 @@ def http_url(ctx, param, value):
     return value
 
 
+def block_source(ctx, param, value):
+    """Click callback: an http(s):// URL with a host, an s3:// URL, or an existing directory
+    or .era file (each value, for multiple=True): what era_tools.sync.sources reads."""
+    import os
+
+    for v in (value if isinstance(value, tuple) else (value,)):
+        if v is None or v.startswith("s3://") or os.path.isdir(v) or \
+                (v.endswith(".era") and os.path.isfile(v)):
+            continue
+        try:
+            http_url(ctx, param, v)
+        except click.BadParameter:
+            raise click.BadParameter(f"{v!r} is not an http:// or https:// URL with a host, "
+                                     "an s3:// URL, or a directory of era files") from None
+    return value
+
+
 def dask_address(ctx, param, value):
     """Click callback: a Dask scheduler address, tcp://HOST:PORT (or tls://, or HOST:PORT)."""
     if value is None:

@@ -8,7 +8,7 @@ import sys
 import click
 
 from . import main
-from .common import (PathOrURL, bytes_progress, echo_json, http_url, jobs_option,
+from .common import (PathOrURL, block_source, bytes_progress, echo_json, http_url, jobs_option,
                      json_option, network_options, pick_network, progress_bar)
 from ..errors import ConfigError, hex0x
 
@@ -110,9 +110,11 @@ def checkpoint_sync(db, url, state_id, trusted, timeout, network_name, config_pa
 
 @main.command(short_help="Fill the store downwards from peers, block by block.")
 @db_option
-@click.option("--peer", "peers", multiple=True, required=True, metavar="URL",
-              callback=http_url,
-              help="A beacon node REST API or an `era serve` server; repeat for several.")
+@click.option("--peer", "peers", multiple=True, required=True, metavar="URL|DIR",
+              callback=block_source,
+              help="A beacon node REST API, an `era serve` server, or era files (a directory "
+                   "or an s3:// prefix: their blocks are checked like any peer's); repeat "
+                   "for several.")
 @click.option("--to-slot", type=click.IntRange(min=0), default=None,
               help="Stop once the store holds a linked block at or below this slot.")
 @jobs_option(type=click.IntRange(1, 64), default=4, deprecated=("--workers",),

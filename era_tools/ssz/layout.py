@@ -53,18 +53,24 @@ def block_parent(data) -> bytes:
     return bytes(data[BLOCK_PARENT])
 
 
+def check_block_head(head, length: int, where: str) -> None:
+    """FormatError unless `head` (at least the first BLOCK_HEAD bytes of a serialized
+    SignedBeaconBlock of `length` bytes) can begin one."""
+    if length < MIN_SIGNED_BLOCK or len(head) < min(length, BLOCK_HEAD):
+        raise FormatError(f"{where}: SignedBeaconBlock of {length} bytes is too short")
+    off = int.from_bytes(head[0:4], "little")
+    if off != MESSAGE_OFFSET:
+        raise FormatError(f"{where}: SignedBeaconBlock message offset {off}, expected "
+                          f"{MESSAGE_OFFSET}")
+
+
 def block_root(data, fork: str, preset: str, where: str) -> bytes:
     """hash_tree_root(message) of a serialized SignedBeaconBlock of `fork`, from its bytes.
     The whole message is walked, so malformed bytes raise FormatError naming `where`."""
     from .. import ssz
     from .fast import hash_tree_root_bytes
 
-    if len(data) < MIN_SIGNED_BLOCK:
-        raise FormatError(f"{where}: SignedBeaconBlock of {len(data)} bytes is too short")
-    off = int.from_bytes(data[0:4], "little")
-    if off != MESSAGE_OFFSET:
-        raise FormatError(f"{where}: SignedBeaconBlock message offset {off}, expected "
-                          f"{MESSAGE_OFFSET}")
+    check_block_head(data, len(data), where)
     try:
         return hash_tree_root_bytes(ssz.types_for(fork, preset).BeaconBlock,
                                     memoryview(data)[MESSAGE_OFFSET:])

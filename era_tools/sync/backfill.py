@@ -21,9 +21,10 @@ from typing import Callable
 from .. import bls, hashing
 from ..errors import StoreError, hex0x
 from ..procs import pool_context
-from .peers import BackfillPeer, PeerFault
-from .queue import (RANGE_BATCHES, SCORE_NO_VALUES, BackfillQueue, PeerState, QueueResult,
+from .peers import PeerFault
+from .queue import (RANGE_BATCHES, SCORE_NO_VALUES, PeerState, QueueResult, SyncQueue,
                     Verifier, warm_task)
+from .sources import make_source
 
 ZERO_ROOT = b"\x00" * 32
 
@@ -97,16 +98,15 @@ def load_pubkeys(store, slot: int):
 
 
 def make_peers(urls, net, probe_slot: int, timeout: float) -> list[PeerState]:
-    """A PeerState per URL, probed for the range endpoint; a peer whose genesis or config
-    spec contradicts the store's network `net` is dropped before it is asked for blocks."""
+    """A PeerState per URL (an HTTP server, probed for the range endpoint, or era files:
+    sources.make_source); a peer whose genesis or config spec contradicts the store's
+    network `net` is dropped before it is asked for blocks."""
     from ..config import spec_mismatch
-    from ..ssz.json import json_to_ssz_for
 
     gvr = net.genesis_validators_root
-    convert = json_to_ssz_for(net.preset_base)
     out = []
     for url in urls:
-        p = BackfillPeer(url, timeout=timeout, json_to_ssz=convert)
+        p = make_source(url, net, timeout=timeout)
         st = PeerState(p)
         try:
             p.detect(probe_slot)
@@ -158,12 +158,12 @@ def backfill(store, peer_urls, *, to_slot: int | None = None, workers: int = 4,
         pubkeys = load_pubkeys(store, p.state_slot)
         peers = make_peers(peer_urls, net, p.top - 1, timeout)
         verifier = Verifier(net, pubkeys, pool)
-        q = BackfillQueue(store, peers, verifier, top=p.top, expect=p.expect,
-                          anchor_block=(p.anchor_slot, p.anchor_root), floor=p.floor,
-                          floor_root=p.floor_root, to_slot=to_slot, batch_slots=batch_slots,
-                          workers=workers, max_rate=max_rate, progress=progress,
-                          range_batches=range_batches or RANGE_BATCHES,
-                          status=status, status_every=status_every)
+        q = SyncQueue.backward(store, peers, verifier, top=p.top, expect=p.expect,
+                               anchor_block=(p.anchor_slot, p.anchor_root), floor=p.floor,
+                               floor_root=p.floor_root, to_slot=to_slot,
+                               batch_slots=batch_slots, workers=workers, max_rate=max_rate,
+                               progress=progress, range_batches=range_batches or RANGE_BATCHES,
+                               status=status, status_every=status_every)
         res = q.run()
     finally:
         if pool is not None:

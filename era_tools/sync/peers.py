@@ -497,9 +497,14 @@ class BackfillPeer:
     through a proxy from the environment.  Everything else uses `requests`."""
 
     def __init__(self, url: str, timeout: float = 30.0, rest_concurrency: int = 16,
-                 json_to_ssz: Callable[[dict, str, str], bytes] | None = None):
+                 json_to_ssz: Callable[[dict, str, str], bytes] | None = None,
+                 retries: int = 1, backoff: float = 0.5):
         self.url = url.rstrip("/")
         self.timeout = timeout
+        # tries per REST block request (429/5xx/transport errors, growing delays): `era
+        # pull` asks one node, which gets them; the backfill queue asks another peer instead
+        self.retries = max(1, retries)
+        self.backoff = backoff
         self.kind: str | None = None
         self.json_to_ssz = json_to_ssz   # for REST nodes that answer blocks in JSON only
         self.answers_json = False        # set once such an answer came (slower: scored so)
@@ -703,7 +708,17 @@ class BackfillPeer:
 
         def one(slot):
             path = f"/eth/v2/beacon/blocks/{slot}"
-            st, h, body = self._get(path, SSZ_MIME, MAX_BLOCK_BYTES)
+            for attempt in range(self.retries):
+                if attempt:
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                try:
+                    st, h, body = self._get(path, SSZ_MIME, MAX_BLOCK_BYTES)
+                except PeerFault as exc:
+                    if exc.kind != "timeout" or attempt + 1 == self.retries:
+                        raise
+                    continue
+                if st not in RETRY_STATUS:
+                    break
             if st == 404:
                 return None
             if st != 200:
@@ -729,8 +744,9 @@ class BackfillPeer:
         return PeerReply(out, max(slots), nbytes)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        pool, self._pool = self._pool, None  # a later fetch makes a new one
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         with self._pool_lock:
             conns, self._conns = self._conns, set()
         for conn in conns:

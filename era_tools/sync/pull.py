@@ -4,17 +4,19 @@
     store = ChainStore.open(db, net)           # StoreError if the store holds another network
     pull(store, api, from_slot, to_slot)
 
-Blocks come from /eth/v2/beacon/blocks/{slot} (a 404 is an empty slot), states from
-/eth/v2/debug/beacon/states/{slot} at multiples of SLOTS_PER_HISTORICAL_ROOT.  Every block's
-parent_root must be the root of the block before it (also across the store's existing
-history, below and above the pulled range), and every state's block_roots must agree with the
-indexed blocks.  Slots are fetched concurrently (a thread pool) and committed in slot order,
-`batch_slots` at a time, each batch one atomic write: a killed pull resumes where it stopped.
+Blocks come from /eth/v2/beacon/blocks/{slot} (a 404 is an empty slot; or an era_tools
+node's range endpoint, `source`), through a forward, strict era_tools.sync.queue.SyncQueue
+(the same workers, checks and importer as backfill); states from
+/eth/v2/debug/beacon/states/{slot} at multiples of SLOTS_PER_HISTORICAL_ROOT, each right after
+its era's blocks are written.  Every block's parent_root must be the root of the block before
+it (also across the store's existing history, below and above the pulled range), and every
+state's block_roots must agree with the indexed blocks.  Slots are fetched concurrently and
+committed in slot order, `batch_slots` at a time (at most an era), each batch one atomic
+write: a killed pull resumes where it stopped.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -121,34 +123,63 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
         raise PeerError(f"--from-slot {a} is after --to-slot {b}")
     res = PullResult(from_slot=a, to_slot=b)
     store.remove_unreferenced_files()  # files of a run killed before their commit
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        # era 0: the genesis state
-        if a == 0 and not store.has_state(0):
-            _pull_state(store, api, net, 0, res)
-        era = a // sphr + 1
-        while (era - 1) * sphr <= b:
-            lo, hi = max(a, (era - 1) * sphr), min(b, era * sphr - 1)
-            s = lo
-            while s <= hi:
-                e = min(hi, s + batch_slots - 1)
-                todo = _uncovered(store, s, e)  # a rerun resumes after the newest stored slot
-                res.skipped_slots += e - s + 1 - sum(y - x + 1 for x, y in todo)
-                for x, y in todo:
-                    _pull_blocks(store, api, net, pool, x, y, res,
-                                 tip_root=fin_root if y == fin else None, source=source)
-                if progress:
-                    progress(e - s + 1)
-                s = e + 1
-            state_slot = era * sphr
-            if state_slot <= b and not store.has_state(state_slot):
-                if _pull_state(store, api, net, state_slot, res,
-                               allow_404=missing_states is not None):
-                    if on_state:
-                        on_state(state_slot)
-                else:
-                    missing_states.append(state_slot)
-            era += 1
+    # era 0: the genesis state
+    if a == 0 and not store.has_state(0):
+        _pull_state(store, api, net, 0, res)
+    peer = source if source is not None else _rest_source(api, net, workers)
+
+    def states_up_to(hi: int) -> None:
+        """The era-boundary states whose era's blocks are now all stored (in slot order)."""
+        for state_slot in range((a // sphr + 1) * sphr, min(b, hi + 1) + 1, sphr):
+            if store.has_state(state_slot) or state_slot in done_states:
+                continue
+            done_states.add(state_slot)
+            if _pull_state(store, api, net, state_slot, res,
+                           allow_404=missing_states is not None):
+                if on_state:
+                    on_state(state_slot)
+            else:
+                missing_states.append(state_slot)
+
+    done_states: set = set()
+    todo = _uncovered(store, a, b)  # a rerun resumes after the newest stored slot
+    res.skipped_slots = (b - a + 1) - sum(y - x + 1 for x, y in todo)
+    if progress and res.skipped_slots:
+        progress(res.skipped_slots)
+    batch_slots = min(batch_slots, sphr)  # a write never spans two eras
+    for x, y in todo:
+        states_up_to(x - 1)
+        _pull_blocks(store, peer, net, x, y, res, workers, batch_slots,
+                     fin_root if y == fin else None, progress, states_up_to)
+    states_up_to(b)
     return res
+
+
+def _rest_source(api: BeaconApiClient, net: Network, workers: int):
+    """The node's standard block route as a block source (one GET per slot, `workers` at a
+    time)."""
+    from ..ssz.json import json_to_ssz_for
+    from .peers import BackfillPeer
+
+    p = BackfillPeer(api.base_url, timeout=api.timeout, rest_concurrency=max(1, workers),
+                     json_to_ssz=json_to_ssz_for(net.preset_base), retries=api.retries,
+                     backoff=api.backoff)
+    p.kind = "rest"
+    return p
+
+
+def _stored_parent_above(store: ChainStore, last: int) -> tuple[bytes, int] | None:
+    """(parent_root, slot) of the first stored block above `last` when the store covers
+    every slot from last + 1 up to it (the pulled chain must end at that parent)."""
+    expect = last + 1
+    for k, v in store.iter_index(last + 1, last + 1 + 2 * store.network.slots_per_historical_root):
+        if schema.slot_of_key(k) != expect:
+            return None  # a hole: nothing stored right above
+        expect += 1
+        if v:
+            sm = store.get_summary(bytes(v))
+            return (sm[1], sm[0]) if sm else None
+    return None
 
 
 def _uncovered(store: ChainStore, first: int, last: int) -> list[tuple[int, int]]:
@@ -173,132 +204,39 @@ def _uncovered(store: ChainStore, first: int, last: int) -> list[tuple[int, int]
 block_root_of = layout.block_summary
 
 
-def _fetch(api: BeaconApiClient, net: Network, slot: int):
-    """Fetch one slot, hash and frame its block in the worker thread (the native hasher and
-    snappy release the GIL, so this overlaps the other requests)."""
-    resp = api.block(slot)
-    if resp is None:
-        return slot, None, None
-    fork = net.fork_name_at_slot(slot)
-    if resp.fork and resp.fork != fork:
-        raise PeerError(f"{resp.url}: node says fork {resp.fork}, the schedule says "
-                        f"{fork} at slot {slot}")
-    return slot, resp, block_root_of(resp.ssz, fork, net.preset_base, resp.url) + (
-        framing.compress(resp.ssz),)
+def _pull_blocks(store: ChainStore, peer, net: Network, first: int, last: int,
+                 res: PullResult, workers: int, batch_slots: int,
+                 tip_root: bytes | None, progress, on_commit) -> None:
+    """Fetch [first, last] through a forward, strict SyncQueue (one source: its first bad
+    answer is the error) and commit it in slot-ordered batches; each block's parent_root
+    must be the root below it, from the store's history below `first` up to the store's
+    history above `last` (or `tip_root`, the finalized checkpoint root, when `last` is the
+    finalized slot).  A source without the block at the finalized slot (an archive holds
+    the boundary state, not the block that begins the next era) leaves that slot
+    uncovered, for a later pull."""
+    from .queue import PeerState, SyncQueue, Verifier
 
-
-def _fetch_range(source, net: Network, pool, first: int, last: int, tip: bool):
-    """(slot, url, parsed or None, bytes) for the slots of [first, last] from one range
-    request to an era_tools node: blocks arrive snappy-framed (stored as they came), are
-    decompressed and hashed in `pool`.  A reply that stops one slot short is fine only at
-    the finalized slot (`tip`: an archive does not hold the block that begins the next era),
-    like a 404 there over REST; otherwise PeerError."""
-    from .peers import PeerFault
-
-    where = f"{source.url}: blocks {first}..{last}"
-    try:
-        reply = source.fetch(first, last)
-    except PeerFault as exc:
-        if not (tip and first == last and exc.kind == "missing"):
-            raise
-        yield last, where, None, 0  # the finalized slot alone, not held: as a 404 over REST
-        return
-    if reply.last_slot < last and not (tip and reply.last_slot == last - 1):
-        raise PeerFault(f"{where}: the node serves only up to slot {reply.last_slot}",
-                        "missing")
-
-    def one(raw):
-        data = framing.decompress_exact(raw.framed, raw.length, where=where)
-        slot = layout.block_slot(data)
-        if not first <= slot <= last:
-            raise PeerFault(f"{where}: block of slot {slot} outside the request")
-        parsed = block_root_of(data, net.fork_name_at_slot(slot), net.preset_base, where)
-        return slot, parsed + (raw.framed,), len(data)
-
-    got = {}
-    prev = first - 1
-    for slot, parsed, n in pool.map(one, reply.blocks):
-        if slot <= prev:
-            raise PeerFault(f"{where}: block slot {slot} after slot {prev} (slots must "
-                            "increase)")
-        prev = slot
-        got[slot] = (parsed, n)
-    for slot in range(first, last + 1):
-        hit = got.get(slot)
-        yield (slot, where, hit[0], hit[1]) if hit else (slot, where, None, 0)
-
-
-def _pull_blocks(store: ChainStore, api: BeaconApiClient, net: Network, pool, first: int,
-                 last: int, res: PullResult, tip_root: bytes | None = None,
-                 source=None) -> None:
-    """Fetch [first, last], check the links and commit them as one batch.
-
-    `tip_root`: the finalized checkpoint root, when `last` is the finalized slot.  A 404
-    there is an empty slot only when the chain below ends at that root; otherwise the node
-    does not hold that block (an archive holds the boundary state, not the block that begins
-    the next era) and the slot is left uncovered, for a later pull."""
-    # the root just before `first`: from the store (None if unknown)
-    if first == 0:
-        prev = None
-    else:
-        prev = store.block_root_at(first - 1)
-    batch = store.batch()
-    blocks = []
-    if source is not None:
-        fetched = _fetch_range(source, net, pool, first, last, tip_root is not None)
-    else:
-        fetched = ((slot, resp and resp.url, parsed, len(resp.ssz) if resp else 0)
-                   for slot, resp, parsed in pool.map(lambda s: _fetch(api, net, s),
-                                                      range(first, last + 1)))
-    for slot, url, parsed, nbytes in fetched:
-        if parsed is None:
-            if tip_root is not None and slot == last and prev != tip_root:
-                last = slot - 1  # not proven empty: leave it uncovered
-                res.unheld_slot = slot
-                break
-            batch.put_empty(slot)
-            continue
-        bslot, root, parent, framed = parsed
-        if bslot != slot:
-            raise PeerError(f"{url}: block has slot {bslot}, asked for {slot}")
-        if slot == 0 and parent != ZERO_ROOT:
-            raise VerificationError(f"{url}: slot 0: genesis block parent_root "
-                                    f"{hex0x(parent)} is not zero")
-        if prev is not None and parent != prev:
-            raise VerificationError(
-                f"{url}: slot {slot}: block parent_root {hex0x(parent)} does not link to "
-                f"the previous block {hex0x(prev)}; nothing from slots {first}..{last} "
-                "was written")
-        if tip_root is not None and slot == last and root != tip_root:
-            raise PeerError(f"{url}: block root {hex0x(root)} at the finalized slot "
-                            f"{slot} is not the node's finalized checkpoint root "
-                            f"{hex0x(tip_root)}")
-        prev = root
-        blocks.append((slot, root, parent, framed))
-        res.blocks += 1
-        res.bytes += nbytes
-    # link to the store's history right above the batch, if any
-    if prev is not None:
-        expect = last + 1
-        for k, v in store.iter_index(last + 1, last + 1 + 2 * net.slots_per_historical_root):
-            if schema.slot_of_key(k) != expect:
-                break  # a hole: nothing stored right above this batch
-            expect += 1
-            if v:
-                sm = store.get_summary(bytes(v))
-                if sm and sm[1] != prev:
-                    raise VerificationError(
-                        f"{api.base_url}: slot {last}: the pulled chain ends at {hex0x(prev)} "
-                        f"but the stored block at slot {sm[0]} has parent {hex0x(sm[1])}")
-                break
-    if last < first:
-        return
-    if blocks:  # one block file per batch, LevelDB holds the references (docs/store.md)
-        batch.put_blocks_file(blocks, f"{first:012d}-{last:012d}")
-    batch.cover(first, last)
-    store.commit(batch)
-    res.slots += last - first + 1
-    res.batches += 1
+    parent = ZERO_ROOT if first == 0 else store.block_root_at(first - 1)
+    target_root, what = tip_root, "the node's finalized checkpoint root"
+    above = _stored_parent_above(store, last)
+    if above is not None and tip_root is None:
+        target_root, what = above[0], f"the parent of the stored block at slot {above[1]}"
+    state = PeerState(peer)
+    q = SyncQueue.forward(
+        store, [state], Verifier(net, None), start=first, parent=parent, target=last,
+        target_root=target_root, target_what=what, tip_unheld_ok=tip_root is not None,
+        on_commit=lambda lo, hi: on_commit(hi), batch_slots=batch_slots,
+        commit_slots=batch_slots,  # --batch-slots: slots per atomic write
+        workers=max(1, min(workers, 4)) if peer.kind == "range" else 2,
+        range_batches=max(1, 512 // max(1, batch_slots)), strict=True,
+        progress=progress)
+    qr = q.run()
+    res.slots += qr.slots
+    res.blocks += qr.blocks
+    res.bytes += qr.bytes
+    res.batches += qr.commits
+    if q.unheld_slot is not None:
+        res.unheld_slot = q.unheld_slot
 
 
 def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int,
