@@ -775,6 +775,47 @@ class SyncQueue:
                              f"{p.url} dropped (score {p.score}: {p.reason or 'no reason'})"
                              for p in self.peers))
 
+    # -- writing and blame, either direction (lock held) ----------------------------------
+    def _write(self, lo: int, hi: int, blocks: list) -> None:
+        """[lo, hi] into the store in one atomic write: `blocks` (one immutable block file;
+        LevelDB holds the references), every other slot empty.  The lock is released for the
+        write: workers keep handing in batches meanwhile (they only touch queued and active
+        batches; the run is ready and only the importer changes it)."""
+        wb = self.store.batch()
+        have = {blk.slot for blk in blocks}
+        for s in range(lo, hi + 1):
+            if s not in have:
+                wb.put_empty(s)
+        wb.cover(lo, hi)
+        self.cond.release()
+        try:
+            if blocks:
+                wb.put_blocks_file([(b.slot, b.root, b.parent, b.framed) for b in blocks],
+                                   f"{lo:012d}-{hi:012d}")
+            self.store.commit(wb)
+        finally:
+            self.cond.acquire()
+        self._last_commit = time.monotonic()
+
+    def _settle(self, b: Batch, part_lo: int, part_hi: int, whole: bool) -> None:
+        """[part_lo, part_hi] of batch `b` was written: blame the earlier attempts at it that
+        differ from what was accepted (Lighthouse's attempt hashing), and reward the peer
+        that served `b` when all of it was written."""
+        accepted = {s: r for s, r in b.claims().items() if part_lo <= s <= part_hi} \
+            if b.failed else {}
+        for peer, claims in b.failed:
+            mine = {s: r for s, r in claims.items() if part_lo <= s <= part_hi}
+            if mine != accepted:
+                extra = any(accepted.get(s) != r for s, r in mine.items())
+                peer.adjust(SCORE_BAD if extra else SCORE_NO_VALUES,
+                            f"slots {part_lo}..{part_hi}: served "
+                            f"{'blocks not on the chain' if extra else 'too few blocks'}"
+                            f" (attempt {claims_hash(mine)}, accepted "
+                            f"{claims_hash(accepted)})")
+        if whole and b.peer is not None:
+            b.peer.adjust(SCORE_GOOD, "")
+            b.peer.good_batches += 1
+
     # -- importer (lock held) ----------------------------------------------------------------
     def _run_from_top(self) -> list[Batch]:
         run, s = [], self.cur_top - 1
@@ -845,42 +886,11 @@ class SyncQueue:
         hi = self.cur_top - 1
         if self.to_slot is not None and final is None and linked and linked[-1].slot <= self.to_slot:
             final = f"--to-slot {self.to_slot}"
-        wb = self.store.batch()
-        have = {blk.slot for blk in linked}
-        for s in range(lo, hi + 1):
-            if s not in have:
-                wb.put_empty(s)
-        wb.cover(lo, hi)
-        # Write without the lock: workers keep handing in batches meanwhile (they only touch
-        # queued/active batches; the run is ready and only the importer changes it).
-        self.cond.release()
-        try:
-            if linked:  # one immutable block file per commit; LevelDB holds the references
-                wb.put_blocks_file([(b.slot, b.root, b.parent, b.framed) for b in linked],
-                                   f"{lo:012d}-{hi:012d}")
-            self.store.commit(wb)
-        finally:
-            self.cond.acquire()
-        self._last_commit = time.monotonic()
-        # bookkeeping: blame differing attempts, reward, split the last batch
+        self._write(lo, hi, linked)
         for b in run:
             if b.hi < lo:
                 break
-            part_lo = max(b.lo, lo)
-            accepted = {s: r for s, r in b.claims().items() if s >= part_lo} if b.failed \
-                else {}
-            for peer, claims in b.failed:
-                mine = {s: r for s, r in claims.items() if part_lo <= s <= b.hi}
-                if mine != accepted:
-                    extra = any(accepted.get(s) != r for s, r in mine.items())
-                    peer.adjust(SCORE_BAD if extra else SCORE_NO_VALUES,
-                                f"slots {part_lo}..{b.hi}: served "
-                                f"{'blocks not on the chain' if extra else 'too few blocks'}"
-                                f" (attempt {claims_hash(mine)}, accepted "
-                                f"{claims_hash(accepted)})")
-            if b.peer is not None and b.lo >= lo:
-                b.peer.adjust(SCORE_GOOD, "")
-                b.peer.good_batches += 1
+            self._settle(b, max(b.lo, lo), b.hi, whole=b.lo >= lo)
             del self.batches[b.hi]
             if b.lo < lo:  # the unproven rest stays as a claim of the same peer
                 rest = Batch(b.lo, lo - 1, state="ready", attempts=b.attempts,
@@ -1048,40 +1058,12 @@ class SyncQueue:
         lo = self.cur_lo
         blocks = [b for b in linked if b.slot <= hi]
         if hi >= lo:
-            wb = self.store.batch()
-            have = {blk.slot for blk in blocks}
-            for s in range(lo, hi + 1):
-                if s not in have:
-                    wb.put_empty(s)
-            wb.cover(lo, hi)
-            self.cond.release()  # workers keep handing in batches during the write
-            try:
-                if blocks:
-                    wb.put_blocks_file([(b.slot, b.root, b.parent, b.framed) for b in blocks],
-                                       f"{lo:012d}-{hi:012d}")
-                self.store.commit(wb)
-            finally:
-                self.cond.acquire()
-            self._last_commit = time.monotonic()
+            self._write(lo, hi, blocks)
             self._committed.append((lo, hi))
         for b in run:
             if b.lo > hi:
                 break
-            part_hi = min(b.hi, hi)
-            accepted = {s: r for s, r in b.claims().items() if s <= part_hi} if b.failed \
-                else {}
-            for peer, claims in b.failed:
-                mine = {s: r for s, r in claims.items() if b.lo <= s <= part_hi}
-                if mine != accepted:
-                    extra = any(accepted.get(s) != r for s, r in mine.items())
-                    peer.adjust(SCORE_BAD if extra else SCORE_NO_VALUES,
-                                f"slots {b.lo}..{part_hi}: served "
-                                f"{'blocks not on the chain' if extra else 'too few blocks'}"
-                                f" (attempt {claims_hash(mine)}, accepted "
-                                f"{claims_hash(accepted)})")
-            if b.peer is not None and b.hi <= hi:
-                b.peer.adjust(SCORE_GOOD, "")
-                b.peer.good_batches += 1
+            self._settle(b, b.lo, min(b.hi, hi), whole=b.hi <= hi)
             del self.batches[b.lo]
             if b.hi > hi:  # the unproven rest stays as a claim of the same peer
                 rest = Batch(hi + 1, b.hi, state="ready", attempts=b.attempts,
