@@ -46,6 +46,21 @@ PARENT_ROOT = slice(116, 148)
 BLOCK_ROOTS_OFFSET = 176
 
 
+def send_reply(h, status: int, body: bytes, ctype: str, headers: dict | None = None):
+    """One whole answer on a BaseHTTPRequestHandler `h` (also tests/lightclient_server.py's)."""
+    h.send_response(status)
+    h.send_header("Content-Type", ctype)
+    h.send_header("Content-Length", str(len(body)))
+    for k, v in (headers or {}).items():
+        h.send_header(k, v)
+    h.end_headers()
+    h.wfile.write(body)
+
+
+def send_json(h, obj, status=200, headers=None):
+    send_reply(h, status, json.dumps(obj).encode(), "application/json", headers)
+
+
 @dataclass
 class Faults:
     bad_link_slot: int | None = None
@@ -204,17 +219,8 @@ class BeaconApiServer:
                 h.wfile.flush()
 
     # -- routing ---------------------------------------------------------------------------
-    def _send(self, h, status: int, body: bytes, ctype: str, headers: dict | None = None):
-        h.send_response(status)
-        h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            h.send_header(k, v)
-        h.end_headers()
-        h.wfile.write(body)
-
-    def _json(self, h, obj, status=200, headers=None):
-        self._send(h, status, json.dumps(obj).encode(), "application/json", headers)
+    _send = staticmethod(send_reply)
+    _json = staticmethod(send_json)
 
     def _not_found(self, h, what):
         self._json(h, {"code": 404, "message": f"{what} not found"}, status=404)

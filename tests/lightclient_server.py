@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from era_tools import ssz  # noqa: E402
 from era_tools.ssz.json import to_json  # noqa: E402
 from tests import lightclient_data as D  # noqa: E402
+from tests.beacon_api_server import send_json, send_reply  # noqa: E402
 
 MAX_COUNT = 4
 FLAKY_FAILS = 3
@@ -139,17 +140,8 @@ class LightClientServer:
         self.httpd.server_close()
 
     # -- answers ------------------------------------------------------------------------------
-    def _send(self, h, status: int, body: bytes, ctype: str, headers: dict | None = None):
-        h.send_response(status)
-        h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            h.send_header(k, v)
-        h.end_headers()
-        h.wfile.write(body)
-
-    def _json(self, h, obj, status=200, headers=None):
-        self._send(h, status, json.dumps(obj).encode(), "application/json", headers)
+    _send = staticmethod(send_reply)
+    _json = staticmethod(send_json)
 
     def _wants_ssz(self, h) -> bool:
         return "application/octet-stream" in h.headers.get("Accept", "") and \
