@@ -15,7 +15,8 @@ disk   each writer runs with its output on a tmpfs too small for it: one `error:
        2, no partial file under a final name, the store's contents unchanged by the failed
        batch (consistent); then the tmpfs is grown and a rerun must equal the reference.
        Needs root for `mount -t tmpfs` (else the section says so and is skipped).
-serve  a real `era serve` over sample_eras/ under 500 concurrent connections, slowloris,
+serve  a real `era serve` over sample_eras/ under 500 concurrent connections, slowloris (each
+       must be cut at its header deadline: how many, after how long), 500 idle sockets,
        oversized headers, malformed and overlapping Range, path traversal in many encodings
        and every URL shape of its listing; an honest client's latency is measured throughout.
        A 5xx answer or a byte of the canary file outside the root is a failure.
@@ -406,7 +407,7 @@ def main(argv=None) -> int:
             print(table("era serve under abuse (127.0.0.1)", rows,
                         ["phase", "requests", "statuses", "5xx", "outside_root",
                          "honest_n", "honest_p50_ms", "honest_p99_ms", "honest_max_ms",
-                         "honest_failed", "ok"]))
+                         "honest_failed", "ok", "note"]))
         if "peers" in sections:
             rows = peers_section(work, srv)
             results["peers"] = rows
@@ -633,10 +634,15 @@ def _url_shapes(names, root_hex) -> list[tuple[str, dict, str]]:
     return out
 
 
-def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
+def serve_section(work, conns: int, slow_seconds: float, rng: random.Random,
+                  header_timeout: float | None = None):
     """`era serve` (2 worker processes) over a copy of sample_eras/ in ROOT/eras, with a
     canary ROOT/secret.txt beside it; the phases run one after the other while an honest
-    client in another process measures its latency."""
+    client in another process measures its latency.  `header_timeout` (`era serve
+    --header-timeout`, default half the slowloris phase, at most 10 s): the slowloris
+    connections must all be cut by it."""
+    if header_timeout is None:
+        header_timeout = min(10.0, slow_seconds / 2)
     import multiprocessing as mp
     base = os.path.join(work, "serve-root")
     eras = os.path.join(base, "eras")
@@ -649,7 +655,8 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
     port = _free_port()
     log = open(os.path.join(work, "serve.log"), "wb")
     proc = subprocess.Popen([sys.executable, "-c", CLI, "serve", eras, "--port", str(port),
-                             "--jobs", "2"], cwd=ROOT, env=_env(), stdout=log, stderr=log)
+                             "--jobs", "2", "--header-timeout", f"{header_timeout:g}"],
+                            cwd=ROOT, env=_env(), stdout=log, stderr=log)
     rows = []
     try:
         import http.client
@@ -688,6 +695,8 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
                     for i in range(conns)]
             return await asyncio.gather(*[_raw(port, r, timeout=60) for r in reqs])
 
+        cut_after: list[float] = []
+
         async def slowloris():
             n = min(conns, 400)
 
@@ -696,24 +705,49 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
                     r, w = await asyncio.open_connection("127.0.0.1", port)
                 except OSError:
                     return (None, b"")
+                t0 = time.monotonic()
                 w.write(b"GET /index.json HTTP/1.1\r\nHost: x\r\n")
-                t_end = time.monotonic() + slow_seconds
-                closed = False
+                t_end = t0 + slow_seconds
+                closed, got = False, b""
                 try:
                     while time.monotonic() < t_end:
                         w.write(b"X-%d: %d\r\n" % (i, int(time.monotonic())))
                         await w.drain()
                         try:
-                            if await asyncio.wait_for(r.read(1), 1.0) == b"":
-                                closed = True
-                                break
+                            chunk = await asyncio.wait_for(r.read(4096), 1.0)
                         except asyncio.TimeoutError:
-                            pass
+                            continue
+                        got += chunk
+                        if chunk == b"":
+                            closed = True
+                            break
                 except OSError:
                     closed = True
                 w.close()
-                return (-1 if closed else 0, b"")
+                if closed:
+                    cut_after.append(time.monotonic() - t0)
+                m = re.match(rb"HTTP/1\.[01] (\d{3})", got)
+                return (int(m.group(1)) if m else -1) if closed else 0, got
             return await asyncio.gather(*[one(i) for i in range(n)])
+
+        async def idle_sockets():
+            """conns connections that send nothing, held for the slowloris phase's length."""
+            socks = []
+            for _ in range(conns):
+                try:
+                    socks.append(await asyncio.open_connection("127.0.0.1", port))
+                except OSError:
+                    break
+            await asyncio.sleep(slow_seconds)
+            out = []
+            for r, w in socks:
+                try:
+                    gone = await asyncio.wait_for(r.read(1), 0.01) == b""
+                except (asyncio.TimeoutError, OSError):
+                    gone = False
+                out.append((-1 if gone else 0, b""))
+                w.close()
+            return out
 
         async def headers():
             out = []
@@ -773,8 +807,9 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
 
         phase("baseline (honest client alone)", idle)
         phase(f"{conns} concurrent connections (files, listing, API, range)", flood)
-        phase(f"slowloris: {min(conns, 400)} connections, a header line a second for "
-              f"{slow_seconds:g} s", slowloris)
+        phase(f"slowloris: {min(conns, 400)} connections, a header line a second for up to "
+              f"{slow_seconds:g} s (--header-timeout {header_timeout:g})", slowloris)
+        phase(f"{conns} idle connections (no byte sent) for {slow_seconds:g} s", idle_sockets)
         phase("oversized headers, request line, bodies, garbage", headers)
         phase(f"malformed and overlapping Range ({len(RANGES)} values)", ranges)
         phase(f"path traversal ({len(TRAVERSAL)} encodings x GET/HEAD)", traversal)
@@ -790,7 +825,7 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
             failed = sum(1 for x in rec if t0 <= x[0] <= t1 and not x[2])
             sts: dict = {}
             for st, _ in results:
-                key = "slowloris-open" if st == 0 else "closed-by-server" if st == -1 else \
+                key = "still-open" if st == 0 else "closed-by-server" if st == -1 else \
                     str(st) if st is not None else "no-answer"
                 sts[key] = sts.get(key, 0) + 1
             five = sum(v for k, v in sts.items() if k.isdigit() and k.startswith("5"))
@@ -807,6 +842,18 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
             if name.startswith("malformed") and bad_range:
                 row["ok"] = False
                 row["statuses"] += f" WRONG: {bad_range[:3]}"
+            if name.startswith("slowloris"):  # every one cut with 408, none before its deadline
+                cuts = sorted(cut_after)
+                row["cut"] = len(cuts)
+                row["cut_s_min"] = round(cuts[0], 2) if cuts else ""
+                row["cut_s_p50"] = round(statistics.median(cuts), 2) if cuts else ""
+                row["cut_s_max"] = round(cuts[-1], 2) if cuts else ""
+                row["note"] = (f"{len(cuts)} of {len(results)} cut by the server, "
+                               f"{row['cut_s_min']}/{row['cut_s_p50']}/{row['cut_s_max']} s "
+                               f"after connecting (min/median/max), --header-timeout "
+                               f"{header_timeout:g}")
+                row["ok"] &= (sts.get("408", 0) == len(results) and bool(cuts)
+                              and cuts[0] >= 0.9 * header_timeout)
             rows.append(row)
         summary = {"server_alive_after": alive, "honest_requests": len(rec)}
     finally:

@@ -62,10 +62,13 @@ def test_full_disk_under_writers_one_line_no_partial_file_rerun_completes(server
 def test_era_serve_under_small_abuse_keeps_answering_and_never_leaks(work):
     rows, summary = fc.serve_section(work, 60, 2.0, random.Random(1))
     assert summary["server_alive_after"] and summary["honest_requests"] > 0
-    assert len(rows) == 8
+    assert len(rows) == 9
     for r in rows:
         assert r["ok"], r
         assert r["5xx"] == 0 and r["outside_root"] == 0 and r["honest_failed"] == 0, r
+    slow = rows[2]  # a header line a second for 2 s against --header-timeout 1: all cut
+    assert slow["phase"].startswith("slowloris") and slow["cut"] == slow["requests"] > 0, slow
+    assert slow["statuses"] == f"408:{slow['requests']}", slow
     shapes = rows[-2]
     assert shapes["requests"] > 400 and "200:" in shapes["statuses"]
 
