@@ -7,10 +7,13 @@ bounded in count and time.
         [--conns N] [--json FILE]
 
 kill   each writer (pull, export, frontfill in reference and copy mode, backfill, download,
-       checkpoint-sync) is SIGKILLed at N random times within its uninterrupted run time; after
-       each kill the store must be consistent (every covered slot resolves) and no finished
-       file partial; then a rerun must end equal to the uninterrupted run (every store key and
-       value, every output file's sha256).
+       checkpoint-sync, `sync --once` against a live chain) is SIGKILLed at N random times
+       within its uninterrupted run time; after each kill the store must be consistent
+       (every covered slot resolves) and no finished file partial (era sync: every published
+       .era the reference's, checksums.txt and index.json naming only whole files); then a
+       rerun must end equal to the uninterrupted run (every store key and value, every output
+       file's sha256; era sync's store by content).  era sync's disk row fills its publish
+       directory only (the store is on another disk).
 disk   each writer runs with its output on a tmpfs too small for it: one `error:` line, exit
        2, no partial file under a final name, the store's contents unchanged by the failed
        batch (consistent); then the tmpfs is grown and a rerun must equal the reference.
@@ -217,9 +220,46 @@ class Servers:
 
 
 class Scenario:
-    def __init__(self, name, prepare, argv, outcome, partial):
+    """`prepare(dir)` -> ctx (paths; `ctx["close"]()`, if there, ends what it started);
+    `finals(out, reference files)` -> files under a final name that must not be there (default
+    partial_finals)."""
+
+    def __init__(self, name, prepare, argv, outcome, partial, finals=None):
         self.name, self.prepare, self.argv = name, prepare, argv
         self.outcome, self.partial = outcome, partial
+        self.finals = finals or partial_finals
+
+
+def _close(ctx) -> None:
+    if ctx and ctx.get("close"):
+        ctx["close"]()
+
+
+def publish_partials(out, reference: dict) -> list[str]:
+    """A published directory mid-run: every .era file there is the reference's, byte for
+    byte, and checksums.txt and index.json name only files that are there whole."""
+    from era_tools.publish import CHECKSUMS, INDEX, read_checksums
+    have = files_digest(out)
+    bad = [n for n, h in have.items() if n.endswith(".era") and reference.get(n) != h]
+    if os.path.exists(os.path.join(out, CHECKSUMS)):
+        bad += [f"{CHECKSUMS} names {n}" for n, h in
+                read_checksums(os.path.join(out, CHECKSUMS)).items() if have.get(n) != h]
+    if os.path.exists(os.path.join(out, INDEX)):
+        try:
+            with open(os.path.join(out, INDEX)) as f:
+                listed = json.load(f)["files"]
+            bad += [f"{INDEX} names {x['name']}" for x in listed
+                    if have.get(x["name"]) != x["sha256"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            bad.append(f"{INDEX}: {exc}")
+    return bad
+
+
+def sync_content(db):
+    """What `era sync` left in a store, by content (test_sync_crash.content: index, blocks,
+    summaries, states, anchor, stage; a rerun may lay blocks out in other files)."""
+    from test_sync_crash import content
+    return content(db)
 
 
 def small_eras(work) -> str:
@@ -264,6 +304,16 @@ def scenarios(work, srv: Servers) -> list[Scenario]:
     def new_db(d):
         return {"db": os.path.join(d, "db")}
 
+    def sync_live(d):
+        """A live chain of its own (test_sync_crash.live_server: finality from slot 192,
+        moving 8 epochs a poll, so the follow stage publishes eras one by one), the
+        published directory in d and the store beside it (not on a full disk)."""
+        from test_sync_crash import live_server
+        node = live_server(FIXTURE).start()
+        node.httpd.handle_error = lambda *a: None
+        db = os.path.join(tempfile.mkdtemp(prefix="syncdb-", dir=work), "db")
+        return {"db": db, "out": os.path.join(d, "pub"), "url": node.url, "close": node.stop}
+
     def copy_db(src):
         def prep(d):
             shutil.copytree(src(), os.path.join(d, "db"))
@@ -293,6 +343,11 @@ def scenarios(work, srv: Servers) -> list[Scenario]:
         Scenario("checkpoint-sync", new_db,
                  lambda c: ["checkpoint-sync", "--db", c["db"], "--beacon-api", srv.node.url],
                  store_outcome, store_partial),
+        Scenario("sync --once", sync_live,
+                 lambda c: ["sync", "--db", c["db"], "--beacon-api", c["url"], "--publish",
+                            c["out"], "--once", "--poll-interval", 0.1],
+                 lambda c: (sync_content(c["db"]), files_digest(c["out"])), store_partial,
+                 publish_partials),
     ]
 
 
@@ -303,13 +358,16 @@ def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[d
             continue
         d = tempfile.mkdtemp(prefix="ref-", dir=work)
         ctx = sc.prepare(d)
-        ref_run = era(sc.argv(ctx))
-        if ref_run.rc != 0:
-            rows.append({"writer": sc.name, "ok": False, "note": f"reference run failed: "
-                         f"{ref_run.err.strip()[-200:]}"})
-            continue
-        ref = sc.outcome(ctx)
-        ref_files = files_digest(ctx.get("out") or "")
+        try:
+            ref_run = era(sc.argv(ctx))
+            if ref_run.rc != 0:
+                rows.append({"writer": sc.name, "ok": False, "note": f"reference run failed: "
+                             f"{ref_run.err.strip()[-200:]}"})
+                continue
+            ref = sc.outcome(ctx)
+            ref_files = files_digest(ctx.get("out") or "")
+        finally:
+            _close(ctx)
         killed = finished = bad = 0
         notes = []
         t_kills = []
@@ -330,7 +388,7 @@ def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[d
                 notes.append(f"kill run exit {r.rc}: {r.err.strip()[-160:]}")
             probs = sc.partial(c) if sc.partial else []
             if "out" in c:
-                probs += [f"partial file {n}" for n in partial_finals(c["out"], ref_files)]
+                probs += [f"partial file {n}" for n in sc.finals(c["out"], ref_files)]
             if probs:
                 bad += 1
                 notes.append(f"after kill at {at:.2f} s: {'; '.join(probs)}")
@@ -345,6 +403,7 @@ def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[d
                 if left:
                     bad += 1
                     notes.append(f"rerun left {left}")
+            _close(c)
             shutil.rmtree(d, ignore_errors=True)
         rows.append({"writer": sc.name, "uninterrupted_s": round(ref_run.seconds, 2),
                      "kills": killed, "finished_before_kill": finished, "failures": bad,
@@ -373,7 +432,7 @@ def main(argv=None) -> int:
                     help="comma-separated sections: kill, disk, serve, peers (default: all)")
     ap.add_argument("--writers", default="",
                     help="comma-separated writers for kill/disk (default: all): pull, export, "
-                         "frontfill, backfill, download, checkpoint-sync")
+                         "frontfill, backfill, download, checkpoint-sync, sync")
     ap.add_argument("--kills", type=int, default=10, help="SIGKILLs per writer (default 10)")
     ap.add_argument("--conns", type=int, default=500,
                     help="concurrent connections against era serve (default 500)")
@@ -460,14 +519,17 @@ def disk_section(work, srv, only=None) -> list[dict]:
             continue
         d = tempfile.mkdtemp(prefix="dref-", dir=work)
         ctx = sc.prepare(d)
-        before = _du(d)
-        ref_run = era(sc.argv(ctx))
-        if ref_run.rc != 0:
-            rows.append({"writer": sc.name, "ok": False, "message": "reference run failed"})
-            continue
-        ref = sc.outcome(ctx)
-        ref_files = files_digest(ctx.get("out") or "")
-        added = _du(d) - before
+        try:
+            before = _du(d)
+            ref_run = era(sc.argv(ctx))
+            if ref_run.rc != 0:
+                rows.append({"writer": sc.name, "ok": False, "message": "reference run failed"})
+                continue
+            ref = sc.outcome(ctx)
+            ref_files = files_digest(ctx.get("out") or "")
+            added = _du(d) - before
+        finally:
+            _close(ctx)
         size = (before + added // 2 + 8191) // 4096 * 4096
         mnt = tempfile.mkdtemp(prefix="full-", dir=work)
         why = _mount_tmpfs(mnt, size)
@@ -475,13 +537,14 @@ def disk_section(work, srv, only=None) -> list[dict]:
             rows.append({"writer": sc.name, "ok": False,
                          "message": f"cannot mount a tmpfs here ({why}): not run"})
             continue
+        c = None
         try:
             c = sc.prepare(mnt)
             pre = store_dump(c["db"]) if "db" in c and c["db"].startswith(mnt) else None
             r = era(sc.argv(c))
             msg = r.error_lines()[0] if r.error_lines() else (r.err.strip().splitlines() or
                                                                [""])[-1]
-            partial = partial_finals(c["out"], ref_files) if "out" in c else []
+            partial = sc.finals(c["out"], ref_files) if "out" in c else []
             tmp_left = [n for n in files_digest(c["out"]) if n.endswith(".tmp")] if "out" in c \
                 else []
             # the space comes back first: opening LevelDB replays its log into a new table
@@ -496,6 +559,10 @@ def disk_section(work, srv, only=None) -> list[dict]:
                     "the disk filled")
                 stray = [n for n in files_digest(c["db"]) if n.endswith(".tmp")]
                 partial += stray
+            elif "db" in c:  # a store on another disk (era sync: only its publish dir is full)
+                probs = store_problems(c["db"])
+                store = ("INCONSISTENT: " + "; ".join(probs)) if probs else \
+                    "consistent (not on the full disk)"
             else:
                 store, probs = "(no store written)", []
             r2 = era(sc.argv(c))
@@ -508,6 +575,7 @@ def disk_section(work, srv, only=None) -> list[dict]:
                              f" ({len(tmp_left)} resumable .tmp kept)" if tmp_left else ""),
                          "store_unchanged": store, "rerun_equal": equal, "ok": ok})
         finally:
+            _close(c)
             _umount(mnt)
         print(f"  disk: {sc.name}: exit {r.rc}, {msg[:100]}", file=sys.stderr)
     return rows
