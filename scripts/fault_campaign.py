@@ -255,6 +255,15 @@ def publish_partials(out, reference: dict) -> list[str]:
     return bad
 
 
+def sync_stage(db) -> str | None:
+    """The stage `era sync` recorded in a store (checkpoint, history, follow), if any."""
+    from test_sync_crash import stage_of
+    try:
+        return stage_of(db)
+    except Exception as exc:  # noqa: BLE001 - an unreadable store is the finding
+        return f"unreadable ({type(exc).__name__})"
+
+
 def sync_content(db):
     """What `era sync` left in a store, by content (test_sync_crash.content: index, blocks,
     summaries, states, anchor, stage; a rerun may lay blocks out in other files)."""
@@ -371,6 +380,7 @@ def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[d
         killed = finished = bad = 0
         notes = []
         t_kills = []
+        stages: dict = {}
         i = 0
         while killed < kills and i < 3 * kills:  # runs that finish before their kill point
             i += 1                                # do not count: another point is drawn
@@ -381,6 +391,9 @@ def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[d
             if r.rc == -signal.SIGKILL:
                 killed += 1
                 t_kills.append(at)
+                if sc.name.startswith("sync"):  # the stage the store records
+                    st = sync_stage(c["db"]) or "none yet"
+                    stages[st] = stages.get(st, 0) + 1
             elif r.rc == 0:
                 finished += 1
             else:
@@ -408,6 +421,7 @@ def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[d
         rows.append({"writer": sc.name, "uninterrupted_s": round(ref_run.seconds, 2),
                      "kills": killed, "finished_before_kill": finished, "failures": bad,
                      "kill_times_s": [round(t, 2) for t in sorted(t_kills)],
+                     "killed_in_stage": " ".join(f"{k}:{v}" for k, v in sorted(stages.items())),
                      "ok": bad == 0 and killed > 0, "note": "; ".join(notes[:3])})
         print(f"  kill: {sc.name}: {killed} kills, {finished} finished first, {bad} failures",
               file=sys.stderr)
@@ -453,7 +467,7 @@ def main(argv=None) -> int:
             results["kill"] = rows
             print(table("SIGKILL at random points, then rerun", rows,
                         ["writer", "uninterrupted_s", "kills", "finished_before_kill",
-                         "failures", "ok", "note"]))
+                         "failures", "ok", "killed_in_stage", "note"]))
         if "disk" in sections:
             rows = disk_section(work, srv, writers)
             results["disk"] = rows
