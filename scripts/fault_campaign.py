@@ -481,6 +481,8 @@ def main(argv=None) -> int:
                         ["phase", "requests", "statuses", "5xx", "outside_root",
                          "honest_n", "honest_p50_ms", "honest_p99_ms", "honest_max_ms",
                          "honest_failed", "ok", "note"]))
+            print(f"connections the server's limits closed (/metrics, both workers): "
+                  f"{honest.get('connections_closed')}")
         if "peers" in sections:
             rows = peers_section(work, srv)
             results["peers"] = rows
@@ -717,14 +719,18 @@ def _url_shapes(names, root_hex) -> list[tuple[str, dict, str]]:
 
 
 def serve_section(work, conns: int, slow_seconds: float, rng: random.Random,
-                  header_timeout: float | None = None):
+                  header_timeout: float | None = None, max_connections: int | None = None):
     """`era serve` (2 worker processes) over a copy of sample_eras/ in ROOT/eras, with a
     canary ROOT/secret.txt beside it; the phases run one after the other while an honest
     client in another process measures its latency.  `header_timeout` (`era serve
     --header-timeout`, default half the slowloris phase, at most 10 s): the slowloris
-    connections must all be cut by it."""
+    connections must all be cut by it.  `max_connections` (per worker; default 1024, at
+    least `conns` so that the flood's busy connections fit): the idle phase opens three times
+    that many sockets, more than both workers hold."""
     if header_timeout is None:
         header_timeout = min(10.0, slow_seconds / 2)
+    if max_connections is None:
+        max_connections = max(1024, conns)
     import multiprocessing as mp
     base = os.path.join(work, "serve-root")
     eras = os.path.join(base, "eras")
@@ -737,7 +743,8 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random,
     port = _free_port()
     log = open(os.path.join(work, "serve.log"), "wb")
     proc = subprocess.Popen([sys.executable, "-c", CLI, "serve", eras, "--port", str(port),
-                             "--jobs", "2", "--header-timeout", f"{header_timeout:g}"],
+                             "--jobs", "2", "--header-timeout", f"{header_timeout:g}",
+                             "--max-connections", str(max_connections)],
                             cwd=ROOT, env=_env(), stdout=log, stderr=log)
     rows = []
     try:
@@ -812,10 +819,13 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random,
                 return (int(m.group(1)) if m else -1) if closed else 0, got
             return await asyncio.gather(*[one(i) for i in range(n)])
 
+        n_idle = 3 * max_connections
+
         async def idle_sockets():
-            """conns connections that send nothing, held for the slowloris phase's length."""
+            """3 x max_connections connections that send nothing, held for the slowloris
+            phase's length: each worker closes its oldest idle ones for new connections."""
             socks = []
-            for _ in range(conns):
+            for _ in range(n_idle):
                 try:
                     socks.append(await asyncio.open_connection("127.0.0.1", port))
                 except OSError:
@@ -891,7 +901,8 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random,
         phase(f"{conns} concurrent connections (files, listing, API, range)", flood)
         phase(f"slowloris: {min(conns, 400)} connections, a header line a second for up to "
               f"{slow_seconds:g} s (--header-timeout {header_timeout:g})", slowloris)
-        phase(f"{conns} idle connections (no byte sent) for {slow_seconds:g} s", idle_sockets)
+        phase(f"{n_idle} idle connections (no byte sent) for {slow_seconds:g} s, "
+              f"--max-connections {max_connections} per worker", idle_sockets)
         phase("oversized headers, request line, bodies, garbage", headers)
         phase(f"malformed and overlapping Range ({len(RANGES)} values)", ranges)
         phase(f"path traversal ({len(TRAVERSAL)} encodings x GET/HEAD)", traversal)
@@ -937,7 +948,8 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random,
                 row["ok"] &= (sts.get("408", 0) == len(results) and bool(cuts)
                               and cuts[0] >= 0.9 * header_timeout)
             rows.append(row)
-        summary = {"server_alive_after": alive, "honest_requests": len(rec)}
+        summary = {"server_alive_after": alive, "honest_requests": len(rec),
+                   "connections_closed": _closed_counts(port)}
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -946,6 +958,21 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random,
             proc.kill()
         log.close()
     return rows, summary
+
+
+def _closed_counts(port) -> dict:
+    """era_serve_connections_closed_total by reason, from the server's /metrics (summed over
+    its workers)."""
+    import http.client
+    time.sleep(1.5)  # workers publish their numbers about once a second
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+    except OSError:
+        return {}
+    return {m.group(1): int(float(m.group(2))) for m in re.finditer(
+        r'era_serve_connections_closed_total\{reason="(\w+)"\} (\S+)', text)}
 
 
 def _upstream(base: str, path: str, accept: str):

@@ -70,7 +70,7 @@ def test_full_disk_under_writers_one_line_no_partial_file_rerun_completes(server
 
 
 def test_era_serve_under_small_abuse_keeps_answering_and_never_leaks(work):
-    rows, summary = fc.serve_section(work, 60, 2.0, random.Random(1))
+    rows, summary = fc.serve_section(work, 60, 2.0, random.Random(1), max_connections=60)
     assert summary["server_alive_after"] and summary["honest_requests"] > 0
     assert len(rows) == 9
     for r in rows:
@@ -79,6 +79,10 @@ def test_era_serve_under_small_abuse_keeps_answering_and_never_leaks(work):
     slow = rows[2]  # a header line a second for 2 s against --header-timeout 1: all cut
     assert slow["phase"].startswith("slowloris") and slow["cut"] == slow["requests"] > 0, slow
     assert slow["statuses"] == f"408:{slow['requests']}", slow
+    idle = rows[3]  # 3 x the cap of idle sockets: the oldest closed for newer connections
+    assert idle["phase"].startswith("180 idle") and "closed-by-server:" in idle["statuses"], idle
+    closed = summary["connections_closed"]
+    assert closed["header_timeout"] == slow["requests"] and closed["evicted"] > 0, closed
     shapes = rows[-2]
     assert shapes["requests"] > 400 and "200:" in shapes["statuses"]
 
