@@ -146,6 +146,8 @@ def test_idle_sockets_beyond_the_cap_do_not_lock_out_honest_clients():
                 closed += 1
             s.close()
         assert closed == 250
+        # the ones not evicted were closed by the idle bound, and counted
+        assert srv.server.closed["evicted"] + srv.server.closed["idle"] == 250, srv.server.closed
 
 
 def _slow_app(release: threading.Event):
@@ -181,7 +183,8 @@ def test_busy_connections_are_kept_and_a_full_server_answers_503():
         c.close()
         assert answer.startswith(b"HTTP/1.1 503 Service Unavailable"), answer[:80]
         assert b"Retry-After: 1" in answer
-        assert srv.server.closed == {"header_timeout": 0, "evicted": 0, "refused": 1}
+        assert srv.server.closed == {"header_timeout": 0, "idle": 0, "evicted": 0,
+                                     "refused": 1}
         release.set()
         for s in busy:
             data = b""

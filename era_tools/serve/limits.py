@@ -160,6 +160,13 @@ class LimitedHandler(RequestHandler):
                 and self._payload_parser is None):
             self._arm()
 
+    def _process_keepalive(self) -> None:
+        """aiohttp's idle timer, counted when it closes the connection."""
+        was_closed = self._force_close
+        super()._process_keepalive()
+        if self._force_close and not was_closed and self._manager is not None:
+            self._manager.count_close("idle")
+
     # -- the deadline -----------------------------------------------------------------------
     def _arm(self) -> None:
         loop = self._loop
@@ -194,7 +201,7 @@ class LimitedServer(web.Server):
     def __init__(self, handler, *, limits: Limits, on_close=None, **kwargs):
         super().__init__(handler, **kwargs)
         self.limits = limits
-        self.closed = {"header_timeout": 0, "evicted": 0, "refused": 0}
+        self.closed = {"header_timeout": 0, "idle": 0, "evicted": 0, "refused": 0}
         self._on_close = on_close
 
     def __call__(self) -> LimitedHandler:

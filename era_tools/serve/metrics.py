@@ -57,7 +57,7 @@ class Stats:
         self.changes += 1
 
     def connection_closed(self, reason: str) -> None:
-        """A connection closed by a limit (serve/limits.py): header_timeout, evicted,
+        """A connection closed by a limit (serve/limits.py): header_timeout, idle, evicted,
         refused."""
         self.closed[reason] = self.closed.get(reason, 0) + 1
         self.changes += 1
@@ -157,10 +157,11 @@ class _Collector:
         b.add_metric([], m["range_blocks"])
         yield b
         cl = CounterMetricFamily("era_serve_connections_closed", "Connections closed by a "
-                                 "limit: header_timeout (request headers too slow), evicted "
-                                 "(a waiting connection closed at the connection cap), "
-                                 "refused (503 at the cap)", labels=["reason"])
-        for reason in ("header_timeout", "evicted", "refused"):
+                                 "limit: header_timeout (request headers too slow), idle (no "
+                                 "request for --idle-timeout), evicted (a waiting connection "
+                                 "closed at the connection cap), refused (503 at the cap)",
+                                 labels=["reason"])
+        for reason in ("header_timeout", "idle", "evicted", "refused"):
             cl.add_metric([reason], m["closed"].get(reason, 0))
         yield cl
         w = GaugeMetricFamily("era_serve_workers", "Worker processes whose numbers are summed "
