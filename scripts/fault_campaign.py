@@ -575,7 +575,8 @@ def disk_section(work, srv, only=None) -> list[dict]:
                     "the disk filled")
                 stray = [n for n in files_digest(c["db"]) if n.endswith(".tmp")]
                 partial += stray
-            elif "db" in c:  # a store on another disk (era sync: only its publish dir is full)
+            elif "db" in c and sc.partial is not None:  # a store it writes, on another disk
+                # (era sync: only its publish directory is on the full disk)
                 probs = store_problems(c["db"])
                 store = ("INCONSISTENT: " + "; ".join(probs)) if probs else \
                     "consistent (not on the full disk)"
