@@ -7,15 +7,19 @@ bounded in count and time.
         [--conns N] [--json FILE]
 
 kill   each writer (pull, export, frontfill in reference and copy mode, backfill, download,
-       checkpoint-sync) is SIGKILLed at N random times within its uninterrupted run time; after
-       each kill the store must be consistent (every covered slot resolves) and no finished
-       file partial; then a rerun must end equal to the uninterrupted run (every store key and
-       value, every output file's sha256).
+       checkpoint-sync, `sync --once` against a live chain) is SIGKILLed at N random times
+       within its uninterrupted run time; after each kill the store must be consistent
+       (every covered slot resolves) and no finished file partial (era sync: every published
+       .era the reference's, checksums.txt and index.json naming only whole files); then a
+       rerun must end equal to the uninterrupted run (every store key and value, every output
+       file's sha256; era sync's store by content).  era sync's disk row fills its publish
+       directory only (the store is on another disk).
 disk   each writer runs with its output on a tmpfs too small for it: one `error:` line, exit
        2, no partial file under a final name, the store's contents unchanged by the failed
        batch (consistent); then the tmpfs is grown and a rerun must equal the reference.
        Needs root for `mount -t tmpfs` (else the section says so and is skipped).
-serve  a real `era serve` over sample_eras/ under 500 concurrent connections, slowloris,
+serve  a real `era serve` over sample_eras/ under 500 concurrent connections, slowloris (each
+       must be cut at its header deadline: how many, after how long), 500 idle sockets,
        oversized headers, malformed and overlapping Range, path traversal in many encodings
        and every URL shape of its listing; an honest client's latency is measured throughout.
        A 5xx answer or a byte of the canary file outside the root is a failure.
@@ -216,9 +220,55 @@ class Servers:
 
 
 class Scenario:
-    def __init__(self, name, prepare, argv, outcome, partial):
+    """`prepare(dir)` -> ctx (paths; `ctx["close"]()`, if there, ends what it started);
+    `finals(out, reference files)` -> files under a final name that must not be there (default
+    partial_finals)."""
+
+    def __init__(self, name, prepare, argv, outcome, partial, finals=None):
         self.name, self.prepare, self.argv = name, prepare, argv
         self.outcome, self.partial = outcome, partial
+        self.finals = finals or partial_finals
+
+
+def _close(ctx) -> None:
+    if ctx and ctx.get("close"):
+        ctx["close"]()
+
+
+def publish_partials(out, reference: dict) -> list[str]:
+    """A published directory mid-run: every .era file there is the reference's, byte for
+    byte, and checksums.txt and index.json name only files that are there whole."""
+    from era_tools.publish import CHECKSUMS, INDEX, read_checksums
+    have = files_digest(out)
+    bad = [n for n, h in have.items() if n.endswith(".era") and reference.get(n) != h]
+    if os.path.exists(os.path.join(out, CHECKSUMS)):
+        bad += [f"{CHECKSUMS} names {n}" for n, h in
+                read_checksums(os.path.join(out, CHECKSUMS)).items() if have.get(n) != h]
+    if os.path.exists(os.path.join(out, INDEX)):
+        try:
+            with open(os.path.join(out, INDEX)) as f:
+                listed = json.load(f)["files"]
+            bad += [f"{INDEX} names {x['name']}" for x in listed
+                    if have.get(x["name"]) != x["sha256"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            bad.append(f"{INDEX}: {exc}")
+    return bad
+
+
+def sync_stage(db) -> str | None:
+    """The stage `era sync` recorded in a store (checkpoint, history, follow), if any."""
+    from test_sync_crash import stage_of
+    try:
+        return stage_of(db)
+    except Exception as exc:  # noqa: BLE001 - an unreadable store is the finding
+        return f"unreadable ({type(exc).__name__})"
+
+
+def sync_content(db):
+    """What `era sync` left in a store, by content (test_sync_crash.content: index, blocks,
+    summaries, states, anchor, stage; a rerun may lay blocks out in other files)."""
+    from test_sync_crash import content
+    return content(db)
 
 
 def small_eras(work) -> str:
@@ -263,6 +313,16 @@ def scenarios(work, srv: Servers) -> list[Scenario]:
     def new_db(d):
         return {"db": os.path.join(d, "db")}
 
+    def sync_live(d):
+        """A live chain of its own (test_sync_crash.live_server: finality from slot 192,
+        moving 8 epochs a poll, so the follow stage publishes eras one by one), the
+        published directory in d and the store beside it (not on a full disk)."""
+        from test_sync_crash import live_server
+        node = live_server(FIXTURE).start()
+        node.httpd.handle_error = lambda *a: None
+        db = os.path.join(tempfile.mkdtemp(prefix="syncdb-", dir=work), "db")
+        return {"db": db, "out": os.path.join(d, "pub"), "url": node.url, "close": node.stop}
+
     def copy_db(src):
         def prep(d):
             shutil.copytree(src(), os.path.join(d, "db"))
@@ -292,6 +352,11 @@ def scenarios(work, srv: Servers) -> list[Scenario]:
         Scenario("checkpoint-sync", new_db,
                  lambda c: ["checkpoint-sync", "--db", c["db"], "--beacon-api", srv.node.url],
                  store_outcome, store_partial),
+        Scenario("sync --once", sync_live,
+                 lambda c: ["sync", "--db", c["db"], "--beacon-api", c["url"], "--publish",
+                            c["out"], "--once", "--poll-interval", 0.1],
+                 lambda c: (sync_content(c["db"]), files_digest(c["out"])), store_partial,
+                 publish_partials),
     ]
 
 
@@ -302,16 +367,20 @@ def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[d
             continue
         d = tempfile.mkdtemp(prefix="ref-", dir=work)
         ctx = sc.prepare(d)
-        ref_run = era(sc.argv(ctx))
-        if ref_run.rc != 0:
-            rows.append({"writer": sc.name, "ok": False, "note": f"reference run failed: "
-                         f"{ref_run.err.strip()[-200:]}"})
-            continue
-        ref = sc.outcome(ctx)
-        ref_files = files_digest(ctx.get("out") or "")
+        try:
+            ref_run = era(sc.argv(ctx))
+            if ref_run.rc != 0:
+                rows.append({"writer": sc.name, "ok": False, "note": f"reference run failed: "
+                             f"{ref_run.err.strip()[-200:]}"})
+                continue
+            ref = sc.outcome(ctx)
+            ref_files = files_digest(ctx.get("out") or "")
+        finally:
+            _close(ctx)
         killed = finished = bad = 0
         notes = []
         t_kills = []
+        stages: dict = {}
         i = 0
         while killed < kills and i < 3 * kills:  # runs that finish before their kill point
             i += 1                                # do not count: another point is drawn
@@ -322,6 +391,9 @@ def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[d
             if r.rc == -signal.SIGKILL:
                 killed += 1
                 t_kills.append(at)
+                if sc.name.startswith("sync"):  # the stage the store records
+                    st = sync_stage(c["db"]) or "none yet"
+                    stages[st] = stages.get(st, 0) + 1
             elif r.rc == 0:
                 finished += 1
             else:
@@ -329,7 +401,7 @@ def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[d
                 notes.append(f"kill run exit {r.rc}: {r.err.strip()[-160:]}")
             probs = sc.partial(c) if sc.partial else []
             if "out" in c:
-                probs += [f"partial file {n}" for n in partial_finals(c["out"], ref_files)]
+                probs += [f"partial file {n}" for n in sc.finals(c["out"], ref_files)]
             if probs:
                 bad += 1
                 notes.append(f"after kill at {at:.2f} s: {'; '.join(probs)}")
@@ -344,10 +416,12 @@ def kill_section(work, srv, kills: int, rng: random.Random, only=None) -> list[d
                 if left:
                     bad += 1
                     notes.append(f"rerun left {left}")
+            _close(c)
             shutil.rmtree(d, ignore_errors=True)
         rows.append({"writer": sc.name, "uninterrupted_s": round(ref_run.seconds, 2),
                      "kills": killed, "finished_before_kill": finished, "failures": bad,
                      "kill_times_s": [round(t, 2) for t in sorted(t_kills)],
+                     "killed_in_stage": " ".join(f"{k}:{v}" for k, v in sorted(stages.items())),
                      "ok": bad == 0 and killed > 0, "note": "; ".join(notes[:3])})
         print(f"  kill: {sc.name}: {killed} kills, {finished} finished first, {bad} failures",
               file=sys.stderr)
@@ -372,7 +446,7 @@ def main(argv=None) -> int:
                     help="comma-separated sections: kill, disk, serve, peers (default: all)")
     ap.add_argument("--writers", default="",
                     help="comma-separated writers for kill/disk (default: all): pull, export, "
-                         "frontfill, backfill, download, checkpoint-sync")
+                         "frontfill, backfill, download, checkpoint-sync, sync")
     ap.add_argument("--kills", type=int, default=10, help="SIGKILLs per writer (default 10)")
     ap.add_argument("--conns", type=int, default=500,
                     help="concurrent connections against era serve (default 500)")
@@ -393,7 +467,7 @@ def main(argv=None) -> int:
             results["kill"] = rows
             print(table("SIGKILL at random points, then rerun", rows,
                         ["writer", "uninterrupted_s", "kills", "finished_before_kill",
-                         "failures", "ok", "note"]))
+                         "failures", "ok", "killed_in_stage", "note"]))
         if "disk" in sections:
             rows = disk_section(work, srv, writers)
             results["disk"] = rows
@@ -406,7 +480,9 @@ def main(argv=None) -> int:
             print(table("era serve under abuse (127.0.0.1)", rows,
                         ["phase", "requests", "statuses", "5xx", "outside_root",
                          "honest_n", "honest_p50_ms", "honest_p99_ms", "honest_max_ms",
-                         "honest_failed", "ok"]))
+                         "honest_failed", "ok", "note"]))
+            print(f"connections the server's limits closed (/metrics, both workers): "
+                  f"{honest.get('connections_closed')}")
         if "peers" in sections:
             rows = peers_section(work, srv)
             results["peers"] = rows
@@ -459,14 +535,17 @@ def disk_section(work, srv, only=None) -> list[dict]:
             continue
         d = tempfile.mkdtemp(prefix="dref-", dir=work)
         ctx = sc.prepare(d)
-        before = _du(d)
-        ref_run = era(sc.argv(ctx))
-        if ref_run.rc != 0:
-            rows.append({"writer": sc.name, "ok": False, "message": "reference run failed"})
-            continue
-        ref = sc.outcome(ctx)
-        ref_files = files_digest(ctx.get("out") or "")
-        added = _du(d) - before
+        try:
+            before = _du(d)
+            ref_run = era(sc.argv(ctx))
+            if ref_run.rc != 0:
+                rows.append({"writer": sc.name, "ok": False, "message": "reference run failed"})
+                continue
+            ref = sc.outcome(ctx)
+            ref_files = files_digest(ctx.get("out") or "")
+            added = _du(d) - before
+        finally:
+            _close(ctx)
         size = (before + added // 2 + 8191) // 4096 * 4096
         mnt = tempfile.mkdtemp(prefix="full-", dir=work)
         why = _mount_tmpfs(mnt, size)
@@ -474,13 +553,14 @@ def disk_section(work, srv, only=None) -> list[dict]:
             rows.append({"writer": sc.name, "ok": False,
                          "message": f"cannot mount a tmpfs here ({why}): not run"})
             continue
+        c = None
         try:
             c = sc.prepare(mnt)
             pre = store_dump(c["db"]) if "db" in c and c["db"].startswith(mnt) else None
             r = era(sc.argv(c))
             msg = r.error_lines()[0] if r.error_lines() else (r.err.strip().splitlines() or
                                                                [""])[-1]
-            partial = partial_finals(c["out"], ref_files) if "out" in c else []
+            partial = sc.finals(c["out"], ref_files) if "out" in c else []
             tmp_left = [n for n in files_digest(c["out"]) if n.endswith(".tmp")] if "out" in c \
                 else []
             # the space comes back first: opening LevelDB replays its log into a new table
@@ -495,6 +575,11 @@ def disk_section(work, srv, only=None) -> list[dict]:
                     "the disk filled")
                 stray = [n for n in files_digest(c["db"]) if n.endswith(".tmp")]
                 partial += stray
+            elif "db" in c and sc.partial is not None:  # a store it writes, on another disk
+                # (era sync: only its publish directory is on the full disk)
+                probs = store_problems(c["db"])
+                store = ("INCONSISTENT: " + "; ".join(probs)) if probs else \
+                    "consistent (not on the full disk)"
             else:
                 store, probs = "(no store written)", []
             r2 = era(sc.argv(c))
@@ -507,6 +592,7 @@ def disk_section(work, srv, only=None) -> list[dict]:
                              f" ({len(tmp_left)} resumable .tmp kept)" if tmp_left else ""),
                          "store_unchanged": store, "rerun_equal": equal, "ok": ok})
         finally:
+            _close(c)
             _umount(mnt)
         print(f"  disk: {sc.name}: exit {r.rc}, {msg[:100]}", file=sys.stderr)
     return rows
@@ -633,10 +719,19 @@ def _url_shapes(names, root_hex) -> list[tuple[str, dict, str]]:
     return out
 
 
-def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
+def serve_section(work, conns: int, slow_seconds: float, rng: random.Random,
+                  header_timeout: float | None = None, max_connections: int | None = None):
     """`era serve` (2 worker processes) over a copy of sample_eras/ in ROOT/eras, with a
     canary ROOT/secret.txt beside it; the phases run one after the other while an honest
-    client in another process measures its latency."""
+    client in another process measures its latency.  `header_timeout` (`era serve
+    --header-timeout`, default half the slowloris phase, at most 10 s): the slowloris
+    connections must all be cut by it.  `max_connections` (per worker; default 1024, at
+    least `conns` so that the flood's busy connections fit): the idle phase opens three times
+    that many sockets, more than both workers hold."""
+    if header_timeout is None:
+        header_timeout = min(10.0, slow_seconds / 2)
+    if max_connections is None:
+        max_connections = max(1024, conns)
     import multiprocessing as mp
     base = os.path.join(work, "serve-root")
     eras = os.path.join(base, "eras")
@@ -649,7 +744,9 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
     port = _free_port()
     log = open(os.path.join(work, "serve.log"), "wb")
     proc = subprocess.Popen([sys.executable, "-c", CLI, "serve", eras, "--port", str(port),
-                             "--jobs", "2"], cwd=ROOT, env=_env(), stdout=log, stderr=log)
+                             "--jobs", "2", "--header-timeout", f"{header_timeout:g}",
+                             "--max-connections", str(max_connections)],
+                            cwd=ROOT, env=_env(), stdout=log, stderr=log)
     rows = []
     try:
         import http.client
@@ -688,6 +785,8 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
                     for i in range(conns)]
             return await asyncio.gather(*[_raw(port, r, timeout=60) for r in reqs])
 
+        cut_after: list[float] = []
+
         async def slowloris():
             n = min(conns, 400)
 
@@ -696,24 +795,52 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
                     r, w = await asyncio.open_connection("127.0.0.1", port)
                 except OSError:
                     return (None, b"")
+                t0 = time.monotonic()
                 w.write(b"GET /index.json HTTP/1.1\r\nHost: x\r\n")
-                t_end = time.monotonic() + slow_seconds
-                closed = False
+                t_end = t0 + slow_seconds
+                closed, got = False, b""
                 try:
                     while time.monotonic() < t_end:
                         w.write(b"X-%d: %d\r\n" % (i, int(time.monotonic())))
                         await w.drain()
                         try:
-                            if await asyncio.wait_for(r.read(1), 1.0) == b"":
-                                closed = True
-                                break
+                            chunk = await asyncio.wait_for(r.read(4096), 1.0)
                         except asyncio.TimeoutError:
-                            pass
+                            continue
+                        got += chunk
+                        if chunk == b"":
+                            closed = True
+                            break
                 except OSError:
                     closed = True
                 w.close()
-                return (-1 if closed else 0, b"")
+                if closed:
+                    cut_after.append(time.monotonic() - t0)
+                m = re.match(rb"HTTP/1\.[01] (\d{3})", got)
+                return (int(m.group(1)) if m else -1) if closed else 0, got
             return await asyncio.gather(*[one(i) for i in range(n)])
+
+        n_idle = 3 * max_connections
+
+        async def idle_sockets():
+            """3 x max_connections connections that send nothing, held for the slowloris
+            phase's length: each worker closes its oldest idle ones for new connections."""
+            socks = []
+            for _ in range(n_idle):
+                try:
+                    socks.append(await asyncio.open_connection("127.0.0.1", port))
+                except OSError:
+                    break
+            await asyncio.sleep(slow_seconds)
+            out = []
+            for r, w in socks:
+                try:
+                    gone = await asyncio.wait_for(r.read(1), 0.01) == b""
+                except (asyncio.TimeoutError, OSError):
+                    gone = False
+                out.append((-1 if gone else 0, b""))
+                w.close()
+            return out
 
         async def headers():
             out = []
@@ -773,8 +900,10 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
 
         phase("baseline (honest client alone)", idle)
         phase(f"{conns} concurrent connections (files, listing, API, range)", flood)
-        phase(f"slowloris: {min(conns, 400)} connections, a header line a second for "
-              f"{slow_seconds:g} s", slowloris)
+        phase(f"slowloris: {min(conns, 400)} connections, a header line a second for up to "
+              f"{slow_seconds:g} s (--header-timeout {header_timeout:g})", slowloris)
+        phase(f"{n_idle} idle connections (no byte sent) for {slow_seconds:g} s, "
+              f"--max-connections {max_connections} per worker", idle_sockets)
         phase("oversized headers, request line, bodies, garbage", headers)
         phase(f"malformed and overlapping Range ({len(RANGES)} values)", ranges)
         phase(f"path traversal ({len(TRAVERSAL)} encodings x GET/HEAD)", traversal)
@@ -790,7 +919,7 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
             failed = sum(1 for x in rec if t0 <= x[0] <= t1 and not x[2])
             sts: dict = {}
             for st, _ in results:
-                key = "slowloris-open" if st == 0 else "closed-by-server" if st == -1 else \
+                key = "still-open" if st == 0 else "closed-by-server" if st == -1 else \
                     str(st) if st is not None else "no-answer"
                 sts[key] = sts.get(key, 0) + 1
             five = sum(v for k, v in sts.items() if k.isdigit() and k.startswith("5"))
@@ -807,8 +936,21 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
             if name.startswith("malformed") and bad_range:
                 row["ok"] = False
                 row["statuses"] += f" WRONG: {bad_range[:3]}"
+            if name.startswith("slowloris"):  # every one cut with 408, none before its deadline
+                cuts = sorted(cut_after)
+                row["cut"] = len(cuts)
+                row["cut_s_min"] = round(cuts[0], 2) if cuts else ""
+                row["cut_s_p50"] = round(statistics.median(cuts), 2) if cuts else ""
+                row["cut_s_max"] = round(cuts[-1], 2) if cuts else ""
+                row["note"] = (f"{len(cuts)} of {len(results)} cut by the server, "
+                               f"{row['cut_s_min']}/{row['cut_s_p50']}/{row['cut_s_max']} s "
+                               f"after connecting (min/median/max), --header-timeout "
+                               f"{header_timeout:g}")
+                row["ok"] &= (sts.get("408", 0) == len(results) and bool(cuts)
+                              and cuts[0] >= 0.9 * header_timeout)
             rows.append(row)
-        summary = {"server_alive_after": alive, "honest_requests": len(rec)}
+        summary = {"server_alive_after": alive, "honest_requests": len(rec),
+                   "connections_closed": _closed_counts(port)}
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -817,6 +959,21 @@ def serve_section(work, conns: int, slow_seconds: float, rng: random.Random):
             proc.kill()
         log.close()
     return rows, summary
+
+
+def _closed_counts(port) -> dict:
+    """era_serve_connections_closed_total by reason, from the server's /metrics (summed over
+    its workers)."""
+    import http.client
+    time.sleep(1.5)  # workers publish their numbers about once a second
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+    except OSError:
+        return {}
+    return {m.group(1): int(float(m.group(2))) for m in re.finditer(
+        r'era_serve_connections_closed_total\{reason="(\w+)"\} (\S+)', text)}
 
 
 def _upstream(base: str, path: str, accept: str):

@@ -26,6 +26,7 @@ if "--atheris" in sys.argv:  # coverage instrumentation of era_tools, loaded und
         import era_tools.ssz, era_tools.era1, era_tools.config  # noqa: E401,E402,F401
         import era_tools.ssz.json, era_tools.download, era_tools.serve.app  # noqa: E401,F401
         import era_tools.safejson  # noqa: F401
+        import era_tools.lightclient.protocol, era_tools.lightclient.driver  # noqa: E401,F401
         import era_tools.serve.client, era_tools.sync.peers, era_tools.sync.pull  # noqa
         import aiohttp.test_utils, yaml  # noqa: E401,F401 (not instrumented: outside era_tools)
 else:

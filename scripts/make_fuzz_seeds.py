@@ -138,11 +138,51 @@ def main() -> None:
     for i, v in enumerate([b"bytes=0-99", b"bytes=100-", b"bytes=-500", b"bytes=0-0,5-9",
                            b"bytes 0-99/6050", b"bytes=9999999999999999999-"]):
         put("http_range", f"{i}.txt", v)
+    light_client_seeds()
     for f in sorted(os.listdir(OUT)):
         n = len(os.listdir(os.path.join(OUT, f)))
         size = sum(os.path.getsize(os.path.join(OUT, f, x)) for x in os.listdir(os.path.join(OUT, f)))
         print(f"{f:<20} {n:>3} files {size:>8} bytes")
 
 
+def light_client_seeds() -> None:
+    """The light_client target's seeds, from the committed light-client chain
+    (tests/data/lightclient/): `updates` chunk lists (`<length><fork digest><ssz>`) of
+    updates, one chunk per other kind and fork, and the same items as a node's JSON."""
+    import lightclient_data as lcd
+    shutil.rmtree(os.path.join(OUT, "light_client"), ignore_errors=True)
+    digest = {fork: d for d, fork in lcd.light_client_spec().fork_digests(lcd.gvr()).items()}
+
+    def chunk(item) -> bytes:
+        data = lcd.raw(item)
+        return (len(data) + 4).to_bytes(8, "little") + digest[item["fork"]] + data
+
+    def doc(item, version=True) -> dict:
+        out = {"data": to_json(lcd.decode(item))}
+        if version:
+            out["version"] = item["fork"]
+        return out
+
+    updates = lcd.items("update")
+    put("light_client", "updates.ssz", b"".join(chunk(i) for i in updates))
+    put("light_client", "updates.json", json.dumps([doc(i) for i in updates]).encode())
+    seen = set()
+    for kind in ("bootstrap", "sample", "finality_update", "optimistic_update",
+                 "finality_update_old"):
+        for item in lcd.items(kind):
+            if (kind, item["fork"]) in seen:
+                continue
+            seen.add((kind, item["fork"]))
+            put("light_client", f"{item['name']}.ssz", chunk(item))
+    for item in (lcd.items("bootstrap")[-1], lcd.items("finality_update")[0]):
+        put("light_client", f"{item['name']}.json", json.dumps(doc(item)).encode())
+    item = lcd.items("optimistic_update")[0]  # no `version`: the fork comes from its slot
+    put("light_client", f"{item['name']}-noversion.json",
+        json.dumps(doc(item, version=False)).encode())
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["light_client"]:  # only this target's seeds, the others untouched
+        light_client_seeds()
+    else:
+        main()

@@ -1,8 +1,9 @@
 """Quick versions of scripts/fault_campaign.py (the full campaign, with its figures, is
 FUZZING.md's; `ERA_TOOLS_SLOW=1` runs it here too): a SIGKILL at a random point in `download`
-and `checkpoint-sync` then a rerun (pull, export, frontfill and backfill have theirs in
-test_crash.py and test_backfill.py), a full tmpfs under three writers, `era serve` under a
-small version of every abuse, and hostile peers.  Real subprocesses, real sockets on
+and `checkpoint-sync`, two in `era sync --once`, then a rerun (pull, export, frontfill and
+backfill have theirs in test_crash.py and test_backfill.py), a full tmpfs under three writers
+(era sync's publish directory one of them), `era serve` under a small version of every
+abuse, and hostile peers.  Real subprocesses, real sockets on
 127.0.0.1, a real tmpfs (skipped where it cannot be mounted)."""
 
 from __future__ import annotations
@@ -49,10 +50,19 @@ def test_killed_download_and_checkpoint_sync_rerun_to_the_same_result(servers, w
         assert r["kills"] == 1, r
 
 
+def test_killed_sync_reruns_to_the_same_store_and_published_files(servers, work):
+    """`era sync --once` against a live chain (its own node per run), SIGKILLed at two random
+    points: published .era files only whole, listings naming only whole files, and the rerun
+    equal to an uninterrupted run (store content, published bytes)."""
+    rows = fc.kill_section(work, servers, 2, random.Random(5), {"sync"})
+    assert [r["writer"] for r in rows] == ["sync --once"]
+    assert rows[0]["failures"] == 0 and rows[0]["kills"] == 2, rows[0]
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not _can_mount_tmpfs(), reason="needs a tmpfs mount")
 def test_full_disk_under_writers_one_line_no_partial_file_rerun_completes(servers, work):
-    rows = fc.disk_section(work, servers, {"export", "frontfill (copy)"})
-    assert [r["writer"] for r in rows] == ["export", "frontfill (copy)"]
+    rows = fc.disk_section(work, servers, {"export", "frontfill (copy)", "sync"})
+    assert [r["writer"] for r in rows] == ["export", "frontfill (copy)", "sync --once"]
     for r in rows:
         assert r["ok"], r  # exit 2, one `error:` line about space, store consistent, rerun equal
         assert r["exit"] == 2 and r["rerun_equal"], r
@@ -60,12 +70,19 @@ def test_full_disk_under_writers_one_line_no_partial_file_rerun_completes(server
 
 
 def test_era_serve_under_small_abuse_keeps_answering_and_never_leaks(work):
-    rows, summary = fc.serve_section(work, 60, 2.0, random.Random(1))
+    rows, summary = fc.serve_section(work, 60, 2.0, random.Random(1), max_connections=60)
     assert summary["server_alive_after"] and summary["honest_requests"] > 0
-    assert len(rows) == 8
+    assert len(rows) == 9
     for r in rows:
         assert r["ok"], r
         assert r["5xx"] == 0 and r["outside_root"] == 0 and r["honest_failed"] == 0, r
+    slow = rows[2]  # a header line a second for 2 s against --header-timeout 1: all cut
+    assert slow["phase"].startswith("slowloris") and slow["cut"] == slow["requests"] > 0, slow
+    assert slow["statuses"] == f"408:{slow['requests']}", slow
+    idle = rows[3]  # 3 x the cap of idle sockets: the oldest closed for newer connections
+    assert idle["phase"].startswith("180 idle") and "closed-by-server:" in idle["statuses"], idle
+    closed = summary["connections_closed"]
+    assert closed["header_timeout"] == slow["requests"] and closed["evicted"] > 0, closed
     shapes = rows[-2]
     assert shapes["requests"] > 400 and "200:" in shapes["statuses"]
 

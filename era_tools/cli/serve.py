@@ -22,11 +22,24 @@ from ..errors import ConfigError
               help="Port to listen on (0: any free port, printed at start).")
 @click.option("--max-ranges", default=16, show_default=True, type=click.IntRange(1, 1024),
               help="Concurrent range-endpoint streams; more get 429.")
+@click.option("--header-timeout", default=10.0, show_default=True,
+              type=click.FloatRange(0, 3600),
+              help="Seconds a client has to send a request's line and headers once it has "
+                   "begun (slow clients are answered 408 and closed; 0: no limit).")
+@click.option("--idle-timeout", default=30.0, show_default=True,
+              type=click.FloatRange(0, 86400),
+              help="Seconds a connection may stay open without starting a request "
+                   "(0: aiohttp's default, an hour).")
+@click.option("--max-connections", type=click.IntRange(0, 1_000_000),
+              help="Open connections per server process; at the cap a new connection "
+                   "closes the oldest one waiting for a request, else it is answered 503 "
+                   "(0: no cap).  [default: 1024, less when `ulimit -n` is low]")
 @jobs_option(type=click.IntRange(1, 256), deprecated=("--workers", "-w"),
              help="Server processes accepting on one listening socket, like nginx workers. "
                    "[default: the number of cores; 1 with --db]")
 @network_options
-def serve(era_dir, db_path, host, port, max_ranges, jobs, network_name, config_path):
+def serve(era_dir, db_path, host, port, max_ranges, header_timeout, idle_timeout,
+          max_connections, jobs, network_name, config_path):
     """Serve ERA_DIR over HTTP: an nginx-style listing, /index.json, /checksums.txt, the era
     files (Range, ETag), a Beacon API subset, the blocks_by_range endpoint and /metrics.
     Any .era1 files in ERA_DIR are listed, checksummed and served as plain files.
@@ -36,8 +49,17 @@ def serve(era_dir, db_path, host, port, max_ranges, jobs, network_name, config_p
 
     The network comes from --network/--config, a spec.json or config.yaml in ERA_DIR, or the
     file names.  See docs/protocol.md.  Ctrl-C or SIGTERM stops every worker and exits 0.
+
+    Slow or idle clients cannot pile up: request headers have --header-timeout seconds once
+    begun, a connection without a request is closed after --idle-timeout, and each process
+    keeps at most --max-connections open (/metrics counts the connections these close).
     """
     from .. import serve as serve_pkg
+    from ..serve.limits import Limits, default_max_connections
+
+    limits = Limits(header_timeout=header_timeout, idle_timeout=idle_timeout,
+                    max_connections=default_max_connections() if max_connections is None
+                    else max_connections)
 
     workers = jobs
     if db_path and workers is not None and workers > 1:
@@ -82,7 +104,7 @@ def serve(era_dir, db_path, host, port, max_ranges, jobs, network_name, config_p
 
     try:
         serve_pkg.run(era_dir, net, store, host=host, port=port, on_ready=ready,
-                      max_ranges=max_ranges, workers=workers, on_event=event)
+                      max_ranges=max_ranges, workers=workers, on_event=event, limits=limits)
     finally:
         if store is not None:
             store.close()

@@ -14,18 +14,20 @@ def make_app(*args, **kwargs):
 
 
 def run(era_dir, network, store=None, host: str = "127.0.0.1", port: int = 8080,
-        on_ready=None, workers: int = 1, on_event=None, **kwargs) -> None:
+        on_ready=None, workers: int = 1, on_event=None, limits=None, **kwargs) -> None:
     """Serve until SIGINT or SIGTERM, then stop cleanly and return.  `on_ready(host, port)` is
     called once listening.  `workers` > 1: that many processes accept on one listening socket
     (see workers.py); they cannot share an open `store`.  The port is never shared with
-    another server: a port in use is an OSError "cannot listen on HOST:PORT: ..."."""
+    another server: a port in use is an OSError "cannot listen on HOST:PORT: ...".
+    `limits`: a limits.Limits (header deadline, idle bound, connection cap; default
+    Limits())."""
     if workers > 1:
         if store is not None:
             raise ValueError("several workers cannot share one open chain store")
         from .workers import run_workers
 
         run_workers(era_dir, network, workers, host=host, port=port, on_ready=on_ready,
-                    on_event=on_event, **kwargs)
+                    on_event=on_event, limits=limits, **kwargs)
         return
 
     import asyncio
@@ -33,6 +35,8 @@ def run(era_dir, network, store=None, host: str = "127.0.0.1", port: int = 8080,
 
     from aiohttp import web
 
+    from .app import app_connection_closed
+    from .limits import LimitedRunner
     from .workers import listen_socket
 
     app = make_app(era_dir, network, store, **kwargs)
@@ -47,7 +51,8 @@ def run(era_dir, network, store=None, host: str = "127.0.0.1", port: int = 8080,
                 loop.add_signal_handler(sig, stop.set)
             except (RuntimeError, ValueError):  # not the main thread: the caller stops us
                 pass
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        runner = LimitedRunner(app, limits=limits, access_log=None, shutdown_timeout=5.0,
+                               on_close=app_connection_closed(app))
         await runner.setup()
         try:
             site = web.SockSite(runner, listen_socket(host, port), backlog=1024)

@@ -912,6 +912,12 @@ async def _cleanup(app: web.Application) -> None:
     app[CATALOG].close()
 
 
+def app_connection_closed(app: web.Application):
+    """The callback serve/limits.py calls for each connection a limit closes: counted in
+    /metrics (era_serve_connections_closed)."""
+    return app[STATE]["stats"].connection_closed
+
+
 def make_app(era_dir, network: Network, store=None, *, max_ranges: int = 16,
              max_states: int = 2, max_inflight: int = 2048, hash_on_start: bool = True,
              middlewares=(), worker: int | None = None, share_dir: str | None = None,

@@ -34,6 +34,7 @@ class Stats:
         self.latency: dict[str, list[int]] = {}   # route -> counts per bucket (+Inf last)
         self.latency_sum: dict[str, float] = {}
         self.range_blocks = 0
+        self.closed: dict[str, int] = {}          # connections closed by a limit, by reason
         self.changes = 0                           # bumps on every update (snapshot writer)
         self._written = -1
 
@@ -55,11 +56,17 @@ class Stats:
         self.range_blocks += n
         self.changes += 1
 
+    def connection_closed(self, reason: str) -> None:
+        """A connection closed by a limit (serve/limits.py): header_timeout, idle, evicted,
+        refused."""
+        self.closed[reason] = self.closed.get(reason, 0) + 1
+        self.changes += 1
+
     # -- snapshots (several workers) -------------------------------------------------------
     def snapshot(self) -> dict:
         return {"requests": [[*k, n] for k, n in self.requests.items()],
                 "latency": {k: [v, self.latency_sum[k]] for k, v in self.latency.items()},
-                "range_blocks": self.range_blocks}
+                "range_blocks": self.range_blocks, "closed": dict(self.closed)}
 
     def _path(self, worker) -> str:
         return os.path.join(self.share_dir, f"metrics-{worker}.json")
@@ -106,7 +113,10 @@ class Stats:
         req: dict[tuple, int] = {}
         lat: dict[str, list] = {}
         blocks = 0
+        closed: dict[str, int] = {}
         for s in snaps:
+            for reason, n in s.get("closed", {}).items():
+                closed[reason] = closed.get(reason, 0) + int(n)
             for *k, n in s.get("requests", []):
                 k = tuple(k)
                 req[k] = req.get(k, 0) + int(n)
@@ -118,7 +128,8 @@ class Stats:
                     cur[0] = [a + b for a, b in zip(cur[0], counts)]
                     cur[1] += float(total)
             blocks += int(s.get("range_blocks", 0))
-        return {"requests": req, "latency": lat, "range_blocks": blocks, "workers": len(snaps)}
+        return {"requests": req, "latency": lat, "range_blocks": blocks, "closed": closed,
+                "workers": len(snaps)}
 
 
 class _Collector:
@@ -145,6 +156,14 @@ class _Collector:
                                 "Blocks streamed by the range endpoint")
         b.add_metric([], m["range_blocks"])
         yield b
+        cl = CounterMetricFamily("era_serve_connections_closed", "Connections closed by a "
+                                 "limit: header_timeout (request headers too slow), idle (no "
+                                 "request for --idle-timeout), evicted (a waiting connection "
+                                 "closed at the connection cap), refused (503 at the cap)",
+                                 labels=["reason"])
+        for reason in ("header_timeout", "idle", "evicted", "refused"):
+            cl.add_metric([reason], m["closed"].get(reason, 0))
+        yield cl
         w = GaugeMetricFamily("era_serve_workers", "Worker processes whose numbers are summed "
                               "here")
         w.add_metric([], m["workers"])

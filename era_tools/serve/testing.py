@@ -3,7 +3,8 @@
     with ServerThread(make_app(era_dir, network)) as srv:
         requests.get(srv.url + "index.json")
 
-A real server on a real socket: the thread owns its event loop; `stop()` shuts the site down
+A real server on a real socket, with `era serve`'s connection limits (serve/limits.py;
+`limits=`): the thread owns its event loop; `stop()` shuts the site down
 and joins the thread.
 """
 
@@ -16,8 +17,11 @@ from aiohttp import web
 
 
 class ServerThread:
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0,
+                 limits=None):
         self.app = app
+        self.limits = limits  # serve.limits.Limits, as `era serve` runs (default Limits())
+        self.server = None    # the LimitedServer, once started
         self.host = host
         self.port = port
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -51,8 +55,13 @@ class ServerThread:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        from .app import STATE
+        from .limits import LimitedRunner
+        on_close = self.app[STATE]["stats"].connection_closed if STATE in self.app else None
+        runner = LimitedRunner(self.app, limits=self.limits, access_log=None,
+                               shutdown_timeout=1.0, on_close=on_close)
         await runner.setup()
+        self.server = runner.server
         site = web.TCPSite(runner, self.host, self.port, backlog=1024)
         await site.start()
         self.port = runner.addresses[0][1]

@@ -89,7 +89,7 @@ def _die_with_parent() -> None:
 
 
 def _worker_main(index: int, parent: int, era_dir, network, sock: socket.socket,
-                 share_dir: str, ready_fd: int, app_kwargs: dict) -> None:
+                 share_dir: str, ready_fd: int, app_kwargs: dict, limits=None) -> None:
     """Body of one forked worker.  Never returns: leaves with os._exit."""
     code = 0
     try:
@@ -103,7 +103,8 @@ def _worker_main(index: int, parent: int, era_dir, network, sock: socket.socket,
 
         from aiohttp import web
 
-        from .app import make_app
+        from .app import app_connection_closed, make_app
+        from .limits import LimitedRunner
 
         async def main():
             loop = asyncio.get_running_loop()
@@ -112,7 +113,9 @@ def _worker_main(index: int, parent: int, era_dir, network, sock: socket.socket,
                 loop.add_signal_handler(s, stop.set)
             app = make_app(era_dir, network, None, worker=index, share_dir=share_dir,
                            **app_kwargs)
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=WORKER_SHUTDOWN)
+            runner = LimitedRunner(app, limits=limits, access_log=None,
+                                   shutdown_timeout=WORKER_SHUTDOWN,
+                                   on_close=app_connection_closed(app))
             await runner.setup()
             try:
                 site = web.SockSite(runner, sock, backlog=1024)  # the parent's socket
@@ -154,7 +157,7 @@ class _Worker:
 
 
 def run_workers(era_dir, network, workers: int, host: str = "127.0.0.1", port: int = 8080,
-                on_ready=None, on_event=None, **app_kwargs) -> None:
+                on_ready=None, on_event=None, limits=None, **app_kwargs) -> None:
     """Serve ERA_DIR from `workers` processes sharing (host, port) until SIGINT/SIGTERM.
 
     Returns normally after a clean stop.  Raises OSError when the address cannot be bound or
@@ -179,7 +182,7 @@ def run_workers(era_dir, network, workers: int, host: str = "127.0.0.1", port: i
         pid = os.fork()
         if pid == 0:  # child
             os.close(r)
-            _worker_main(w.index, parent, era_dir, network, sock, share_dir, wfd, kwargs)
+            _worker_main(w.index, parent, era_dir, network, sock, share_dir, wfd, kwargs, limits)
         os.close(wfd)
         w.pid, w.fd, w.ready, w.message = pid, r, False, b""
 

@@ -293,3 +293,96 @@ TARGETS.update({
     "checksums": fuzz_checksums,
     "config_yaml": fuzz_config_yaml,
 })
+
+
+# ---------------------------------------------------------------------------------------------
+# Light-client data from strangers: the chunked SSZ list of `light_client/updates` (each item
+# with its fork digest) or a node's JSON answer, decoded the way the light-client driver
+# decodes it (digest -> fork, the fork's type, the fork checked against the header's slot),
+# then bootstraps through initialize_light_client_store and updates through
+# process_light_client_update against stores built from the committed light-client chain
+# (tests/data/lightclient/: one store per sync-committee period, from its first bootstrap).
+
+_LC = None
+
+
+def _lc():
+    """(driver run, stores by period, current slot, BeaconApiClient) for the committed chain;
+    built once per process."""
+    global _LC
+    if _LC is None:
+        from tests import lightclient_data as lcd
+        from era_tools.lightclient.driver import _Run
+        from era_tools.ssz.json import json_to_ssz_for
+        from era_tools.sync.peers import BeaconApiClient
+        net, spec_json = lcd.network()
+        run = _Run([], b"\x00" * 32, net, spec_json, lcd.manifest()["expected"]["current_slot"],
+                   0.0, 1.0, 1.0, None)
+        stores = {}
+        for item in sorted(lcd.items("bootstrap"), key=lambda i: i["slot"]):
+            period = run.spec.compute_sync_committee_period_at_slot(item["slot"])
+            if period not in stores:
+                stores[period] = run.spec.initialize_light_client_store(
+                    bytes.fromhex(item["block_root"][2:]), lcd.decode(item))
+        api = BeaconApiClient("http://127.0.0.1:9", json_to_ssz=json_to_ssz_for("minimal"))
+        api.fork_at_slot = net.fork_name_at_slot
+        _LC = (run, stores, lcd.manifest()["expected"]["current_slot"], api)
+    return _LC
+
+
+_LC_KINDS = ("bootstrap", "update", "finality", "optimistic")
+
+
+def _lc_item(resp, kinds) -> None:
+    """One item through the driver's decode for each kind it may be, then the protocol."""
+    import dataclasses
+    from era_tools.lightclient.protocol import UpdateView
+    run, stores, current_slot, _api = _lc()
+    for kind in kinds:
+        try:
+            obj = run.decode(None, resp, kind, f"fuzz {kind}")
+        except EraToolsError:
+            continue
+        if kind == "bootstrap":
+            from era_tools.lightclient.protocol import _root
+            run.spec.initialize_light_client_store(_root(obj.header.beacon), obj)
+            continue
+        period = run.spec.compute_sync_committee_period_at_slot(
+            int(obj.attested_header.beacon.slot))
+        store = dataclasses.replace(stores[min(max(period, min(stores)), max(stores))])
+        try:
+            run.spec.process_light_client_update(store, UpdateView.of(obj), current_slot,
+                                                 run.gvr)
+        except EraToolsError:
+            pass
+
+
+def fuzz_light_client(data: bytes) -> None:
+    """Light-client data as a node serves it: JSON (an input starting with `{` or `[`: one
+    `{"version", "data"}` answer, or a list of them as `updates` returns) through
+    `ssz_from_json` for each light-client type, else the SSZ chunk list of `updates`
+    (`parse_light_client_chunks`); each item decoded as the driver does and fed to the
+    protocol (a bootstrap to initialize_light_client_store, an update to
+    process_light_client_update against the store of its period)."""
+    from era_tools.lightclient.driver import TYPE_OF_KIND
+    from era_tools.sync.peers import PeerFault, parse_light_client_chunks, ssz_from_json
+    if data.lstrip()[:1] in (b"{", b"["):
+        doc = _json_doc(data)
+        if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+            doc = doc["data"]  # `updates` wrapped in an object, as the client tolerates
+        _run, _stores, _slot, api = _lc()
+        for item in (doc if isinstance(doc, list) else [doc])[:16]:
+            fork = api._light_client_fork(item, None)
+            for kind in _LC_KINDS:
+                try:
+                    resp = ssz_from_json(item, TYPE_OF_KIND[kind], fork, api._json_to_ssz,
+                                         "fuzz", error=PeerFault)
+                except EraToolsError:
+                    continue
+                _lc_item(resp, (kind,))
+        return
+    for resp in parse_light_client_chunks(data, "fuzz"):
+        _lc_item(resp, _LC_KINDS)
+
+
+TARGETS["light_client"] = fuzz_light_client
