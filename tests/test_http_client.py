@@ -12,6 +12,7 @@ import tracemalloc
 import urllib.request
 
 import pytest
+from aiohttp import web
 
 from era_tools.errors import PeerError
 from era_tools.sync.peers import (RANGE_PATH, SSZ_MIME, BackfillPeer, BeaconApiClient, PeerFault,
@@ -29,7 +30,8 @@ def recorded(sample_host):
     """path -> the raw HTTP answer `era serve` gives for the block and the range request."""
     out = {}
     for path in (BLOCK_PATH, RANGE):
-        req = urllib.request.Request(sample_host.url.rstrip("/") + path, headers={"Accept": SSZ_MIME})
+        req = urllib.request.Request(sample_host.url.rstrip("/") + path,
+                                     headers={"Accept": SSZ_MIME})
         with urllib.request.urlopen(req) as r:
             body = r.read()
             keep = {k: v for k, v in r.headers.items()
@@ -189,3 +191,55 @@ def test_a_10_gb_content_length_is_refused_by_every_path_before_it_is_read(recor
             assert srv.requests[n:] == [path], name
             assert peak < 16 << 20, (name, peak)  # the range path's reused 4 MiB buffer at most
         paths.close()
+
+
+# -- era download: the same policy (its own numbers: 4 tries) over aiohttp -------------------
+class BusyEras:
+    """aiohttp middleware: 503 for the first `fail` requests of each era file."""
+
+    def __init__(self, fail: int):
+        self.fail = fail
+        self.seen: dict[str, int] = {}
+
+    @web.middleware
+    async def middleware(self, request, handler):
+        name = request.path.lstrip("/")
+        if name.endswith(".era"):
+            self.seen[name] = self.seen.get(name, 0) + 1
+            if self.seen[name] <= self.fail:
+                return web.Response(status=503, text="busy")
+        return await handler(request)
+
+
+def download(srv, dest, *args):
+    from click.testing import CliRunner
+
+    from era_tools.cli import main
+
+    return CliRunner().invoke(main, ["download", srv.url, str(dest), "--from-era", "3",
+                                     "--to-era", "4", "--verify", "structure", *args])
+
+
+def test_era_download_retries_a_busy_host_by_the_shared_policy(sample_dir, network, tmp_path):
+    from era_tools.download import RETRY
+    from era_tools.serve.app import make_app
+    from era_tools.serve.testing import ServerThread
+
+    assert RETRY.tries == 4 and [RETRY.delay(n) for n in (1, 2, 3)] == [0.4, 0.8, 1.6]
+    busy = BusyEras(fail=2)
+    with ServerThread(make_app(sample_dir, network, middlewares=[busy.middleware])) as srv:
+        r = download(srv, tmp_path / "m")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in (tmp_path / "m").glob("*.era"))
+    assert names == ["minimal-00003-00fea774.era", "minimal-00004-2cfc1198.era"]
+    for n in names:
+        assert (tmp_path / "m" / n).read_bytes() == (sample_dir / n).read_bytes()
+        assert busy.seen[n] == 3  # two busy answers, then the file
+
+    busy = BusyEras(fail=99)
+    with ServerThread(make_app(sample_dir, network, middlewares=[busy.middleware])) as srv:
+        r = download(srv, tmp_path / "n", "--jobs", "1")
+        url = srv.url
+    assert r.exit_code == 2, r.output
+    assert f"{url}minimal-00003-00fea774.era: failed after 4 tries: HTTP 503" in r.output
+    assert busy.seen["minimal-00003-00fea774.era"] == 4

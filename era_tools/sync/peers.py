@@ -100,12 +100,28 @@ class Reply:
     def content(self):
         return self.body
 
+    @property
+    def media_type(self) -> str:
+        return media_type(self.headers)
+
+    def json(self, failure: str = "JSON response does not parse"):
+        """The body as JSON (nesting bounded: safejson); PeerFault `URL: failure` if not."""
+        try:
+            return safejson.loads(self.body)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+            raise PeerFault(f"{self.url}: {failure}") from exc
+
     def describe(self) -> str:
         """"HTTP 503: what the peer said" (its Era-Tools-Error header, else its error page)."""
         said = self.headers.get("Era-Tools-Error") or bytes(
             self.body[:ERROR_PAGE_BYTES]).decode("utf-8", "replace")
         said = _short(said)
         return f"HTTP {self.status}: {said}" if said else f"HTTP {self.status}"
+
+
+def media_type(headers) -> str:
+    """"application/json" of "Application/JSON; charset=utf-8"."""
+    return headers.get("Content-Type", "").split(";")[0].strip().lower()
 
 
 class _BodyCap:
@@ -377,11 +393,7 @@ class BeaconApiClient:
         return reply
 
     def get_json(self, path: str) -> dict:
-        resp = self.get(path)
-        try:
-            return safejson.loads(resp.content)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-            raise PeerError(f"{self.base_url + path}: response is not JSON") from exc
+        return self.get(path).json("response is not JSON")
 
     # -- node facts ------------------------------------------------------------------------
     def spec(self) -> dict:
@@ -460,12 +472,8 @@ class BeaconApiClient:
         resp = self.get(path, accept=SSZ_MIME, allow_404=True)
         if resp is None:
             return []
-        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if ctype == "application/json":
-            try:
-                doc = safejson.loads(resp.content)
-            except (ValueError, RecursionError) as exc:
-                raise PeerError(f"{url}: JSON response does not parse") from exc
+        if resp.media_type == "application/json":
+            doc = resp.json()
             if isinstance(doc, dict) and isinstance(doc.get("data"), list):
                 doc = doc["data"]  # tolerate a wrapped list
             if not isinstance(doc, list):
@@ -482,14 +490,10 @@ class BeaconApiClient:
                         4 * MAX_BLOCK_BYTES)  # room for a JSON answer's hex
         if resp is None:
             return None
-        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
         fork = resp.headers.get("Eth-Consensus-Version")
         fork = fork.lower() if fork else None
-        if ctype == "application/json":
-            try:
-                doc = safejson.loads(resp.content)
-            except (ValueError, RecursionError) as exc:
-                raise PeerError(f"{url}: JSON response does not parse") from exc
+        if resp.media_type == "application/json":
+            doc = resp.json()
             if light_client:
                 fork = self._light_client_fork(doc, fork)
             return ssz_from_json(doc, type_name, fork, self._json_to_ssz, url)
@@ -509,8 +513,7 @@ def finalized_events(api: BeaconApiClient, on_epoch: Callable[[int], None], stop
     try:
         with api.http.session().get(url, headers={"Accept": "text/event-stream"}, stream=True,
                                 timeout=(api.timeout, timeout)) as r:
-            ctype = r.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if r.status_code != 200 or ctype != "text/event-stream":
+            if r.status_code != 200 or media_type(r.headers) != "text/event-stream":
                 return False
             if on_open:
                 on_open()
@@ -839,23 +842,18 @@ class BackfillPeer:
 
         def one(slot):
             path = f"/eth/v2/beacon/blocks/{slot}"
-            st, h, body = self._get(path, SSZ_MIME, MAX_BLOCK_BYTES)
-            if st == 404:
+            r = self.http.get(path, SSZ_MIME, limit=MAX_BLOCK_BYTES)
+            if r.status == 404:
                 return None
-            if st != 200:
-                raise PeerFault(f"{self.url}{path}: HTTP {st}", "missing")
-            ctype = h.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype == "application/json":  # a node that ignores Accept (Lodestar 1.5.1)
-                where = self.url + path
-                try:
-                    doc = safejson.loads(body)
-                except (ValueError, RecursionError) as exc:
-                    raise PeerFault(f"{where}: JSON response does not parse") from exc
-                resp = ssz_from_json(doc, "SignedBeaconBlock", h.get("Eth-Consensus-Version"),
-                                     self.json_to_ssz, where, error=PeerFault)
+            if r.status != 200:
+                raise PeerFault(f"{r.url}: HTTP {r.status}", "missing")
+            if r.media_type == "application/json":  # a node that ignores Accept (Lodestar)
+                resp = ssz_from_json(r.json(), "SignedBeaconBlock",
+                                     r.headers.get("Eth-Consensus-Version"), self.json_to_ssz,
+                                     r.url, error=PeerFault)
                 self.answers_json = True
                 return RawBlock(slot=slot, ssz=resp.ssz, fork=resp.fork)
-            return RawBlock(slot=slot, ssz=body)
+            return RawBlock(slot=slot, ssz=r.body)
 
         out, nbytes = [], 0
         for r in self._pool.map(one, slots):
@@ -877,8 +875,7 @@ def fetch_ssz_streaming(api: BeaconApiClient, path: str, timeout: float,
     progress(bytes_so_far, total_or_None).  None for a 404.  Retried as every request of
     `api`; no stall bound (a slow link may take long), only `timeout` between reads."""
     def refuse_json(status, headers):
-        ctype = headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if status == 200 and ctype == "application/json":
+        if status == 200 and media_type(headers) == "application/json":
             raise PeerFault(f"{api.base_url}{path}: the node answered JSON; a state must come "
                             "as SSZ")
 
