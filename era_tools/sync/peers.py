@@ -239,6 +239,17 @@ class HttpClient:
 
         return self._retrying(url, t, once)
 
+    def get_ok(self, path: str, accept: str = "application/json", timeout: float | None = None,
+               limit: int = MAX_JSON_BYTES, allow_404: bool = False, **kw) -> Reply | None:
+        """`get`, and any answer but 200 a PeerFault "missing" (`URL: HTTP 500: what the
+        server said`); a 404 is None when `allow_404`."""
+        reply = self.get(path, accept, timeout, limit, **kw)
+        if reply.status == 404 and allow_404:
+            return None
+        if reply.status != 200:
+            raise PeerFault(f"{reply.url}: {reply.describe()}", "missing")
+        return reply
+
     # -- the fast path -------------------------------------------------------------------------
     def _conn(self, fresh: bool = False) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
@@ -385,12 +396,7 @@ class BeaconApiClient:
             allow_404: bool = False, limit: int = MAX_JSON_BYTES) -> Reply | None:
         """GET with retries.  Returns None for a 404 when allow_404.  The body is read in a
         stream and refused past `limit` bytes (or an announced Content-Length past it)."""
-        reply = self.http.get(path, accept, timeout, limit)
-        if reply.status == 404 and allow_404:
-            return None
-        if reply.status != 200:
-            raise PeerFault(f"{reply.url}: {reply.describe()}", "missing")
-        return reply
+        return self.http.get_ok(path, accept, timeout, limit, allow_404)
 
     def get_json(self, path: str) -> dict:
         return self.get(path).json("response is not JSON")
@@ -842,11 +848,9 @@ class BackfillPeer:
 
         def one(slot):
             path = f"/eth/v2/beacon/blocks/{slot}"
-            r = self.http.get(path, SSZ_MIME, limit=MAX_BLOCK_BYTES)
-            if r.status == 404:
+            r = self.http.get_ok(path, SSZ_MIME, limit=MAX_BLOCK_BYTES, allow_404=True)
+            if r is None:
                 return None
-            if r.status != 200:
-                raise PeerFault(f"{r.url}: HTTP {r.status}", "missing")
             if r.media_type == "application/json":  # a node that ignores Accept (Lodestar)
                 resp = ssz_from_json(r.json(), "SignedBeaconBlock",
                                      r.headers.get("Eth-Consensus-Version"), self.json_to_ssz,
@@ -879,11 +883,9 @@ def fetch_ssz_streaming(api: BeaconApiClient, path: str, timeout: float,
             raise PeerFault(f"{api.base_url}{path}: the node answered JSON; a state must come "
                             "as SSZ")
 
-    r = api.http.get(path, SSZ_MIME, timeout, limit, stall=None, on_headers=refuse_json,
-                     progress=progress)
-    if r.status == 404:
+    r = api.http.get_ok(path, SSZ_MIME, timeout, limit, allow_404=True, stall=None,
+                        on_headers=refuse_json, progress=progress)
+    if r is None:
         return None
-    if r.status != 200:
-        raise PeerFault(f"{r.url}: {r.describe()}", "missing")
     fork = r.headers.get("Eth-Consensus-Version")
     return SszResponse(fork.lower() if fork else None, r.body, r.url)
