@@ -135,18 +135,18 @@ def decode_state(data: bytes, fork: str, preset_base: str, *, where: str | None 
 
 def encode(obj: Any, sedes: Any = None) -> bytes:
     """SSZ bytes of a container object (or of `obj` under an explicit py-ssz `sedes`)."""
-    import ssz as _pyssz
+    from ._pyssz import lib
 
-    return _pyssz.encode(obj, sedes)
+    return lib.encode(obj, sedes)
 
 
 def hash_tree_root(obj: Any, sedes: Any = None) -> bytes:
     """hash_tree_root of a container object (or of `obj` under an explicit py-ssz `sedes`)."""
     if sedes is None:
         return bytes(obj.hash_tree_root)
-    import ssz as _pyssz
+    from ._pyssz import lib
 
-    return bytes(_pyssz.get_hash_tree_root(obj, sedes))
+    return bytes(lib.get_hash_tree_root(obj, sedes))
 
 
 def block_root(signed_block: Any) -> bytes:

@@ -105,11 +105,7 @@ class Reply:
         return media_type(self.headers)
 
     def json(self, failure: str = "JSON response does not parse"):
-        """The body as JSON (nesting bounded: safejson); PeerFault `URL: failure` if not."""
-        try:
-            return safejson.loads(self.body)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-            raise PeerFault(f"{self.url}: {failure}") from exc
+        return parse_json(self.body, self.url, failure)
 
     def describe(self) -> str:
         """"HTTP 503: what the peer said" (its Era-Tools-Error header, else its error page)."""
@@ -117,6 +113,14 @@ class Reply:
             self.body[:ERROR_PAGE_BYTES]).decode("utf-8", "replace")
         said = _short(said)
         return f"HTTP {self.status}: {said}" if said else f"HTTP {self.status}"
+
+
+def parse_json(body, url: str, failure: str = "JSON response does not parse"):
+    """`body` as JSON (nesting bounded: safejson); PeerFault `URL: failure` if it is not."""
+    try:
+        return safejson.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise PeerFault(f"{url}: {failure}") from exc
 
 
 def media_type(headers) -> str:
@@ -399,7 +403,7 @@ class BeaconApiClient:
         return self.http.get_ok(path, accept, timeout, limit, allow_404)
 
     def get_json(self, path: str) -> dict:
-        return self.get(path).json("response is not JSON")
+        return parse_json(self.get(path).content, self.base_url + path, "response is not JSON")
 
     # -- node facts ------------------------------------------------------------------------
     def spec(self) -> dict:
