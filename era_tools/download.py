@@ -39,6 +39,8 @@ from .era import fsync_dir, parse_era_file_name
 from .era1 import parse_era1_file_name
 from .errors import ConfigError, EraToolsError, PeerError, VerificationError
 from .serve import client
+from .ssz import layout
+from .sync.peers import RetryPolicy
 
 EXTRA_FILES = ("spec.json", "genesis.json", "config.yaml")
 VERIFY_LEVELS = ("none", "structure", "roots", "signatures")
@@ -46,7 +48,9 @@ _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 # [^<>]: a tag's attributes never run into the next tag (with [^>] a page of "<a <a <a ..."
 # took quadratic time: 14 s for 48 KB, and a listing may be 64 MB)
 _HREF = re.compile(r"""<a\s[^<>]*?href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
-MAX_ATTEMPTS = 4
+# the retry policy of every era_tools HTTP client (sync.peers), with this flow's numbers:
+# 4 tries, 0.4 s doubling to at most 5 s between them; 429 and 5xx answers retried too
+RETRY = RetryPolicy(tries=4, backoff=0.4, max_delay=5.0)
 STAGING = ".era-download"   # complete files wait here, under their own name, for verification
 
 
@@ -480,10 +484,11 @@ async def _download_one(sess, rf: RemoteFile, dest: str, emit) -> tuple[str, str
                 except PeerError as exc:
                     f.flush()
                     offset = f.tell()
-                    if attempt >= MAX_ATTEMPTS:
-                        raise
+                    if attempt >= RETRY.tries:
+                        raise RETRY.give_up(rf.url, str(exc).removeprefix(f"{rf.url}: "),
+                                            "timeout") from exc
                     emit("retry", name=rf.name, offset=offset, error=str(exc))
-                    await asyncio.sleep(min(0.2 * 2 ** attempt, 5))
+                    await asyncio.sleep(RETRY.delay(attempt))
                     continue
         except OSError as exc:  # a write into the .tmp (a full disk): say which file
             if exc.filename is None:
@@ -496,8 +501,14 @@ async def _download_one(sess, rf: RemoteFile, dest: str, emit) -> tuple[str, str
             os.truncate(tmp, 0)
             offset = 0
             on_restart()
-            if attempt >= MAX_ATTEMPTS:
+            if attempt >= RETRY.tries:
                 raise PeerError(f"{rf.url}: HTTP 416 for bytes={offset}-")
+            continue
+        if res.status in RETRY.statuses:  # busy: wait and ask again, from where we are
+            if attempt >= RETRY.tries:
+                raise RETRY.give_up(rf.url, f"HTTP {res.status}", "missing")
+            emit("retry", name=rf.name, offset=offset, error=f"HTTP {res.status}")
+            await asyncio.sleep(RETRY.delay(attempt))
             continue
         if res.status not in (200, 206):
             raise PeerError(f"{rf.url}: HTTP {res.status}")
@@ -505,7 +516,7 @@ async def _download_one(sess, rf: RemoteFile, dest: str, emit) -> tuple[str, str
         total = res.headers.get("Content-Range", "").rsplit("/", 1)[-1] if res.status == 206 \
             else res.headers.get("Content-Length")
         if total and total.isascii() and total.isdigit() and int(total) != offset:
-            if attempt >= MAX_ATTEMPTS:
+            if attempt >= RETRY.tries:
                 raise PeerError(f"{rf.url}: got {offset} of {total} bytes")
             emit("retry", name=rf.name, offset=offset, error=f"short body ({offset}/{total})")
             continue
@@ -580,7 +591,7 @@ def _structure_without_network(path: str, name: str) -> None:
         for slot, rec in r.iter_block_records():
             data = framing.decompress(r.block_framed(slot), where=f"{name}: slot {slot}",
                                       base=rec.data_offset)
-            if len(data) < 108 or int.from_bytes(data[100:108], "little") != slot:
+            if len(data) < layout.BLOCK_SLOT.stop or layout.block_slot(data) != slot:
                 raise VerificationError(f"{name}: offset {rec.offset}: block at index slot "
                                         f"{slot} does not carry that slot")
         framing.uncompressed_length(r.state_framed(), where=f"{name}: state")

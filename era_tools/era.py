@@ -25,21 +25,12 @@ from . import e2store, framing
 from .e2store import (COMPRESSED_BEACON_STATE, COMPRESSED_SIGNED_BEACON_BLOCK, HEADER_SIZE,
                       SLOT_INDEX, VERSION, Record)
 from .errors import FormatError, VerificationError
-from .hashing import merkleize, sha256
+from .ssz.layout import STATE_BLOCK_ROOTS, StateHead, state_prefix_size
 
 ERA_NAME_RE = re.compile(r"^(?P<config>.+)-(?P<era>\d{5,})-(?P<root>[0-9a-f]{8})\.era$")
 
-# BeaconState fixed prefix, identical in every fork (era-format.md §4).
-GENESIS_TIME = slice(0, 8)
-GENESIS_VALIDATORS_ROOT = slice(8, 40)
-SLOT = slice(40, 48)
-FORK = slice(48, 64)
-LATEST_BLOCK_HEADER = slice(64, 176)
-BLOCK_ROOTS_OFFSET = 176
-
-
-def state_prefix_size(slots_per_historical_root: int) -> int:
-    return BLOCK_ROOTS_OFFSET + 64 * slots_per_historical_root
+# StateHead and state_prefix_size (the BeaconState prefix that names a file) live with the other
+# raw byte layouts in era_tools.ssz.layout; imported from here by older callers.
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,73 +104,6 @@ def parse_era_file_name(name: str):
     if not m:
         return None
     return m.group("config"), int(m.group("era")), m.group("root")
-
-
-def era_root(block_roots: bytes, state_roots: bytes) -> bytes:
-    """sha256(hash_tree_root(block_roots) || hash_tree_root(state_roots)): the
-    HistoricalBatch root and the HistoricalSummary root alike."""
-    return sha256(merkleize(block_roots) + merkleize(state_roots))
-
-
-@dataclass(frozen=True)
-class StateHead:
-    """The fixed front of a BeaconState, read without decoding the whole state."""
-
-    genesis_time: int
-    genesis_validators_root: bytes
-    slot: int
-    fork_previous_version: bytes
-    fork_current_version: bytes
-    fork_epoch: int
-    latest_block_header: bytes
-    block_roots: bytes  # 32 * SPHR bytes, or b"" when SPHR is unknown
-    state_roots: bytes
-
-    @staticmethod
-    def parse(prefix: bytes, slots_per_historical_root: int | None, where: str) -> "StateHead":
-        need = BLOCK_ROOTS_OFFSET if not slots_per_historical_root else state_prefix_size(
-            slots_per_historical_root)
-        if len(prefix) < need:
-            raise FormatError(f"{where}: BeaconState is {len(prefix)} bytes, shorter than its "
-                              f"fixed front ({need} bytes)")
-        sphr = slots_per_historical_root or 0
-        br = BLOCK_ROOTS_OFFSET
-        return StateHead(
-            genesis_time=int.from_bytes(prefix[GENESIS_TIME], "little"),
-            genesis_validators_root=bytes(prefix[GENESIS_VALIDATORS_ROOT]),
-            slot=int.from_bytes(prefix[SLOT], "little"),
-            fork_previous_version=bytes(prefix[48:52]),
-            fork_current_version=bytes(prefix[52:56]),
-            fork_epoch=int.from_bytes(prefix[56:64], "little"),
-            latest_block_header=bytes(prefix[LATEST_BLOCK_HEADER]),
-            block_roots=bytes(prefix[br:br + 32 * sphr]),
-            state_roots=bytes(prefix[br + 32 * sphr:br + 64 * sphr]),
-        )
-
-    @property
-    def sphr(self) -> int:
-        return len(self.block_roots) // 32
-
-    def block_root_at(self, slot: int) -> bytes:
-        i = (slot % self.sphr) * 32
-        return self.block_roots[i:i + 32]
-
-    def state_root_at(self, slot: int) -> bytes:
-        i = (slot % self.sphr) * 32
-        return self.state_roots[i:i + 32]
-
-    def block_roots_array(self) -> np.ndarray:
-        return np.frombuffer(self.block_roots, dtype=np.uint8).reshape(-1, 32)
-
-    def era_root(self) -> bytes:
-        return era_root(self.block_roots, self.state_roots)
-
-    def short_root(self, era: int) -> bytes:
-        """The 4 bytes that name the era file: genesis_validators_root for era 0, else the
-        era root computed from this state."""
-        if era == 0:
-            return self.genesis_validators_root[:4]
-        return self.era_root()[:4]
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,7 +271,7 @@ class EraReader:
         decompressing only the chunks that hold them."""
         sphr = self.slots_per_historical_root or slots_per_historical_root
         rec = self.state_record()
-        need = state_prefix_size(sphr) if sphr else BLOCK_ROOTS_OFFSET
+        need = state_prefix_size(sphr) if sphr else STATE_BLOCK_ROOTS
         prefix = framing.decompress_prefix(e2store.read_data(self._f, rec), need,
                                            where=self.path, base=rec.data_offset)
         head = StateHead.parse(prefix, sphr, self.path)

@@ -19,8 +19,10 @@ from typing import Callable
 from . import e2store, framing
 from .fileio import sha256_file
 from .e2store import HEADER_SIZE
-from .era import EraWriter, StateHead, era_file_name, parse_era_file_name, state_prefix_size
+from .era import EraWriter, era_file_name, parse_era_file_name
 from .errors import FormatError, StoreError
+from .ssz import layout
+from .ssz.layout import StateHead, state_prefix_size
 from .store import ChainStore, schema
 
 # Crash-test hook: SIGKILL this process after writing N block records in total (counted per
@@ -91,9 +93,10 @@ def network_files(store: ChainStore) -> dict[str, bytes]:
         if src is not None:
             prefix = _state_prefix_from_file(store, slots[0] // store.sphr, *src)
         else:
-            prefix = framing.decompress_prefix(store.get_state_framed(slots[0]), 8,
+            prefix = framing.decompress_prefix(store.get_state_framed(slots[0]),
+                                               layout.STATE_GENESIS_TIME.stop,
                                                where=f"{store.path}: state slot {slots[0]}")
-        gtime = int.from_bytes(prefix[:8], "little")
+        gtime = layout.u64(prefix, layout.STATE_GENESIS_TIME)
     genesis = {"genesis_validators_root": "0x" + net.genesis_validators_root.hex(),
                "genesis_fork_version": "0x" + net.genesis_fork_version.hex()}
     if gtime is not None:

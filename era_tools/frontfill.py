@@ -29,17 +29,15 @@ from typing import Callable
 import numpy as np
 
 from . import framing
-from .era import EraReader, StateHead, era_files_in, parse_era_file_name
+from .era import EraReader, era_files_in, parse_era_file_name
 from .errors import FormatError, StoreError, VerificationError, hex0x
 from .ssz import layout
+from .ssz.layout import StateHead
 from .store import ChainStore, schema
 
 ZERO_ROOT = b"\x00" * 32
 MODES = ("reference", "copy")
 CHECKS = ("roots", "index")
-
-# the head of a SignedBeaconBlock (era_tools.ssz.layout)
-_PARENT, _SLOT = layout.BLOCK_PARENT, layout.BLOCK_SLOT
 
 
 @dataclass
@@ -109,13 +107,13 @@ def block_roots_check(reader: EraReader, head: StateHead, prev_root: bytes | Non
                     f"{hex0x(want)}, not the previous root {hex0x(last)}")
             last = want
             continue
-        data = framing.decompress_prefix(reader.block_framed(slot), _PARENT.stop, where=where,
+        data = framing.decompress_prefix(reader.block_framed(slot), layout.BLOCK_HEAD, where=where,
                                          base=rec.data_offset)
-        if len(data) < _PARENT.stop:
+        if len(data) < layout.BLOCK_HEAD:
             raise FormatError(f"{where}: offset {rec.offset}: block too short")
         root = want  # checked against the block by the roots level
-        bslot = int.from_bytes(data[_SLOT], "little")
-        parent = bytes(data[_PARENT])
+        bslot = layout.block_slot(data)
+        parent = layout.block_parent(data)
         if bslot != slot:
             raise VerificationError(f"{where}: offset {rec.offset}: block slot {bslot} at "
                                     f"index slot {slot}")
@@ -311,15 +309,15 @@ def era_entries(r: EraReader, head: StateHead, prev_root: bytes | None):
             f"{where}: slot {start}: empty slot but block_roots[{start % n}] is "
             f"{hex0x(roots[0].tobytes())}, not the previous era's last root {hex0x(prev_root)}")
     rec = r.block_record(start + first)
-    data = framing.decompress_prefix(r.block_framed(start + first), _PARENT.stop, where=where,
+    data = framing.decompress_prefix(r.block_framed(start + first), layout.BLOCK_HEAD, where=where,
                                      base=rec.data_offset)
-    if len(data) < _PARENT.stop:
+    if len(data) < layout.BLOCK_HEAD:
         raise FormatError(f"{where}: offset {rec.offset}: block too short")
-    bslot = int.from_bytes(data[_SLOT], "little")
+    bslot = layout.block_slot(data)
     if bslot != start + first:
         raise VerificationError(f"{where}: offset {rec.offset}: block slot {bslot} at index "
                                 f"slot {start + first}")
-    first_parent = bytes(data[_PARENT])
+    first_parent = layout.block_parent(data)
     if prev_root is not None and first_parent != prev_root:
         raise VerificationError(
             f"{where}: slot {start + first}: block parent_root {hex0x(first_parent)} does not "

@@ -43,6 +43,7 @@ from .spans import format_spans, spans
 from .errors import ConfigError, EraToolsError, FormatError, hex0x
 from .procs import pool_context
 from .signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root
+from .ssz import layout
 from .ssz.fast import container_field_ranges, hash_tree_root_bytes
 from .ssz.view import StateView
 
@@ -258,9 +259,9 @@ class TrustedState:
 def load_trusted_state(data: bytes, network: Network, where: str = "trusted state",
                        with_root: bool = True) -> TrustedState:
     """Parse an SSZ BeaconState (the fork follows from its slot) without decoding it."""
-    if len(data) < 48:
+    if len(data) < layout.STATE_SLOT.stop:
         raise FormatError(f"{where}: {len(data)} bytes is too short for a BeaconState")
-    slot = int.from_bytes(data[40:48], "little")
+    slot = layout.u64(data, layout.STATE_SLOT)
     fork = network.fork_name_at_slot(slot)
     try:
         view = StateView(data, fork, network.preset_base)
@@ -610,11 +611,8 @@ def _facts_of(reader: EraReader, network: Network, slots) -> list[BlockFacts]:
                                         f"SignedBeaconBlock: {exc}", None, None, None, None,
                                   None))
             continue
-        # SignedBeaconBlock = offset(message) | signature | message; message starts with
-        # slot | proposer_index | parent_root (checked by the decode above).
-        out.append(BlockFacts(slot, None, int.from_bytes(data[100:108], "little"),
-                              int.from_bytes(data[108:116], "little"), root,
-                              bytes(data[116:148]), bytes(data[4:100])))
+        out.append(BlockFacts(slot, None, layout.block_slot(data), layout.block_proposer(data),
+                              root, layout.block_parent(data), layout.block_signature(data)))
     return out
 
 
@@ -662,11 +660,7 @@ def _decode_block_root(data: bytes, fork: str, preset: str, where: str) -> bytes
 
     The bytes-based hasher (era_tools.ssz.fast) checks every offset, size, limit and bit
     pattern on the walk that computes the root, so no objects are built."""
-    if len(data) < 100 + 84 or int.from_bytes(data[:4], "little") != 100:
-        raise FormatError(f"{where}: {len(data)} bytes: SignedBeaconBlock message offset "
-                          f"{int.from_bytes(data[:4], 'little') if len(data) >= 4 else None} "
-                          "is not 100")
-    return hash_tree_root_bytes(ssz.types_for(fork, preset).BeaconBlock, memoryview(data)[100:])
+    return layout.message_root(data, fork, preset, where)
 
 
 def _check_records(reader: EraReader, report: FileReport) -> None:
@@ -968,9 +962,7 @@ def _walk_to_boundary(by_era: dict, eras: list, slot: int, sphr: int,
             return None
         if data is None:
             continue  # an empty boundary slot: walk down to the one before
-        # SignedBeaconBlock: offset 4 | signature 96 | slot 8 | proposer 8 | parent 32 |
-        # state_root 32
-        block_state_root = bytes(data[148:180])
+        block_state_root = layout.block_state_root(data)
         r = state[0]
         if block_state_root != r.link["state_root"]:
             r.fail("chain", "anchor",

@@ -178,7 +178,7 @@ def store_floor(reader: EraReader, net, path: Path, slots_per_commit: int,
     anchor into a fresh store, `slots_per_commit` slots per atomic commit, newest first, as
     the backfill importer does: one block file per commit (`files`), or inline in LevelDB.
     Returns (wall seconds, CPU seconds of this process, LevelDB's compaction thread included)."""
-    from era_tools.sync.checkpoint import block_root_of
+    from era_tools.ssz.layout import block_root as block_root_of
 
     S = reader.state_slot
     rows = {}
@@ -225,7 +225,7 @@ def bls_floor(reader: EraReader, net, pubkeys, procs: int, batch: int) -> tuple[
     processes (0: this thread), and the number of signatures."""
     sets = []
     gvr = net.genesis_validators_root
-    from era_tools.sync.checkpoint import block_root_of
+    from era_tools.ssz.layout import block_root as block_root_of
 
     for slot in reader.block_slots():
         data = reader.block_ssz(slot)

@@ -37,6 +37,7 @@ from typing import Callable
 from .. import ssz
 from ..config import Network
 from ..errors import EraToolsError, FormatError, PeerError, VerificationError, hex0x
+from ..ssz import layout
 from ..sync.peers import BeaconApiClient, SszResponse
 from .protocol import LightClientError, LightClientSpec, LightClientStore, UpdateView
 
@@ -545,8 +546,6 @@ def verify_descends_from(api: BeaconApiClient, header, slot: int, root: bytes, n
     below `slot`) is the verified `header`'s block or one of its ancestors.  Returns the
     number of blocks fetched.  LightClientError when the verified chain holds another block
     there; PeerError when the node cannot give (or lies about) a block on the way."""
-    from ..sync.checkpoint import block_root_of
-
     want = ssz.hash_tree_root(header.beacon)
     top = int(header.beacon.slot)
     if top < slot:
@@ -562,10 +561,10 @@ def verify_descends_from(api: BeaconApiClient, header, slot: int, root: bytes, n
         resp = api.block(hex0x(want))
         if resp is None:
             raise PeerError(f"{api.base_url}: no block {hex0x(want)} (404)")
-        if len(resp.ssz) < 148:
+        if len(resp.ssz) < layout.BLOCK_HEAD:
             raise PeerError(f"{resp.url}: {len(resp.ssz)} bytes are not a SignedBeaconBlock")
-        bslot = int.from_bytes(resp.ssz[100:108], "little")
-        got = block_root_of(resp.ssz, net.fork_name_at_slot(bslot), net.preset_base, resp.url)
+        bslot = layout.block_slot(resp.ssz)
+        got = layout.block_root(resp.ssz, net.fork_name_at_slot(bslot), net.preset_base, resp.url)
         if got != want:
             raise PeerError(f"{resp.url}: the block served for {hex0x(want)} hashes to "
                             f"{hex0x(got)}")
@@ -574,7 +573,7 @@ def verify_descends_from(api: BeaconApiClient, header, slot: int, root: bytes, n
             raise LightClientError(
                 f"slot {slot}: the store holds {hex0x(root)}, but the light-client verified "
                 f"chain has {hex0x(want)} at slot {bslot} there: the store is on another chain")
-        want = bytes(resp.ssz[116:148])
+        want = layout.block_parent(resp.ssz)
     return fetched
 
 
@@ -616,7 +615,6 @@ def verified_checkpoint_state(clients: list, trusted_root: bytes, network: Netwo
     VerificationError when a server's state does not match; NoServerError when none has it.
     `warn` gets the light client's warnings (e.g. a trusted root older than the
     weak-subjectivity period)."""
-    from ..sync.checkpoint import header_root
     from ..verify import state_root
 
     servers = [c if isinstance(c, LightClientServer) else
@@ -647,7 +645,7 @@ def verified_checkpoint_state(clients: list, trusted_root: bytes, network: Netwo
         except FormatError as exc:
             errors.append(f"{resp.url}: not a {fork} BeaconState: {exc}")
             continue
-        _, _, block = header_root(resp.ssz, root)
+        _, _, block = layout.header_root(resp.ssz, root)
         if block != want:
             raise VerificationError(f"{resp.url}: the state at slot {slot} (root {hex0x(root)}) "
                                     f"does not belong to the verified finalized block "

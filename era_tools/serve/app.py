@@ -34,6 +34,7 @@ from .. import framing
 from ..config import Network
 from ..errors import EraToolsError, FormatError, hex0x
 from ..signing import compute_fork_data_root
+from ..ssz import layout
 from .catalog import Catalog, uvarint
 from .metrics import CONTENT_TYPE_LATEST, Stats, new_registry, render
 
@@ -43,7 +44,6 @@ MAX_RANGE_COUNT = 1024
 INLINE_DECOMPRESS = 256 * 1024
 SSZ = "application/octet-stream"
 JSON = "application/json"
-_STATE_HEADER = 64  # BeaconState.latest_block_header: after genesis_time, gvr, slot, fork
 RESULT_OK, RESULT_INVALID, RESULT_SERVER_ERROR, RESULT_UNAVAILABLE = 0, 1, 2, 3
 U64_MAX = 2**64 - 1
 
@@ -187,22 +187,20 @@ class Sources:
         framed = self.state_framed(slot)
         if framed is None:
             return None
-        head = framing.decompress_prefix(framed, _STATE_HEADER + 112,
+        head = framing.decompress_prefix(framed, layout.STATE_HEADER.stop,
                                          where=f"state at slot {slot}")
-        h = bytes(head[_STATE_HEADER:_STATE_HEADER + 112])
+        h = bytes(head[layout.STATE_HEADER])
         key = (slot, h)
         got = self._checkpoints.get(key)
         if got is None:
-            from ..sync.checkpoint import ZERO_ROOT, header_root
-
-            state_root = ZERO_ROOT
-            if h[48:80] == ZERO_ROOT:  # the header of a block at `slot` itself
+            state_root = layout.ZERO_ROOT
+            if h[layout.HEADER_STATE_ROOT] == layout.ZERO_ROOT:  # a block at `slot` itself
                 from ..verify import state_root as compute_state_root
 
                 state_root = compute_state_root(
                     framing.decompress(framed, where=f"state at slot {slot}"),
                     self.network.fork_name_at_slot(slot), self.network.preset_base)
-            bslot, _, root = header_root(head, state_root)
+            bslot, _, root = layout.header_root(head, state_root)
             got = self._checkpoints[key] = (bslot, root)
             if len(self._checkpoints) > 64:
                 self._checkpoints.pop(next(iter(self._checkpoints)))
@@ -627,9 +625,10 @@ def header_json(network: Network, slot: int, data: bytes) -> bytes:
         signature = bytes(mv[sa:sb])
     except FormatError as exc:
         raise FormatError(f"block at slot {slot}: {exc}") from exc
-    header = {"slot": str(int.from_bytes(fixed[0:8], "little")),
-              "proposer_index": str(int.from_bytes(fixed[8:16], "little")),
-              "parent_root": hex0x(fixed[16:48]), "state_root": hex0x(fixed[48:80]),
+    header = {"slot": str(layout.u64(fixed, layout.HEADER_SLOT)),
+              "proposer_index": str(layout.u64(fixed, layout.HEADER_PROPOSER)),
+              "parent_root": hex0x(fixed[layout.HEADER_PARENT]),
+              "state_root": hex0x(fixed[layout.HEADER_STATE_ROOT]),
               "body_root": hex0x(body_root)}
     return json.dumps({"execution_optimistic": False, "finalized": True, "data": {
         "root": hex0x(root), "canonical": True,

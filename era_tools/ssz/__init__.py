@@ -23,11 +23,8 @@ import threading
 from types import SimpleNamespace
 from typing import Any
 
-import ssz as _pyssz
-
 from ..config import FORKS, PRESETS
 from ..errors import ConfigError, FormatError
-from .phase0 import SSZContainer
 
 __all__ = [
     "FORKS", "SSZContainer", "types_for", "decode", "decode_block", "decode_state", "encode",
@@ -35,6 +32,17 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
+
+
+def __getattr__(name: str):
+    # py-ssz (and with it eth_utils and pydantic: ~0.5 s) loads on first use, so that the raw
+    # byte layouts (era_tools.ssz.layout) stay cheap to import for era.py and the server
+    if name == "SSZContainer":
+        from .phase0 import SSZContainer
+
+        return SSZContainer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 _types: dict[tuple[str, str], SimpleNamespace] = {}
 
 
@@ -127,14 +135,18 @@ def decode_state(data: bytes, fork: str, preset_base: str, *, where: str | None 
 
 def encode(obj: Any, sedes: Any = None) -> bytes:
     """SSZ bytes of a container object (or of `obj` under an explicit py-ssz `sedes`)."""
-    return _pyssz.encode(obj, sedes)
+    from ._pyssz import lib
+
+    return lib.encode(obj, sedes)
 
 
 def hash_tree_root(obj: Any, sedes: Any = None) -> bytes:
     """hash_tree_root of a container object (or of `obj` under an explicit py-ssz `sedes`)."""
     if sedes is None:
         return bytes(obj.hash_tree_root)
-    return bytes(_pyssz.get_hash_tree_root(obj, sedes))
+    from ._pyssz import lib
+
+    return bytes(lib.get_hash_tree_root(obj, sedes))
 
 
 def block_root(signed_block: Any) -> bytes:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from . import _pyssz  # noqa: F401  (first: loads py-ssz whole, once)
 from ssz.sedes import (
     Bitlist,
     Bitvector,

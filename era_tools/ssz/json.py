@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _pyssz  # noqa: F401  (first: loads py-ssz whole, once)
 from ssz.sedes import (
     Bitlist,
     Bitvector,

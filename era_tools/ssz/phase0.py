@@ -17,6 +17,7 @@ import threading
 from types import SimpleNamespace
 from typing import Callable
 
+from . import _pyssz  # noqa: F401  (first: loads py-ssz whole, once)
 from ssz.exceptions import DeserializationError, SerializationError
 from ssz.hashable_structure import BaseHashableStructure
 from ssz.sedes import BasicSedes

@@ -27,19 +27,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import framing
-from ..era import StateHead, state_prefix_size
 from ..errors import FormatError, PeerError, StoreError, VerificationError, hex0x
 from ..ssz import layout
+from ..ssz.layout import StateHead, state_prefix_size
 from .peers import BeaconApiClient, fetch_ssz_streaming
 
-ZERO_ROOT = b"\x00" * 32
 # Waits before the retries of a 404 for states/finalized: 0.5 s doubling to 4 s, ~28 s in all.
 FINALIZED_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0)
-# the state prefix and block head (era_tools.ssz.layout: the one place these live)
-_GVR, _SLOT, _FORK_CURRENT = layout.STATE_GVR, layout.STATE_SLOT, layout.STATE_FORK_CURRENT
-_HEADER = layout.STATE_HEADER.start
-header_root = layout.header_root     # (slot, parent, root) of state.latest_block_header
-block_root_of = layout.block_root    # root of a serialized SignedBeaconBlock
 
 
 @dataclass
@@ -87,23 +81,23 @@ def _check_state_front(resp, net, whose: str) -> tuple[int, str]:
     """(slot, fork) of a fetched state after checking its front against network `net`:
     length, Eth-Consensus-Version, genesis_validators_root and fork version."""
     data, where = resp.ssz, resp.url
-    if len(data) < _HEADER + 112:
+    if len(data) < layout.STATE_HEADER.stop:
         raise PeerError(f"{where}: {len(data)} bytes is too short for a BeaconState")
-    slot = int.from_bytes(data[_SLOT], "little")
+    slot = layout.u64(data, layout.STATE_SLOT)
     fork = net.fork_name_at_slot(slot)
     if resp.fork and resp.fork != fork:
         raise PeerError(f"{where}: Eth-Consensus-Version {resp.fork}, but the network's "
                         f"schedule has {fork} at slot {slot}")
-    gvr = bytes(data[_GVR])
+    gvr = bytes(data[layout.STATE_GVR])
     if net.genesis_validators_root is not None and gvr != net.genesis_validators_root:
         raise VerificationError(f"{where}: state genesis_validators_root {hex0x(gvr)} is not "
                                 f"{whose} {hex0x(net.genesis_validators_root)} (another "
                                 "network)")
     want_v = net.fork_at_slot(slot).version
-    if bytes(data[_FORK_CURRENT]) != want_v:
-        raise VerificationError(f"{where}: state slot {slot}: fork version "
-                                f"{hex0x(bytes(data[_FORK_CURRENT]))}, network {net.name} has "
-                                f"{hex0x(want_v)}")
+    got_v = bytes(data[layout.STATE_FORK_CURRENT])
+    if got_v != want_v:
+        raise VerificationError(f"{where}: state slot {slot}: fork version {hex0x(got_v)}, "
+                                f"network {net.name} has {hex0x(want_v)}")
     return slot, fork
 
 
@@ -151,7 +145,7 @@ def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
         sroot = compute_state_root(data, fork, net.preset_base)
     except FormatError as exc:
         raise PeerError(f"{where}: not a {fork} BeaconState: {exc}") from exc
-    bslot, _, hroot = header_root(data, sroot)
+    bslot, _, hroot = layout.header_root(data, sroot)
     if bslot > slot:
         raise VerificationError(f"{where}: latest_block_header.slot {bslot} is after the "
                                 f"state slot {slot}")
@@ -180,7 +174,7 @@ def checkpoint_sync(store, api: BeaconApiClient, state_id: str = "finalized",
     bfork = net.fork_name_at_slot(bslot)
     if blk.fork and blk.fork != bfork:
         raise PeerError(f"{blk.url}: Eth-Consensus-Version {blk.fork}, the schedule has {bfork}")
-    root = block_root_of(blk.ssz, bfork, net.preset_base, blk.url)
+    root = layout.block_root(blk.ssz, bfork, net.preset_base, blk.url)
     got_slot = layout.block_slot(blk.ssz)
     parent = layout.block_parent(blk.ssz)
     if got_slot != bslot:

@@ -1,17 +1,20 @@
-"""A standard Beacon API client (HTTP, `requests`): the only module that imports requests;
-and the backfill peer, whose range requests use `http.client` directly (see `BackfillPeer`).
+"""HTTP to beacon nodes and peers: the only module that imports requests.
 
-    api = BeaconApiClient("http://127.0.0.1:5052")
-    api.spec(), api.genesis(), api.syncing(), api.finalized_checkpoint()
-    api.block(slot)    -> BlockResponse(fork, ssz) or None (404: empty slot / not held)
-    api.state(slot)    -> StateResponse(fork, ssz) or None
+    HttpClient     the one retrying core every request goes through: per-thread sessions,
+                   timeouts, the RetryPolicy (which failures are retried, how often, delays),
+                   body caps and stall bounds, one-line PeerFault messages naming the URL, and
+                   a fast path (`get_into`: http.client into a reused buffer) for range replies
+    BeaconApiClient   the standard Beacon API over an HttpClient:
+        api = BeaconApiClient("http://127.0.0.1:5052")
+        api.spec(), api.genesis(), api.syncing(), api.finalized_checkpoint()
+        api.block(slot)    -> BlockResponse(fork, ssz) or None (404: empty slot / not held)
+        api.state(slot)    -> StateResponse(fork, ssz) or None
+    BackfillPeer   a backfill peer (range endpoint or Beacon API) over an HttpClient
 
 SSZ is asked for with `Accept: application/octet-stream`; a node that ignores it and answers
 JSON (older nodes) is handled by converting the JSON `data` to SSZ with the fork named in
 `version`.  The fork comes from `Eth-Consensus-Version` (or JSON `version`) and is checked
-against the network's schedule by the caller.  Every request has a timeout and is retried with
-exponential backoff on connection errors, timeouts, 429 and 5xx.  Sessions are per thread, so
-one client can be shared by a thread pool.  Errors are PeerError with the URL and what failed.
+against the network's schedule by the caller.  Knows nothing of stores or files.
 """
 
 from __future__ import annotations
@@ -29,9 +32,324 @@ from .. import safejson
 from ..errors import EraToolsError, PeerError
 
 SSZ_MIME = "application/octet-stream"
-RETRY_STATUS = {429, 500, 502, 503, 504}
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_JSON_BYTES = 64 << 20      # a node's JSON answers (spec, genesis, ...)
 MAX_STATE_BYTES = 8 << 30      # a state (mainnet: hundreds of MB, growing)
+MAX_BLOCK_BYTES = 10 * 1024 * 1024      # MAX_CHUNK_SIZE of the p2p spec
+ERROR_PAGE_BYTES = 4096        # what is kept of the body of an answer that is not 200
+STALL_FACTOR = 4               # a body not complete within this many timeouts: a stall
+
+
+class PeerFault(PeerError):
+    """A peer answered badly.  `kind` says how bad: "bad" (garbage, lies), "timeout" (no
+    answer, refused, reset, stalled), "missing" (404 / short / HTTP error)."""
+
+    def __init__(self, message: str, kind: str = "bad"):
+        super().__init__(message)
+        self.kind = kind
+
+
+# --------------------------------------------------------------------------------------------
+# The one HTTP core: every request era_tools makes to a beacon node or a peer goes through
+# HttpClient (the retry policy, timeouts, body caps and the wording of failures live here).
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a request is tried and how long to wait between tries.  A transport failure
+    (refused, reset, timed out) and an answer with a status in `statuses` are retried; try
+    n + 1 waits `delay(n)` = backoff * 2^(n-1) s (at most `max_delay`).  Any other answer is
+    the caller's to judge."""
+
+    tries: int = 3
+    backoff: float = 0.25
+    max_delay: float = 5.0
+    statuses: frozenset = RETRY_STATUS
+
+    def __post_init__(self):
+        object.__setattr__(self, "tries", max(1, int(self.tries)))
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed try number `attempt` (1-based)."""
+        return min(self.backoff * 2 ** (attempt - 1), self.max_delay)
+
+    def give_up(self, url: str, last: str, kind: str) -> PeerFault:
+        """The one-line error once every try failed; `last` says how the last one did."""
+        return PeerFault(f"{url}: failed after {self.tries} tries: {last}", kind)
+
+
+NO_RETRY = RetryPolicy(tries=1)
+TRANSPORT_ERRORS = (requests.RequestException, OSError, http.client.HTTPException)
+
+
+@dataclass
+class Reply:
+    """An answer: status, headers (case-insensitive), body (a memoryview of a reused buffer
+    for `HttpClient.get_into`)."""
+
+    status: int
+    headers: object
+    body: bytes | memoryview
+    url: str
+
+    @property
+    def status_code(self) -> int:   # the names of a requests.Response, for old callers
+        return self.status
+
+    @property
+    def content(self):
+        return self.body
+
+    @property
+    def media_type(self) -> str:
+        return media_type(self.headers)
+
+    def json(self, failure: str = "JSON response does not parse"):
+        return parse_json(self.body, self.url, failure)
+
+    def describe(self) -> str:
+        """"HTTP 503: what the peer said" (its Era-Tools-Error header, else its error page)."""
+        said = self.headers.get("Era-Tools-Error") or bytes(
+            self.body[:ERROR_PAGE_BYTES]).decode("utf-8", "replace")
+        said = _short(said)
+        return f"HTTP {self.status}: {said}" if said else f"HTTP {self.status}"
+
+
+def parse_json(body, url: str, failure: str = "JSON response does not parse"):
+    """`body` as JSON (nesting bounded: safejson); PeerFault `URL: failure` if it is not."""
+    try:
+        return safejson.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise PeerFault(f"{url}: {failure}") from exc
+
+
+def media_type(headers) -> str:
+    """"application/json" of "Application/JSON; charset=utf-8"."""
+    return headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+class _BodyCap:
+    """The size and time bounds of one body: an announced Content-Length past `limit` is
+    refused before anything is read, a body that grows past it while read is refused (an
+    error page, `cut`, is cut instead), and one not complete within `stall` s is a stall."""
+
+    def __init__(self, url: str, limit: int, stall: float | None, cut: bool = False):
+        self.url, self.limit, self.cut = url, limit, cut
+        self.deadline = None if stall is None else time.monotonic() + stall
+        self.stall = stall
+
+    def announced(self, clen: str | None) -> None:
+        if clen and clen.isascii() and clen.isdigit() and int(clen) > self.limit and \
+                not self.cut:
+            raise PeerFault(f"{self.url}: response of {clen} bytes exceeds the limit "
+                            f"{self.limit}")
+
+    def check(self, size: int) -> bool:
+        """False once an error page is long enough; raises past the limit or the time."""
+        if size > self.limit:
+            if self.cut:
+                return False
+            raise PeerFault(f"{self.url}: response exceeds the limit {self.limit} bytes")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise PeerFault(f"{self.url}: response not complete within {self.stall:g} s",
+                            "timeout")
+        return True
+
+
+class HttpClient:
+    """GETs to one server (`base_url`): per-thread `requests` sessions, a timeout on every
+    request, retries by `retry` (a RetryPolicy), bodies capped (`limit`) and stall-bounded, and
+    every failure a one-line PeerFault naming the URL.  `get` reads through `requests`;
+    `get_into` is the fast path for large binary answers (the range endpoint): `http.client`
+    over one kept-alive connection per thread, straight into a buffer the thread reuses
+    (requests would hand over 1 MB chunks and join them: two more copies; BENCHMARKS.md), to
+    the server directly, not through a proxy from the environment.  Thread-safe."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0, retry: RetryPolicy = RetryPolicy(),
+                 user_agent: str = "era_tools"):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry
+        self.user_agent = user_agent
+        self.requests_made = 0
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: set = set()  # every thread's fast-path connection, for close()
+
+    def session(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = self._local.session = requests.Session()
+            s.headers["User-Agent"] = self.user_agent
+        return s
+
+    def describe(self, exc: BaseException, url: str, timeout: float | None = None) -> str:
+        return transport_error(exc, url, timeout or self.timeout)
+
+    def _count(self) -> None:
+        with self._lock:
+            self.requests_made += 1
+
+    def _retrying(self, url: str, timeout: float, once: Callable[[], Reply]) -> Reply:
+        """once() under the retry policy: the first answer whose status is not retried."""
+        last, kind = "", "timeout"
+        for attempt in range(self.retry.tries):
+            if attempt:
+                time.sleep(self.retry.delay(attempt))
+            try:
+                reply = once()
+            except TRANSPORT_ERRORS as exc:
+                last, kind = transport_error(exc, url, timeout), "timeout"
+                continue
+            if reply.status not in self.retry.statuses:
+                return reply
+            last, kind = reply.describe(), "missing"
+        raise self.retry.give_up(url, last, kind)
+
+    def get(self, path: str, accept: str = "application/json", timeout: float | None = None,
+            limit: int = MAX_JSON_BYTES, stall: float | None = STALL_FACTOR,
+            on_headers: Callable[[int, object], None] | None = None,
+            progress: Callable[[int, int | None], None] | None = None) -> Reply:
+        """GET `path` (retried): a Reply of any status the policy does not retry.  A 200 body
+        is read whole, refused past `limit` bytes (or an announced Content-Length past it) and
+        past `stall` timeouts (None: no bound); another status keeps the start of its body.
+        `on_headers(status, headers)` may refuse an answer before its body is read;
+        `progress(bytes_so_far, total_or_None)` follows a 200 body."""
+        url = self.base_url + path
+        t = timeout or self.timeout
+
+        def once() -> Reply:
+            with self.session().get(url, headers={"Accept": accept}, timeout=t,
+                                    stream=True) as r:
+                self._count()
+                if on_headers is not None:
+                    on_headers(r.status_code, r.headers)
+                cap = _BodyCap(url, limit if r.status_code == 200 else ERROR_PAGE_BYTES,
+                               None if stall is None else stall * t, r.status_code != 200)
+                clen = r.headers.get("Content-Length")
+                cap.announced(clen)
+                total = int(clen) if clen and clen.isascii() and clen.isdigit() else None
+                parts, size = [], 0   # joined once at the end: one copy of the body
+                for chunk in r.iter_content(1 << 20):
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if not cap.check(size):
+                        break
+                    if progress is not None and r.status_code == 200:
+                        progress(size, total)
+                body = b"".join(parts)
+                return Reply(r.status_code, r.headers,
+                             body if r.status_code == 200 else body[:ERROR_PAGE_BYTES], url)
+
+        return self._retrying(url, t, once)
+
+    def get_ok(self, path: str, accept: str = "application/json", timeout: float | None = None,
+               limit: int = MAX_JSON_BYTES, allow_404: bool = False, **kw) -> Reply | None:
+        """`get`, and any answer but 200 a PeerFault "missing" (`URL: HTTP 500: what the
+        server said`); a 404 is None when `allow_404`."""
+        reply = self.get(path, accept, timeout, limit, **kw)
+        if reply.status == 404 and allow_404:
+            return None
+        if reply.status != 200:
+            raise PeerFault(f"{reply.url}: {reply.describe()}", "missing")
+        return reply
+
+    # -- the fast path -------------------------------------------------------------------------
+    def _conn(self, fresh: bool = False) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and not fresh:
+            return conn
+        if conn is not None:
+            self.drop_conn()
+        u = urlsplit(self.base_url)
+        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        conn = self._local.conn = cls(u.hostname, u.port, timeout=self.timeout)
+        with self._lock:
+            self._conns.add(conn)
+        return conn
+
+    def drop_conn(self) -> None:
+        """Close this thread's fast-path connection (a half-read answer makes it unusable)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            with self._lock:
+                self._conns.discard(conn)
+
+    @property
+    def open_connections(self) -> set:
+        return self._conns
+
+    def get_into(self, path: str, accept: str, limit: int, timeout: float | None = None,
+                 stall: float | None = STALL_FACTOR) -> Reply:
+        """`get` over this thread's kept-alive http.client connection, the body a memoryview
+        of this thread's reused buffer: valid until this thread's next call.  A kept-alive
+        connection the server closed meanwhile is reopened once (not a failed try)."""
+        url = self.base_url + path
+        t = timeout or self.timeout
+        target = urlsplit(self.base_url).path.rstrip("/") + path
+        headers = {"Accept": accept, "Accept-Encoding": "identity",
+                   "User-Agent": self.user_agent}
+
+        def once() -> Reply:
+            try:
+                for attempt in (0, 1):
+                    reused = getattr(self._local, "conn", None) is not None
+                    conn = self._conn(fresh=attempt > 0)
+                    conn.timeout = t
+                    if conn.sock is not None:
+                        conn.sock.settimeout(t)
+                    try:
+                        conn.request("GET", target, headers=headers)
+                        resp = conn.getresponse()
+                        break
+                    except (http.client.RemoteDisconnected, BrokenPipeError,
+                            ConnectionResetError):
+                        if attempt or not reused:  # a kept-alive connection closed: once
+                            raise
+                self._count()
+                return self._read_into(resp, url, limit, None if stall is None else stall * t)
+            except BaseException:
+                self.drop_conn()  # a half-read response: the connection is unusable
+                raise
+
+        return self._retrying(url, t, once)
+
+    def _read_into(self, resp, url: str, limit: int, stall: float | None) -> Reply:
+        ok = resp.status == 200
+        cap = _BodyCap(url, limit if ok else ERROR_PAGE_BYTES, stall, cut=not ok)
+        cap.announced(resp.getheader("Content-Length"))
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = bytearray(4 << 20)
+        size = 0
+        while True:
+            if size == len(buf):
+                if size >= cap.limit + 1:
+                    cap.check(size)
+                    break
+                grown = bytearray(min(2 * len(buf), cap.limit + 1))
+                grown[:size] = buf
+                buf = self._local.buf = grown
+            with memoryview(buf) as mv:
+                k = resp.readinto(mv[size:size + (1 << 20)])
+            if not k:
+                break
+            size += k
+            if not cap.check(size):
+                self.drop_conn()   # an error page cut short: the rest is unread
+                size = min(size, ERROR_PAGE_BYTES)
+                break
+        if resp.will_close:
+            self.drop_conn()
+        return Reply(resp.status, resp.headers, memoryview(buf)[:size], url)
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, set()
+        for conn in conns:
+            conn.close()
 
 
 @dataclass(frozen=True)
@@ -54,65 +372,38 @@ class BeaconApiClient:
                  retries: int = 3, backoff: float = 0.25,
                  json_to_ssz: Callable[[dict, str, str], bytes] | None = None,
                  preset_base: str | None = None, user_agent: str = "era_tools"):
-        self.base_url = base_url.rstrip("/")
+        self.http = HttpClient(base_url, timeout, RetryPolicy(retries, backoff), user_agent)
+        self.base_url = self.http.base_url
         self.timeout = timeout
         self.state_timeout = state_timeout
-        self.retries = max(1, retries)
-        self.backoff = backoff
         self.preset_base = preset_base
         self._json_to_ssz = json_to_ssz
-        self._local = threading.local()
         self.user_agent = user_agent
-        self.requests_made = 0
         # slot -> fork name, when the network is known: names the fork of a light-client JSON
         # answer that carries no `version` (nor Eth-Consensus-Version header)
         self.fork_at_slot: Callable[[int], str] | None = None
 
-    # -- transport -------------------------------------------------------------------------
-    def _session(self) -> requests.Session:
-        s = getattr(self._local, "session", None)
-        if s is None:
-            s = requests.Session()
-            s.headers["User-Agent"] = self.user_agent
-            self._local.session = s
-        return s
+    @property
+    def retries(self) -> int:
+        return self.http.retry.tries
 
+    @property
+    def backoff(self) -> float:
+        return self.http.retry.backoff
+
+    @property
+    def requests_made(self) -> int:
+        return self.http.requests_made
+
+    # -- transport (HttpClient) ------------------------------------------------------------
     def get(self, path: str, accept: str = "application/json", timeout: float | None = None,
-            allow_404: bool = False, limit: int = MAX_JSON_BYTES) -> requests.Response | None:
+            allow_404: bool = False, limit: int = MAX_JSON_BYTES) -> Reply | None:
         """GET with retries.  Returns None for a 404 when allow_404.  The body is read in a
         stream and refused past `limit` bytes (or an announced Content-Length past it)."""
-        url = self.base_url + path
-        last = None
-        for attempt in range(self.retries):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                with self._session().get(url, headers={"Accept": accept},
-                                         timeout=timeout or self.timeout, stream=True) as resp:
-                    self.requests_made += 1
-                    # read (an error page: its start) so the connection is kept alive
-                    body = _read_capped(resp, limit if resp.status_code == 200 else 4096, url)
-                    if resp.status_code == 404 and allow_404:
-                        return None
-                    if resp.status_code in RETRY_STATUS:
-                        last = f"HTTP {resp.status_code}"
-                        continue
-            except requests.RequestException as exc:
-                last = transport_error(exc, url, timeout or self.timeout)
-                continue
-            if resp.status_code != 200:
-                raise PeerError(f"{url}: HTTP {resp.status_code}: "
-                                f"{_short(body.decode('utf-8', 'replace'))}")
-            resp._content = body  # what requests itself sets once it has read the body
-            return resp
-        raise PeerError(f"{url}: failed after {self.retries} tries: {last}")
+        return self.http.get_ok(path, accept, timeout, limit, allow_404)
 
     def get_json(self, path: str) -> dict:
-        resp = self.get(path)
-        try:
-            return safejson.loads(resp.content)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-            raise PeerError(f"{self.base_url + path}: response is not JSON") from exc
+        return parse_json(self.get(path).content, self.base_url + path, "response is not JSON")
 
     # -- node facts ------------------------------------------------------------------------
     def spec(self) -> dict:
@@ -191,12 +482,8 @@ class BeaconApiClient:
         resp = self.get(path, accept=SSZ_MIME, allow_404=True)
         if resp is None:
             return []
-        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if ctype == "application/json":
-            try:
-                doc = safejson.loads(resp.content)
-            except (ValueError, RecursionError) as exc:
-                raise PeerError(f"{url}: JSON response does not parse") from exc
+        if resp.media_type == "application/json":
+            doc = resp.json()
             if isinstance(doc, dict) and isinstance(doc.get("data"), list):
                 doc = doc["data"]  # tolerate a wrapped list
             if not isinstance(doc, list):
@@ -213,14 +500,10 @@ class BeaconApiClient:
                         4 * MAX_BLOCK_BYTES)  # room for a JSON answer's hex
         if resp is None:
             return None
-        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
         fork = resp.headers.get("Eth-Consensus-Version")
         fork = fork.lower() if fork else None
-        if ctype == "application/json":
-            try:
-                doc = safejson.loads(resp.content)
-            except (ValueError, RecursionError) as exc:
-                raise PeerError(f"{url}: JSON response does not parse") from exc
+        if resp.media_type == "application/json":
+            doc = resp.json()
             if light_client:
                 fork = self._light_client_fork(doc, fork)
             return ssz_from_json(doc, type_name, fork, self._json_to_ssz, url)
@@ -238,10 +521,9 @@ def finalized_events(api: BeaconApiClient, on_epoch: Callable[[int], None], stop
     caller polls once then)."""
     url = api.base_url + "/eth/v1/events?topics=finalized_checkpoint"
     try:
-        with api._session().get(url, headers={"Accept": "text/event-stream"}, stream=True,
+        with api.http.session().get(url, headers={"Accept": "text/event-stream"}, stream=True,
                                 timeout=(api.timeout, timeout)) as r:
-            ctype = r.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if r.status_code != 200 or ctype != "text/event-stream":
+            if r.status_code != 200 or media_type(r.headers) != "text/event-stream":
                 return False
             if on_open:
                 on_open()
@@ -264,25 +546,7 @@ def finalized_events(api: BeaconApiClient, on_epoch: Callable[[int], None], stop
     except requests.Timeout:
         return True  # quiet for `timeout` s: the caller reconnects
     except requests.RequestException as exc:
-        raise PeerError(f"{url}: {transport_error(exc, url, api.timeout)}") from exc
-
-
-def _read_capped(resp: requests.Response, limit: int, url: str) -> bytes:
-    """The body of a streamed response, refused once it (or its Content-Length) passes
-    `limit`: a peer's announced or actual size never becomes an allocation past the cap.
-    Only an error page (limit 4096) is cut instead."""
-    clen = resp.headers.get("Content-Length", "")
-    if clen.isascii() and clen.isdigit() and int(clen) > limit and limit > 4096:
-        raise PeerError(f"{url}: response of {clen} bytes exceeds the limit {limit}")
-    parts, size = [], 0
-    for chunk in resp.iter_content(1 << 20):
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            if limit <= 4096:
-                break
-            raise PeerError(f"{url}: response exceeds the limit {limit} bytes")
-    return b"".join(parts)[:limit]
+        raise PeerFault(f"{url}: {api.http.describe(exc, url)}", "timeout") from exc
 
 
 def ssz_from_json(doc, type_name: str, fork: str | None,
@@ -382,17 +646,7 @@ def _short(text: str, n: int = 200) -> str:
 # era_tools servers (the range endpoint, docs/protocol.md).  No retries here: the backward
 # sync queue retries a failed batch with another peer and keeps the scores.
 
-MAX_BLOCK_BYTES = 10 * 1024 * 1024      # MAX_CHUNK_SIZE of the p2p spec
 RANGE_PATH = "/era_tools/v1/blocks_by_range"
-
-
-class PeerFault(PeerError):
-    """A peer answered badly.  `kind` says how bad: "bad" (garbage, lies), "timeout",
-    "missing" (404 / short / HTTP error)."""
-
-    def __init__(self, message: str, kind: str = "bad"):
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass
@@ -490,151 +744,41 @@ class BackfillPeer:
     """One backfill peer.  `kind` is "range" (era_tools server) or "rest" (Beacon API), found
     by `detect()`.  `fetch(first, last)` returns a PeerReply or raises PeerFault.
 
-    Range replies (~18 MB for 8 mainnet epochs) are read with `http.client` over one kept-alive
-    connection per thread, straight into a buffer the thread reuses, and each block is copied
-    out once: `requests` would hand over 1 MB chunks and join them (two more copies into fresh
-    memory, 0.15-0.2 s of CPU per era; BENCHMARKS.md).  They go to the peer directly, not
-    through a proxy from the environment.  Everything else uses `requests`."""
+    HTTP goes through an HttpClient (`self.http`): range replies (~18 MB for 8 mainnet
+    epochs) take its fast path (`get_into`, a reused buffer; each block is copied out once),
+    everything else `requests`.  `retry` defaults to one try: the backward sync queue
+    retries a failed batch with another peer and keeps the scores."""
 
     def __init__(self, url: str, timeout: float = 30.0, rest_concurrency: int = 16,
                  json_to_ssz: Callable[[dict, str, str], bytes] | None = None,
-                 retries: int = 1, backoff: float = 0.5):
-        self.url = url.rstrip("/")
+                 retry: RetryPolicy = NO_RETRY):
+        self.http = HttpClient(url, timeout, retry, "era_tools-backfill")
+        self.url = self.http.base_url
         self.timeout = timeout
-        # tries per REST block request (429/5xx/transport errors, growing delays): `era
-        # pull` asks one node, which gets them; the backfill queue asks another peer instead
-        self.retries = max(1, retries)
-        self.backoff = backoff
         self.kind: str | None = None
         self.json_to_ssz = json_to_ssz   # for REST nodes that answer blocks in JSON only
         self.answers_json = False        # set once such an answer came (slower: scored so)
-        self._local = threading.local()
         self._rest_concurrency = rest_concurrency
         self._pool = None
         self._pool_lock = threading.Lock()
-        self._conns: set = set()  # every thread's range connection, for close()
 
     def __repr__(self) -> str:
         return f"BackfillPeer({self.url}, {self.kind})"
 
-    def _session(self) -> requests.Session:
-        s = getattr(self._local, "session", None)
-        if s is None:
-            s = self._local.session = requests.Session()
-            s.headers["User-Agent"] = "era_tools-backfill"
-        return s
+    @property
+    def _conns(self) -> set:
+        return self.http.open_connections
 
     def _get(self, path: str, accept: str, limit: int, timeout: float | None = None):
-        """(status, headers, body) with the body capped at `limit` bytes."""
-        url = self.url + path
-        t = timeout or self.timeout
-        try:
-            with self._session().get(url, headers={"Accept": accept}, timeout=t,
-                                     stream=True) as r:
-                clen = r.headers.get("Content-Length")
-                if clen and clen.isascii() and clen.isdigit() and int(clen) > limit:
-                    raise PeerFault(f"{url}: response of {clen} bytes exceeds the limit "
-                                    f"{limit}")
-                parts, size = [], 0   # joined once at the end: one copy of the body
-                deadline = time.monotonic() + 4 * t  # a trickling peer is a stalling peer
-                for chunk in r.iter_content(1 << 20):
-                    parts.append(chunk)
-                    size += len(chunk)
-                    if size > limit:
-                        raise PeerFault(f"{url}: response exceeds the limit {limit} bytes")
-                    if time.monotonic() > deadline:
-                        raise PeerFault(f"{url}: response not complete within {4 * t:g} s",
-                                        "timeout")
-                return r.status_code, r.headers, b"".join(parts)
-        except requests.Timeout as exc:
-            raise PeerFault(f"{url}: no answer within {t:g} s", "timeout") from exc
-        except requests.RequestException as exc:
-            raise PeerFault(f"{url}: {transport_error(exc, url, t)}", "timeout") from exc
-
-    def _range_conn(self, fresh: bool = False) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and not fresh:
-            return conn
-        if conn is not None:
-            self._drop_range_conn()
-        u = urlsplit(self.url)
-        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
-        conn = self._local.conn = cls(u.hostname, u.port, timeout=self.timeout)
-        with self._pool_lock:
-            self._conns.add(conn)
-        return conn
+        """(status, headers, body) with the body capped at `limit` bytes (HttpClient.get)."""
+        r = self.http.get(path, accept, timeout, limit)
+        return r.status, r.headers, r.body
 
     def _get_into(self, path: str, accept: str, limit: int, timeout: float | None = None):
         """(status, headers, body) like `_get`, the body a memoryview of this thread's reused
-        buffer: valid until this thread's next call."""
-        url = self.url + path
-        t = timeout or self.timeout
-        target = urlsplit(self.url).path.rstrip("/") + path
-        headers = {"Accept": accept, "Accept-Encoding": "identity",
-                   "User-Agent": "era_tools-backfill"}
-        try:
-            for attempt in (0, 1):
-                reused = getattr(self._local, "conn", None) is not None
-                conn = self._range_conn(fresh=attempt > 0)
-                conn.timeout = t
-                if conn.sock is not None:
-                    conn.sock.settimeout(t)
-                try:
-                    conn.request("GET", target, headers=headers)
-                    resp = conn.getresponse()
-                    break
-                except (http.client.RemoteDisconnected, BrokenPipeError,
-                        ConnectionResetError):
-                    if attempt or not reused:  # a kept-alive connection the peer closed: once
-                        raise
-            try:
-                clen = resp.getheader("Content-Length")
-                if clen and clen.isascii() and clen.isdigit() and int(clen) > limit:
-                    raise PeerFault(f"{url}: response of {clen} bytes exceeds the limit {limit}")
-                buf = getattr(self._local, "buf", None)
-                if buf is None:
-                    buf = self._local.buf = bytearray(4 << 20)
-                size = 0
-                deadline = time.monotonic() + 4 * t  # a trickling peer is a stalling peer
-                while True:
-                    if size == len(buf):
-                        if size >= limit + 1:
-                            raise PeerFault(f"{url}: response exceeds the limit {limit} bytes")
-                        grown = bytearray(min(2 * len(buf), limit + 1))
-                        grown[:size] = buf
-                        buf = self._local.buf = grown
-                    with memoryview(buf) as mv:
-                        k = resp.readinto(mv[size:size + (1 << 20)])
-                    if not k:
-                        break
-                    size += k
-                    if size > limit:
-                        raise PeerFault(f"{url}: response exceeds the limit {limit} bytes")
-                    if time.monotonic() > deadline:
-                        raise PeerFault(f"{url}: response not complete within {4 * t:g} s",
-                                        "timeout")
-                if resp.will_close:
-                    self._drop_range_conn()
-                return resp.status, resp.headers, memoryview(buf)[:size]
-            except BaseException:
-                self._drop_range_conn()  # a half-read response: the connection is unusable
-                raise
-        except PeerFault:
-            raise
-        except TimeoutError as exc:
-            self._drop_range_conn()
-            raise PeerFault(f"{url}: no answer within {t:g} s", "timeout") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            self._drop_range_conn()
-            raise PeerFault(f"{url}: {transport_error(exc, url, t)}", "timeout") from exc
-
-    def _drop_range_conn(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-            with self._pool_lock:
-                self._conns.discard(conn)
+        buffer: valid until this thread's next call (HttpClient.get_into)."""
+        r = self.http.get_into(path, accept, limit, timeout)
+        return r.status, r.headers, r.body
 
     def _get_data(self, path: str):
         """The `data` of a small JSON answer, or None when the peer does not give one."""
@@ -683,7 +827,7 @@ class BackfillPeer:
         path = f"{RANGE_PATH}?start_slot={first}&count={count}"
         where = self.url + path
         st, h, body = self._get_into(path, SSZ_MIME, count * MAX_BLOCK_BYTES // 8 + (1 << 20))
-        if st in (404, 429) or st >= 500:
+        if st in (404, 429) or st >= 500:  # (those the HttpClient retries: after its tries)
             raise PeerFault(f"{where}: HTTP {st}: {h.get('Era-Tools-Error', '')}", "missing")
         if st != 200:
             raise PeerFault(f"{where}: HTTP {st}")
@@ -708,33 +852,16 @@ class BackfillPeer:
 
         def one(slot):
             path = f"/eth/v2/beacon/blocks/{slot}"
-            for attempt in range(self.retries):
-                if attempt:
-                    time.sleep(self.backoff * 2 ** (attempt - 1))
-                try:
-                    st, h, body = self._get(path, SSZ_MIME, MAX_BLOCK_BYTES)
-                except PeerFault as exc:
-                    if exc.kind != "timeout" or attempt + 1 == self.retries:
-                        raise
-                    continue
-                if st not in RETRY_STATUS:
-                    break
-            if st == 404:
+            r = self.http.get_ok(path, SSZ_MIME, limit=MAX_BLOCK_BYTES, allow_404=True)
+            if r is None:
                 return None
-            if st != 200:
-                raise PeerFault(f"{self.url}{path}: HTTP {st}", "missing")
-            ctype = h.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype == "application/json":  # a node that ignores Accept (Lodestar 1.5.1)
-                where = self.url + path
-                try:
-                    doc = safejson.loads(body)
-                except (ValueError, RecursionError) as exc:
-                    raise PeerFault(f"{where}: JSON response does not parse") from exc
-                resp = ssz_from_json(doc, "SignedBeaconBlock", h.get("Eth-Consensus-Version"),
-                                     self.json_to_ssz, where, error=PeerFault)
+            if r.media_type == "application/json":  # a node that ignores Accept (Lodestar)
+                resp = ssz_from_json(r.json(), "SignedBeaconBlock",
+                                     r.headers.get("Eth-Consensus-Version"), self.json_to_ssz,
+                                     r.url, error=PeerFault)
                 self.answers_json = True
                 return RawBlock(slot=slot, ssz=resp.ssz, fork=resp.fork)
-            return RawBlock(slot=slot, ssz=body)
+            return RawBlock(slot=slot, ssz=r.body)
 
         out, nbytes = [], 0
         for r in self._pool.map(one, slots):
@@ -747,42 +874,23 @@ class BackfillPeer:
         pool, self._pool = self._pool, None  # a later fetch makes a new one
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-        with self._pool_lock:
-            conns, self._conns = self._conns, set()
-        for conn in conns:
-            conn.close()
+        self.http.close()
 
 
 def fetch_ssz_streaming(api: BeaconApiClient, path: str, timeout: float,
                         progress: Callable[[int, int | None], None] | None = None,
-                        limit: int = 8 * 1024**3) -> SszResponse | None:
+                        limit: int = MAX_STATE_BYTES) -> SszResponse | None:
     """GET an SSZ object (a state: hundreds of MB on mainnet) in a stream, reporting
-    progress(bytes_so_far, total_or_None).  None for a 404."""
-    url = api.base_url + path
-    try:
-        with api._session().get(url, headers={"Accept": SSZ_MIME}, timeout=timeout,
-                                stream=True) as r:
-            if r.status_code == 404:
-                return None
-            if r.status_code != 200:
-                raise PeerError(f"{url}: HTTP {r.status_code}: {_short(r.text)}")
-            ctype = r.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype == "application/json":
-                raise PeerError(f"{url}: the node answered JSON; a state must come as SSZ")
-            total = r.headers.get("Content-Length")
-            total = int(total) if total and total.isascii() and total.isdigit() else None
-            if total is not None and total > limit:
-                raise PeerError(f"{url}: response of {total} bytes exceeds the limit {limit}")
-            buf = bytearray()
-            for chunk in r.iter_content(1 << 20):
-                buf += chunk
-                if len(buf) > limit:
-                    raise PeerError(f"{url}: response larger than {limit} bytes")
-                if progress:
-                    progress(len(buf), total)
-            fork = r.headers.get("Eth-Consensus-Version")
-            return SszResponse(fork.lower() if fork else None, bytes(buf), url)
-    except requests.Timeout as exc:
-        raise PeerError(f"{url}: no complete answer within {timeout:g} s") from exc
-    except requests.RequestException as exc:
-        raise PeerError(f"{url}: {transport_error(exc, url, timeout)}") from exc
+    progress(bytes_so_far, total_or_None).  None for a 404.  Retried as every request of
+    `api`; no stall bound (a slow link may take long), only `timeout` between reads."""
+    def refuse_json(status, headers):
+        if status == 200 and media_type(headers) == "application/json":
+            raise PeerFault(f"{api.base_url}{path}: the node answered JSON; a state must come "
+                            "as SSZ")
+
+    r = api.http.get_ok(path, SSZ_MIME, timeout, limit, allow_404=True, stall=None,
+                        on_headers=refuse_json, progress=progress)
+    if r is None:
+        return None
+    fork = r.headers.get("Eth-Consensus-Version")
+    return SszResponse(fork.lower() if fork else None, r.body, r.url)

@@ -22,7 +22,7 @@ from typing import Callable
 
 from .. import framing
 from ..config import Network, network_from_spec, spec_mismatch
-from ..era import StateHead, state_prefix_size
+from ..ssz.layout import StateHead, state_prefix_size
 from ..errors import ConfigError, PeerError, VerificationError, hex0x
 from ..ssz import layout
 from ..ssz.json import json_to_ssz_for
@@ -162,8 +162,7 @@ def _rest_source(api: BeaconApiClient, net: Network, workers: int):
     from .peers import BackfillPeer
 
     p = BackfillPeer(api.base_url, timeout=api.timeout, rest_concurrency=max(1, workers),
-                     json_to_ssz=json_to_ssz_for(net.preset_base), retries=api.retries,
-                     backoff=api.backoff)
+                     json_to_ssz=json_to_ssz_for(net.preset_base), retry=api.http.retry)
     p.kind = "rest"
     return p
 

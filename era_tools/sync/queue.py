@@ -203,7 +203,7 @@ def _check_blocks_task(items: list, preset: str):
                 data = payload
                 fo = framing.compress(data)
             root = layout.block_root(data, fork, preset, "block")
-            head = bytes(data[4:layout.BLOCK_HEAD])
+            head = bytes(data[layout.BLOCK_TOP])
         except FormatError as exc:
             errors[i] = f"not a {fork} block: {exc}"
         roots.append(root)
@@ -361,7 +361,7 @@ class Verifier:
             if k >= 0 and faults[k] is not None:
                 continue  # that batch fails anyway: spare the hashing and BLS
             heads.append((slot, layout.block_parent(head), proposer, raw.framed, k,
-                          bytes(head[4:layout.BLOCK_HEAD])))
+                          bytes(head[layout.BLOCK_TOP])))
             items.append((payload, is_framed, length, net.fork_name_at_slot(slot), pubkey,
                           domain))
         if not items:
