@@ -158,7 +158,6 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
 def _rest_source(api: BeaconApiClient, net: Network, workers: int):
     """The node's standard block route as a block source (one GET per slot, `workers` at a
     time)."""
-    from ..ssz.json import json_to_ssz_for
     from .peers import BackfillPeer
 
     p = BackfillPeer(api.base_url, timeout=api.timeout, rest_concurrency=max(1, workers),
