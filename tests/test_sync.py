@@ -93,6 +93,26 @@ def test_once_publishes_every_era_like_export_of_a_pulled_store(server, tmp_path
     assert {n: (pub / n).read_bytes() for n in os.listdir(pub)} == before
 
 
+def test_era_files_as_a_backfill_peer_of_the_history_stage(server, tmp_path, sample_dir,
+                                                           sample_files):
+    """`--peer DIR`: era files join the history stage's backfill as a checked peer (roots,
+    links, signatures), beside the node; the result is the same archive."""
+    db, pub = tmp_path / "db", tmp_path / "pub"
+    res = run("sync", "--db", db, "--beacon-api", server.url, "--peer", sample_dir,
+              "--publish", pub, "--once", "--json")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["covered"] == [[0, 1024]] and out["eras_published"] == ERAS
+    published_ok(pub, sample_files)
+    for f in sample_files:
+        assert contents_equal(str(pub / f.name), str(f)), f.name
+    res = run("sync", "--db", tmp_path / "db2", "--beacon-api", server.url, "--peer",
+              tmp_path / "nowhere", "--once")
+    assert res.exit_code == 2 and "is not an http:// or https:// URL with a host, an s3:// " \
+        "URL, or a directory of era files" in res.stderr
+    assert not (tmp_path / "db2").exists()
+
+
 @pytest.mark.parametrize("events", [True, False], ids=["event-stream", "polling"])
 def test_follows_a_live_chain_with_lodestar_quirks(server, tmp_path, sample_files, events):
     """Finality starts at slot 192 and moves one era at a time while the sync runs; blocks

@@ -224,9 +224,10 @@ def backfill(db, peers, to_slot, jobs, max_rate, timeout, check_jobs, status_eve
               callback=http_url,
               help="A beacon node REST API; repeat for several (failover, and backfill "
                    "peers).")
-@click.option("--peer", "peers", multiple=True, metavar="URL", callback=http_url,
-              help="An extra backfill peer (an `era serve` server or a beacon node); "
-                   "repeatable.")
+@click.option("--peer", "peers", multiple=True, metavar="URL|DIR", callback=block_source,
+              help="An extra backfill peer (an `era serve` server, a beacon node, or era "
+                   "files: a directory or s3:// prefix whose blocks are checked like any "
+                   "peer's); repeatable.")
 @click.option("--era-dir", metavar="DIR|URL",
               help="Era files to front-fill history from: a directory, or an era host URL "
                    "(mirrored into DB/eras first, as `era download` does).")
