@@ -142,6 +142,25 @@ def floor(era_dir: Path, net, workers: int, from_slot: int) -> tuple[float, int,
     return total, n, cpu
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) that a process and its descendants (`era serve`'s worker
+    processes) have used so far, from Linux /proc."""
+    stats = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(d)] = (int(f[1]), int(f[11]) + int(f[12]))  # ppid, utime + stime
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, (pp, _) in stats.items() if pp in tree} - tree
+        grew = bool(more)
+        tree |= more
+    return sum(stats[p][1] for p in tree if p in stats) / os.sysconf("SC_CLK_TCK")
+
+
 def forward(url: str, net, workers: int, tmp: str, name: str,
             from_slot: int | None) -> tuple[float, int, int, float]:
     """(seconds, slots, blocks, CPU seconds of this process) of one forward sync into a fresh store: "sync" is `era
@@ -203,12 +222,15 @@ def main() -> None:
     try:
         rows = {"sync": [], "pull": [], "floor": []}
         cpu = {"sync": [], "pull": [], "floor": []}   # ms of this process's CPU per block
+        server_cpu = {"sync": [], "pull": []}         # ms of `era serve`'s CPU per block
         for _ in range(a.rounds):
             with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
                 for name in ("sync", "pull"):
+                    sc = proc_cpu(node.pid)
                     s, slots, blocks, c = forward(url, net, a.workers, tmp, name, a.from_slot)
                     rows[name].append(blocks / s)
                     cpu[name].append(1000 * c / blocks)
+                    server_cpu[name].append(1000 * (proc_cpu(node.pid) - sc) / blocks)
             s, n, c = floor(a.eras, net, a.workers, a.from_slot or 0)
             rows["floor"].append(n / s)
             cpu["floor"].append(1000 * c / n)
@@ -227,6 +249,11 @@ def main() -> None:
         log(f"  client CPU per block (the server runs on the same cores, in its own "
             f"process): range {mc['sync']:.3f} ms, GET per slot {mc['pull']:.3f} ms, floor "
             f"{mc['floor']:.3f} ms; floor / range CPU: {mc['floor'] / mc['sync']:.2f}")
+        ms = {k: statistics.median(v) for k, v in server_cpu.items()}
+        log(f"  server (`era serve`) CPU per block: range {ms['sync']:.3f} ms, GET per slot "
+            f"{ms['pull']:.3f} ms; on {os.cpu_count()} shared cores the wall ratio is at most "
+            f"about floor CPU / (client + server CPU) = "
+            f"{mc['floor'] / (mc['sync'] + ms['sync']):.2f}")
         if ev:
             log(f"latency goal (<= 2 s): event stream max {max(ev):.2f} s, polling max "
                 f"{max(po):.2f} s")
