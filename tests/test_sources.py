@@ -160,3 +160,39 @@ def test_backfill_from_era_files_in_a_bucket(sample_dir, checkpointed, reference
     assert r.returncode == 0, r.stderr
     with ChainStore.open(db) as store:
         assert_equals_reference(store, reference)
+
+
+def test_an_era_block_announcing_a_huge_size_is_refused_before_inflating(sample_dir, net,
+                                                                          tmp_path):
+    """A block record of 2,000 tiny snappy chunks that each announce 64 KiB (131 MB in all,
+    from 18 KB of file): the source refuses it from the chunk headers, allocating nothing
+    near that size."""
+    import tracemalloc
+
+    import pytest
+
+    from era_tools.sync.peers import PeerFault
+
+    chunk = b"\x00" + (8).to_bytes(3, "little") + b"\0\0\0\0" + b"\x80\x80\x04" + b"\0"
+    bomb = b"\xff\x06\x00\x00sNaPpY" + chunk * 2000
+    out = tmp_path / "eras"
+    out.mkdir()
+    era = 3
+    [name] = [n for n in os.listdir(sample_dir) if f"-{era:05d}-" in n]
+    with EraReader(sample_dir / name) as r:
+        slots = [s for s in r.slots() if r.block_framed(s) is not None]
+        state = r.state_framed()
+        blocks = {s: r.block_framed(s) for s in slots}
+    with EraWriter(out, "minimal", era, 64, fsync=False) as w:
+        for s in slots:
+            w.add_block(s, framed=bomb if s == slots[0] else blocks[s])
+        w.set_state(framed=state)
+    src = EraFileSource(str(out), net)
+    tracemalloc.start()
+    with pytest.raises(PeerFault) as exc:
+        src.fetch((era - 1) * 64, era * 64 - 1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert f"slot {slots[0]}: block of 131072000 bytes announced, outside [100, " in str(exc.value)
+    assert exc.value.kind == "bad"
+    assert peak < 8 << 20, peak

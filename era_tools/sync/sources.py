@@ -26,7 +26,7 @@ from typing import Protocol
 from .. import framing
 from ..era import EraReader, era_files_in, parse_era_file_name
 from ..errors import EraToolsError
-from .peers import BackfillPeer, PeerFault, PeerReply, RawBlock
+from .peers import MAX_BLOCK_BYTES, BackfillPeer, PeerFault, PeerReply, RawBlock
 
 
 class BlockSource(Protocol):
@@ -129,6 +129,9 @@ class EraFileSource:
                         if framed is None:
                             continue
                         length = framing.uncompressed_length(framed, where=f"{path}: slot {slot}")
+                        if not 100 <= length <= MAX_BLOCK_BYTES:  # before anything inflates it
+                            raise PeerFault(f"{path}: slot {slot}: block of {length} bytes "
+                                            f"announced, outside [100, {MAX_BLOCK_BYTES}]")
                         blocks.append(RawBlock(slot=slot, framed=framed, length=length))
                         nbytes += len(framed)
             except OSError as exc:
