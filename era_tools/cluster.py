@@ -103,9 +103,7 @@ def run_per_file(scheduler: str, func: Callable, paths: Sequence[str], *args,
                 results[i] = res
                 if progress is not None and not isinstance(res, _Raised):
                     progress(res)
-            if not stuck:
-                idle_since = None
-            elif client.scheduler_info().get("workers"):
+            if not stuck or client.scheduler_info().get("workers"):
                 idle_since = None
             elif idle_since is None:
                 idle_since = time.monotonic()

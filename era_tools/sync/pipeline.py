@@ -571,11 +571,10 @@ class SyncPipeline:
         """The server's range endpoint (an era_tools node) as the block source of the
         follow stage, or None (a standard node: one GET per slot).  Probed once."""
         if s.range_peer is None:
-            from ..ssz.json import json_to_ssz_for
-            from .peers import BackfillPeer, PeerFault
+            from .peers import PeerFault
+            from .sources import make_source
 
-            peer = BackfillPeer(s.url, timeout=self.opts.timeout,
-                                json_to_ssz=json_to_ssz_for(self.store.network.preset_base))
+            peer = make_source(s.url, self.store.network, timeout=self.opts.timeout)
             try:
                 kind = peer.detect(max(0, probe_slot))
             except PeerFault:

@@ -158,10 +158,10 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
 def _rest_source(api: BeaconApiClient, net: Network, workers: int):
     """The node's standard block route as a block source (one GET per slot, `workers` at a
     time)."""
-    from .peers import BackfillPeer
+    from .sources import make_source
 
-    p = BackfillPeer(api.base_url, timeout=api.timeout, rest_concurrency=max(1, workers),
-                     json_to_ssz=json_to_ssz_for(net.preset_base), retry=api.http.retry)
+    p = make_source(api.base_url, net, timeout=api.timeout, rest_concurrency=max(1, workers),
+                    retry=api.http.retry)
     p.kind = "rest"
     return p
 

@@ -797,6 +797,21 @@ class SyncQueue:
             self.cond.acquire()
         self._last_commit = time.monotonic()
 
+    def _written(self, n: int, nblocks: int, final: str | None) -> bool:
+        """Count a write of `n` slots (`nblocks` blocks; n may be 0 when only bookkeeping
+        changed), report progress, wake the workers, and end the job when `final` says why."""
+        self.result.slots += n
+        self.result.blocks += nblocks
+        if n:
+            self.result.commits += 1
+            if self.progress:
+                self.progress(n)
+        self.cond.notify_all()  # the window has room again
+        if final:
+            self.result.stopped = final
+            self.done = True
+        return True
+
     def _settle(self, b: Batch, part_lo: int, part_hi: int, whole: bool) -> None:
         """[part_lo, part_hi] of batch `b` was written: blame the earlier attempts at it that
         differ from what was accepted (Lighthouse's attempt hashing), and reward the peer
@@ -898,22 +913,12 @@ class SyncQueue:
                              failed=[(p, {s: r for s, r in c.items() if s < lo})
                                      for p, c in b.failed])
                 self.batches[rest.hi] = rest
-        n = hi - lo + 1
-        self.result.slots += n
-        self.result.blocks += len(linked)
-        self.result.commits += 1
         self.cur_top = lo
         if linked:
             self.anchor_block = (linked[-1].slot, linked[-1].root)
             self.expect = linked[-1].parent
         self.result.oldest_slot = lo
-        if self.progress:
-            self.progress(n)
-        self.cond.notify_all()  # the window has room again
-        if final:
-            self.result.stopped = final
-            self.done = True
-        return True
+        return self._written(hi - lo + 1, len(linked), final)
 
     def _rewind(self, run, linked, upto, why) -> bool:
         """Batches run[0..upto] (all of `run` when upto is None) could be lying: fetch them
@@ -1072,23 +1077,13 @@ class SyncQueue:
                              failed=[(p, {s: r for s, r in c.items() if s > hi})
                                      for p, c in b.failed])
                 self.batches[rest.lo] = rest
-        n = max(0, hi - lo + 1)
-        self.result.slots += n
-        self.result.blocks += len(blocks)
-        self.result.commits += 1 if n else 0
         self.cur_lo = hi + 1
         if blocks:
             self.expect = blocks[-1].root
             self.head_slot = blocks[-1].slot
-        self.result.oldest_slot = lo if self.result.oldest_slot is None else \
-            self.result.oldest_slot
-        if self.progress and n:
-            self.progress(n)
-        self.cond.notify_all()  # the window has room again
-        if final:
-            self.result.stopped = final
-            self.done = True
-        return True
+        if self.result.oldest_slot is None:
+            self.result.oldest_slot = lo
+        return self._written(max(0, hi - lo + 1), len(blocks), final)
 
     # -- status ----------------------------------------------------------------------------
     def total_slots(self) -> int:

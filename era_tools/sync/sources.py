@@ -45,14 +45,16 @@ def is_era_location(spec: str) -> bool:
     return spec.startswith("s3://") or not spec.startswith(("http://", "https://"))
 
 
-def make_source(spec: str, network, timeout: float = 30.0) -> BlockSource:
+def make_source(spec: str, network, timeout: float = 30.0, **http) -> BlockSource:
     """The block source `spec` names: era files (see is_era_location), else an HTTP server
-    (`detect()` it before use to choose its range endpoint or the standard route)."""
+    (`detect()` it before use to choose its range endpoint or the standard route; `http`:
+    more BackfillPeer arguments, e.g. rest_concurrency, retry)."""
     if is_era_location(spec):
         return EraFileSource(spec, network)
     from ..ssz.json import json_to_ssz_for
 
-    return BackfillPeer(spec, timeout=timeout, json_to_ssz=json_to_ssz_for(network.preset_base))
+    return BackfillPeer(spec, timeout=timeout, json_to_ssz=json_to_ssz_for(network.preset_base),
+                        **http)
 
 
 class EraFileSource:
