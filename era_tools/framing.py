@@ -8,6 +8,8 @@ Knows nothing of e2store, era files, SSZ types or I/O.
 
 from __future__ import annotations
 
+import threading
+
 import cramjam
 
 from .errors import FormatError
@@ -127,6 +129,21 @@ def decompress_exact(data, length: int, where: str = "payload") -> bytearray:
     chunk-header walk of `decompress`: the engine writes into a buffer of `length` bytes and
     fails on overflow, a shorter result is refused here, and CRCs are checked as always."""
     out = bytearray(length)
+    decompress_into(data, out, where)
+    return out
+
+
+_scratch = threading.local()
+
+
+def decompress_scratch(data, length: int, where: str = "payload") -> memoryview:
+    """`decompress_exact` into this thread's reused buffer (no fresh zeroed buffer per
+    payload): a view of `length` bytes, valid until this thread's next call.  For callers
+    that only read the result (hash it, copy parts out) before the next payload."""
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or len(buf) < length:
+        buf = _scratch.buf = bytearray(max(length, 1 << 20))
+    out = memoryview(buf)[:length]
     decompress_into(data, out, where)
     return out
 

@@ -105,7 +105,7 @@ def run_atheris(name: str, runs: int, seconds: float) -> int:
             pass
 
     atheris.Setup([sys.argv[0], f"-runs={runs}", f"-max_total_time={int(seconds)}",
-                   "-timeout=2", "-rss_limit_mb=2048", corpus], one)
+                   "-timeout=2", "-rss_limit_mb=2048", "-print_final_stats=1", corpus], one)
     atheris.Fuzz()
     return 0
 

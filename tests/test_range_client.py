@@ -100,3 +100,88 @@ def test_close_closes_every_threads_connection():
     peer.close()
     assert not peer._conns
     srv.close()
+
+
+def _chunk(payload: bytes, digest: bytes = b"\x01\x02\x03\x04") -> bytes:
+    from era_tools import framing
+    from era_tools.serve.app import uvarint
+
+    return b"\x00" + digest + uvarint(len(payload)) + framing.compress(payload)
+
+
+def _blocks(n: int, seed: int = 7) -> list[bytes]:
+    import random
+
+    rng = random.Random(seed)  # incompressible, 100 B..3 MB: some bigger than one read
+    return [rng.randbytes([100, 5000, 100_000, 1_500_000, 3_000_000][i % 5]) for i in range(n)]
+
+
+def test_a_range_reply_is_parsed_while_it_arrives_in_a_small_buffer():
+    """A 14 MB reply, with blocks bigger than one read, gives the same blocks as parsing it
+    whole, and the thread's buffer never grows past its 4 MB start."""
+    from era_tools.sync.peers import parse_range_body
+
+    payloads = _blocks(15)
+    body = b"".join(_chunk(p) for p in payloads)
+    assert len(body) > 12 << 20
+    srv = OneShotServer(body=body, last=40)
+    peer = BackfillPeer(srv.url, timeout=10)
+    peer.kind = "range"
+    try:
+        reply = peer.fetch(10, 40)
+        whole = parse_range_body(body, 10, 40, "whole")
+        assert [(b.framed, b.length, b.digest) for b in reply.blocks] == \
+            [(b.framed, b.length, b.digest) for b in whole]
+        assert [b.length for b in reply.blocks] == [len(p) for p in payloads]
+        assert reply.nbytes == len(body)
+        assert len(peer.http._local.buf) == 4 << 20
+    finally:
+        peer.close()
+        srv.close()
+
+
+@pytest.mark.parametrize("tail, want", [
+    # an error chunk after two blocks (ResourceUnavailable: "missing")
+    (b"\x03" + bytes([5]) + __import__("era_tools.framing").framing.compress(b"gone!"),
+     "error chunk 3 after 2 blocks: gone!"),
+    # a block cut short by the end of the body
+    (_chunk(b"x" * 300)[:-20], "snappy chunk runs past the response"),
+    (_chunk(b"x" * 300)[:19], "framed payload truncated"),
+    (_chunk(b"x" * 300)[:12], "framed payload truncated (stream identifier)"),
+    (b"\x00\x01\x02", "chunk header truncated"),
+])
+def test_the_end_of_a_streamed_reply_is_checked(tail, want):
+    body = b"".join(_chunk(p) for p in _blocks(2)) + tail
+    srv = OneShotServer(body=body, last=40)
+    peer = BackfillPeer(srv.url, timeout=10)
+    peer.kind = "range"
+    try:
+        with pytest.raises(PeerFault) as exc:
+            peer.fetch(10, 40)
+        assert want in str(exc.value)
+        assert str(exc.value).startswith(f"{srv.url}{RANGE_PATH}?start_slot=10&count=31: ")
+    finally:
+        peer.close()
+        srv.close()
+
+
+def test_a_block_chunk_padded_without_end_is_refused_at_its_bound():
+    """Snappy padding chunks add nothing to a block: a peer could stream one block without
+    end.  It is refused once it passes MAX_CHUNK_WIRE_BYTES, with the buffer bounded by it."""
+    from era_tools.serve.app import uvarint
+    from era_tools.sync.peers import MAX_CHUNK_WIRE_BYTES
+
+    pad = b"\xfe" + (65536).to_bytes(3, "little") + b"\0" * 65536
+    body = (b"\x00\x01\x02\x03\x04" + uvarint(1000) + b"\xff\x06\x00\x00sNaPpY" +
+            pad * (MAX_CHUNK_WIRE_BYTES // len(pad) + 8))
+    srv = OneShotServer(body=body, last=40, length=False)
+    peer = BackfillPeer(srv.url, timeout=10)
+    peer.kind = "range"
+    try:
+        with pytest.raises(PeerFault) as exc:
+            peer.fetch(10, 40)
+        assert f"byte 0: a block chunk runs past {MAX_CHUNK_WIRE_BYTES} bytes" in str(exc.value)
+        assert len(peer.http._local.buf) <= 2 * MAX_CHUNK_WIRE_BYTES
+    finally:
+        peer.close()
+        srv.close()

@@ -91,6 +91,7 @@ class Reply:
     headers: object
     body: bytes | memoryview
     url: str
+    stream: object = None   # get_into with a sink: what parsed the body (body: its rest)
 
     @property
     def status_code(self) -> int:   # the names of a requests.Response, for old callers
@@ -282,10 +283,17 @@ class HttpClient:
         return self._conns
 
     def get_into(self, path: str, accept: str, limit: int, timeout: float | None = None,
-                 stall: float | None = STALL_FACTOR) -> Reply:
+                 stall: float | None = STALL_FACTOR, sink: Callable[[], object] | None = None
+                 ) -> Reply:
         """`get` over this thread's kept-alive http.client connection, the body a memoryview
         of this thread's reused buffer: valid until this thread's next call.  A kept-alive
-        connection the server closed meanwhile is reopened once (not a failed try)."""
+        connection the server closed meanwhile is reopened once (not a failed try).
+
+        With `sink` (a factory, called once per try: e.g. RangeBody), a 200 body is parsed
+        while it arrives: the sink's `feed(view, base)` takes what it can from the start of
+        the bytes received and not yet taken, and returns how many it took; the buffer only
+        holds the rest (it grows only for one chunk bigger than it).  The Reply's `stream`
+        is the sink, its `body` the bytes the sink never took."""
         url = self.base_url + path
         t = timeout or self.timeout
         target = urlsplit(self.base_url).path.rstrip("/") + path
@@ -309,41 +317,49 @@ class HttpClient:
                         if attempt or not reused:  # a kept-alive connection closed: once
                             raise
                 self._count()
-                return self._read_into(resp, url, limit, None if stall is None else stall * t)
+                return self._read_into(resp, url, limit, None if stall is None else stall * t,
+                                       None if sink is None or resp.status != 200 else sink())
             except BaseException:
                 self.drop_conn()  # a half-read response: the connection is unusable
                 raise
 
         return self._retrying(url, t, once)
 
-    def _read_into(self, resp, url: str, limit: int, stall: float | None) -> Reply:
+    def _read_into(self, resp, url: str, limit: int, stall: float | None,
+                   stream=None) -> Reply:
         ok = resp.status == 200
         cap = _BodyCap(url, limit if ok else ERROR_PAGE_BYTES, stall, cut=not ok)
         cap.announced(resp.getheader("Content-Length"))
         buf = getattr(self._local, "buf", None)
         if buf is None:
             buf = self._local.buf = bytearray(4 << 20)
-        size = 0
+        fill = taken = 0   # bytes in buf; bytes of the body before buf[0] (the sink's)
         while True:
-            if size == len(buf):
-                if size >= cap.limit + 1:
-                    cap.check(size)
+            if fill == len(buf):
+                if taken + fill >= cap.limit + 1:
+                    cap.check(taken + fill)
                     break
-                grown = bytearray(min(2 * len(buf), cap.limit + 1))
-                grown[:size] = buf
+                grown = bytearray(min(2 * len(buf), cap.limit + 1 - taken))
+                grown[:fill] = buf
                 buf = self._local.buf = grown
             with memoryview(buf) as mv:
-                k = resp.readinto(mv[size:size + (1 << 20)])
-            if not k:
-                break
-            size += k
-            if not cap.check(size):
-                self.drop_conn()   # an error page cut short: the rest is unread
-                size = min(size, ERROR_PAGE_BYTES)
-                break
+                k = resp.readinto(mv[fill:fill + (1 << 20)])
+                if not k:
+                    break
+                fill += k
+                if not cap.check(taken + fill):
+                    self.drop_conn()   # an error page cut short: the rest is unread
+                    fill = min(fill, ERROR_PAGE_BYTES)
+                    break
+                if stream is not None:
+                    used = stream.feed(mv[:fill], taken)
+                    if used:
+                        mv[:fill - used] = mv[used:fill]
+                        fill -= used
+                        taken += used
         if resp.will_close:
             self.drop_conn()
-        return Reply(resp.status, resp.headers, memoryview(buf)[:size], url)
+        return Reply(resp.status, resp.headers, memoryview(buf)[:fill], url, stream)
 
     def close(self) -> None:
         with self._lock:
@@ -666,10 +682,16 @@ class PeerReply:
     nbytes: int = 0
 
 
-def _read_uvarint(buf, pos: int, end: int, where: str) -> tuple[int, int]:
+class _Short(Exception):
+    """A chunk runs past the bytes received so far (only while a body is still arriving)."""
+
+
+def _read_uvarint(buf, pos: int, end: int, where: str, short: bool = False) -> tuple[int, int]:
     result = shift = 0
     for i in range(10):
         if pos + i >= end:
+            if short:
+                raise _Short()
             raise PeerFault(f"{where}: truncated uvarint at byte {pos + i}")
         b = buf[pos + i]
         result |= (b & 0x7F) << shift
@@ -679,65 +701,121 @@ def _read_uvarint(buf, pos: int, end: int, where: str) -> tuple[int, int]:
     raise PeerFault(f"{where}: uvarint at byte {pos} longer than 10 bytes")
 
 
-def _framed_end(buf, pos: int, end: int, length: int, where: str) -> int:
+def _framed_end(buf, pos: int, end: int, length: int, where: str, base: int = 0,
+                short: bool = False) -> int:
     """End of a snappy framed stream starting at `pos` that decompresses to `length` bytes
-    (walks the chunk headers only)."""
+    (walks the chunk headers only).  Messages name body offsets (`base` + position in
+    `buf`); with `short`, running out of bytes raises _Short instead of a PeerFault."""
+    if end - pos < 10:
+        if short:
+            raise _Short()
+        raise PeerFault(f"{where}: byte {base + pos}: framed payload truncated (stream "
+                        "identifier)")
     if bytes(buf[pos:pos + 10]) != b"\xff\x06\x00\x00sNaPpY":
-        raise PeerFault(f"{where}: byte {pos}: no snappy stream identifier")
+        raise PeerFault(f"{where}: byte {base + pos}: no snappy stream identifier")
     p = pos + 10
     total = 0
     while total < length:
         if p + 4 > end:
-            raise PeerFault(f"{where}: byte {p}: framed payload truncated ({total} of "
+            if short:
+                raise _Short()
+            raise PeerFault(f"{where}: byte {base + p}: framed payload truncated ({total} of "
                             f"{length} bytes)")
         ctype = buf[p]
         clen = buf[p + 1] | (buf[p + 2] << 8) | (buf[p + 3] << 16)
         body = p + 4
         if body + clen > end:
-            raise PeerFault(f"{where}: byte {p}: snappy chunk runs past the response")
+            if short:
+                raise _Short()
+            raise PeerFault(f"{where}: byte {base + p}: snappy chunk runs past the response")
         if ctype == 0x00:
             ulen, _ = _read_uvarint(buf, body + 4, body + clen, where)
             total += ulen
         elif ctype == 0x01:
             total += clen - 4
         elif 0x02 <= ctype <= 0x7F:
-            raise PeerFault(f"{where}: byte {p}: reserved snappy chunk type 0x{ctype:02x}")
+            raise PeerFault(f"{where}: byte {base + p}: reserved snappy chunk type "
+                            f"0x{ctype:02x}")
         p = body + clen
     if total != length:
         raise PeerFault(f"{where}: framed payload is {total} bytes, chunk header says {length}")
     return p
 
 
-def parse_range_body(body: bytes, first: int, last: int, where: str) -> list:
-    """Chunks of a blocks_by_range response -> RawBlock list (framing checked, not decoded)."""
-    out = []
-    pos, n = 0, len(body)
-    mv = memoryview(body)
-    while pos < n:
-        result = body[pos]
-        if result != 0:
-            msg = ""
-            try:
-                ln, p = _read_uvarint(body, pos + 1, n, where)
-                from ..framing import decompress
+# A block's chunk may take this many bytes before it is complete (its framing included): an
+# honest encoder's framing adds 8 bytes per 64 KiB, so twice the largest block is generous;
+# past it the peer is padding a chunk without end.
+MAX_CHUNK_WIRE_BYTES = 2 * MAX_BLOCK_BYTES + (1 << 20)
 
-                msg = decompress(bytes(mv[p:]), max_size=256, where=where)[:ln].decode(
-                    "utf-8", "replace")
-            except Exception:  # the error text is only informative
-                pass
-            raise PeerFault(f"{where}: error chunk {result} after {len(out)} blocks: {msg}",
-                            "missing" if result == 3 else "bad")
-        if pos + 5 > n:
-            raise PeerFault(f"{where}: byte {pos}: chunk header truncated")
-        digest = bytes(mv[pos + 1:pos + 5])
-        length, p = _read_uvarint(body, pos + 5, n, where)
-        if length > MAX_BLOCK_BYTES or length < 100:
-            raise PeerFault(f"{where}: byte {pos}: block length {length} outside "
-                            f"[100, {MAX_BLOCK_BYTES}]")
-        end = _framed_end(body, p, n, length, where)
-        out.append(RawBlock(slot=-1, framed=bytes(mv[p:end]), digest=digest, length=length))
-        pos = end
-    return out
+
+class RangeBody:
+    """The chunks of a blocks_by_range answer, parsed while it arrives, so the answer is never
+    held whole (a reply of 512 mainnet slots is ~40 MB): `feed(buf, base)` takes the complete
+    block chunks at the start of `buf` (body bytes from offset `base` on) and returns how many
+    bytes it used; `finish(rest)`, once the body has ended with `rest` unused, parses that (an
+    error chunk, the body's last, or a truncated chunk) and returns the RawBlocks.  Framing
+    is checked, not decoded; each block's bytes are copied out of `buf`."""
+
+    def __init__(self, where: str):
+        self.where = where
+        self.blocks: list[RawBlock] = []
+        self.taken = 0   # body bytes parsed so far
+
+    def feed(self, buf, base: int) -> int:
+        used = self._parse(buf, base, short=True)
+        self.taken = base + used
+        return used
+
+    def finish(self, rest) -> list:
+        self._parse(rest, self.taken, short=False)
+        self.taken += len(rest)
+        return self.blocks
+
+    def _parse(self, buf, base: int, short: bool) -> int:
+        where, out = self.where, self.blocks
+        pos, n = 0, len(buf)
+        mv = memoryview(buf)
+        while pos < n:
+            result = buf[pos]
+            if result != 0:
+                if short:  # the answer's last chunk: read whole, then parsed by finish()
+                    return pos
+                msg = ""
+                try:
+                    ln, p = _read_uvarint(buf, pos + 1, n, where)
+                    from ..framing import decompress
+
+                    msg = decompress(bytes(mv[p:]), max_size=256, where=where)[:ln].decode(
+                        "utf-8", "replace")
+                except Exception:  # the error text is only informative
+                    pass
+                raise PeerFault(f"{where}: error chunk {result} after {len(out)} blocks: "
+                                f"{msg}", "missing" if result == 3 else "bad")
+            try:
+                if pos + 5 > n:
+                    if short:
+                        raise _Short()
+                    raise PeerFault(f"{where}: byte {base + pos}: chunk header truncated")
+                length, p = _read_uvarint(buf, pos + 5, n, where, short)
+                if length > MAX_BLOCK_BYTES or length < 100:
+                    raise PeerFault(f"{where}: byte {base + pos}: block length {length} "
+                                    f"outside [100, {MAX_BLOCK_BYTES}]")
+                end = _framed_end(buf, p, n, length, where, base, short)
+            except _Short:
+                if n - pos > MAX_CHUNK_WIRE_BYTES:
+                    raise PeerFault(f"{where}: byte {base + pos}: a block chunk runs past "
+                                    f"{MAX_CHUNK_WIRE_BYTES} bytes") from None
+                return pos
+            out.append(RawBlock(slot=-1, framed=bytes(mv[p:end]), digest=bytes(
+                mv[pos + 1:pos + 5]), length=length))
+            pos = end
+        return pos
+
+
+def parse_range_body(body: bytes, first: int, last: int, where: str) -> list:
+    """Chunks of a whole blocks_by_range response -> RawBlock list (framing checked, not
+    decoded)."""
+    return RangeBody(where).finish(body)
 
 
 class BackfillPeer:
@@ -774,11 +852,13 @@ class BackfillPeer:
         r = self.http.get(path, accept, timeout, limit)
         return r.status, r.headers, r.body
 
-    def _get_into(self, path: str, accept: str, limit: int, timeout: float | None = None):
+    def _get_into(self, path: str, accept: str, limit: int, timeout: float | None = None,
+                  sink=None):
         """(status, headers, body) like `_get`, the body a memoryview of this thread's reused
-        buffer: valid until this thread's next call (HttpClient.get_into)."""
-        r = self.http.get_into(path, accept, limit, timeout)
-        return r.status, r.headers, r.body
+        buffer: valid until this thread's next call (HttpClient.get_into; with `sink`, the
+        Reply)."""
+        r = self.http.get_into(path, accept, limit, timeout, sink=sink)
+        return r if sink is not None else (r.status, r.headers, r.body)
 
     def _get_data(self, path: str):
         """The `data` of a small JSON answer, or None when the peer does not give one."""
@@ -826,7 +906,9 @@ class BackfillPeer:
         count = hi - first + 1
         path = f"{RANGE_PATH}?start_slot={first}&count={count}"
         where = self.url + path
-        st, h, body = self._get_into(path, SSZ_MIME, count * MAX_BLOCK_BYTES // 8 + (1 << 20))
+        r = self._get_into(path, SSZ_MIME, count * MAX_BLOCK_BYTES // 8 + (1 << 20),
+                           sink=lambda: RangeBody(where))
+        st, h, body = r.status, r.headers, r.body
         if st in (404, 429) or st >= 500:  # (those the HttpClient retries: after its tries)
             raise PeerFault(f"{where}: HTTP {st}: {h.get('Era-Tools-Error', '')}", "missing")
         if st != 200:
@@ -838,8 +920,9 @@ class BackfillPeer:
         if not first - 1 <= served_last <= hi:
             raise PeerFault(f"{where}: Era-Tools-Last-Slot {served_last} outside "
                             f"[{first - 1}, {hi}]")
-        blocks = parse_range_body(body, first, hi, where)
-        return PeerReply(blocks, served_last, len(body))
+        parsed = r.stream
+        nbytes = parsed.taken + len(body)
+        return PeerReply(parsed.finish(body), served_last, nbytes)
 
     def _fetch_rest(self, first, last, extra_slots) -> PeerReply:
         from concurrent.futures import ThreadPoolExecutor
