@@ -243,12 +243,12 @@ class Verifier:
         return d
 
     def fork_digest(self, slot: int) -> bytes:
-        from ..signing import compute_fork_data_root
-
         epoch = slot // self.network.slots_per_epoch
-        version = self.network.fork_at_epoch(epoch).version
         d = self._digests.get(epoch)
         if d is None:
+            from ..signing import compute_fork_data_root
+
+            version = self.network.fork_at_epoch(epoch).version
             d = compute_fork_data_root(version, self.gvr)[:4]
             if len(self._digests) < 100000:
                 self._digests[epoch] = d
