@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import struct
 import tracemalloc
 
@@ -350,18 +351,36 @@ def test_corrupt_file_cli_one_line(tmp_path, sample_files):
     assert "Traceback" not in res.output
 
 
-def test_decompress_exact():
+@pytest.mark.parametrize("fn", [framing.decompress_exact, framing.decompress_scratch])
+def test_decompress_exact(fn):
     """The announced length must be exact: the engine refuses to overflow the buffer, a short
-    stream is refused here, CRCs are checked, and any buffer (a memoryview) is read in place."""
+    stream is refused here, CRCs are checked, and any buffer (a memoryview) is read in place.
+    The same for the per-thread scratch buffer (decompress_scratch)."""
     data = os.urandom(3000) + bytes(150_000)
     framed = framing.compress(data)
-    assert framing.decompress_exact(memoryview(framed), len(data)) == data
+    assert fn(memoryview(framed), len(data)) == data
     with pytest.raises(FormatError, match="block: bad snappy data"):
-        framing.decompress_exact(framed, len(data) - 1, where="block")
+        fn(framed, len(data) - 1, where="block")
     with pytest.raises(FormatError, match=f"decompressed to {len(data)} bytes, expected "
                                           f"{len(data) + 1}"):
-        framing.decompress_exact(framed, len(data) + 1, where="block")
+        fn(framed, len(data) + 1, where="block")
     bad = bytearray(framed)
     bad[40] ^= 1
     with pytest.raises(FormatError, match="checksum|corrupt"):
-        framing.decompress_exact(bytes(bad), len(data), where="block")
+        fn(bytes(bad), len(data), where="block")
+
+
+def test_decompress_scratch_reuses_one_buffer_per_thread():
+    small, big = b"a" * 1000, os.urandom(3 << 20)
+    one = framing.decompress_scratch(framing.compress(small), len(small))
+    two = framing.decompress_scratch(framing.compress(b"b" * 2000), 2000)
+    assert one.obj is two.obj and len(one.obj) == 1 << 20   # reused, not reallocated
+    assert bytes(two) == b"b" * 2000 and bytes(one) == b"b" * 1000  # one was overwritten
+    three = framing.decompress_scratch(framing.compress(big), len(big))  # grown to fit
+    assert bytes(three) == big and len(three.obj) == len(big)
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(
+        framing.decompress_scratch(framing.compress(small), len(small)).obj))
+    t.start()
+    t.join()
+    assert seen[0] is not three.obj   # another thread has its own
