@@ -20,6 +20,9 @@ Fault switches (attributes of `srv.faults`):
   finalized_404     answer 404 to the first N `states/finalized` requests after each move of
                     finality (Lodestar while it moves its finalized checkpoint)
   rewound           (epoch, root): report that finalized checkpoint (a rewound finality)
+  fork_from         serve a fork that leaves the chain at that slot: the block there with
+                    another state_root, every later block re-parented onto the fork (roots
+                    and links check out; the finalized checkpoint stays the real one)
 
 A live chain (`era sync` tests): `srv.finalized_epoch` is what finality_checkpoints, the
 `finalized` state id and the event stream say (the fixture's own by default); with
@@ -41,8 +44,10 @@ from pathlib import Path
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lodestar-minimal-1"
 
-# SignedBeaconBlock: offset(4) | signature(96) | slot(8) | proposer(8) | parent_root(32)
+# SignedBeaconBlock: offset(4) | signature(96) | slot(8) | proposer(8) | parent_root(32) |
+# state_root(32)
 PARENT_ROOT = slice(116, 148)
+STATE_ROOT = slice(148, 180)
 BLOCK_ROOTS_OFFSET = 176
 
 
@@ -73,6 +78,7 @@ class Faults:
     no_version_header: bool = False
     finalized_404: int = 0
     rewound: tuple | None = None
+    fork_from: int | None = None
 
 
 class FixtureChain:
@@ -222,6 +228,32 @@ class BeaconApiServer:
     _send = staticmethod(send_reply)
     _json = staticmethod(send_json)
 
+    def _forked(self, slot: int) -> bytes:
+        """The block at `slot` on the fork of `faults.fork_from` (see Faults)."""
+        from era_tools.ssz.layout import block_root
+
+        c, start = self.chain, self.faults.fork_from
+        net_preset = c.spec.get("PRESET_BASE", "minimal")
+        with self._lock:
+            forks = self.__dict__.setdefault("_forks", {}).setdefault(start, {})
+            prev = None
+            for s in range(start, slot + 1):
+                if s not in forks:
+                    got = c.block_ssz(s)
+                    if got is None:
+                        forks[s] = None
+                        continue
+                    fork, data = got
+                    data = bytearray(data)
+                    if s == start:
+                        data[STATE_ROOT] = b"\x55" * 32
+                    elif prev is not None:
+                        data[PARENT_ROOT] = prev[1]
+                    forks[s] = (bytes(data), block_root(bytes(data), fork, net_preset, "fork"))
+                if forks[s] is not None:
+                    prev = forks[s]
+            return forks[slot][0]
+
     def _not_found(self, h, what):
         self._json(h, {"code": 404, "message": f"{what} not found"}, status=404)
 
@@ -268,6 +300,8 @@ class BeaconApiServer:
             if got is None:
                 return self._not_found(h, f"block at slot {slot}")
             fork, data = got
+            if f.fork_from is not None and slot >= f.fork_from:
+                data = self._forked(slot)
             if f.bad_link_slot == slot:
                 data = bytearray(data)
                 data[PARENT_ROOT] = b"\x66" * 32

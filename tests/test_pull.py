@@ -84,6 +84,31 @@ def test_block_that_does_not_link_commits_nothing(server, tmp_path):
     assert dump(str(db)) == []
 
 
+def test_a_fork_that_links_but_is_not_finalized_writes_nothing(server, tmp_path):
+    """A node that serves another fork from slot 44 on (every root and link checks out) is
+    only caught where the chain must end at its finalized checkpoint root.  The span is
+    short (a follow step): nothing of it is written, though it is many --batch-slots long;
+    then the honest chain is pulled over the same store."""
+    db = tmp_path / "db"
+    assert run("pull", "--beacon-api", server.url, "--db", db, "--to-slot", 39).exit_code == 0
+    before = dump(str(db))
+    server.faults.fork_from = 44
+    res = run("pull", "--beacon-api", server.url, "--db", db, "--batch-slots", 8)
+    assert res.exit_code == 1, res.output
+    line = res.output.strip().splitlines()[-1]
+    fin = server.finalized_slot
+    assert f"slots 40..{fin}: the chain ends at 0x" in line
+    assert f"not at the node's finalized checkpoint root {server.chain.root_at(fin)}; " \
+        "nothing of these slots was written" in line
+    assert dump(str(db)) == before
+    with ChainStore.open(db, readonly=True) as s:
+        assert s.anchor.newest_slot == 39
+    server.faults.fork_from = None
+    assert run("pull", "--beacon-api", server.url, "--db", db).exit_code == 0
+    with ChainStore.open(db, readonly=True) as s:
+        assert s.block_root_at(50).hex() == server.chain.root_at(50)[2:]
+
+
 def test_state_whose_block_roots_disagree_is_refused(server, tmp_path):
     server.faults.bad_state_slot = 64
     db = tmp_path / "db"

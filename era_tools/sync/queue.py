@@ -558,6 +558,7 @@ class SyncQueue:
         self._last_done = 0
         self._committed: list = []              # (lo, hi) commits for `on_commit`, in order
         self.on_commit: Callable[[int, int], None] | None = None
+        self.prove_first = False                # forward: write only once linked to target
         # backward
         self.to_slot = None
         self.lower_ok = False
@@ -589,7 +590,8 @@ class SyncQueue:
     def forward(cls, store, peers, verifier, *, start: int, parent: bytes | None,
                 target: int, target_root: bytes | None = None,
                 target_what: str = "the expected root", tip_unheld_ok: bool = False,
-                on_commit: Callable[[int, int], None] | None = None, **kw) -> "SyncQueue":
+                on_commit: Callable[[int, int], None] | None = None,
+                prove_first: bool = False, **kw) -> "SyncQueue":
         """Fill [start, target] upwards: the first block's parent_root must be `parent` (the
         root of the stored block below `start`; ZERO_ROOT at genesis; None when the store
         holds nothing below: then anything links).  The chain must end at `target_root`
@@ -598,8 +600,16 @@ class SyncQueue:
         archive does not hold the block that begins the next era): the chain below is
         stored and `target` left uncovered (`unheld_slot`).  `on_commit(lo, hi)` is called
         after each write, in slot order, outside the queue's lock (pull fetches era-boundary
-        states there)."""
+        states there).  `prove_first` (with `target_root`): nothing is written until the
+        chain links all the way to `target_root`, then [start, target] in one write; the
+        whole span is held in memory meanwhile, so callers ask for it on short spans only
+        (the follow stage's steps).  Without it, linked blocks are written as they come and
+        a chain that does not end at `target_root` is only found at the end."""
         q = cls(store, peers, verifier, kind=FORWARD, **kw)
+        q.prove_first = prove_first and target_root is not None
+        if q.prove_first:  # one write, and room in the window for every batch of the span
+            q.commit_slots = max(q.commit_slots, target - start + 1)
+            q.window = max(q.window, (target - start) // q.bs + 2 + q.nworkers)
         q.start0 = q.cur_lo = start       # lowest slot not yet written
         q.expect = parent                 # parent_root the next block up must have
         q.head_slot = start - 1 if parent is not None else None
@@ -994,6 +1004,8 @@ class SyncQueue:
             return True
         if any(b.failed for b in run):
             return True  # settle blame at once
+        if self.prove_first:
+            return False  # nothing is written before the run reaches the target
         if self._heavy() >= self.window - 1 or time.monotonic() - self._last_commit >= \
                 self.commit_every:
             return True
@@ -1032,7 +1044,7 @@ class SyncQueue:
                                         f"does not end at {self.target_what}")
         if broken_at is not None:
             return self._broken_forward(run, linked, broken_at, "does not link")
-        if linked:
+        if linked and not self.prove_first:
             return self._commit_forward(run, linked, linked[-1].slot, final=None)
         return False
 
@@ -1059,7 +1071,7 @@ class SyncQueue:
                     f"{hex0x(prev or ZERO_ROOT)}, not at {self.target_what} "
                     f"{hex0x(self.target_root)}; nothing of these slots was written")
             return True
-        if linked:
+        if linked and not self.prove_first:
             self._commit_forward(run, linked, linked[-1].slot, final=None)
             if self.done:
                 return True
