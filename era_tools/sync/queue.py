@@ -15,8 +15,10 @@ checkpoint, or the parent of the stored block right above).  A break is a rewind
 unproven empty claims below it and the batch at it are fetched again from other peers, and
 attempts that differ from the accepted chain are blamed.  Forward sync checks roots and links
 to the target root, not proposer signatures (`Verifier(network, None)`): the hash chain from
-a trusted finalized root proves every block.  `strict` (one node, `era pull`): its first bad
-answer is the error, nothing is retried elsewhere.
+a trusted finalized root proves every block.  With `prove_first` (short spans: the follow
+stage's steps) nothing is written before the run links all the way to the target root.
+`strict` (one node, `era pull`): its first bad answer is the error, nothing is retried
+elsewhere.
 
 Backward:
 
