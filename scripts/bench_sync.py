@@ -23,6 +23,7 @@ Prints the CPU flags, the hashing path and the load average; the machine may be 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -190,6 +191,33 @@ def forward(url: str, net, workers: int, tmp: str, name: str,
         return time.perf_counter() - t, slots, blocks, time.process_time() - c
 
 
+BASELINE_CHILD = """
+import json, sys, tempfile
+sys.path[:0] = [sys.argv[1] + "/scripts", sys.argv[1]]
+import bench_sync as b
+from era_tools.config import get_network, load_config
+net = get_network(sys.argv[5]) if sys.argv[5] else load_config(sys.argv[6] + "/spec.json")
+with tempfile.TemporaryDirectory() as tmp:
+    s, slots, blocks, c = b.forward(sys.argv[2], net, int(sys.argv[3]), tmp, "sync",
+                                    None if sys.argv[4] == "-" else int(sys.argv[4]))
+print(json.dumps([blocks / s, 1000 * c / blocks]))
+"""
+
+
+def baseline_round(tree: Path, url: str, a) -> tuple[float, float]:
+    """(blocks/s, client CPU ms per block) of the range forward sync with the code of
+    another checkout `tree` (its scripts/bench_sync.py `forward`), in its own process,
+    against the same `era serve`."""
+    out = subprocess.run(
+        [sys.executable, "-c", BASELINE_CHILD, str(tree), url, str(a.workers),
+         "-" if a.from_slot is None else str(a.from_slot), a.network or "", str(a.eras)],
+        capture_output=True, text=True, cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)))
+    if out.returncode:
+        raise SystemExit(f"baseline {tree}: {out.stderr.strip().splitlines()[-1:]}")
+    bps, ms = json.loads(out.stdout.strip().splitlines()[-1])
+    return bps, ms
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--eras", type=Path, default=ROOT / "sample_eras",
@@ -203,6 +231,9 @@ def main() -> None:
                     help="forward-sync from this slot (eras that do not start at genesis, "
                          "e.g. make_synthetic_era.py's mainnet-shaped era: its first slot)")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency runs")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout (e.g. a git worktree of an older commit): each "
+                         "round also runs the range forward sync with its code, alternating")
     a = ap.parse_args()
     log = print
     log(f"CPU flags: {cpu_flags()}; native hasher: {hashing.native()}; cores: "
@@ -220,10 +251,18 @@ def main() -> None:
         net = get_network(a.network)
     node, url = start_node(a.eras, a.network)
     try:
-        rows = {"sync": [], "pull": [], "floor": []}
-        cpu = {"sync": [], "pull": [], "floor": []}   # ms of this process's CPU per block
+        rows = {"sync": [], "pull": [], "floor": [], "base": []}
+        cpu = {"sync": [], "pull": [], "floor": [], "base": []}  # ms of client CPU per block
         server_cpu = {"sync": [], "pull": []}         # ms of `era serve`'s CPU per block
+        with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+            # not timed: the server's first answers (its checksums of the era files, the
+            # finalized state's root) and this process's imports and compiled hashing plans
+            forward(url, net, a.workers, tmp, "sync", a.from_slot)
         for _ in range(a.rounds):
+            if a.baseline is not None:
+                bps, ms = baseline_round(a.baseline, url, a)
+                rows["base"].append(bps)
+                cpu["base"].append(ms)
             with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
                 for name in ("sync", "pull"):
                     sc = proc_cpu(node.pid)
@@ -234,12 +273,17 @@ def main() -> None:
             s, n, c = floor(a.eras, net, a.workers, a.from_slot or 0)
             rows["floor"].append(n / s)
             cpu["floor"].append(1000 * c / n)
-        med = {k: statistics.median(v) for k, v in rows.items()}
-        mc = {k: statistics.median(v) for k, v in cpu.items()}
+        med = {k: statistics.median(v) for k, v in rows.items() if v}
+        mc = {k: statistics.median(v) for k, v in cpu.items() if v}
         log(f"forward sync of {slots} slots ({blocks} blocks; floor over {n}) from `era "
             f"serve` over HTTP, {a.workers} threads, median of {a.rounds}, in blocks/s:")
         log(f"  forward SyncQueue, range endpoint ({'era sync follow stage' if a.from_slot is None else 'pull --source range'}): "
             f"{med['sync']:.0f} blocks/s ({', '.join(f'{x:.0f}' for x in rows['sync'])})")
+        if a.baseline is not None:
+            log(f"  the same with the code of {a.baseline}: {med['base']:.0f} blocks/s "
+                f"({', '.join(f'{x:.0f}' for x in rows['base'])}), client CPU "
+                f"{mc['base']:.3f} ms per block; this tree / baseline: "
+                f"{med['sync'] / med['base']:.2f} (wall), {mc['base'] / mc['sync']:.2f} (CPU)")
         log(f"  forward SyncQueue, one GET per slot (era pull): {med['pull']:.0f} blocks/s "
             f"({', '.join(f'{x:.0f}' for x in rows['pull'])})")
         log(f"  floor (decompress + root from bytes + links, no HTTP, no store): "
