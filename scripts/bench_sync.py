@@ -191,6 +191,58 @@ def forward(url: str, net, workers: int, tmp: str, name: str,
         return time.perf_counter() - t, slots, blocks, time.process_time() - c
 
 
+def replay_proxy(upstream: str) -> None:
+    """`--_proxy UPSTREAM` (a child process): an HTTP/1.1 server on 127.0.0.1 in front of
+    `era serve` that keeps every answer it fetched, whole, in memory, and replays it byte for
+    byte when asked again.  With a warm cache the server side costs one copy into the socket,
+    as if `era serve` ran on another machine.  Prints its URL, then serves until killed."""
+    import http.client
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlsplit
+
+    up = urlsplit(upstream)
+    cache: dict = {}
+    lock = threading.Lock()
+    keep = ("Content-Type", "Era-Tools-Last-Slot", "Era-Tools-Error", "Eth-Consensus-Version")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            key = (self.path, self.headers.get("Accept", ""))
+            with lock:
+                hit = cache.get(key)
+            if hit is None:
+                c = http.client.HTTPConnection(up.hostname, up.port, timeout=300)
+                c.request("GET", self.path, headers={"Accept": key[1]})
+                r = c.getresponse()
+                hit = (r.status, [(k, r.getheader(k)) for k in keep if r.getheader(k)],
+                       r.read())
+                c.close()
+                with lock:
+                    cache[key] = hit
+            status, headers, body = hit
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(f"http://127.0.0.1:{srv.server_address[1]}", flush=True)
+    srv.serve_forever()
+
+
+def start_proxy(upstream: str):
+    p = subprocess.Popen([sys.executable, __file__, "--_proxy", upstream],
+                         stdout=subprocess.PIPE, text=True)
+    return p, p.stdout.readline().strip()
+
+
 BASELINE_CHILD = """
 import json, sys, tempfile
 sys.path[:0] = [sys.argv[1] + "/scripts", sys.argv[1]]
@@ -231,10 +283,17 @@ def main() -> None:
                     help="forward-sync from this slot (eras that do not start at genesis, "
                          "e.g. make_synthetic_era.py's mainnet-shaped era: its first slot)")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency runs")
+    ap.add_argument("--replay", action="store_true",
+                    help="also run the range forward sync through a proxy that replays era "
+                         "serve's answers from memory (the server's CPU out of the way, as on "
+                         "another machine)")
+    ap.add_argument("--_proxy", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another checkout (e.g. a git worktree of an older commit): each "
                          "round also runs the range forward sync with its code, alternating")
     a = ap.parse_args()
+    if a._proxy:
+        return replay_proxy(a._proxy)
     log = print
     log(f"CPU flags: {cpu_flags()}; native hasher: {hashing.native()}; cores: "
         f"{os.cpu_count()}; load average: {os.getloadavg()[0]:.2f} (the machine may be "
@@ -249,10 +308,16 @@ def main() -> None:
         from era_tools.config import get_network
 
         net = get_network(a.network)
+    proxy = proxy_url = None
     node, url = start_node(a.eras, a.network)
     try:
-        rows = {"sync": [], "pull": [], "floor": [], "base": []}
-        cpu = {"sync": [], "pull": [], "floor": [], "base": []}  # ms of client CPU per block
+        rows = {"sync": [], "pull": [], "floor": [], "base": [], "replay": []}
+        cpu = {k: [] for k in rows}   # ms of this process's CPU per block
+        if a.replay:
+            proxy, proxy_url = start_proxy(url)
+            with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+                forward(proxy_url, net, a.workers, tmp, "sync", a.from_slot)  # fills it
+            proxy_cpu = []
         server_cpu = {"sync": [], "pull": []}         # ms of `era serve`'s CPU per block
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
             # not timed: the server's first answers (its checksums of the era files, the
@@ -263,6 +328,14 @@ def main() -> None:
                 bps, ms = baseline_round(a.baseline, url, a)
                 rows["base"].append(bps)
                 cpu["base"].append(ms)
+            if proxy is not None:
+                pc = proc_cpu(proxy.pid)
+                with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+                    s, _, blocks, c = forward(proxy_url, net, a.workers, tmp, "sync",
+                                              a.from_slot)
+                rows["replay"].append(blocks / s)
+                cpu["replay"].append(1000 * c / blocks)
+                proxy_cpu.append(1000 * (proc_cpu(proxy.pid) - pc) / blocks)
             with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
                 for name in ("sync", "pull"):
                     sc = proc_cpu(node.pid)
@@ -284,6 +357,12 @@ def main() -> None:
                 f"({', '.join(f'{x:.0f}' for x in rows['base'])}), client CPU "
                 f"{mc['base']:.3f} ms per block; this tree / baseline: "
                 f"{med['sync'] / med['base']:.2f} (wall), {mc['base'] / mc['sync']:.2f} (CPU)")
+        if proxy is not None:
+            log(f"  the same through the replaying proxy (era serve's answers from memory: "
+                f"the server's CPU out of the way): {med['replay']:.0f} blocks/s "
+                f"({', '.join(f'{x:.0f}' for x in rows['replay'])}), client CPU "
+                f"{mc['replay']:.3f} ms, proxy CPU {statistics.median(proxy_cpu):.3f} ms per "
+                f"block; replay / floor: {med['replay'] / med['floor']:.2f}")
         log(f"  forward SyncQueue, one GET per slot (era pull): {med['pull']:.0f} blocks/s "
             f"({', '.join(f'{x:.0f}' for x in rows['pull'])})")
         log(f"  floor (decompress + root from bytes + links, no HTTP, no store): "
@@ -303,8 +382,10 @@ def main() -> None:
                 f"{max(po):.2f} s")
         log(f"load average now {os.getloadavg()[0]:.2f}")
     finally:
-        node.terminate()
-        node.wait(10)
+        for p in (node, proxy):
+            if p is not None:
+                p.terminate()
+                p.wait(10)
 
 
 if __name__ == "__main__":
