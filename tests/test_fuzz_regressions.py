@@ -200,3 +200,17 @@ def test_safejson_bounds_nesting_and_reads_what_json_reads():
             json.dumps([[i, {"y": "[{"}] for i in range(1000)]).encode("utf-16")]
     for d in docs:
         assert safejson.loads(d) == json.loads(d)
+
+
+def test_a_streamed_range_reply_names_the_same_byte_as_the_whole_one():
+    # range_chunks (whole vs streamed, random mutator): a truncated or overlong uvarint was
+    # reported at its offset in the receive buffer, not in the body, once earlier chunks had
+    # been taken from the front of the buffer
+    from era_tools.sync.peers import PeerFault, parse_range_body
+    from fuzz.targets import _range_streamed
+
+    data = open(os.path.join(SEEDS, "range_chunks", "crash-uvarint-offset.bin"), "rb").read()
+    with pytest.raises(PeerFault) as exc:
+        parse_range_body(data, 8, 10, "fuzz")
+    assert str(exc.value) == f"fuzz: truncated uvarint at byte {len(data)}"
+    assert _range_streamed(data) == (None, str(exc.value))

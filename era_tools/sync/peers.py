@@ -686,19 +686,22 @@ class _Short(Exception):
     """A chunk runs past the bytes received so far (only while a body is still arriving)."""
 
 
-def _read_uvarint(buf, pos: int, end: int, where: str, short: bool = False) -> tuple[int, int]:
+def _read_uvarint(buf, pos: int, end: int, where: str, short: bool = False,
+                  base: int = 0) -> tuple[int, int]:
+    """(value, position after it) of the uvarint at `pos`; messages name body offsets
+    (`base` + position in `buf`)."""
     result = shift = 0
     for i in range(10):
         if pos + i >= end:
             if short:
                 raise _Short()
-            raise PeerFault(f"{where}: truncated uvarint at byte {pos + i}")
+            raise PeerFault(f"{where}: truncated uvarint at byte {base + pos + i}")
         b = buf[pos + i]
         result |= (b & 0x7F) << shift
         if not b & 0x80:
             return result, pos + i + 1
         shift += 7
-    raise PeerFault(f"{where}: uvarint at byte {pos} longer than 10 bytes")
+    raise PeerFault(f"{where}: uvarint at byte {base + pos} longer than 10 bytes")
 
 
 def _framed_end(buf, pos: int, end: int, length: int, where: str, base: int = 0,
@@ -729,7 +732,7 @@ def _framed_end(buf, pos: int, end: int, length: int, where: str, base: int = 0,
                 raise _Short()
             raise PeerFault(f"{where}: byte {base + p}: snappy chunk runs past the response")
         if ctype == 0x00:
-            ulen, _ = _read_uvarint(buf, body + 4, body + clen, where)
+            ulen, _ = _read_uvarint(buf, body + 4, body + clen, where, base=base)
             total += ulen
         elif ctype == 0x01:
             total += clen - 4
@@ -796,7 +799,7 @@ class RangeBody:
                     if short:
                         raise _Short()
                     raise PeerFault(f"{where}: byte {base + pos}: chunk header truncated")
-                length, p = _read_uvarint(buf, pos + 5, n, where, short)
+                length, p = _read_uvarint(buf, pos + 5, n, where, short, base)
                 if length > MAX_BLOCK_BYTES or length < 100:
                     raise PeerFault(f"{where}: byte {base + pos}: block length {length} "
                                     f"outside [100, {MAX_BLOCK_BYTES}]")

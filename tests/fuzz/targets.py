@@ -197,11 +197,41 @@ def fuzz_beacon_json_node(data: bytes) -> None:
     Node("http://127.0.0.1:9").finalized_checkpoint()
 
 
+def _range_streamed(data: bytes):
+    """The body as BackfillPeer reads it off the socket: in pieces (their sizes from the
+    input), each fed to RangeBody and the used bytes dropped from the front of the buffer,
+    as HttpClient._read_into does; then finish() on the rest.  (blocks, None) or (None,
+    the PeerFault's text)."""
+    from era_tools.sync.peers import PeerFault, RangeBody
+    rb, buf, taken, pos = RangeBody("fuzz"), bytearray(), 0, 0
+    step = 1 + (data[-1] if data else 0) * 7 % 211
+    try:
+        while pos < len(data):
+            buf += data[pos:pos + step]
+            pos += step
+            used = rb.feed(memoryview(buf), taken)
+            del buf[:used]
+            taken += used
+        return rb.finish(bytes(buf)), None
+    except PeerFault as exc:
+        return None, str(exc)
+
+
 def fuzz_range_chunks(data: bytes) -> None:
-    """A blocks_by_range body as BackfillPeer parses it, then each chunk as the sync queue
-    reads it: the 148-byte head peek and the exact decompression to the announced length."""
-    from era_tools.sync.peers import parse_range_body
-    for raw in parse_range_body(data, 8, 10, "fuzz"):
+    """A blocks_by_range body as BackfillPeer parses it, whole and streamed in pieces (the
+    same blocks or the same error), then each chunk as the sync queue reads it: the
+    148-byte head peek and the exact decompression to the announced length."""
+    from era_tools.sync.peers import PeerFault, parse_range_body
+    streamed, why = _range_streamed(data)
+    try:
+        whole = parse_range_body(data, 8, 10, "fuzz")
+    except PeerFault as exc:
+        assert why == str(exc), (why, str(exc))
+        raise
+    assert why is None, why
+    key = [(b.framed, b.length, b.digest) for b in whole]
+    assert key == [(b.framed, b.length, b.digest) for b in streamed]
+    for raw in whole:
         framing.peek_prefix(raw.framed, 148, where="fuzz")
         out = framing.decompress_exact(raw.framed, raw.length, where="fuzz")
         assert len(out) == raw.length, (len(out), raw.length)
