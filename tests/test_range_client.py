@@ -185,3 +185,27 @@ def test_a_block_chunk_padded_without_end_is_refused_at_its_bound():
     finally:
         peer.close()
         srv.close()
+
+
+def test_a_chunk_trickled_in_small_pieces_is_walked_a_logarithmic_number_of_times(
+        monkeypatch):
+    """A peer sending one 3 MB block 1 KB at a time: an unfinished chunk is walked again
+    only once the bytes held have doubled (linear time), not at every piece (quadratic)."""
+    import math
+
+    import era_tools.sync.peers as peers
+
+    walks = []
+    real = peers._framed_end
+    monkeypatch.setattr(peers, "_framed_end", lambda *a, **k: walks.append(1) or real(*a, **k))
+    payload = _blocks(5)[4]
+    body = _chunk(payload)
+    rb, buf, taken = peers.RangeBody("trickle"), bytearray(), 0
+    for i in range(0, len(body), 1024):
+        buf += body[i:i + 1024]
+        used = rb.feed(memoryview(buf), taken)
+        del buf[:used]
+        taken += used
+    blocks = rb.finish(bytes(buf))
+    assert [b.length for b in blocks] == [len(payload)]
+    assert len(walks) <= 2 * math.log2(len(body)), len(walks)  # 3,000 pieces

@@ -763,10 +763,17 @@ class RangeBody:
         self.where = where
         self.blocks: list[RawBlock] = []
         self.taken = 0   # body bytes parsed so far
+        self._again = 0  # bytes `buf` must hold before an unfinished chunk is walked again
 
     def feed(self, buf, base: int) -> int:
+        if len(buf) < self._again:
+            return 0
         used = self._parse(buf, base, short=True)
         self.taken = base + used
+        # an unfinished chunk is walked again only once the bytes held have doubled: a peer
+        # trickling one long chunk in tiny pieces costs linear time, not quadratic
+        # (and at the latest once they pass the bound of one chunk, to refuse it there)
+        self._again = min(2 * (len(buf) - used), MAX_CHUNK_WIRE_BYTES + 1)
         return used
 
     def finish(self, rest) -> list:
