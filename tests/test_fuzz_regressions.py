@@ -207,7 +207,7 @@ def test_a_streamed_range_reply_names_the_same_byte_as_the_whole_one():
     # reported at its offset in the receive buffer, not in the body, once earlier chunks had
     # been taken from the front of the buffer
     from era_tools.sync.peers import PeerFault, parse_range_body
-    from fuzz.targets import _range_streamed
+    from tests.fuzz.targets import _range_streamed
 
     data = open(os.path.join(SEEDS, "range_chunks", "crash-uvarint-offset.bin"), "rb").read()
     with pytest.raises(PeerFault) as exc:
