@@ -125,6 +125,7 @@ class BeaconApiServer:
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._404s_left = 0
+        self._forks: dict = {}   # fork_from -> {slot: (block bytes, root) or None}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -235,7 +236,7 @@ class BeaconApiServer:
         c, start = self.chain, self.faults.fork_from
         net_preset = c.spec.get("PRESET_BASE", "minimal")
         with self._lock:
-            forks = self.__dict__.setdefault("_forks", {}).setdefault(start, {})
+            forks = self._forks.setdefault(start, {})
             prev = None
             for s in range(start, slot + 1):
                 if s not in forks:
