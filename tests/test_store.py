@@ -64,6 +64,25 @@ def test_a_store_made_by_a_run_that_imports_nothing_is_removed(tmp_path, network
         assert s.index_entry(3) == b""
 
 
+def test_a_store_killed_before_its_first_write_reads_as_empty_and_reruns(tmp_path, network,
+                                                                         sample_dir):
+    """SIGKILL between making the store and its first write (found by the fault campaign's
+    checkpoint-sync kills) leaves an empty LevelDB with no metadata: readers say so in one
+    line, and the rerun fills it as a new store."""
+    KV.open(str(tmp_path / "db")).close()   # what the killed run left
+    with pytest.raises(StoreError, match=r"an empty chain store \(a run stopped before its "
+                                         r"first write\); rerun the command that made it"):
+        ChainStore.open(tmp_path / "db", readonly=True)
+    res = CliRunner().invoke(main, ["status", "--db", str(tmp_path / "db"), "--config",
+                                    str(sample_dir / "spec.json")])
+    assert res.exit_code != 0 and "an empty chain store" in res.output
+    assert "Traceback" not in res.output
+    with ChainStore.open(tmp_path / "db", network) as s:
+        s.put_blocks_batch(empty_slots=[5], cover=(5, 5))
+    with ChainStore.open(tmp_path / "db", readonly=True) as s:
+        assert s.index_entry(5) == b""
+
+
 def test_other_network_is_a_store_error(tmp_path, network):
     with ChainStore.open(tmp_path / "db", network) as s:
         s.put_blocks_batch(empty_slots=[5], cover=(5, 5))

@@ -323,9 +323,13 @@ class ChainStore:
         try:
             raw_version = kv.get(schema.meta_key(schema.META_SCHEMA_VERSION))
             if raw_version is None:
+                empty = next(iter(kv.iterate(b"", include_value=False)), None) is None
+                if readonly and empty:  # a run killed after making the store, before writing
+                    raise StoreError(f"{path}: an empty chain store (a run stopped before "
+                                     "its first write); rerun the command that made it")
                 if readonly:
                     raise StoreError(f"{path}: not a chain store (no schema version)")
-                if next(iter(kv.iterate(b"", include_value=False)), None) is not None:
+                if not empty:
                     raise StoreError(f"{path}: not a chain store (a LevelDB database with "
                                      "other data and no schema version)")
                 if network is None:
