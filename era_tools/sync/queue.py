@@ -1158,11 +1158,13 @@ class SyncQueue:
                     progressed = self.fatal is None and not self.done and importer()
                     committed, self._committed = self._committed, []
                     if self.kind == BACKWARD and self.to_slot is not None and \
-                            not self.lower_ok and not self.done \
+                            not progressed and not self.lower_ok and not self.done \
                             and self.next_hi < self.to_slot and \
                             all(b.state == "ready" for b in self.batches.values()):
-                        # everything down to --to-slot is in and did not reach a block
-                        # at or below it: batches below may be fetched now
+                        # everything down to --to-slot is in and imported (this pass
+                        # imported nothing more: a long run is written in several passes)
+                        # and did not reach a block at or below it: batches below may be
+                        # fetched now
                         self.lower_ok = True
                         self.cond.notify_all()
                     fatal, done = self.fatal, self.done
