@@ -36,6 +36,7 @@ RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_JSON_BYTES = 64 << 20      # a node's JSON answers (spec, genesis, ...)
 MAX_STATE_BYTES = 8 << 30      # a state (mainnet: hundreds of MB, growing)
 MAX_BLOCK_BYTES = 10 * 1024 * 1024      # MAX_CHUNK_SIZE of the p2p spec
+MIN_BLOCK_BYTES = 100          # no SignedBeaconBlock is shorter (what a block chunk may announce)
 ERROR_PAGE_BYTES = 4096        # what is kept of the body of an answer that is not 200
 STALL_FACTOR = 4               # a body not complete within this many timeouts: a stall
 
@@ -807,9 +808,9 @@ class RangeBody:
                         raise _Short()
                     raise PeerFault(f"{where}: byte {base + pos}: chunk header truncated")
                 length, p = _read_uvarint(buf, pos + 5, n, where, short, base)
-                if length > MAX_BLOCK_BYTES or length < 100:
+                if not MIN_BLOCK_BYTES <= length <= MAX_BLOCK_BYTES:
                     raise PeerFault(f"{where}: byte {base + pos}: block length {length} "
-                                    f"outside [100, {MAX_BLOCK_BYTES}]")
+                                    f"outside [{MIN_BLOCK_BYTES}, {MAX_BLOCK_BYTES}]")
                 end = _framed_end(buf, p, n, length, where, base, short)
             except _Short:
                 if n - pos > MAX_CHUNK_WIRE_BYTES:
@@ -862,13 +863,11 @@ class BackfillPeer:
         r = self.http.get(path, accept, timeout, limit)
         return r.status, r.headers, r.body
 
-    def _get_into(self, path: str, accept: str, limit: int, timeout: float | None = None,
-                  sink=None):
+    def _get_into(self, path: str, accept: str, limit: int, timeout: float | None = None):
         """(status, headers, body) like `_get`, the body a memoryview of this thread's reused
-        buffer: valid until this thread's next call (HttpClient.get_into; with `sink`, the
-        Reply)."""
-        r = self.http.get_into(path, accept, limit, timeout, sink=sink)
-        return r if sink is not None else (r.status, r.headers, r.body)
+        buffer: valid until this thread's next call (HttpClient.get_into)."""
+        r = self.http.get_into(path, accept, limit, timeout)
+        return r.status, r.headers, r.body
 
     def _get_data(self, path: str):
         """The `data` of a small JSON answer, or None when the peer does not give one."""
@@ -916,8 +915,8 @@ class BackfillPeer:
         count = hi - first + 1
         path = f"{RANGE_PATH}?start_slot={first}&count={count}"
         where = self.url + path
-        r = self._get_into(path, SSZ_MIME, count * MAX_BLOCK_BYTES // 8 + (1 << 20),
-                           sink=lambda: RangeBody(where))
+        r = self.http.get_into(path, SSZ_MIME, count * MAX_BLOCK_BYTES // 8 + (1 << 20),
+                               sink=lambda: RangeBody(where))
         st, h, body = r.status, r.headers, r.body
         if st in (404, 429) or st >= 500:  # (those the HttpClient retries: after its tries)
             raise PeerFault(f"{where}: HTTP {st}: {h.get('Era-Tools-Error', '')}", "missing")

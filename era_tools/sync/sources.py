@@ -26,7 +26,8 @@ from typing import Protocol
 from .. import framing
 from ..era import EraReader, era_files_in, parse_era_file_name
 from ..errors import EraToolsError
-from .peers import MAX_BLOCK_BYTES, BackfillPeer, PeerFault, PeerReply, RawBlock
+from .peers import (MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, BackfillPeer, PeerFault, PeerReply,
+                    RawBlock)
 
 
 class BlockSource(Protocol):
@@ -131,9 +132,11 @@ class EraFileSource:
                         if framed is None:
                             continue
                         length = framing.uncompressed_length(framed, where=f"{path}: slot {slot}")
-                        if not 100 <= length <= MAX_BLOCK_BYTES:  # before anything inflates it
-                            raise PeerFault(f"{path}: slot {slot}: block of {length} bytes "
-                                            f"announced, outside [100, {MAX_BLOCK_BYTES}]")
+                        # bounded before anything inflates it
+                        if not MIN_BLOCK_BYTES <= length <= MAX_BLOCK_BYTES:
+                            raise PeerFault(
+                                f"{path}: slot {slot}: block of {length} bytes announced, "
+                                f"outside [{MIN_BLOCK_BYTES}, {MAX_BLOCK_BYTES}]")
                         blocks.append(RawBlock(slot=slot, framed=framed, length=length))
                         nbytes += len(framed)
             except OSError as exc:
