@@ -189,8 +189,7 @@ def _check_blocks_task(items: list, preset: str):
     """Hashing and signature side of `Verifier.check_group` (a process-pool entry point, or
     called in the worker thread): for each (payload, is_framed, length, fork, pubkey, domain)
     decompress (bounded; REST payloads, is_framed False, are compressed for the store
-    instead; is_framed None: decompressed already, the caller keeps the framed bytes), hash the block
-    root and, when a pubkey is given, batch-verify the proposer signatures of all items
+    instead), hash the block root and, when a pubkey is given, batch-verify the proposer signatures of all items
     together.  Returns (roots, framed payloads, {index: error}, bad signature indices, header
     bytes 4..148 of each block as decompressed here)."""
     roots, framed_out, sets, idx, errors, heads = [], [], [], [], {}, []
@@ -200,8 +199,6 @@ def _check_blocks_task(items: list, preset: str):
             if is_framed:  # `length`: the chunk's announced size, checked against the cap
                 # (read here only: the root, the head and the signature are copied out)
                 data = framing.decompress_scratch(payload, length, where="block")
-            elif is_framed is None:  # decompressed by the caller; its framed bytes are kept
-                data = payload
             else:
                 data = payload
                 fo = framing.compress(data)
@@ -303,12 +300,13 @@ class Verifier:
         once = self.pubkeys is None and self.bls_pool is None
         inline: list = []
         for raw in reply.blocks:
-            if raw.framed is not None and once:
+            hash_now = raw.framed is not None and once
+            if hash_now:
                 try:
                     payload = framing.decompress_scratch(raw.framed, raw.length, where=where)
                 except FormatError as exc:
                     raise PeerFault(f"{where}: bad snappy payload: {exc}") from exc
-                head, is_framed, length = payload[:layout.BLOCK_HEAD], None, len(payload)
+                head, length = payload[:layout.BLOCK_HEAD], len(payload)
             elif raw.framed is not None:
                 try:  # CRC-less peek: the pool task decompresses it all and hands back the
                     # header it saw, compared below
@@ -369,7 +367,7 @@ class Verifier:
             heads.append((slot, layout.block_parent(head), proposer, raw.framed, k,
                           bytes(head[layout.BLOCK_TOP])))
             fork = net.fork_name_at_slot(slot)
-            if raw.framed is not None and once:  # hashed now: the scratch buffer is reused
+            if hash_now:  # hashed now: the scratch buffer is reused by the next block
                 try:
                     inline.append(layout.block_root(payload, fork, net.preset_base, "block"))
                 except FormatError as exc:
