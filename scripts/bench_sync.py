@@ -319,6 +319,19 @@ def main() -> None:
                 forward(proxy_url, net, a.workers, tmp, "sync", a.from_slot)  # fills it
             proxy_cpu = []
         server_cpu = {"sync": [], "pull": []}         # ms of `era serve`'s CPU per block
+
+        def timed(row: str, server, server_url: str, name: str, server_ms: list) -> tuple:
+            """One forward sync into a fresh store: its blocks/s and this process's CPU per
+            block go to `row`, the server process tree's CPU per block to `server_ms`."""
+            sc = proc_cpu(server.pid)
+            with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+                s, slots, blocks, c = forward(server_url, net, a.workers, tmp, name,
+                                              a.from_slot)
+            rows[row].append(blocks / s)
+            cpu[row].append(1000 * c / blocks)
+            server_ms.append(1000 * (proc_cpu(server.pid) - sc) / blocks)
+            return slots, blocks
+
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
             # not timed: the server's first answers (its checksums of the era files, the
             # finalized state's root) and this process's imports and compiled hashing plans
@@ -329,20 +342,9 @@ def main() -> None:
                 rows["base"].append(bps)
                 cpu["base"].append(ms)
             if proxy is not None:
-                pc = proc_cpu(proxy.pid)
-                with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
-                    s, _, blocks, c = forward(proxy_url, net, a.workers, tmp, "sync",
-                                              a.from_slot)
-                rows["replay"].append(blocks / s)
-                cpu["replay"].append(1000 * c / blocks)
-                proxy_cpu.append(1000 * (proc_cpu(proxy.pid) - pc) / blocks)
-            with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
-                for name in ("sync", "pull"):
-                    sc = proc_cpu(node.pid)
-                    s, slots, blocks, c = forward(url, net, a.workers, tmp, name, a.from_slot)
-                    rows[name].append(blocks / s)
-                    cpu[name].append(1000 * c / blocks)
-                    server_cpu[name].append(1000 * (proc_cpu(node.pid) - sc) / blocks)
+                timed("replay", proxy, proxy_url, "sync", proxy_cpu)
+            for name in ("sync", "pull"):
+                slots, blocks = timed(name, node, url, name, server_cpu[name])
             s, n, c = floor(a.eras, net, a.workers, a.from_slot or 0)
             rows["floor"].append(n / s)
             cpu["floor"].append(1000 * c / n)
