@@ -19,6 +19,7 @@ Fault switches (attributes of `srv.faults`):
   no_version_header send no Eth-Consensus-Version header (Lodestar 1.5.1)
   finalized_404     answer 404 to the first N `states/finalized` requests after each move of
                     finality (Lodestar while it moves its finalized checkpoint)
+  hide_slot         answer 404 for the block at that slot (claim it empty)
   rewound           (epoch, root): report that finalized checkpoint (a rewound finality)
   fork_from         serve a fork that leaves the chain at that slot: the block there with
                     another state_root, every later block re-parented onto the fork (roots
@@ -79,6 +80,7 @@ class Faults:
     finalized_404: int = 0
     rewound: tuple | None = None
     fork_from: int | None = None
+    hide_slot: int | None = None
 
 
 class FixtureChain:
@@ -297,7 +299,7 @@ class BeaconApiServer:
                 return self._json(h, {"code": 400, "message": "bad block id"}, status=400)
             if f.fail_every and n % f.fail_every == 0:
                 return self._json(h, {"code": 500, "message": "injected failure"}, status=500)
-            got = c.block_ssz(slot) if self._revealed(slot) else None
+            got = c.block_ssz(slot) if self._revealed(slot) and slot != f.hide_slot else None
             if got is None:
                 return self._not_found(h, f"block at slot {slot}")
             fork, data = got

@@ -109,15 +109,82 @@ def test_a_fork_that_links_but_is_not_finalized_writes_nothing(server, tmp_path)
         assert s.block_root_at(50).hex() == server.chain.root_at(50)[2:]
 
 
+def _stored_roots_are_the_fixtures(db, chain, upto):
+    """The store covers [0, u] for u <= upto within one 16-slot batch of it (empty slots
+    after the newest block wait for a later block), every root the fixture's."""
+    with ChainStore.open(db, readonly=True) as s:
+        [(lo, u)] = s.covered_ranges()
+        assert lo == 0 and upto - 16 < u <= upto, (u, upto)
+        for slot in range(u + 1):
+            assert "0x" + s.block_root_at(slot).hex() == chain.root_at(slot), slot
+
+
+def test_a_long_pull_writes_nothing_off_the_finalized_chain(server, tmp_path):
+    """More than PROVE_FIRST_SLOTS (1,025 slots from genesis): each block is checked against
+    the finalized state's block_roots (and era states that hash into its historical roots)
+    before it is written, so a fork that links is stopped at its first block."""
+    from era_tools.sync.pull import PROVE_FIRST_SLOTS
+
+    fin = server.finalized_slot
+    assert fin + 1 > PROVE_FIRST_SLOTS
+    fork = next(s for s in range(600, fin) if server.chain.block_ssz(s))
+    # the last block of a 16-slot batch: its absence shows at the next batch's first block
+    hide = next(s for s in range(700, fin) if server.chain.block_ssz(s) and not any(
+        server.chain.block_ssz(t) for t in range(s + 1, s // 16 * 16 + 16)))
+    server.faults.fork_from = fork
+    db = tmp_path / "db"
+    res = run("pull", "--beacon-api", server.url, "--db", db, "--batch-slots", 16)
+    assert res.exit_code == 1, res.output
+    line = res.output.strip().splitlines()[-1]
+    assert f"slot {fork}: block 0x" in line and "but the finalized chain's block_roots name " \
+        f"{server.chain.root_at(fork)} there (a chain that is not finalized)" in line
+    below = fork // 16 * 16 - 1  # whole batches below the fork's
+    _stored_roots_are_the_fixtures(db, server.chain, below)
+    # a node that claims a block's slot empty is caught at that slot, not at the next block
+    server.faults.fork_from, server.faults.hide_slot = None, hide
+    db2 = tmp_path / "db2"
+    res = run("pull", "--beacon-api", server.url, "--db", db2, "--batch-slots", 16)
+    assert res.exit_code == 1, res.output
+    assert f"slot {hide}: no block (the latest root is 0x" in res.output
+    assert f"the finalized chain's block_roots name {server.chain.root_at(hide)}" in res.output
+    _stored_roots_are_the_fixtures(db2, server.chain, hide // 16 * 16 - 1)
+    server.faults.hide_slot = None
+    for d in (db, db2):
+        res = run("pull", "--beacon-api", server.url, "--db", d, "--json")
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.output)["linked_only"] == []
+        _stored_roots_are_the_fixtures(d, server.chain, fin)
+
+
+def test_a_long_pull_without_the_finalized_state_says_so(server, tmp_path):
+    server.finalized_epoch = 127  # slot 1016: the server has no state there (404)
+    db = tmp_path / "db"
+    res = run("pull", "--beacon-api", server.url, "--db", db, "--to-slot", 1000)
+    assert res.exit_code == 0, res.output
+    assert "slots 0..1000: checked by their links only" in res.output
+    _stored_roots_are_the_fixtures(db, server.chain, 1000)
+
+
 def test_state_whose_block_roots_disagree_is_refused(server, tmp_path):
+    # a long pull checks era 1's state against the finalized state before era 1's blocks
     server.faults.bad_state_slot = 64
     db = tmp_path / "db"
     res = run("pull", "--beacon-api", server.url, "--db", db, "--from-slot", 0,
                "--to-slot", 64)
     assert res.exit_code == 1
-    assert "state block_roots[5] (slot 5) is 0x7777" in res.output
+    assert "/states/64: era 1's block_roots and state_roots hash to 0x" in res.output
+    assert "(a state of another chain)" in res.output
+    with ChainStore.open(db, readonly=True) as s:  # the genesis state, no block
+        assert s.covered_ranges() == [] and s.state_slots() == [0]
+    # a short step to the finalized slot checks the state against the blocks it wrote
+    server.faults.bad_state_slot = None
+    assert run("pull", "--beacon-api", server.url, "--db", db, "--to-slot", 1015).exit_code == 0
+    server.faults.bad_state_slot = 1024
+    res = run("pull", "--beacon-api", server.url, "--db", db)
+    assert res.exit_code == 1
+    assert "state block_roots[5] (slot 965) is 0x7777" in res.output
     with ChainStore.open(db, readonly=True) as s:
-        assert not s.has_state(64)
+        assert not s.has_state(1024)
 
 
 def test_node_on_another_network(server, tmp_path, sample_dir):

@@ -82,7 +82,8 @@ def pull(url, db, from_slot, to_slot, jobs, batch_slots, timeout, retries, trust
         summary = {"network": net.config_name, "from_slot": res.from_slot,
                    "to_slot": res.to_slot, "slots": res.slots, "blocks": res.blocks,
                    "states": res.states, "slots_already_stored": res.skipped_slots,
-                   "bytes": res.bytes, "unheld_slot": res.unheld_slot}
+                   "bytes": res.bytes, "unheld_slot": res.unheld_slot,
+                   "linked_only": [list(r) for r in res.linked_only]}
     if as_json:
         echo_json(summary)
     else:
@@ -92,6 +93,10 @@ def pull(url, db, from_slot, to_slot, jobs, batch_slots, timeout, retries, trust
             click.echo(f"slot {res.unheld_slot}: the node does not give the finalized block "
                        "there (an archive holds the era's state, not the block that begins "
                        "the next era); left for a later pull")
+        for x, y in res.linked_only:
+            click.echo(f"slots {x}..{y}: checked by their links only (the node gave no "
+                       "finalized state, or no state of their era, to check them against "
+                       "before they were written)")
 
 
 def _light_client_finalized(api, trusted: str, net, as_json: bool) -> tuple[int, bytes]:

@@ -553,6 +553,10 @@ class SyncPipeline:
         for slot in missing:
             if slot not in self.missing_states:
                 self.missing_states.append(slot)
+        for x, y in res.linked_only:
+            self.status(f"sync: {s.url}: slots {x}..{y} were checked by their links only "
+                        "(no finalized state, or no state of their era, to check them "
+                        "against before the write)")
         c.slots += res.slots
         c.blocks += res.blocks
         c.states += res.states

@@ -13,6 +13,15 @@ it (also across the store's existing history, below and above the pulled range),
 state's block_roots must agree with the indexed blocks.  Slots are fetched concurrently and
 committed in slot order, `batch_slots` at a time (at most an era), each batch one atomic
 write: a killed pull resumes where it stopped.
+
+Nothing off the finalized chain is written:
+- a span of at most PROVE_FIRST_SLOTS ending at the finalized slot is held until it links to
+  the finalized root, then written at once;
+- any other span is checked slot by slot against era_tools.sync.trusted.TrustedRoots: the
+  node's state at the finalized slot (it must hash into the finalized block) names the
+  roots of its last SLOTS_PER_HISTORICAL_ROOT slots, and each older era's boundary state,
+  fetched before that era's blocks, must hash to its historical root.  Where the node has
+  no such state, the span is written as it links (`PullResult.linked_only`).
 """
 
 from __future__ import annotations
@@ -43,6 +52,9 @@ class PullResult:
     to_slot: int = 0
     batches: int = field(default=0)
     unheld_slot: int | None = None   # the finalized slot whose block the node did not give
+    # slots written as they linked, with no trusted root to check them against before the
+    # write (the node gave no finalized state, or no state of their era): [(first, last)]
+    linked_only: list = field(default_factory=list)
 
 
 def node_network(api: BeaconApiClient, expected: Network | None = None) -> Network:
@@ -135,24 +147,80 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
                 continue
             done_states.add(state_slot)
             if _pull_state(store, api, net, state_slot, res,
-                           allow_404=missing_states is not None):
+                           allow_404=missing_states is not None,
+                           resp=held.pop(state_slot, False)):
                 if on_state:
                     on_state(state_slot)
             else:
                 missing_states.append(state_slot)
 
     done_states: set = set()
+    held: dict = {}  # state slot -> a state already fetched (and checked) for the trust
     todo = _uncovered(store, a, b)  # a rerun resumes after the newest stored slot
     res.skipped_slots = (b - a + 1) - sum(y - x + 1 for x, y in todo)
     if progress and res.skipped_slots:
         progress(res.skipped_slots)
     batch_slots = min(batch_slots, sphr)  # a write never spans two eras
+
+    def blocks(x: int, y: int, trusted=None) -> None:
+        _pull_blocks(store, peer, net, x, y, res, workers, batch_slots,
+                     fin_root if y == fin else None, progress, states_up_to,
+                     trusted=trusted)
+
     for x, y in todo:
         states_up_to(x - 1)
-        _pull_blocks(store, peer, net, x, y, res, workers, batch_slots,
-                     fin_root if y == fin else None, progress, states_up_to)
+        short = y == fin and y - x + 1 <= PROVE_FIRST_SLOTS  # proven whole before its write
+        trusted = None if short else _trusted_roots(store, api, net, fin, fin_root, held, x)
+        if trusted is None:
+            if not short:
+                res.linked_only.append((x, y))
+            blocks(x, y)
+            continue
+        # proven from the top: each era below the finalized state's window is pulled once
+        # its boundary state hashes to the finalized state's historical root of that era
+        while x <= y:
+            era = trusted.era_needed(x)
+            z = y if era is None else min(y, era * sphr - 1)
+            if era is not None and not _trust_era(store, api, net, trusted, era * sphr, held,
+                                                  missing_states is not None):
+                res.linked_only.append((x, z))
+            blocks(x, z, trusted.root_at)
+            x = z + 1
     states_up_to(b)
     return res
+
+
+def _trusted_roots(store: ChainStore, api: BeaconApiClient, net: Network, fin: int,
+                   fin_root: bytes, held: dict, first: int):
+    """TrustedRoots from the node's state at the finalized slot, checked to belong to the
+    finalized block; None when the node has no such state (404).  The state is kept in
+    `held` when it is the era state the pull from `first` stores next (a pull of more
+    eras fetches it again at the end rather than hold hundreds of MB meanwhile)."""
+    from .trusted import TrustedRoots
+
+    resp = _fetch_state(store, api, net, fin, allow_404=True)
+    if resp is None:
+        return None
+    trusted = TrustedRoots.from_finalized_state(resp.ssz, net, fin, fin_root, resp.url)
+    sphr = net.slots_per_historical_root
+    if fin % sphr == 0 and fin - sphr <= first < fin and not store.has_state(fin):
+        held[fin] = resp  # the era state of the pull's only era: stored after its blocks
+    return trusted
+
+
+def _trust_era(store: ChainStore, api: BeaconApiClient, net: Network, trusted, slot: int,
+               held: dict, allow_404: bool) -> bool:
+    """Fetch the era-boundary state at `slot` and add its block_roots to `trusted` (it is
+    then kept in `held` for its commit after the era's blocks); False when the node has no
+    such state and `allow_404` (the era is then checked by its links only)."""
+    resp = held.get(slot) or _fetch_state(store, api, net, slot, allow_404)
+    if resp is None:
+        held[slot] = None
+        return False
+    sphr = net.slots_per_historical_root
+    trusted.add_era_state(resp.ssz[:state_prefix_size(sphr)], resp.url)
+    held[slot] = resp
+    return True
 
 
 def _rest_source(api: BeaconApiClient, net: Network, workers: int):
@@ -204,13 +272,14 @@ block_root_of = layout.block_summary
 
 # A span of at most this many slots is checked all the way to its target root before any
 # of it is written (held in memory meanwhile: ~80 MB of mainnet blocks): the follow stage's
-# steps, a pull that catches up a few hours.  Longer spans are written as they link.
+# steps, a pull that catches up a few hours.  Longer spans are checked against the
+# finalized state's roots (TrustedRoots) as they come.
 PROVE_FIRST_SLOTS = 1024
 
 
 def _pull_blocks(store: ChainStore, peer, net: Network, first: int, last: int,
                  res: PullResult, workers: int, batch_slots: int,
-                 tip_root: bytes | None, progress, on_commit) -> None:
+                 tip_root: bytes | None, progress, on_commit, trusted=None) -> None:
     """Fetch [first, last] through a forward, strict SyncQueue (one source: its first bad
     answer is the error) and commit it in slot-ordered batches; each block's parent_root
     must be the root below it, from the store's history below `first` up to the store's
@@ -218,7 +287,8 @@ def _pull_blocks(store: ChainStore, peer, net: Network, first: int, last: int,
     finalized slot).  A source without the block at the finalized slot (an archive holds
     the boundary state, not the block that begins the next era) leaves that slot
     uncovered, for a later pull.  Spans of up to PROVE_FIRST_SLOTS with a target root are
-    written only once the whole span links to it."""
+    written only once the whole span links to it; `trusted(slot)` (longer spans) names the
+    root every block and empty slot must have before it is written."""
     from .queue import PeerState, SyncQueue, Verifier
 
     parent = ZERO_ROOT if first == 0 else store.block_root_at(first - 1)
@@ -230,7 +300,7 @@ def _pull_blocks(store: ChainStore, peer, net: Network, first: int, last: int,
     q = SyncQueue.forward(
         store, [state], Verifier(net, None), start=first, parent=parent, target=last,
         target_root=target_root, target_what=what, tip_unheld_ok=tip_root is not None,
-        prove_first=last - first + 1 <= PROVE_FIRST_SLOTS,
+        prove_first=last - first + 1 <= PROVE_FIRST_SLOTS, trusted=trusted,
         on_commit=lambda lo, hi: on_commit(hi), batch_slots=batch_slots,
         commit_slots=batch_slots,  # --batch-slots: slots per atomic write
         workers=max(1, min(workers, 4)) if peer.kind == "range" else 2,
@@ -246,12 +316,35 @@ def _pull_blocks(store: ChainStore, peer, net: Network, first: int, last: int,
 
 
 def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int,
-                res: PullResult, allow_404: bool = False) -> bool:
-    """Fetch, check and commit the state at `slot`; False when the node has none and
-    `allow_404`."""
+                res: PullResult, allow_404: bool = False, resp=False) -> bool:
+    """Fetch (unless `resp` is the state already fetched, or None for a 404), check and
+    commit the state at `slot`; False when the node has none and `allow_404`."""
+    if resp is False:
+        resp = _fetch_state(store, api, net, slot, allow_404)
+    if resp is None:
+        if allow_404:
+            return False
+        raise PeerError(f"{api.base_url}/eth/v2/debug/beacon/states/{slot}: the node does not "
+                        "serve this historical state (404)")
+    if slot > 0:
+        sphr = net.slots_per_historical_root
+        head = StateHead.parse(resp.ssz[:state_prefix_size(sphr)], sphr, resp.url)
+        _check_block_roots(store, head, slot, resp.url)
+    b = store.batch()
+    b.put_state_file(slot, framing.compress(resp.ssz))  # a file beside the tables
+    store.commit(b)
+    res.states += 1
+    res.bytes += len(resp.ssz)
+    return True
+
+
+def _fetch_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int,
+                 allow_404: bool):
+    """The node's state at `slot` (its response), checked for fork, slot and genesis; None
+    for a 404 when `allow_404`, else PeerError."""
     resp = api.state(slot)
     if resp is None and allow_404:
-        return False
+        return None
     if resp is None:
         raise PeerError(f"{api.base_url}/eth/v2/debug/beacon/states/{slot}: the node does not "
                         "serve this historical state (404)")
@@ -267,14 +360,7 @@ def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int
         raise VerificationError(
             f"{resp.url}: state genesis_validators_root {hex0x(head.genesis_validators_root)}"
             f" is not the store's {hex0x(store.genesis_validators_root)}")
-    if slot > 0:
-        _check_block_roots(store, head, slot, resp.url)
-    b = store.batch()
-    b.put_state_file(slot, framing.compress(resp.ssz))  # a file beside the tables
-    store.commit(b)
-    res.states += 1
-    res.bytes += len(resp.ssz)
-    return True
+    return resp
 
 
 def _check_block_roots(store: ChainStore, head: StateHead, state_slot: int, url: str) -> None:

@@ -16,7 +16,9 @@ unproven empty claims below it and the batch at it are fetched again from other 
 attempts that differ from the accepted chain are blamed.  Forward sync checks roots and links
 to the target root, not proposer signatures (`Verifier(network, None)`): the hash chain from
 a trusted finalized root proves every block.  With `prove_first` (short spans: the follow
-stage's steps) nothing is written before the run links all the way to the target root.
+stage's steps) nothing is written before the run links all the way to the target root;
+with `trusted` (longer spans: era_tools.sync.trusted.TrustedRoots) every block and empty
+slot is checked against the finalized chain's roots before it is written.
 `strict` (one node, `era pull`): its first bad answer is the error, nothing is retried
 elsewhere.
 
@@ -566,6 +568,7 @@ class SyncQueue:
         # forward
         self.tip: int | None = None
         self.target_root: bytes | None = None
+        self.trusted: Callable[[int], bytes | None] | None = None
         self.unheld_slot: int | None = None
 
     @classmethod
@@ -591,7 +594,8 @@ class SyncQueue:
                 target: int, target_root: bytes | None = None,
                 target_what: str = "the expected root", tip_unheld_ok: bool = False,
                 on_commit: Callable[[int, int], None] | None = None,
-                prove_first: bool = False, **kw) -> "SyncQueue":
+                prove_first: bool = False,
+                trusted: Callable[[int], bytes | None] | None = None, **kw) -> "SyncQueue":
         """Fill [start, target] upwards: the first block's parent_root must be `parent` (the
         root of the stored block below `start`; ZERO_ROOT at genesis; None when the store
         holds nothing below: then anything links).  The chain must end at `target_root`
@@ -604,8 +608,12 @@ class SyncQueue:
         chain links all the way to `target_root`, then [start, target] in one write; the
         whole span is held in memory meanwhile, so callers ask for it on short spans only
         (the follow stage's steps).  Without it, linked blocks are written as they come and
-        a chain that does not end at `target_root` is only found at the end."""
+        a chain that does not end at `target_root` is only found at the end, unless
+        `trusted(slot)` (era_tools.sync.trusted.TrustedRoots.root_at) names the root of the
+        latest block at or before a slot: then every block, and every empty slot, is checked
+        against it before it is written."""
         q = cls(store, peers, verifier, kind=FORWARD, **kw)
+        q.trusted = trusted
         q.prove_first = prove_first and target_root is not None
         if q.prove_first:  # one write, and room in the window for every batch of the span
             q.commit_slots = max(q.commit_slots, target - start + 1)
@@ -1013,7 +1021,8 @@ class SyncQueue:
             self.next_lo > self.target
 
     def _import_forward(self) -> bool:
-        """Walk the ready run upwards: each block's parent_root must be the root below it.
+        """Walk the ready run upwards: each block's parent_root must be the root below it
+        (and, with `trusted`, each block and empty slot must have its trusted root).
         The part up to the newest linked block is written; the empty slots above it wait
         for a block that links over them, or for the run to end at `target_root`."""
         run = self._run_from_bottom()
@@ -1021,9 +1030,16 @@ class SyncQueue:
             return False
         expect, head = self.expect, self.head_slot
         linked: list[Block] = []
-        broken_at = None
+        broken_at, detail = None, None
         for k, b in enumerate(run):
             for blk in b.blocks:
+                if self.trusted is not None:  # the empty slots below it, then the block
+                    detail = self._untrusted(head, blk.slot - 1, expect) or (
+                        self._untrusted(blk.slot - 1, blk.slot, blk.root)
+                        if expect is None or blk.parent == expect else None)
+                    if detail is not None:
+                        broken_at = next(i for i, x in enumerate(run) if x.hi >= detail[0])
+                        break
                 if (expect is not None and blk.parent != expect) or \
                         (expect == ZERO_ROOT and blk.slot != 0):
                     broken_at = k  # (from genesis the first block must be slot 0's)
@@ -1033,6 +1049,13 @@ class SyncQueue:
             if broken_at is not None:
                 break
         if broken_at is None and run[-1].hi == self.target:
+            end = self.target if self.tip is None or head == self.tip else self.tip - 1
+            if self.trusted is not None:
+                detail = self._untrusted(head, end, expect)
+                if detail is not None:
+                    return self._broken_forward(run, linked, next(
+                        i for i, x in enumerate(run) if x.hi >= detail[0]),
+                        "is not the finalized chain", detail)
             if self.target_root is None or expect == self.target_root:
                 return self._commit_forward(run, linked, self.target, final="target")
             if self.tip is not None and head != self.tip:
@@ -1043,13 +1066,28 @@ class SyncQueue:
             return self._broken_forward(run, linked, len(run) - 1,
                                         f"does not end at {self.target_what}")
         if broken_at is not None:
-            return self._broken_forward(run, linked, broken_at, "does not link")
+            return self._broken_forward(run, linked, broken_at, "does not link" if detail is None
+                                        else "is not the finalized chain", detail)
         if linked and not self.prove_first:
             return self._commit_forward(run, linked, linked[-1].slot, final=None)
         return False
 
-    def _broken_forward(self, run, linked, broken_at, why) -> bool:
-        """The run does not link at run[broken_at] (or does not end at `target_root`):
+    def _untrusted(self, after: int | None, upto: int, root: bytes | None):
+        """(slot, trusted root, what the run has) for the first slot in (after, upto] whose
+        trusted root is known and is not `root` (the latest root of the run there); None
+        when they all agree.  `after` None: from the lowest unwritten slot."""
+        lo = self.cur_lo if after is None else max(after + 1, self.cur_lo)
+        if root is None:
+            return None  # nothing stored below: the first block has nothing to agree with
+        for s in range(lo, upto + 1):
+            want = self.trusted(s)
+            if want is not None and want != root:
+                return s, want, root
+        return None
+
+    def _broken_forward(self, run, linked, broken_at, why, detail=None) -> bool:
+        """The run does not link at run[broken_at] (or does not end at `target_root`, or
+        `detail` names a slot whose trusted root it does not have):
         strict, that is the error and nothing of the run is written; else the linked part is
         written and the batches that could be lying (the unproven empty claims below the
         break, and the break) are fetched again from other peers."""
@@ -1059,7 +1097,16 @@ class SyncQueue:
             prev = linked[-1].root if linked else self.expect
             below = {x.slot for x in linked}
             blk = next((x for x in breaker.blocks if x.slot not in below), None)
-            if why == "does not link" and blk is not None:
+            if detail is not None:
+                slot, want, got = detail
+                what = (f"block {hex0x(got)}" if any(x.slot == slot for x in breaker.blocks)
+                        else f"no block (the latest root is {hex0x(got)})")
+                self.fatal = VerificationError(
+                    f"{url} slots {breaker.lo}..{breaker.hi}: slot {slot}: {what}, but the "
+                    f"finalized chain's block_roots name {hex0x(want)} there (a chain that is "
+                    f"not finalized); nothing of slots {self.cur_lo}..{breaker.hi} was "
+                    "written")
+            elif why == "does not link" and blk is not None:
                 self.fatal = VerificationError(
                     f"{url} slots {breaker.lo}..{breaker.hi}: slot {blk.slot}: parent_root "
                     f"{hex0x(blk.parent)} does not link to the previous block "
