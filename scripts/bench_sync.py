@@ -97,11 +97,14 @@ def _quiet(fn):
         pass
 
 
-def start_node(era_dir: Path, network: str | None):
+def start_node(era_dir: Path, network: str | None, cpus: set | None = None):
+    """`era serve` in a subprocess (on `cpus` only, with its worker processes, when given)."""
     cmd = [sys.executable, "-c", "from era_tools.cli import main; main()", "serve",
            str(era_dir), "--port", "0"] + (["--network", network] if network else [])
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                         preexec_fn=None if cpus is None else
+                         (lambda: os.sched_setaffinity(0, cpus)))
     deadline = time.time() + 120
     while time.time() < deadline:
         line = p.stderr.readline()
@@ -237,9 +240,11 @@ def replay_proxy(upstream: str) -> None:
     srv.serve_forever()
 
 
-def start_proxy(upstream: str):
+def start_proxy(upstream: str, cpus: set | None = None):
     p = subprocess.Popen([sys.executable, __file__, "--_proxy", upstream],
-                         stdout=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, text=True,
+                         preexec_fn=None if cpus is None else
+                         (lambda: os.sched_setaffinity(0, cpus)))
     return p, p.stdout.readline().strip()
 
 
@@ -287,6 +292,11 @@ def main() -> None:
                     help="also run the range forward sync through a proxy that replays era "
                          "serve's answers from memory (the server's CPU out of the way, as on "
                          "another machine)")
+    ap.add_argument("--pin", action="store_true",
+                    help="run `era serve` (and the proxy) on the last CPU and this process "
+                    "(client, floor, baseline) on the others, so that client and floor "
+                    "are measured alike with the server out of their way, as on two "
+                    "machines; needs 2 or more CPUs")
     ap.add_argument("--_proxy", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another checkout (e.g. a git worktree of an older commit): each "
@@ -309,12 +319,22 @@ def main() -> None:
 
         net = get_network(a.network)
     proxy = proxy_url = None
-    node, url = start_node(a.eras, a.network)
+    server_cpus = None
+    if a.pin:
+        allowed = sorted(os.sched_getaffinity(0))
+        if len(allowed) < 2:
+            raise SystemExit("--pin needs 2 or more CPUs")
+        server_cpus, client_cpus = {allowed[-1]}, set(allowed[:-1])
+        log(f"pinned: era serve (and the proxy) on CPU {allowed[-1]}; client, floor and "
+            f"baseline on CPU {', '.join(map(str, sorted(client_cpus)))}")
+    node, url = start_node(a.eras, a.network, server_cpus)
+    if a.pin:
+        os.sched_setaffinity(0, client_cpus)  # before any thread: they all inherit it
     try:
         rows = {"sync": [], "pull": [], "floor": [], "base": [], "replay": []}
         cpu = {k: [] for k in rows}   # ms of this process's CPU per block
         if a.replay:
-            proxy, proxy_url = start_proxy(url)
+            proxy, proxy_url = start_proxy(url, server_cpus)
             with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
                 forward(proxy_url, net, a.workers, tmp, "sync", a.from_slot)  # fills it
             proxy_cpu = []
@@ -371,14 +391,15 @@ def main() -> None:
             f"{med['floor']:.0f} blocks/s ({', '.join(f'{x:.0f}' for x in rows['floor'])})")
         log(f"  range / floor: {med['sync'] / med['floor']:.2f}; GET per slot / floor: "
             f"{med['pull'] / med['floor']:.2f}")
-        log(f"  client CPU per block (the server runs on the same cores, in its own "
-            f"process): range {mc['sync']:.3f} ms, GET per slot {mc['pull']:.3f} ms, floor "
+        where = "on its own CPU" if a.pin else "on the same cores, in its own process"
+        log(f"  client CPU per block (the server runs {where}): range {mc['sync']:.3f} ms, GET per slot {mc['pull']:.3f} ms, floor "
             f"{mc['floor']:.3f} ms; floor / range CPU: {mc['floor'] / mc['sync']:.2f}")
         ms = {k: statistics.median(v) for k, v in server_cpu.items()}
+        bound = ("" if a.pin else f"; on {os.cpu_count()} shared cores the wall ratio is at "
+                 f"most about floor CPU / (client + server CPU) = "
+                 f"{mc['floor'] / (mc['sync'] + ms['sync']):.2f}")
         log(f"  server (`era serve`) CPU per block: range {ms['sync']:.3f} ms, GET per slot "
-            f"{ms['pull']:.3f} ms; on {os.cpu_count()} shared cores the wall ratio is at most "
-            f"about floor CPU / (client + server CPU) = "
-            f"{mc['floor'] / (mc['sync'] + ms['sync']):.2f}")
+            f"{ms['pull']:.3f} ms{bound}")
         if ev:
             log(f"latency goal (<= 2 s): event stream max {max(ev):.2f} s, polling max "
                 f"{max(po):.2f} s")
