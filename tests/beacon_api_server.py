@@ -20,6 +20,7 @@ Fault switches (attributes of `srv.faults`):
   finalized_404     answer 404 to the first N `states/finalized` requests after each move of
                     finality (Lodestar while it moves its finalized checkpoint)
   hide_slot         answer 404 for the block at that slot (claim it empty)
+  no_states         a set of slots whose states are 404 (a node that pruned them)
   rewound           (epoch, root): report that finalized checkpoint (a rewound finality)
   fork_from         serve a fork that leaves the chain at that slot: the block there with
                     another state_root, every later block re-parented onto the fork (roots
@@ -81,6 +82,7 @@ class Faults:
     rewound: tuple | None = None
     fork_from: int | None = None
     hide_slot: int | None = None
+    no_states: frozenset = frozenset()
 
 
 class FixtureChain:
@@ -326,7 +328,8 @@ class BeaconApiServer:
                 slot = int(parts[5])
             except ValueError:
                 return self._json(h, {"code": 400, "message": "bad state id"}, status=400)
-            got = c.state_ssz(slot) if slot <= self.finalized_slot else None
+            got = c.state_ssz(slot) if slot <= self.finalized_slot and \
+                slot not in f.no_states else None
             if got is None:
                 return self._not_found(h, f"state at slot {slot}")
             fork, data = got

@@ -448,3 +448,35 @@ def test_a_zero_timeout_is_a_usage_error(tmp_path):
               "--timeout", 0)
     assert res.exit_code == 2  # was an internal error from requests
     assert "Invalid value for '--timeout': 0.0 is not in the range x>0." in res.stderr
+
+
+def test_an_era_whose_state_no_node_has_is_proven_by_its_block_summary_root(server, tmp_path):
+    """`era sync` (missing_states): an era below the finalized state's window whose state the
+    node pruned is pulled with nothing committed until all its block roots hash to the
+    finalized state's historical_summaries entry of that era."""
+    from era_tools.errors import VerificationError
+    from era_tools.sync.pull import pull
+
+    server.faults.no_states = frozenset({128, 192})
+    api = BeaconApiClient(server.url)
+    net = node_network(api)
+    fork = next(s for s in range(150, 192) if server.chain.block_ssz(s))
+    server.faults.fork_from = fork
+    db = tmp_path / "db"
+    with ChainStore.open(db, net) as store:
+        with pytest.raises(VerificationError, match=r"slots 128\.\.191: era 3's block roots "
+                           r"hash to 0x.*, the finalized state's block_summary_root of that "
+                           r"era is 0x.*; nothing of these slots was written"):
+            pull(store, api, batch_slots=16, missing_states=[])
+        assert store.covered_ranges() == [(0, 127)]
+        referenced = {os.path.basename(p) for p in os.listdir(db / "blocks")}
+        assert not any(n.startswith("000000000128") for n in referenced)
+    server.faults.fork_from = None
+    missing: list = []
+    with ChainStore.open(db, net) as store:
+        res = pull(store, api, batch_slots=16, missing_states=missing)
+        assert res.linked_only == [] and missing == [128, 192]
+        assert store.covered_ranges() == [(0, 1024)]
+        for slot in range(1025):
+            assert "0x" + store.block_root_at(slot).hex() == server.chain.root_at(slot)
+        assert not store.has_state(128) and store.has_state(256)

@@ -42,6 +42,16 @@ def test_every_root_below_the_finalized_state_is_the_fixtures(chain, network):
     assert len(t.eras) == 2  # only the newest eras are kept
 
 
+def test_block_summary_roots_are_the_era_states_block_roots_roots(chain, network):
+    from era_tools.hashing import merkleize
+
+    t = trusted_at(chain, network, 1024)
+    for era in range(1, 1024 // SPHR + 1):  # every era of the fixture is after Capella
+        head = state(chain, era * SPHR)[176:176 + 32 * SPHR]
+        assert t.block_summary_root(era) == merkleize(head), era
+    assert t.block_summary_root(1024 // SPHR + 1) is None  # not in the state yet
+
+
 def test_a_state_of_another_block_or_slot_is_refused(chain, network):
     data = state(chain, 1024)
     with pytest.raises(VerificationError, match=r"fin: the state at slot 1024 .* belongs to "

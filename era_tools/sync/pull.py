@@ -20,8 +20,10 @@ Nothing off the finalized chain is written:
 - any other span is checked slot by slot against era_tools.sync.trusted.TrustedRoots: the
   node's state at the finalized slot (it must hash into the finalized block) names the
   roots of its last SLOTS_PER_HISTORICAL_ROOT slots, and each older era's boundary state,
-  fetched before that era's blocks, must hash to its historical root.  Where the node has
-  no such state, the span is written as it links (`PullResult.linked_only`).
+  fetched before that era's blocks, must hash to its historical root;
+- an era whose state the node pruned (with `missing_states`) is committed only once all its
+  block roots hash to the finalized state's block_summary_root of the era (after Capella).
+Where none of these applies, the span is written as it links (`PullResult.linked_only`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .. import framing
 from ..config import Network, network_from_spec, spec_mismatch
 from ..ssz.layout import StateHead, state_prefix_size
 from ..errors import ConfigError, PeerError, VerificationError, hex0x
+from ..hashing import merkleize
 from ..ssz import layout
 from ..ssz.json import json_to_ssz_for
 from ..store import ChainStore, schema
@@ -181,10 +184,14 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
         while x <= y:
             era = trusted.era_needed(x)
             z = y if era is None else min(y, era * sphr - 1)
-            if era is not None and not _trust_era(store, api, net, trusted, era * sphr, held,
-                                                  missing_states is not None):
+            if era is None or _trust_era(store, api, net, trusted, era * sphr, held,
+                                         missing_states is not None):
+                blocks(x, z, trusted.root_at)
+            elif not _pull_era_by_summary(store, peer, net, x, z, era, trusted, res, workers,
+                                          batch_slots, progress):
                 res.linked_only.append((x, z))
-            blocks(x, z, trusted.root_at)
+                blocks(x, z, trusted.root_at)
+            states_up_to(z)
             x = z + 1
     states_up_to(b)
     return res
@@ -206,6 +213,52 @@ def _trusted_roots(store: ChainStore, api: BeaconApiClient, net: Network, fin: i
     if fin % sphr == 0 and fin - sphr <= first < fin and not store.has_state(fin):
         held[fin] = resp  # the era state of the pull's only era: stored after its blocks
     return trusted
+
+
+def _pull_era_by_summary(store: ChainStore, peer, net: Network, first: int, last: int,
+                         era: int, trusted, res: PullResult, workers: int, batch_slots: int,
+                         progress) -> bool:
+    """Pull [first, last] of era `era`, whose state no node gave, with its block files
+    written but nothing committed until the era's roots (the store's below `first`, the
+    pulled ones, the trusted ones above `last`) hash to the finalized state's
+    block_summary_root of the era; then one commit.  False (nothing fetched) when that
+    root or a root of the era is not known: before Capella, or a pull that stops inside
+    the era."""
+    from .queue import PeerState, SyncQueue, Verifier
+
+    want = trusted.block_summary_root(era)
+    sphr = net.slots_per_historical_root
+    lo, hi = (era - 1) * sphr, era * sphr - 1
+    above = [trusted.root_at(s) for s in range(last + 1, hi + 1)]
+    below = [store.block_root_at(s) for s in range(lo, first)]
+    parent = ZERO_ROOT if first == 0 else store.block_root_at(first - 1)
+    if want is None or parent is None or None in above or None in below:
+        return False
+    q = SyncQueue.forward(
+        store, [PeerState(peer)], Verifier(net, None), start=first, parent=parent,
+        target=last, deferred=True, batch_slots=batch_slots, commit_slots=batch_slots,
+        workers=max(1, min(workers, 4)) if peer.kind == "range" else 2,
+        range_batches=max(1, 512 // max(1, batch_slots)), strict=True, progress=progress)
+    qr = q.run()
+    got = dict(q.written)
+    roots, latest = [], parent
+    for s in range(first, last + 1):
+        latest = got.get(s, latest)
+        roots.append(latest)
+    root = merkleize(b"".join(below + roots + above))
+    if root != want:
+        store.remove_unreferenced_files()  # the block files the batch would have referenced
+        raise VerificationError(
+            f"{peer.url} slots {first}..{last}: era {era}'s block roots hash to {hex0x(root)}, "
+            f"the finalized state's block_summary_root of that era is {hex0x(want)} (a chain "
+            f"that is not finalized); nothing of these slots was written")
+    if q.pending is not None:
+        store.commit(q.pending)
+    res.slots += qr.slots
+    res.blocks += qr.blocks
+    res.bytes += qr.bytes
+    res.batches += 1
+    return True
 
 
 def _trust_era(store: ChainStore, api: BeaconApiClient, net: Network, trusted, slot: int,

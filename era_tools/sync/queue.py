@@ -569,6 +569,9 @@ class SyncQueue:
         self.tip: int | None = None
         self.target_root: bytes | None = None
         self.trusted: Callable[[int], bytes | None] | None = None
+        self.deferred = False                   # forward: commit nothing, fill `pending`
+        self.pending = None                     # the store batch of a deferred queue
+        self.written: list[tuple[int, bytes]] = []
         self.unheld_slot: int | None = None
 
     @classmethod
@@ -595,7 +598,8 @@ class SyncQueue:
                 target_what: str = "the expected root", tip_unheld_ok: bool = False,
                 on_commit: Callable[[int, int], None] | None = None,
                 prove_first: bool = False,
-                trusted: Callable[[int], bytes | None] | None = None, **kw) -> "SyncQueue":
+                trusted: Callable[[int], bytes | None] | None = None,
+                deferred: bool = False, **kw) -> "SyncQueue":
         """Fill [start, target] upwards: the first block's parent_root must be `parent` (the
         root of the stored block below `start`; ZERO_ROOT at genesis; None when the store
         holds nothing below: then anything links).  The chain must end at `target_root`
@@ -611,9 +615,13 @@ class SyncQueue:
         a chain that does not end at `target_root` is only found at the end, unless
         `trusted(slot)` (era_tools.sync.trusted.TrustedRoots.root_at) names the root of the
         latest block at or before a slot: then every block, and every empty slot, is checked
-        against it before it is written."""
+        against it before it is written.  `deferred`: block files are written as usual but
+        nothing is committed; every write goes into one store batch, `q.pending`, with
+        `q.written` ([(slot, root)] of its blocks), for the caller to check and commit (an
+        era proven only once all its roots are known)."""
         q = cls(store, peers, verifier, kind=FORWARD, **kw)
         q.trusted = trusted
+        q.deferred = deferred
         q.prove_first = prove_first and target_root is not None
         if q.prove_first:  # one write, and room in the window for every batch of the span
             q.commit_slots = max(q.commit_slots, target - start + 1)
@@ -814,7 +822,9 @@ class SyncQueue:
         LevelDB holds the references), every other slot empty.  The lock is released for the
         write: workers keep handing in batches meanwhile (they only touch queued and active
         batches; the run is ready and only the importer changes it)."""
-        wb = self.store.batch()
+        if self.deferred and self.pending is None:
+            self.pending = self.store.batch()
+        wb = self.pending if self.deferred else self.store.batch()
         have = {blk.slot for blk in blocks}
         for s in range(lo, hi + 1):
             if s not in have:
@@ -825,7 +835,10 @@ class SyncQueue:
             if blocks:
                 wb.put_blocks_file([(b.slot, b.root, b.parent, b.framed) for b in blocks],
                                    f"{lo:012d}-{hi:012d}")
-            self.store.commit(wb)
+            if self.deferred:
+                self.written.extend((b.slot, b.root) for b in blocks)
+            else:
+                self.store.commit(wb)
         finally:
             self.cond.acquire()
         self._last_commit = time.monotonic()

@@ -14,6 +14,8 @@ finalized chain is written.
     t = TrustedRoots.from_finalized_state(ssz, network, fin_slot, fin_root, url)
     t.era_needed(slot)       # the era whose boundary state must be added first, or None
     t.add_era_state(prefix, url)
+    t.block_summary_root(era)  # an era's block_roots root (after Capella), for an era
+                             # whose state no node has: its blocks' roots must hash to it
     t.root_at(slot)          # block_roots meaning: the latest block root at or before slot
 
 Knows SSZ layouts and the network; must not know the store, HTTP or the queue.
@@ -33,12 +35,12 @@ class TrustedRoots:
     """Per-slot trusted block roots below (and at) a verified finalized state's slot."""
 
     def __init__(self, network: Network, slot: int, root: bytes, block_roots: bytes,
-                 era_root):
+                 history):
         self.sphr = network.slots_per_historical_root
         self.slot = slot                # the finalized state's slot
         self.root = root                # the finalized block root (latest block <= slot)
         self.window = block_roots       # the state's block_roots: [slot - SPHR, slot)
-        self._era_root = era_root       # era -> trusted era root (or None)
+        self.history = history          # verify.TrustedState: its historical roots
         self.eras: dict[int, bytes] = {}
 
     @classmethod
@@ -65,7 +67,7 @@ class TrustedRoots:
                 f"{where}: the state at slot {slot} (root {hex0x(ts.root)}) belongs to block "
                 f"{hex0x(header)}, not to the finalized checkpoint {hex0x(root)}")
         head = StateHead.parse(data[:state_prefix_size(sphr)], sphr, where)
-        return cls(network, slot, root, head.block_roots, ts.era_root)
+        return cls(network, slot, root, head.block_roots, ts)
 
     def era_needed(self, slot: int) -> int | None:
         """The era (file numbering) whose boundary state names `slot`'s root, when neither
@@ -82,7 +84,7 @@ class TrustedRoots:
         if head.slot % self.sphr or head.slot == 0:
             raise FormatError(f"{where}: slot {head.slot} is not an era boundary")
         era = head.slot // self.sphr
-        want = self._era_root(era)
+        want = self.history.era_root(era)
         if want is None:
             raise VerificationError(f"{where}: the finalized state (slot {self.slot}) has no "
                                     f"historical root for era {era}")
@@ -95,6 +97,14 @@ class TrustedRoots:
         self.eras[era] = head.block_roots
         for old in sorted(self.eras)[:-KEEP_ERAS]:
             del self.eras[old]
+
+    def block_summary_root(self, era: int) -> bytes | None:
+        """hash_tree_root of era `era`'s block_roots, when the finalized state holds it on
+        its own: a `historical_summaries` entry (eras after Capella).  An older era's
+        `historical_roots` entry also needs its state_roots, which only its state has."""
+        i = era - 1 - len(self.history.historical_roots) // 32
+        hs = self.history.historical_summaries
+        return bytes(hs[64 * i:64 * i + 32]) if 0 <= i and 64 * i + 64 <= len(hs) else None
 
     def root_at(self, slot: int) -> bytes | None:
         """The trusted root of the latest block at or before `slot`, or None if unknown."""
