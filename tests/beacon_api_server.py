@@ -21,6 +21,8 @@ Fault switches (attributes of `srv.faults`):
                     finality (Lodestar while it moves its finalized checkpoint)
   hide_slot         answer 404 for the block at that slot (claim it empty)
   no_states         a set of slots whose states are 404 (a node that pruned them)
+  bad_state_tail    serve that state with its last byte changed (block_roots and
+                    state_roots intact: only its root shows it)
   rewound           (epoch, root): report that finalized checkpoint (a rewound finality)
   fork_from         serve a fork that leaves the chain at that slot: the block there with
                     another state_root, every later block re-parented onto the fork (roots
@@ -83,6 +85,7 @@ class Faults:
     fork_from: int | None = None
     hide_slot: int | None = None
     no_states: frozenset = frozenset()
+    bad_state_tail: int | None = None
 
 
 class FixtureChain:
@@ -333,6 +336,8 @@ class BeaconApiServer:
             if got is None:
                 return self._not_found(h, f"state at slot {slot}")
             fork, data = got
+            if f.bad_state_tail == slot:
+                data = data[:-1] + bytes([data[-1] ^ 1])
             if f.bad_state_slot == slot:
                 data = bytearray(data)
                 i = BLOCK_ROOTS_OFFSET + 32 * 5

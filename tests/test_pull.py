@@ -163,6 +163,35 @@ def test_a_long_pull_without_the_finalized_state_says_so(server, tmp_path):
     assert res.exit_code == 0, res.output
     assert "slots 0..1000: checked by their links only" in res.output
     _stored_roots_are_the_fixtures(db, server.chain, 1000)
+    # slot 128 is empty: the state there is bound to the finalized block by its header only,
+    # so the state at the block's own slot is asked for (this node has none: links only)
+    server.finalized_epoch = 16
+    db2 = tmp_path / "db2"
+    res = run("pull", "--beacon-api", server.url, "--db", db2, "--to-slot", 100, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["linked_only"] == [[0, 100]]
+
+
+def test_a_long_pull_stores_only_states_that_hash_to_the_finalized_chains_roots(server,
+                                                                                tmp_path):
+    """An era state whose block_roots and state_roots are right but whose other bytes are
+    not is refused before it is stored: below the finalized state's window by the next era
+    state's state_roots[0], inside it by the finalized state's state_roots."""
+    for slot, stored_upto in ((128, 127), (960, 959)):
+        server.faults.bad_state_tail = slot
+        db = tmp_path / f"db{slot}"  # (a rerun would be a short span: no state roots)
+        res = run("pull", "--beacon-api", server.url, "--db", db)
+        assert res.exit_code == 1, res.output
+        assert f"/states/{slot}: the state hashes to 0x" in res.output
+        assert f"the finalized chain's state_roots name 0x" in res.output
+        assert f"at slot {slot} (a state of another chain, or altered)" in res.output
+        with ChainStore.open(db, readonly=True) as s:
+            assert not s.has_state(slot) and s.has_state(slot - 64)
+            assert s.covered_ranges()[0][1] >= stored_upto
+    server.faults.bad_state_tail = None
+    assert run("pull", "--beacon-api", server.url, "--db", db).exit_code == 0
+    with ChainStore.open(db, readonly=True) as s:
+        assert s.state_slots() == list(range(0, 1025, 64))
 
 
 def test_state_whose_block_roots_disagree_is_refused(server, tmp_path):

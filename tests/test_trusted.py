@@ -75,3 +75,26 @@ def test_an_era_state_that_does_not_hash_to_its_historical_root_is_refused(chain
     with pytest.raises(FormatError, match="not an era boundary"):
         t.add_era_state(state(chain, 1024)[:state_prefix_size(SPHR)].replace(
             (1024).to_bytes(8, "little"), (1000).to_bytes(8, "little"), 1), "s")
+
+
+def test_a_state_after_empty_slots_is_bound_only_by_its_header_so_it_is_refused(chain, network):
+    """The state at slot 128 follows its block by an empty slot: its latest_block_header
+    hashes to the finalized root whatever the rest of it holds, so its roots prove nothing;
+    the state at the block's own slot is needed."""
+    data = state(chain, 128)
+    block_slot = TrustedRoots.block_slot(data, "s128")
+    assert block_slot is not None and block_slot < 128
+    assert chain.root_at(block_slot) == chain.root_at(128)
+    with pytest.raises(VerificationError, match=rf"s128: the state at slot 128 follows its "
+                       rf"block \(slot {block_slot}\) by empty slots"):
+        TrustedRoots.from_finalized_state(data, network, 128,
+                                          bytes.fromhex(chain.root_at(128)[2:]), "s128")
+    assert TrustedRoots.block_slot(state(chain, 1024), "s1024") is None  # a post-block state
+
+
+def test_the_roots_above_the_block_up_to_the_finalized_slot_are_its_root(chain, network):
+    root = bytes.fromhex(chain.root_at(64)[2:])
+    t = TrustedRoots.from_finalized_state(state(chain, 64), network, 64, root, "s64", top=70)
+    assert [t.root_at(s) for s in (64, 67, 70)] == [root] * 3
+    assert t.root_at(71) is None and t.state_root_at(65) is None
+    assert "0x" + t.root_at(63).hex() == chain.root_at(63)

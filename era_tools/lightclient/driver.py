@@ -610,7 +610,9 @@ def verified_checkpoint_state(clients: list, trusted_root: bytes, network: Netwo
     """(verified finalized header, state slot, state SSZ): the light client from
     `trusted_root`, then the epoch-boundary state whose latest block is the verified one,
     downloaded from the first server that has it and checked to hash into the header (its
-    latest_block_header, with the state root filled in, is the verified block).  For anchoring
+    latest_block_header, with the state root filled in, is the verified block).  When empty
+    slots follow the block, that binds only the state's header, so the state at the block's
+    own slot is taken instead and must hash to the header's state_root.  For anchoring
     an archive's `historical_roots`/`historical_summaries` (`era verify --trusted-block-root`).
     VerificationError when a server's state does not match; NoServerError when none has it.
     `warn` gets the light client's warnings (e.g. a trusted root older than the
@@ -650,5 +652,29 @@ def verified_checkpoint_state(clients: list, trusted_root: bytes, network: Netwo
             raise VerificationError(f"{resp.url}: the state at slot {slot} (root {hex0x(root)}) "
                                     f"does not belong to the verified finalized block "
                                     f"{hex0x(want)}")
-        return header, slot, resp.ssz
+        if slot == int(header.beacon.slot):
+            return header, slot, resp.ssz
+        # empty slots follow the block: only the state's header is bound to it, so the
+        # state at the block's own slot is the one whose root the header carries
+        bslot = int(header.beacon.slot)
+        try:
+            resp = srv.api.state(bslot)
+        except PeerError as exc:
+            errors.append(str(exc))
+            continue
+        if resp is None:
+            errors.append(f"{srv.url}: no state at slot {bslot}, the verified block's (404; "
+                          f"the state at slot {slot} follows it by empty slots, so only its "
+                          "header is bound to the block)")
+            continue
+        try:
+            root = state_root(resp.ssz, net.fork_name_at_slot(bslot), net.preset_base)
+        except FormatError as exc:
+            errors.append(f"{resp.url}: not a BeaconState: {exc}")
+            continue
+        if root != bytes(header.beacon.state_root):
+            raise VerificationError(f"{resp.url}: the state at slot {bslot} hashes to "
+                                    f"{hex0x(root)}, the verified block's state_root is "
+                                    f"{hex0x(bytes(header.beacon.state_root))}")
+        return header, bslot, resp.ssz
     raise NoServerError(f"no server gave the state at slot {slot}: {'; '.join(errors)}")

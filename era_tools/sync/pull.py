@@ -143,15 +143,18 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
         _pull_state(store, api, net, 0, res)
     peer = source if source is not None else _rest_source(api, net, workers)
 
-    def states_up_to(hi: int) -> None:
-        """The era-boundary states whose era's blocks are now all stored (in slot order)."""
+    def states_up_to(hi: int, trusted=None) -> None:
+        """The era-boundary states whose era's blocks are now all stored (in slot order);
+        each must hash to its root in `trusted` (TrustedRoots) where that knows it."""
         for state_slot in range((a // sphr + 1) * sphr, min(b, hi + 1) + 1, sphr):
             if store.has_state(state_slot) or state_slot in done_states:
                 continue
             done_states.add(state_slot)
+            want = None if trusted is None or state_slot in verified else \
+                trusted.state_root_at(state_slot)
             if _pull_state(store, api, net, state_slot, res,
                            allow_404=missing_states is not None,
-                           resp=held.pop(state_slot, False)):
+                           resp=held.pop(state_slot, False), want_root=want):
                 if on_state:
                     on_state(state_slot)
             else:
@@ -159,48 +162,55 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
 
     done_states: set = set()
     held: dict = {}  # state slot -> a state already fetched (and checked) for the trust
+    verified: set = set()  # slots of held states whose root is already checked
     todo = _uncovered(store, a, b)  # a rerun resumes after the newest stored slot
     res.skipped_slots = (b - a + 1) - sum(y - x + 1 for x, y in todo)
     if progress and res.skipped_slots:
         progress(res.skipped_slots)
     batch_slots = min(batch_slots, sphr)  # a write never spans two eras
 
-    def blocks(x: int, y: int, trusted=None) -> None:
+    def blocks(x: int, y: int, trusted=None, states=True) -> None:
         _pull_blocks(store, peer, net, x, y, res, workers, batch_slots,
-                     fin_root if y == fin else None, progress, states_up_to,
-                     trusted=trusted)
+                     fin_root if y == fin else None, progress,
+                     (lambda hi: states_up_to(hi, trusted)) if states else (lambda hi: None),
+                     trusted=None if trusted is None else trusted.root_at)
 
     for x, y in todo:
         states_up_to(x - 1)
         short = y == fin and y - x + 1 <= PROVE_FIRST_SLOTS  # proven whole before its write
-        trusted = None if short else _trusted_roots(store, api, net, fin, fin_root, held, x)
+        trusted = None if short else _trusted_roots(store, api, net, fin, fin_root, held,
+                                                    verified, x)
         if trusted is None:
             if not short:
                 res.linked_only.append((x, y))
             blocks(x, y)
             continue
         # proven from the top: each era below the finalized state's window is pulled once
-        # its boundary state hashes to the finalized state's historical root of that era
+        # its boundary state hashes to the finalized state's historical root of that era;
+        # the state below it is stored then, its root being that state's state_roots[0]
         while x <= y:
             era = trusted.era_needed(x)
             z = y if era is None else min(y, era * sphr - 1)
-            if era is None or _trust_era(store, api, net, trusted, era * sphr, held,
-                                         missing_states is not None):
-                blocks(x, z, trusted.root_at)
+            stated = era is None or _trust_era(store, api, net, trusted, era * sphr, held,
+                                               missing_states is not None)
+            states_up_to(x - 1, trusted)
+            if stated:
+                blocks(x, z, trusted, states=era is None)
             elif not _pull_era_by_summary(store, peer, net, x, z, era, trusted, res, workers,
                                           batch_slots, progress):
                 res.linked_only.append((x, z))
-                blocks(x, z, trusted.root_at)
-            states_up_to(z)
+                blocks(x, z, trusted, states=False)
             x = z + 1
+        states_up_to(y, trusted)
     states_up_to(b)
     return res
 
 
 def _trusted_roots(store: ChainStore, api: BeaconApiClient, net: Network, fin: int,
-                   fin_root: bytes, held: dict, first: int):
-    """TrustedRoots from the node's state at the finalized slot, checked to belong to the
-    finalized block; None when the node has no such state (404).  The state is kept in
+                   fin_root: bytes, held: dict, verified: set, first: int):
+    """TrustedRoots from the node's state at the finalized slot, checked to be the post-state
+    of the finalized block (when that slot is empty, the state at the block's slot instead);
+    None when the node has no such state (404).  The state is kept in
     `held` when it is the era state the pull from `first` stores next (a pull of more
     eras fetches it again at the end rather than hold hundreds of MB meanwhile)."""
     from .trusted import TrustedRoots
@@ -208,10 +218,18 @@ def _trusted_roots(store: ChainStore, api: BeaconApiClient, net: Network, fin: i
     resp = _fetch_state(store, api, net, fin, allow_404=True)
     if resp is None:
         return None
-    trusted = TrustedRoots.from_finalized_state(resp.ssz, net, fin, fin_root, resp.url)
+    block_slot = TrustedRoots.block_slot(resp.ssz, resp.url)
+    if block_slot is not None:  # the finalized slot is empty: its block's own state
+        resp = _fetch_state(store, api, net, block_slot, allow_404=True)
+        if resp is None:
+            return None
+    trusted = TrustedRoots.from_finalized_state(resp.ssz, net, block_slot or fin, fin_root,
+                                                resp.url, fin)
     sphr = net.slots_per_historical_root
-    if fin % sphr == 0 and fin - sphr <= first < fin and not store.has_state(fin):
+    if block_slot is None and fin % sphr == 0 and fin - sphr <= first < fin and \
+            not store.has_state(fin):
         held[fin] = resp  # the era state of the pull's only era: stored after its blocks
+        verified.add(fin)  # (its root was just checked)
     return trusted
 
 
@@ -369,9 +387,11 @@ def _pull_blocks(store: ChainStore, peer, net: Network, first: int, last: int,
 
 
 def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int,
-                res: PullResult, allow_404: bool = False, resp=False) -> bool:
+                res: PullResult, allow_404: bool = False, resp=False,
+                want_root: bytes | None = None) -> bool:
     """Fetch (unless `resp` is the state already fetched, or None for a 404), check and
-    commit the state at `slot`; False when the node has none and `allow_404`."""
+    commit the state at `slot`; False when the node has none and `allow_404`.  With
+    `want_root` (a trusted state root), the state must hash to it."""
     if resp is False:
         resp = _fetch_state(store, api, net, slot, allow_404)
     if resp is None:
@@ -379,6 +399,15 @@ def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int
             return False
         raise PeerError(f"{api.base_url}/eth/v2/debug/beacon/states/{slot}: the node does not "
                         "serve this historical state (404)")
+    if want_root is not None:
+        from ..verify import state_root
+
+        got = state_root(resp.ssz, net.fork_name_at_slot(slot), net.preset_base)
+        if got != want_root:
+            raise VerificationError(
+                f"{resp.url}: the state hashes to {hex0x(got)}, the finalized chain's "
+                f"state_roots name {hex0x(want_root)} at slot {slot} (a state of another "
+                "chain, or altered)")
     if slot > 0:
         sphr = net.slots_per_historical_root
         head = StateHead.parse(resp.ssz[:state_prefix_size(sphr)], sphr, resp.url)

@@ -11,12 +11,13 @@ the top instead:
 With these, each block and each empty slot is checked on arrival, so nothing off the
 finalized chain is written.
 
-    t = TrustedRoots.from_finalized_state(ssz, network, fin_slot, fin_root, url)
+    t = TrustedRoots.from_finalized_state(ssz, network, block_slot, fin_root, url, fin_slot)
     t.era_needed(slot)       # the era whose boundary state must be added first, or None
     t.add_era_state(prefix, url)
     t.block_summary_root(era)  # an era's block_roots root (after Capella), for an era
                              # whose state no node has: its blocks' roots must hash to it
     t.root_at(slot)          # block_roots meaning: the latest block root at or before slot
+    t.state_root_at(slot)    # the state root at slot (an era state's, checked before storing)
 
 Knows SSZ layouts and the network; must not know the store, HTTP or the queue.
 """
@@ -28,30 +29,51 @@ from ..errors import FormatError, VerificationError, hex0x
 from ..ssz import layout
 from ..ssz.layout import StateHead, state_prefix_size
 
-KEEP_ERAS = 2  # era block_roots kept (256 KB each on mainnet); a pull walks eras upwards
+KEEP_ERAS = 2  # era roots kept (512 KB each on mainnet); a pull walks eras upwards
 
 
 class TrustedRoots:
     """Per-slot trusted block roots below (and at) a verified finalized state's slot."""
 
     def __init__(self, network: Network, slot: int, root: bytes, block_roots: bytes,
-                 history):
+                 history, top: int | None = None):
         self.sphr = network.slots_per_historical_root
-        self.slot = slot                # the finalized state's slot
-        self.root = root                # the finalized block root (latest block <= slot)
+        self.slot = slot                # the state's slot: the finalized block's
+        self.top = slot if top is None else top  # the finalized slot (empty above `slot`)
+        self.root = root                # the finalized block root (latest block <= top)
         self.window = block_roots       # the state's block_roots: [slot - SPHR, slot)
         self.history = history          # verify.TrustedState: its historical roots
         self.eras: dict[int, bytes] = {}
 
+    @staticmethod
+    def block_slot(data: bytes, where: str) -> int | None:
+        """The slot of a state's latest block when the state is not that block's post-state
+        (its header's state_root is filled in: empty slots followed the block), else None.
+        Such a state hashes into its block by its header alone, so nothing binds the rest
+        of it: the roots must come from the state at the block's own slot."""
+        if len(data) < layout.STATE_HEADER.stop:
+            raise FormatError(f"{where}: {len(data)} bytes is too short for a BeaconState")
+        h = bytes(data[layout.STATE_HEADER])
+        if h[layout.HEADER_STATE_ROOT] == b"\x00" * 32:
+            return None
+        return int.from_bytes(h[layout.HEADER_SLOT], "little")
+
     @classmethod
     def from_finalized_state(cls, data: bytes, network: Network, slot: int, root: bytes,
-                             where: str) -> "TrustedRoots":
-        """Check the serialized state `data` is the state at `slot` of the finalized block
-        `root` (its latest_block_header, the state root filled in, hashes to `root`);
-        VerificationError (or FormatError for a malformed state) naming `where` otherwise."""
+                             where: str, top: int | None = None) -> "TrustedRoots":
+        """Check the serialized state `data` is the post-state of the finalized block `root`
+        at `slot` (its latest_block_header, the state root filled in by its own root, hashes
+        to `root`), `top` the finalized slot when empty slots follow; VerificationError (or
+        FormatError for a malformed state) naming `where` otherwise."""
         from ..verify import load_trusted_state
 
         sphr = network.slots_per_historical_root
+        after = cls.block_slot(data, where)
+        if after is not None:
+            raise VerificationError(
+                f"{where}: the state at slot {slot} follows its block (slot {after}) by empty "
+                "slots, so only its header is bound to the block; the state at the block's "
+                "slot is needed")
         ts = load_trusted_state(data, network, where)
         if ts.slot != slot:
             raise VerificationError(f"{where}: the finalized state has slot {ts.slot}, "
@@ -67,7 +89,7 @@ class TrustedRoots:
                 f"{where}: the state at slot {slot} (root {hex0x(ts.root)}) belongs to block "
                 f"{hex0x(header)}, not to the finalized checkpoint {hex0x(root)}")
         head = StateHead.parse(data[:state_prefix_size(sphr)], sphr, where)
-        return cls(network, slot, root, head.block_roots, ts)
+        return cls(network, slot, root, head.block_roots, ts, top)
 
     def era_needed(self, slot: int) -> int | None:
         """The era (file numbering) whose boundary state names `slot`'s root, when neither
@@ -94,7 +116,7 @@ class TrustedRoots:
                 f"{where}: era {era}'s block_roots and state_roots hash to {hex0x(got)}, the "
                 f"finalized state's historical root of that era is {hex0x(want)} (a state of "
                 "another chain)")
-        self.eras[era] = head.block_roots
+        self.eras[era] = (head.block_roots, head.state_roots)
         for old in sorted(self.eras)[:-KEEP_ERAS]:
             del self.eras[old]
 
@@ -108,12 +130,26 @@ class TrustedRoots:
 
     def root_at(self, slot: int) -> bytes | None:
         """The trusted root of the latest block at or before `slot`, or None if unknown."""
-        if slot == self.slot:
+        if self.slot <= slot <= self.top:
             return self.root
-        if slot > self.slot:
+        if slot > self.top:
             return None
         i = 32 * (slot % self.sphr)
         if slot >= self.slot - self.sphr:
             return self.window[i:i + 32]
-        roots = self.eras.get(slot // self.sphr + 1)
-        return roots[i:i + 32] if roots is not None else None
+        era = self.eras.get(slot // self.sphr + 1)
+        return era[0][i:i + 32] if era is not None else None
+
+    def state_root_at(self, slot: int) -> bytes | None:
+        """The trusted hash_tree_root of the state at `slot` (after its block, if any), or
+        None if unknown: the finalized state's own root, its state_roots, or those of an
+        added era state (an era state's root is the next era state's state_roots[0])."""
+        if slot == self.slot:
+            return self.history.root
+        if slot > self.slot:
+            return None
+        i = 32 * (slot % self.sphr)
+        if slot >= self.slot - self.sphr:
+            return bytes(self.history.state_roots[i:i + 32])
+        era = self.eras.get(slot // self.sphr + 1)
+        return era[1][i:i + 32] if era is not None else None
