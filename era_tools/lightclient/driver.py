@@ -629,49 +629,47 @@ def verified_checkpoint_state(clients: list, trusted_root: bytes, network: Netwo
     header = res.finalized_header
     want = ssz.hash_tree_root(header.beacon)
     slot = checkpoint_slot(res, net)
-    fork = net.fork_name_at_slot(slot)
-    errors = []
+    bslot = int(header.beacon.slot)
+    errors: list[str] = []
+
+    def fetch(srv, at: int, why: str = ""):
+        """(response, state root) of `srv`'s state at slot `at`, or None (the reason noted)."""
+        try:
+            resp = srv.api.state(at)
+        except PeerError as exc:
+            errors.append(str(exc))
+            return None
+        if resp is None:
+            errors.append(f"{srv.url}: no state at slot {at} (404{why})")
+            return None
+        fork = net.fork_name_at_slot(at)
+        try:
+            return resp, state_root(resp.ssz, fork, net.preset_base)
+        except FormatError as exc:
+            errors.append(f"{resp.url}: not a {fork} BeaconState: {exc}")
+            return None
+
     for srv in servers:
         if srv.dropped:
             continue
-        try:
-            resp = srv.api.state(slot)
-        except PeerError as exc:
-            errors.append(str(exc))
+        got = fetch(srv, slot)
+        if got is None:
             continue
-        if resp is None:
-            errors.append(f"{srv.url}: no state at slot {slot} (404)")
-            continue
-        try:
-            root = state_root(resp.ssz, fork, net.preset_base)
-        except FormatError as exc:
-            errors.append(f"{resp.url}: not a {fork} BeaconState: {exc}")
-            continue
+        resp, root = got
         _, _, block = layout.header_root(resp.ssz, root)
         if block != want:
             raise VerificationError(f"{resp.url}: the state at slot {slot} (root {hex0x(root)}) "
                                     f"does not belong to the verified finalized block "
                                     f"{hex0x(want)}")
-        if slot == int(header.beacon.slot):
+        if slot == bslot:
             return header, slot, resp.ssz
         # empty slots follow the block: only the state's header is bound to it, so the
         # state at the block's own slot is the one whose root the header carries
-        bslot = int(header.beacon.slot)
-        try:
-            resp = srv.api.state(bslot)
-        except PeerError as exc:
-            errors.append(str(exc))
+        got = fetch(srv, bslot, f"; the state at slot {slot} follows that block by empty "
+                    "slots, so only its header is bound to it")
+        if got is None:
             continue
-        if resp is None:
-            errors.append(f"{srv.url}: no state at slot {bslot}, the verified block's (404; "
-                          f"the state at slot {slot} follows it by empty slots, so only its "
-                          "header is bound to the block)")
-            continue
-        try:
-            root = state_root(resp.ssz, net.fork_name_at_slot(bslot), net.preset_base)
-        except FormatError as exc:
-            errors.append(f"{resp.url}: not a BeaconState: {exc}")
-            continue
+        resp, root = got
         if root != bytes(header.beacon.state_root):
             raise VerificationError(f"{resp.url}: the state at slot {bslot} hashes to "
                                     f"{hex0x(root)}, the verified block's state_root is "
