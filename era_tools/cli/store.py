@@ -59,7 +59,11 @@ def pull(url, db, from_slot, to_slot, jobs, batch_slots, timeout, retries, trust
 
     Refuses a syncing node or one on another network than --network/--config or the store.
     Every block must link to the one before it; every state's block_roots must agree with the
-    blocks.  Resumable: rerun the same command after an interruption."""
+    blocks.  Nothing off the finalized chain is written: up to 1,024 slots are held until
+    they link to the finalized root; longer pulls check each slot against the roots of the
+    finalized block's state (and of era states that hash into it) before writing it, and
+    report the slots they could not check that way ("linked_only").  Resumable: rerun the
+    same command after an interruption."""
     from ..sync.pull import node_network, pull as do_pull
     from ..sync.peers import BeaconApiClient
 
