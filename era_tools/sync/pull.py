@@ -176,11 +176,11 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
                      trusted=None if trusted is None else trusted.root_at)
 
     for x, y in todo:
-        states_up_to(x - 1)
         short = y == fin and y - x + 1 <= PROVE_FIRST_SLOTS  # proven whole before its write
         trusted = None if short else _trusted_roots(store, api, net, fin, fin_root, held,
                                                     verified, x)
         if trusted is None:
+            states_up_to(x - 1)
             if not short:
                 res.linked_only.append((x, y))
             blocks(x, y)
