@@ -21,6 +21,9 @@ def run(era_dir, network, store=None, host: str = "127.0.0.1", port: int = 8080,
     another server: a port in use is an OSError "cannot listen on HOST:PORT: ...".
     `limits`: a limits.Limits (header deadline, idle bound, connection cap; default
     Limits())."""
+    from ..procs import keep_freed_memory
+
+    keep_freed_memory()  # range answers: blocks copied into 256 KB buffers, by the thousand
     if workers > 1:
         if store is not None:
             raise ValueError("several workers cannot share one open chain store")

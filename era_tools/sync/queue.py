@@ -73,6 +73,7 @@ from typing import Callable
 from .. import bls, framing, ssz
 from ..ssz import layout
 from ..errors import FormatError, PeerError, VerificationError, hex0x
+from ..procs import keep_freed_memory
 from ..signing import DOMAIN_BEACON_PROPOSER, compute_domain, compute_signing_root
 from .peers import BackfillPeer, PeerFault, PeerReply
 
@@ -1205,6 +1206,7 @@ class SyncQueue:
                                                self.anchor_block[0] <= self.to_slot)):
             self.result.stopped = "nothing to do"
             return self.result
+        keep_freed_memory()  # blocks come and go by the hundred: reuse their memory
         threads = [threading.Thread(target=self._worker, args=(i,), daemon=True,
                                     name=f"sync-{self.kind}-{i}") for i in range(self.nworkers)]
         for t in threads:
