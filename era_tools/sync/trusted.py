@@ -2,7 +2,8 @@
 
 A pull too long to hold in memory until it links to the finalized root takes its proof from
 the top instead:
-- the finalized checkpoint state, checked to hash into the finalized block, names the root
+- the finalized block's post-state (the state at the finalized slot when a block is there,
+  else the state at the block's own slot), checked to hash into that block, names the root
   of every slot of its last SLOTS_PER_HISTORICAL_ROOT (`block_roots`), and the era root of
   every era before (`historical_roots` / `historical_summaries`);
 - an era-boundary state whose `block_roots` and `state_roots` hash to that era root names the
@@ -33,7 +34,8 @@ KEEP_ERAS = 2  # era roots kept (512 KB each on mainnet); a pull walks eras upwa
 
 
 class TrustedRoots:
-    """Per-slot trusted block roots below (and at) a verified finalized state's slot."""
+    """Per-slot trusted block (and state) roots up to the finalized slot, from the finalized
+    block's verified post-state and the era states added to it."""
 
     def __init__(self, network: Network, slot: int, root: bytes, block_roots: bytes,
                  history, top: int | None = None):
@@ -43,7 +45,7 @@ class TrustedRoots:
         self.root = root                # the finalized block root (latest block <= top)
         self.window = block_roots       # the state's block_roots: [slot - SPHR, slot)
         self.history = history          # verify.TrustedState: its historical roots
-        self.eras: dict[int, bytes] = {}
+        self.eras: dict[int, tuple[bytes, bytes]] = {}  # era -> (block_roots, state_roots)
 
     @staticmethod
     def block_slot(data: bytes, where: str) -> int | None:
