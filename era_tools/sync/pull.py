@@ -59,6 +59,13 @@ class PullResult:
     # write (the node gave no finalized state, or no state of their era): [(first, last)]
     linked_only: list = field(default_factory=list)
 
+    def add(self, q, commits: int) -> None:
+        """Count a forward queue's QueueResult `q`, written in `commits` store writes."""
+        self.slots += q.slots
+        self.blocks += q.blocks
+        self.bytes += q.bytes
+        self.batches += commits
+
 
 def node_network(api: BeaconApiClient, expected: Network | None = None) -> Network:
     """The node's network from /config/spec and /beacon/genesis, after checking it is synced
@@ -242,8 +249,6 @@ def _pull_era_by_summary(store: ChainStore, peer, net: Network, first: int, last
     block_summary_root of the era; then one commit.  False (nothing fetched) when that
     root or a root of the era is not known: before Capella, or a pull that stops inside
     the era."""
-    from .queue import PeerState, SyncQueue, Verifier
-
     want = trusted.block_summary_root(era)
     sphr = net.slots_per_historical_root
     lo, hi = (era - 1) * sphr, era * sphr - 1
@@ -252,11 +257,8 @@ def _pull_era_by_summary(store: ChainStore, peer, net: Network, first: int, last
     parent = ZERO_ROOT if first == 0 else store.block_root_at(first - 1)
     if want is None or parent is None or None in above or None in below:
         return False
-    q = SyncQueue.forward(
-        store, [PeerState(peer)], Verifier(net, None), start=first, parent=parent,
-        target=last, deferred=True, batch_slots=batch_slots, commit_slots=batch_slots,
-        workers=max(1, min(workers, 4)) if peer.kind == "range" else 2,
-        range_batches=max(1, 512 // max(1, batch_slots)), strict=True, progress=progress)
+    q = _forward_queue(store, peer, net, first, last, parent, workers, batch_slots, progress,
+                       deferred=True)
     qr = q.run()
     got = dict(q.written)
     roots, latest = [], parent
@@ -272,10 +274,7 @@ def _pull_era_by_summary(store: ChainStore, peer, net: Network, first: int, last
             f"that is not finalized); nothing of these slots was written")
     if q.pending is not None:
         store.commit(q.pending)
-    res.slots += qr.slots
-    res.blocks += qr.blocks
-    res.bytes += qr.bytes
-    res.batches += 1
+    res.add(qr, 1)
     return True
 
 
@@ -360,30 +359,34 @@ def _pull_blocks(store: ChainStore, peer, net: Network, first: int, last: int,
     uncovered, for a later pull.  Spans of up to PROVE_FIRST_SLOTS with a target root are
     written only once the whole span links to it; `trusted(slot)` (longer spans) names the
     root every block and empty slot must have before it is written."""
-    from .queue import PeerState, SyncQueue, Verifier
-
     parent = ZERO_ROOT if first == 0 else store.block_root_at(first - 1)
     target_root, what = tip_root, "the node's finalized checkpoint root"
     above = _stored_parent_above(store, last)
     if above is not None and tip_root is None:
         target_root, what = above[0], f"the parent of the stored block at slot {above[1]}"
-    state = PeerState(peer)
-    q = SyncQueue.forward(
-        store, [state], Verifier(net, None), start=first, parent=parent, target=last,
+    q = _forward_queue(
+        store, peer, net, first, last, parent, workers, batch_slots, progress,
         target_root=target_root, target_what=what, tip_unheld_ok=tip_root is not None,
         prove_first=last - first + 1 <= PROVE_FIRST_SLOTS, trusted=trusted,
-        on_commit=lambda lo, hi: on_commit(hi), batch_slots=batch_slots,
-        commit_slots=batch_slots,  # --batch-slots: slots per atomic write
-        workers=max(1, min(workers, 4)) if peer.kind == "range" else 2,
-        range_batches=max(1, 512 // max(1, batch_slots)), strict=True,
-        progress=progress)
+        on_commit=lambda lo, hi: on_commit(hi))
     qr = q.run()
-    res.slots += qr.slots
-    res.blocks += qr.blocks
-    res.bytes += qr.bytes
-    res.batches += qr.commits
+    res.add(qr, qr.commits)
     if q.unheld_slot is not None:
         res.unheld_slot = q.unheld_slot
+
+
+def _forward_queue(store: ChainStore, peer, net: Network, first: int, last: int,
+                   parent: bytes | None, workers: int, batch_slots: int, progress, **kw):
+    """The strict forward SyncQueue over [first, last] from one source, `batch_slots` per
+    batch and per atomic write (--batch-slots); `kw` are SyncQueue.forward's options."""
+    from .queue import PeerState, SyncQueue, Verifier
+
+    return SyncQueue.forward(
+        store, [PeerState(peer)], Verifier(net, None), start=first, parent=parent,
+        target=last, batch_slots=batch_slots, commit_slots=batch_slots,
+        workers=max(1, min(workers, 4)) if peer.kind == "range" else 2,
+        range_batches=max(1, 512 // max(1, batch_slots)), strict=True, progress=progress,
+        **kw)
 
 
 def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int,
@@ -394,11 +397,8 @@ def _pull_state(store: ChainStore, api: BeaconApiClient, net: Network, slot: int
     `want_root` (a trusted state root), the state must hash to it."""
     if resp is False:
         resp = _fetch_state(store, api, net, slot, allow_404)
-    if resp is None:
-        if allow_404:
-            return False
-        raise PeerError(f"{api.base_url}/eth/v2/debug/beacon/states/{slot}: the node does not "
-                        "serve this historical state (404)")
+    if resp is None:  # (a 404 is an error from _fetch_state unless allowed)
+        return False
     if want_root is not None:
         from ..verify import state_root
 

@@ -192,8 +192,8 @@ def _check_blocks_task(items: list, preset: str):
     """Hashing and signature side of `Verifier.check_group` (a process-pool entry point, or
     called in the worker thread): for each (payload, is_framed, length, fork, pubkey, domain)
     decompress (bounded; REST payloads, is_framed False, are compressed for the store
-    instead), hash the block root and, when a pubkey is given, batch-verify the proposer signatures of all items
-    together.  Returns (roots, framed payloads, {index: error}, bad signature indices, header
+    instead), hash the block root and, when a pubkey is given, batch-verify the proposer
+    signatures of all items together.  Returns (roots, framed payloads, {index: error}, bad signature indices, header
     bytes 4..148 of each block as decompressed here)."""
     roots, framed_out, sets, idx, errors, heads = [], [], [], [], {}, []
     for i, (payload, is_framed, length, fork, pubkey, domain) in enumerate(items):
@@ -1052,7 +1052,6 @@ class SyncQueue:
                         self._untrusted(blk.slot - 1, blk.slot, blk.root)
                         if expect is None or blk.parent == expect else None)
                     if detail is not None:
-                        broken_at = next(i for i, x in enumerate(run) if x.hi >= detail[0])
                         break
                 if (expect is not None and blk.parent != expect) or \
                         (expect == ZERO_ROOT and blk.slot != 0):
@@ -1060,16 +1059,16 @@ class SyncQueue:
                     break
                 linked.append(blk)
                 expect, head = blk.root, blk.slot
-            if broken_at is not None:
+            if broken_at is not None or detail is not None:
                 break
+        if detail is not None:
+            return self._not_finalized(run, linked, detail)
         if broken_at is None and run[-1].hi == self.target:
             end = self.target if self.tip is None or head == self.tip else self.tip - 1
             if self.trusted is not None:
                 detail = self._untrusted(head, end, expect)
                 if detail is not None:
-                    return self._broken_forward(run, linked, next(
-                        i for i, x in enumerate(run) if x.hi >= detail[0]),
-                        "is not the finalized chain", detail)
+                    return self._not_finalized(run, linked, detail)
             if self.target_root is None or expect == self.target_root:
                 return self._commit_forward(run, linked, self.target, final="target")
             if self.tip is not None and head != self.tip:
@@ -1080,19 +1079,23 @@ class SyncQueue:
             return self._broken_forward(run, linked, len(run) - 1,
                                         f"does not end at {self.target_what}")
         if broken_at is not None:
-            return self._broken_forward(run, linked, broken_at, "does not link" if detail is None
-                                        else "is not the finalized chain", detail)
+            return self._broken_forward(run, linked, broken_at, "does not link")
         if linked and not self.prove_first:
             return self._commit_forward(run, linked, linked[-1].slot, final=None)
         return False
+
+    def _not_finalized(self, run, linked, detail) -> bool:
+        """`_broken_forward` at the batch holding `detail`'s slot (see `_untrusted`)."""
+        at = next(i for i, b in enumerate(run) if b.hi >= detail[0])
+        return self._broken_forward(run, linked, at, "is not the finalized chain", detail)
 
     def _untrusted(self, after: int | None, upto: int, root: bytes | None):
         """(slot, trusted root, what the run has) for the first slot in (after, upto] whose
         trusted root is known and is not `root` (the latest root of the run there); None
         when they all agree.  `after` None: from the lowest unwritten slot."""
-        lo = self.cur_lo if after is None else max(after + 1, self.cur_lo)
         if root is None:
             return None  # nothing stored below: the first block has nothing to agree with
+        lo = self.cur_lo if after is None else max(after + 1, self.cur_lo)
         for s in range(lo, upto + 1):
             want = self.trusted(s)
             if want is not None and want != root:
