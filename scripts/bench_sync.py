@@ -305,7 +305,13 @@ def main() -> None:
     if a._proxy:
         return replay_proxy(a._proxy)
     log = print
-    log(f"CPU flags: {cpu_flags()}; native hasher: {hashing.native()}; cores: "
+    if hashing.native():
+        from era_tools import _sha256
+
+        hasher = f"native, SHA-256 path {_sha256.PATH}"
+    else:
+        hasher = "hashlib (no native build)"
+    log(f"CPU flags: {cpu_flags()}; hasher: {hasher}; cores: "
         f"{os.cpu_count()}; load average: {os.getloadavg()[0]:.2f} (the machine may be "
         "shared)")
     ev = po = []
