@@ -1,5 +1,6 @@
 """Process-wide settings: the start method of CPU worker pools (block hashing, signature
-batches), and glibc malloc's thresholds for streams of blocks (`keep_freed_memory`).
+batches), glibc malloc's thresholds for streams of blocks (`keep_freed_memory`), and the
+CPUs this process may run on (`usable_cpus`).
 
 - ``fork`` when allowed and this process runs a single Python thread: the workers start at
   once with everything already imported (a forkserver's fresh interpreter costs ~0.5 s of
@@ -15,6 +16,7 @@ Knows nothing of what the workers compute.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc mallopt parameters
@@ -28,6 +30,15 @@ _foreign_threads = False
 def note_foreign_threads() -> None:
     global _foreign_threads
     _foreign_threads = True
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may run on (its affinity mask, e.g. under taskset or a
+    container's cpuset), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def pool_context(preload: list[str], allow_fork: bool = True):

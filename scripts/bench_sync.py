@@ -254,21 +254,29 @@ sys.path[:0] = [sys.argv[1] + "/scripts", sys.argv[1]]
 import bench_sync as b
 from era_tools.config import get_network, load_config
 net = get_network(sys.argv[5]) if sys.argv[5] else load_config(sys.argv[6] + "/spec.json")
-with tempfile.TemporaryDirectory() as tmp:
-    s, slots, blocks, c = b.forward(sys.argv[2], net, int(sys.argv[3]), tmp, "sync",
-                                    None if sys.argv[4] == "-" else int(sys.argv[4]))
+for timed in (False, True):  # the first not timed: imports, compiled hashing plans
+    with tempfile.TemporaryDirectory() as tmp:
+        s, slots, blocks, c = b.forward(sys.argv[2], net, int(sys.argv[3]), tmp, "sync",
+                                        None if sys.argv[4] == "-" else int(sys.argv[4]))
 print(json.dumps([blocks / s, 1000 * c / blocks]))
 """
 
 
 def baseline_round(tree: Path, url: str, a) -> tuple[float, float]:
-    """(blocks/s, client CPU ms per block) of the range forward sync with the code of
-    another checkout `tree` (its scripts/bench_sync.py `forward`), in its own process,
-    against the same `era serve`."""
+    """(blocks/s, client CPU ms per block) of the range forward sync with the code of the
+    checkout `tree` (its scripts/bench_sync.py `forward`), in a fresh process that syncs
+    once untimed first, against the same `era serve`.  Both sides of a baseline comparison
+    run this way (this tree too), with this process's SHA-256 path: a fresh process picks
+    its own path from its import timings, and its first sync runs cold."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    if hashing.native():
+        from era_tools import _sha256
+
+        env["ERA_TOOLS_SHA256_PATH"] = _sha256.PATH
     out = subprocess.run(
         [sys.executable, "-c", BASELINE_CHILD, str(tree), url, str(a.workers),
          "-" if a.from_slot is None else str(a.from_slot), a.network or "", str(a.eras)],
-        capture_output=True, text=True, cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)))
+        capture_output=True, text=True, cwd=tree, env=env)
     if out.returncode:
         raise SystemExit(f"baseline {tree}: {out.stderr.strip().splitlines()[-1:]}")
     bps, ms = json.loads(out.stdout.strip().splitlines()[-1])
@@ -337,7 +345,7 @@ def main() -> None:
     if a.pin:
         os.sched_setaffinity(0, client_cpus)  # before any thread: they all inherit it
     try:
-        rows = {"sync": [], "pull": [], "floor": [], "base": [], "replay": []}
+        rows = {"sync": [], "pull": [], "floor": [], "base": [], "this": [], "replay": []}
         cpu = {k: [] for k in rows}   # ms of this process's CPU per block
         if a.replay:
             proxy, proxy_url = start_proxy(url, server_cpus)
@@ -364,9 +372,10 @@ def main() -> None:
             forward(url, net, a.workers, tmp, "sync", a.from_slot)
         for _ in range(a.rounds):
             if a.baseline is not None:
-                bps, ms = baseline_round(a.baseline, url, a)
-                rows["base"].append(bps)
-                cpu["base"].append(ms)
+                for row, tree in (("base", a.baseline), ("this", ROOT)):
+                    bps, ms = baseline_round(tree, url, a)
+                    rows[row].append(bps)
+                    cpu[row].append(ms)
             if proxy is not None:
                 timed("replay", proxy, proxy_url, "sync", proxy_cpu)
             for name in ("sync", "pull"):
@@ -381,10 +390,13 @@ def main() -> None:
         log(f"  forward SyncQueue, range endpoint ({'era sync follow stage' if a.from_slot is None else 'pull --source range'}): "
             f"{med['sync']:.0f} blocks/s ({', '.join(f'{x:.0f}' for x in rows['sync'])})")
         if a.baseline is not None:
-            log(f"  the same with the code of {a.baseline}: {med['base']:.0f} blocks/s "
-                f"({', '.join(f'{x:.0f}' for x in rows['base'])}), client CPU "
+            log(f"  each in a fresh process (warmed up by one untimed sync), alternating: "
+                f"this tree {med['this']:.0f} blocks/s "
+                f"({', '.join(f'{x:.0f}' for x in rows['this'])}), client CPU "
+                f"{mc['this']:.3f} ms per block; the code of {a.baseline} {med['base']:.0f} "
+                f"blocks/s ({', '.join(f'{x:.0f}' for x in rows['base'])}), client CPU "
                 f"{mc['base']:.3f} ms per block; this tree / baseline: "
-                f"{med['sync'] / med['base']:.2f} (wall), {mc['base'] / mc['sync']:.2f} (CPU)")
+                f"{med['this'] / med['base']:.2f} (wall), {mc['base'] / mc['this']:.2f} (CPU)")
         if proxy is not None:
             log(f"  the same through the replaying proxy (era serve's answers from memory: "
                 f"the server's CPU out of the way): {med['replay']:.0f} blocks/s "

@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 
+from ..procs import usable_cpus
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STOP_GRACE = 10.0          # seconds the parent waits for workers to finish, then SIGKILL
 WORKER_SHUTDOWN = 5.0      # seconds a stopping worker gives requests in flight
@@ -41,10 +43,7 @@ RESTART_WINDOW = 60.0
 
 
 def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 def listen_error(host: str, port: int, exc: OSError) -> OSError:
