@@ -378,11 +378,11 @@ def main() -> None:
                     cpu[row].append(ms)
             if proxy is not None:
                 timed("replay", proxy, proxy_url, "sync", proxy_cpu)
-            for name in ("sync", "pull"):
-                slots, blocks = timed(name, node, url, name, server_cpu[name])
-            s, n, c = floor(a.eras, net, a.workers, a.from_slot or 0)
+            slots, blocks = timed("sync", node, url, "sync", server_cpu["sync"])
+            s, n, c = floor(a.eras, net, a.workers, a.from_slot or 0)  # right after it
             rows["floor"].append(n / s)
             cpu["floor"].append(1000 * c / n)
+            timed("pull", node, url, "pull", server_cpu["pull"])
         med = {k: statistics.median(v) for k, v in rows.items() if v}
         mc = {k: statistics.median(v) for k, v in cpu.items() if v}
         log(f"forward sync of {slots} slots ({blocks} blocks; floor over {n}) from `era "
@@ -407,8 +407,10 @@ def main() -> None:
             f"({', '.join(f'{x:.0f}' for x in rows['pull'])})")
         log(f"  floor (decompress + root from bytes + links, no HTTP, no store): "
             f"{med['floor']:.0f} blocks/s ({', '.join(f'{x:.0f}' for x in rows['floor'])})")
-        log(f"  range / floor: {med['sync'] / med['floor']:.2f}; GET per slot / floor: "
-            f"{med['pull'] / med['floor']:.2f}")
+        paired = statistics.median(x / f for x, f in zip(rows["sync"], rows["floor"]))
+        log(f"  range / floor: {med['sync'] / med['floor']:.2f} (median of the rounds' own "
+            f"ratios, each round's floor run right after its range sync: {paired:.2f}); "
+            f"GET per slot / floor: {med['pull'] / med['floor']:.2f}")
         where = "on its own CPU" if a.pin else "on the same cores, in its own process"
         log(f"  client CPU per block (the server runs {where}): range {mc['sync']:.3f} ms, GET per slot {mc['pull']:.3f} ms, floor "
             f"{mc['floor']:.3f} ms; floor / range CPU: {mc['floor'] / mc['sync']:.2f}")
