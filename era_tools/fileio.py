@@ -89,6 +89,24 @@ class DirectFile:
         self.size += n
         return n
 
+    def write_parts(self, parts) -> list[int]:
+        """`write` each of `parts` in turn; their offsets in the file.  One call for a file
+        of many small records (a block file: two parts per block), half the CPU of a
+        `write` per part: bytes that fit the buffer are copied straight into it."""
+        offsets = []
+        for data in parts:
+            offsets.append(self.size)
+            if self.direct and type(data) in (bytes, bytearray):
+                n = len(data)
+                fill = self._fill
+                if fill + n < BUFFER_SIZE:
+                    self._buf[fill:fill + n] = data
+                    self._fill = fill + n
+                    self.size += n
+                    continue
+            self.write(data)
+        return offsets
+
     def tell(self) -> int:
         return self.size
 

@@ -49,6 +49,26 @@ def test_contents_and_length(tmp_path, total, direct):
     assert f.direct == (direct and _takes_o_direct(tmp_path))
 
 
+@pytest.mark.parametrize("total", [0, PAGE + 1, BUFFER_SIZE - 1, BUFFER_SIZE,
+                                   3 * BUFFER_SIZE + 12345])
+@pytest.mark.parametrize("direct", [True, False])
+def test_write_parts_equals_a_write_each(tmp_path, total, direct):
+    import array
+
+    rng = random.Random(total + 1)
+    parts = [bytearray(p) if i % 3 == 1 else p for i, p in enumerate(_pieces(rng, total))]
+    parts += [memoryview(b"xyz")[1:], array.array("I", range(100))]  # the general path
+    path = tmp_path / "f"
+    with DirectFile(path, direct=direct) as f:
+        f.write(b"head")
+        offsets = f.write_parts(parts)
+        assert f.tell() == 4 + sum(memoryview(p).nbytes for p in parts)
+    data = b"".join(bytes(memoryview(p).cast("B")) for p in parts)
+    assert path.read_bytes() == b"head" + data
+    assert offsets == [4 + sum(memoryview(p).nbytes for p in parts[:i])
+                       for i in range(len(parts))]
+
+
 def test_memoryview_and_non_byte_formats(tmp_path):
     import array
 

@@ -230,15 +230,14 @@ class Batch:
             n += 1
             final = os.path.join(d, f"{name}.{n}.e2s")
         tmp = final + ".tmp"
-        offsets = []
+        parts = [e2store.encode_record(e2store.VERSION, b"")]
+        for data in payloads:
+            parts.append(e2store.encode_header(rtype, len(data)))
+            parts.append(data)
         try:
             os.makedirs(d, exist_ok=True)
             with DirectFile(tmp) as f:  # O_DIRECT: no page-cache copy before the fsync
-                pos = f.write(e2store.encode_record(e2store.VERSION, b""))
-                for data in payloads:
-                    offsets.append(pos)
-                    pos += f.write(e2store.encode_header(rtype, len(data)))
-                    pos += f.write(data)
+                offsets = f.write_parts(parts)[1::2]  # the records' headers
             os.replace(tmp, final)
             fd = os.open(d, os.O_RDONLY)
             try:
