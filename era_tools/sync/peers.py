@@ -943,17 +943,20 @@ class BackfillPeer:
         slots = list(range(first, last + 1)) + [s for s in extra_slots if s > last]
 
         def one(slot):
-            path = f"/eth/v2/beacon/blocks/{slot}"
-            r = self.http.get_ok(path, SSZ_MIME, limit=MAX_BLOCK_BYTES, allow_404=True)
-            if r is None:
+            # this thread's kept-alive http.client connection (get_into): a block costs a
+            # quarter of the client CPU it takes through requests (BENCHMARKS.md)
+            r = self.http.get_into(f"/eth/v2/beacon/blocks/{slot}", SSZ_MIME, MAX_BLOCK_BYTES)
+            if r.status == 404:
                 return None
+            if r.status != 200:
+                raise PeerFault(f"{r.url}: {r.describe()}", "missing")
             if r.media_type == "application/json":  # a node that ignores Accept (Lodestar)
-                resp = ssz_from_json(r.json(), "SignedBeaconBlock",
+                resp = ssz_from_json(parse_json(bytes(r.body), r.url), "SignedBeaconBlock",
                                      r.headers.get("Eth-Consensus-Version"), self.json_to_ssz,
                                      r.url, error=PeerFault)
                 self.answers_json = True
                 return RawBlock(slot=slot, ssz=resp.ssz, fork=resp.fork)
-            return RawBlock(slot=slot, ssz=r.body)
+            return RawBlock(slot=slot, ssz=bytes(r.body))  # (the buffer is reused)
 
         out, nbytes = [], 0
         for r in self._pool.map(one, slots):
