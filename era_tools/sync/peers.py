@@ -834,8 +834,9 @@ class BackfillPeer:
     by `detect()`.  `fetch(first, last)` returns a PeerReply or raises PeerFault.
 
     HTTP goes through an HttpClient (`self.http`): range replies (~18 MB for 8 mainnet
-    epochs) take its fast path (`get_into`, a reused buffer; each block is copied out once),
-    everything else `requests`.  `retry` defaults to one try: the backward sync queue
+    epochs) and the REST block GETs take its fast path (`get_into`: a kept-alive connection
+    and a reused buffer per thread; each block is copied out once), everything else
+    `requests`.  `retry` defaults to one try: the backward sync queue
     retries a failed batch with another peer and keeps the scores."""
 
     def __init__(self, url: str, timeout: float = 30.0, rest_concurrency: int = 16,

@@ -242,7 +242,7 @@ class Verifier:
         # hashing (and signature checks) in the calling threads: at most one per usable CPU
         # at a time.  More only take turns on the same CPUs, each evicting the other's
         # block from the cache and handing the GIL back and forth (forward sync, 8 workers
-        # on one CPU: 1.03x the blocks/s with it, bench_sync.py)
+        # on one CPU: 1.03-1.05x the blocks/s with it, bench_sync.py)
         self.cpu_slots = threading.BoundedSemaphore(usable_cpus())
 
     def domain(self, version: bytes) -> bytes:
