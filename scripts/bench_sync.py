@@ -254,7 +254,7 @@ sys.path[:0] = [sys.argv[1] + "/scripts", sys.argv[1]]
 import bench_sync as b
 from era_tools.config import get_network, load_config
 net = get_network(sys.argv[5]) if sys.argv[5] else load_config(sys.argv[6] + "/spec.json")
-for timed in (False, True):  # the first not timed: imports, compiled hashing plans
+for _ in range(2):  # the first not timed: imports, compiled hashing plans
     with tempfile.TemporaryDirectory() as tmp:
         s, slots, blocks, c = b.forward(sys.argv[2], net, int(sys.argv[3]), tmp, "sync",
                                         None if sys.argv[4] == "-" else int(sys.argv[4]))
@@ -308,7 +308,9 @@ def main() -> None:
     ap.add_argument("--_proxy", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another checkout (e.g. a git worktree of an older commit): each "
-                         "round also runs the range forward sync with its code, alternating")
+                         "round also runs the range forward sync with its code and with this "
+                         "tree's, alternating, each in a fresh process warmed up by an "
+                         "untimed sync, with this process's SHA-256 path")
     a = ap.parse_args()
     if a._proxy:
         return replay_proxy(a._proxy)
