@@ -162,7 +162,7 @@ class HttpClient:
     """GETs to one server (`base_url`): per-thread `requests` sessions, a timeout on every
     request, retries by `retry` (a RetryPolicy), bodies capped (`limit`) and stall-bounded, and
     every failure a one-line PeerFault naming the URL.  `get` reads through `requests`;
-    `get_into` is the fast path for large binary answers (the range endpoint): `http.client`
+    `get_into` is the fast path for binary answers (range replies, REST blocks): `http.client`
     over one kept-alive connection per thread, straight into a buffer the thread reuses
     (requests would hand over 1 MB chunks and join them: two more copies; BENCHMARKS.md), to
     the server directly, not through a proxy from the environment.  Thread-safe."""
