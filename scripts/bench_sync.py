@@ -90,6 +90,44 @@ def latency(poll: float | None, log) -> list[float]:
     return out
 
 
+def long_pull(state_delay: float, rounds: int, log) -> None:
+    """`era pull` of the whole fixture chain (1,025 slots, 16 eras: the finalized state names
+    the last era's roots, each older era's boundary state must come before its blocks) from
+    tests/beacon_api_server.py, whose states each take `state_delay` s to come (a large state
+    over a WAN), with the next era's state fetched while the era before is pulled (this tree)
+    and without (`_StatePrefetch.start` a no-op), alternating; seconds per pull."""
+    from beacon_api_server import BeaconApiServer
+
+    from era_tools.sync import pull as pull_mod
+    from era_tools.sync.peers import BeaconApiClient
+
+    start = pull_mod._StatePrefetch.start
+    times: dict[str, list[float]] = {"prefetch": [], "none": []}
+    with BeaconApiServer() as srv:
+        srv.faults.state_delay = state_delay
+        for _ in range(rounds):
+            for mode in times:
+                pull_mod._StatePrefetch.start = start if mode == "prefetch" else \
+                    (lambda self, slot: None)
+                try:
+                    api = BeaconApiClient(srv.url, timeout=30)
+                    net = pull_mod.node_network(api)
+                    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp, \
+                            ChainStore.open(os.path.join(tmp, "db"), net) as store:
+                        t = time.perf_counter()
+                        res = pull(store, api, workers=8)
+                        times[mode].append(time.perf_counter() - t)
+                        assert res.states == 17 and not res.linked_only
+                finally:
+                    pull_mod._StatePrefetch.start = start
+    med = {k: statistics.median(v) for k, v in times.items()}
+    log(f"long pull of the fixture chain (16 eras, 17 states), each state answered after "
+        f"{state_delay:g} s, median of {rounds}: next era's state fetched during the era "
+        f"before {med['prefetch']:.2f} s ({', '.join(f'{x:.2f}' for x in times['prefetch'])}"
+        f"), fetched between eras {med['none']:.2f} s "
+        f"({', '.join(f'{x:.2f}' for x in times['none'])}); {med['none'] / med['prefetch']:.2f}x")
+
+
 def _quiet(fn):
     try:
         fn()
@@ -305,6 +343,10 @@ def main() -> None:
                     "(client, floor, baseline) on the others, so that client and floor "
                     "are measured alike with the server out of their way, as on two "
                     "machines; needs 2 or more CPUs")
+    ap.add_argument("--long-pull-state-delay", type=float, default=None, metavar="SECONDS",
+                    help="only time a long `era pull` of the fixture chain whose node answers "
+                         "each state after SECONDS, with and without the next era's state "
+                         "fetched during the era before")
     ap.add_argument("--_proxy", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another checkout (e.g. a git worktree of an older commit): each "
@@ -324,6 +366,8 @@ def main() -> None:
     log(f"CPU flags: {cpu_flags()}; hasher: {hasher}; cores: "
         f"{os.cpu_count()}; load average: {os.getloadavg()[0]:.2f} (the machine may be "
         "shared)")
+    if a.long_pull_state_delay is not None:
+        return long_pull(a.long_pull_state_delay, a.rounds, log)
     ev = po = []
     if not a.no_latency:
         log("follow-mode latency, finality moved -> era file + checksums.txt + index.json:")

@@ -86,6 +86,7 @@ class Faults:
     hide_slot: int | None = None
     no_states: frozenset = frozenset()
     bad_state_tail: int | None = None
+    state_delay: float = 0.0   # seconds before each state answer (a large state over a WAN)
 
 
 class FixtureChain:
@@ -321,6 +322,8 @@ class BeaconApiServer:
                                   headers=vh)
             return self._send(h, 200, data, "application/octet-stream", vh)
         if len(parts) == 6 and parts[:5] == ["eth", "v2", "debug", "beacon", "states"]:
+            if f.state_delay:
+                self._stopping.wait(f.state_delay)
             if parts[5] == "finalized":
                 with self._cond:
                     if self._404s_left > 0:

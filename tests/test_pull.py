@@ -156,6 +156,54 @@ def test_a_long_pull_writes_nothing_off_the_finalized_chain(server, tmp_path):
         _stored_roots_are_the_fixtures(d, server.chain, fin)
 
 
+def test_a_long_pull_fetches_each_era_state_while_the_era_before_is_pulled(server, tmp_path,
+                                                                            monkeypatch):
+    """A long pull needs each older era's boundary state before that era's blocks: it is
+    fetched in a thread while the era before is pulled (not in between, where the pull would
+    wait for it), once, and the store is the same."""
+    import threading
+
+    from era_tools.sync import pull as P
+
+    events, fetched = [], []
+    real_fetch, real_blocks, real_start = P._fetch_state, P._pull_blocks, \
+        P._StatePrefetch.start
+
+    def fetch(store, api, net, slot, allow_404):
+        fetched.append((slot, threading.current_thread().name))
+        return real_fetch(store, api, net, slot, allow_404)
+
+    def blocks(store, peer, net, first, last, *a, **k):
+        events.append(("blocks", first, last))
+        return real_blocks(store, peer, net, first, last, *a, **k)
+
+    def start(self, slot):
+        events.append(("prefetch", slot))
+        return real_start(self, slot)
+
+    monkeypatch.setattr(P, "_fetch_state", fetch)
+    monkeypatch.setattr(P, "_pull_blocks", blocks)
+    monkeypatch.setattr(P._StatePrefetch, "start", start)
+    db = tmp_path / "db"
+    res = run("pull", "--beacon-api", server.url, "--db", db, "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["states"] == 17 and out["linked_only"] == []
+    fin, sphr = server.finalized_slot, 64
+    _stored_roots_are_the_fixtures(db, server.chain, fin)
+    # eras 2..15 (their states at 128..960) are prefetched, each just before the blocks of
+    # the era below it are pulled; era 16's slots are named by the finalized state (1024)
+    starts = [(k, ev[1]) for k, ev in enumerate(events) if ev[0] == "prefetch"]
+    assert [slot for _, slot in starts] == list(range(2 * sphr, fin, sphr))
+    for k, slot in starts:
+        assert events[k + 1] == ("blocks", slot - 2 * sphr, slot - sphr - 1)
+    assert sorted(s for s, t in fetched if t.startswith("state-prefetch")) == \
+        list(range(2 * sphr, fin, sphr))
+    # each state fetched once; the finalized one twice (checked first, stored last)
+    slots = [s for s, _ in fetched]
+    assert sorted(slots) == list(range(0, fin, sphr)) + [fin, fin]
+
+
 def test_a_long_pull_without_the_finalized_state_says_so(server, tmp_path):
     server.finalized_epoch = 127  # slot 1016: the server has no state there (404)
     db = tmp_path / "db"

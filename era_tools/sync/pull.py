@@ -20,7 +20,8 @@ Nothing off the finalized chain is written:
 - any other span is checked slot by slot against era_tools.sync.trusted.TrustedRoots: the
   node's state at the finalized slot (it must hash into the finalized block) names the
   roots of its last SLOTS_PER_HISTORICAL_ROOT slots, and each older era's boundary state,
-  fetched before that era's blocks, must hash to its historical root;
+  fetched before that era's blocks (in a thread while the era before is pulled), must hash
+  to its historical root;
 - an era whose state the node pruned (with `missing_states`) is committed only once all its
   block roots hash to the finalized state's block_summary_root of the era (after Capella).
 Where none of these applies, the span is written as it links (`PullResult.linked_only`).
@@ -28,6 +29,7 @@ Where none of these applies, the span is written as it links (`PullResult.linked
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -182,6 +184,7 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
                      (lambda hi: states_up_to(hi, trusted)) if states else (lambda hi: None),
                      trusted=None if trusted is None else trusted.root_at)
 
+    prefetch = _StatePrefetch(store, api, net, missing_states is not None)
     for x, y in todo:
         short = y == fin and y - x + 1 <= PROVE_FIRST_SLOTS  # proven whole before its write
         trusted = None if short else _trusted_roots(store, api, net, fin, fin_root, held,
@@ -199,8 +202,11 @@ def pull(store: ChainStore, api: BeaconApiClient, from_slot: int | None = None,
             era = trusted.era_needed(x)
             z = y if era is None else min(y, era * sphr - 1)
             stated = era is None or _trust_era(store, api, net, trusted, era * sphr, held,
-                                               missing_states is not None)
+                                               missing_states is not None, prefetch)
             states_up_to(x - 1, trusted)
+            nxt = trusted.era_needed(z + 1) if z < y else None
+            if nxt is not None:  # the next era's state arrives while this era's blocks do
+                prefetch.start(nxt * sphr)
             if stated:
                 blocks(x, z, trusted, states=era is None)
             elif not _pull_era_by_summary(store, peer, net, x, z, era, trusted, res, workers,
@@ -279,11 +285,13 @@ def _pull_era_by_summary(store: ChainStore, peer, net: Network, first: int, last
 
 
 def _trust_era(store: ChainStore, api: BeaconApiClient, net: Network, trusted, slot: int,
-               held: dict, allow_404: bool) -> bool:
-    """Fetch the era-boundary state at `slot` and add its block_roots to `trusted` (it is
-    then kept in `held` for its commit after the era's blocks); False when the node has no
-    such state and `allow_404` (the era is then checked by its links only)."""
-    resp = held.get(slot) or _fetch_state(store, api, net, slot, allow_404)
+               held: dict, allow_404: bool, prefetch: "_StatePrefetch | None" = None) -> bool:
+    """Fetch the era-boundary state at `slot` (unless `prefetch` has it) and add its
+    block_roots to `trusted` (it is then kept in `held` for its commit after the era's
+    blocks); False when the node has no such state and `allow_404` (the era is then checked
+    by its links only)."""
+    resp = held.get(slot) or (prefetch and prefetch.take(slot)) or \
+        _fetch_state(store, api, net, slot, allow_404)
     if resp is None:
         held[slot] = None
         return False
@@ -291,6 +299,48 @@ def _trust_era(store: ChainStore, api: BeaconApiClient, net: Network, trusted, s
     trusted.add_era_state(resp.ssz[:state_prefix_size(sphr)], resp.url)
     held[slot] = resp
     return True
+
+
+class _StatePrefetch:
+    """The next era's boundary state, fetched in a thread while the current era's blocks are
+    pulled: a long pull otherwise waits for each state (~250 MB on mainnet) between eras.
+    One at a time, so at most one more state is held in memory.  A failed or refused
+    prefetch is forgotten: the pull then fetches the state itself, with its usual errors.
+    A daemon thread: an interrupted pull does not wait for a download it no longer needs."""
+
+    def __init__(self, store: ChainStore, api: BeaconApiClient, net: Network,
+                 allow_404: bool):
+        self._args = (store, api, net)
+        self._allow_404 = allow_404
+        self._slot: int | None = None
+        self._done = threading.Event()
+        self._box: list = []
+
+    def start(self, slot: int) -> None:
+        if self._slot == slot:
+            return
+        self._slot, done, box = slot, threading.Event(), []
+        self._done, self._box = done, box
+
+        def run():
+            try:
+                box.append(_fetch_state(*self._args, slot, self._allow_404))
+            except Exception:  # forgotten: take() then has nothing, the pull fetches again
+                pass
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"state-prefetch-{slot}", daemon=True).start()
+
+    def take(self, slot: int):
+        """The state fetched for `slot` (an SszResponse), or None when there is none: not
+        started for it, failed, or a 404."""
+        if self._slot != slot:
+            return None
+        self._done.wait()
+        self._slot = None
+        box, self._box = self._box, []
+        return box[0] if box else None
 
 
 def _rest_source(api: BeaconApiClient, net: Network, workers: int):
