@@ -109,6 +109,15 @@ class Reply:
     def json(self, failure: str = "JSON response does not parse"):
         return parse_json(self.body, self.url, failure)
 
+    def ok(self, allow_404: bool = False) -> "Reply | None":
+        """This answer if it is a 200; None for a 404 when `allow_404`; any other status a
+        PeerFault "missing" (`URL: HTTP 500: what the server said`)."""
+        if self.status == 404 and allow_404:
+            return None
+        if self.status != 200:
+            raise PeerFault(f"{self.url}: {self.describe()}", "missing")
+        return self
+
     def describe(self) -> str:
         """"HTTP 503: what the peer said" (its Era-Tools-Error header, else its error page)."""
         said = self.headers.get("Era-Tools-Error") or bytes(
@@ -248,13 +257,8 @@ class HttpClient:
     def get_ok(self, path: str, accept: str = "application/json", timeout: float | None = None,
                limit: int = MAX_JSON_BYTES, allow_404: bool = False, **kw) -> Reply | None:
         """`get`, and any answer but 200 a PeerFault "missing" (`URL: HTTP 500: what the
-        server said`); a 404 is None when `allow_404`."""
-        reply = self.get(path, accept, timeout, limit, **kw)
-        if reply.status == 404 and allow_404:
-            return None
-        if reply.status != 200:
-            raise PeerFault(f"{reply.url}: {reply.describe()}", "missing")
-        return reply
+        server said`); a 404 is None when `allow_404` (Reply.ok)."""
+        return self.get(path, accept, timeout, limit, **kw).ok(allow_404)
 
     # -- the fast path -------------------------------------------------------------------------
     def _conn(self, fresh: bool = False) -> http.client.HTTPConnection:
@@ -946,11 +950,10 @@ class BackfillPeer:
         def one(slot):
             # this thread's kept-alive http.client connection (get_into): a block costs a
             # quarter of the client CPU it takes through requests (BENCHMARKS.md)
-            r = self.http.get_into(f"/eth/v2/beacon/blocks/{slot}", SSZ_MIME, MAX_BLOCK_BYTES)
-            if r.status == 404:
+            r = self.http.get_into(f"/eth/v2/beacon/blocks/{slot}", SSZ_MIME,
+                                   MAX_BLOCK_BYTES).ok(allow_404=True)
+            if r is None:
                 return None
-            if r.status != 200:
-                raise PeerFault(f"{r.url}: {r.describe()}", "missing")
             if r.media_type == "application/json":  # a node that ignores Accept (Lodestar)
                 resp = ssz_from_json(parse_json(bytes(r.body), r.url), "SignedBeaconBlock",
                                      r.headers.get("Eth-Consensus-Version"), self.json_to_ssz,

@@ -312,15 +312,13 @@ class _StatePrefetch:
                  allow_404: bool):
         self._args = (store, api, net)
         self._allow_404 = allow_404
-        self._slot: int | None = None
-        self._done = threading.Event()
-        self._box: list = []
+        self._pending: tuple | None = None  # (slot, done, [response]) of the last start()
 
     def start(self, slot: int) -> None:
-        if self._slot == slot:
+        if self._pending is not None and self._pending[0] == slot:
             return
-        self._slot, done, box = slot, threading.Event(), []
-        self._done, self._box = done, box
+        done, box = threading.Event(), []
+        self._pending = (slot, done, box)
 
         def run():
             try:
@@ -335,11 +333,11 @@ class _StatePrefetch:
     def take(self, slot: int):
         """The state fetched for `slot` (an SszResponse), or None when there is none: not
         started for it, failed, or a 404."""
-        if self._slot != slot:
+        if self._pending is None or self._pending[0] != slot:
             return None
-        self._done.wait()
-        self._slot = None
-        box, self._box = self._box, []
+        _, done, box = self._pending
+        self._pending = None
+        done.wait()
         return box[0] if box else None
 
 

@@ -195,8 +195,8 @@ def _check_blocks_task(items: list, preset: str):
     called in the worker thread): for each (payload, is_framed, length, fork, pubkey, domain)
     decompress (bounded; REST payloads, is_framed False, are compressed for the store
     instead), hash the block root and, when a pubkey is given, batch-verify the proposer
-    signatures of all items together.  Returns (roots, framed payloads, {index: error}, bad signature indices, header
-    bytes 4..148 of each block as decompressed here)."""
+    signatures of all items together.  Returns (roots, framed payloads, {index: error}, bad
+    signature indices, header bytes 4..148 of each block as decompressed here)."""
     roots, framed_out, sets, idx, errors, heads = [], [], [], [], {}, []
     for i, (payload, is_framed, length, fork, pubkey, domain) in enumerate(items):
         root = fo = head = None
